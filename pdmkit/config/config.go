@@ -1,0 +1,205 @@
+// Package config loads a service's configuration struct from, in rising
+// precedence, the defaults already in the struct, a YAML file, environment
+// variables and command-line flags.
+//
+// Fields take part through tags: `yaml:"name"` for the file and the flag
+// (nested structs give dotted flag names such as -mqtt.url) and
+// `env:"PDM_NAME"` for the environment. Secrets should come from env or a
+// file; String never prints fields tagged `secret:"true"`.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load applies the YAML file at path (skipped when path is empty) and then
+// the environment to cfg, a pointer to a struct holding its defaults.
+// Unknown keys in the file are an error, so typos do not pass silently.
+func Load(path string, cfg any) error {
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		dec := yaml.NewDecoder(f)
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
+			return fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	var errs []string
+	walk(reflect.ValueOf(cfg).Elem(), "", func(f field) {
+		if f.env == "" {
+			return
+		}
+		s, ok := os.LookupEnv(f.env)
+		if !ok {
+			return
+		}
+		if err := set(f.v, s); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", f.env, err))
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("config: environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// BindFlags registers one flag per field of cfg on fs. After fs.Parse, call
+// the returned function to apply the flags the user set (and only those), so
+// flags win over file and environment.
+func BindFlags(fs *flag.FlagSet, cfg any) (apply func() error) {
+	vals := map[string]*string{}
+	targets := map[string]reflect.Value{}
+	walk(reflect.ValueOf(cfg).Elem(), "", func(f field) {
+		usage := f.help
+		if f.env != "" {
+			usage += " (env " + f.env + ")"
+		}
+		vals[f.path] = fs.String(f.path, "", usage)
+		targets[f.path] = f.v
+	})
+	return func() error {
+		var err error
+		fs.Visit(func(fl *flag.Flag) {
+			if v, ok := targets[fl.Name]; ok && err == nil {
+				if e := set(v, *vals[fl.Name]); e != nil {
+					err = fmt.Errorf("config: flag -%s: %w", fl.Name, e)
+				}
+			}
+		})
+		return err
+	}
+}
+
+// EnvKeys lists the environment variables cfg reads, sorted.
+func EnvKeys(cfg any) []string {
+	var keys []string
+	walk(reflect.ValueOf(cfg).Elem(), "", func(f field) {
+		if f.env != "" {
+			keys = append(keys, f.env)
+		}
+	})
+	sort.Strings(keys)
+	return keys
+}
+
+// String renders cfg as YAML with secret fields masked, for logs.
+func String(cfg any) string {
+	c := reflect.New(reflect.TypeOf(cfg).Elem())
+	c.Elem().Set(reflect.ValueOf(cfg).Elem())
+	walk(c.Elem(), "", func(f field) {
+		if f.secret && f.v.Kind() == reflect.String && f.v.String() != "" {
+			f.v.SetString("***")
+		}
+	})
+	b, _ := yaml.Marshal(c.Interface())
+	return string(b)
+}
+
+type field struct {
+	v      reflect.Value
+	path   string
+	env    string
+	help   string
+	secret bool
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func walk(v reflect.Value, prefix string, fn func(field)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !sf.IsExported() {
+			continue
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && sf.Type != durationType {
+			walk(fv, path, fn)
+			continue
+		}
+		if !settable(fv) {
+			continue
+		}
+		fn(field{v: fv, path: path, env: sf.Tag.Get("env"), help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true"})
+	}
+}
+
+// settable reports whether set handles v's type; other fields come from the
+// file only.
+func settable(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String, reflect.Bool, reflect.Float64,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	case reflect.Slice:
+		return v.Type().Elem().Kind() == reflect.String
+	}
+	return false
+}
+
+func set(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case v.Kind() >= reflect.Int && v.Kind() <= reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case v.Kind() >= reflect.Uint && v.Kind() <= reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Item is one reading of a decoded message.
+type Item struct {
+	// Reading is valid when Err is nil; otherwise it holds what could be read.
+	Reading Reading
+	// Raw is the reading's own JSON: the whole payload for a single reading,
+	// the batch element otherwise. It aliases the payload.
+	Raw []byte
+	// Err is a *RejectError when the reading was refused.
+	Err error
+}
+
+// envelope holds either form; "readings" present means a batch.
+type envelope struct {
+	V        int               `json:"v"`
+	Readings []json.RawMessage `json:"readings"`
+	readingJSON
+}
+
+// Decode parses a single reading or a batch and validates every reading at
+// time now. A message-level problem (size, syntax, version, batch size)
+// returns an error and no items. Otherwise every reading is returned as an
+// Item, good or refused, so a batch with one bad reading still delivers the
+// others.
+func (l Limits) Decode(payload []byte, now time.Time) ([]Item, error) {
+	if len(payload) > l.MaxPayload {
+		return nil, reject(ErrOversize, -1, "%d bytes (limit %d)", len(payload), l.MaxPayload)
+	}
+	var env envelope
+	err := json.Unmarshal(payload, &env)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr) && env.Readings == nil && typeErr.Field != "readings" && typeErr.Field != "v":
+		// A single reading with a field of the wrong type: the message is
+		// well-formed JSON, so it is one refused reading.
+		env.V = Version
+	case err != nil:
+		return nil, reject(ErrMalformed, -1, "%v", err)
+	}
+	if env.V != Version {
+		return nil, reject(ErrVersion, -1, "v=%d (want %d)", env.V, Version)
+	}
+	if env.Readings == nil {
+		if bytes.Contains(payload, []byte(`"readings"`)) {
+			return nil, reject(ErrBatchSize, -1, "readings is null or empty")
+		}
+		item := Item{Raw: payload}
+		item.Reading, item.Err = l.fromJSON(&env.readingJSON, err, now, -1)
+		return []Item{item}, nil
+	}
+	if len(env.Readings) == 0 || len(env.Readings) > l.MaxBatch {
+		return nil, reject(ErrBatchSize, -1, "%d readings (limit 1..%d)", len(env.Readings), l.MaxBatch)
+	}
+	items := make([]Item, len(env.Readings))
+	for i, raw := range env.Readings {
+		var j readingJSON
+		uerr := json.Unmarshal(raw, &j)
+		if uerr == nil && j.V != Version {
+			uerr = reject(ErrVersion, i, "v=%d (want %d)", j.V, Version)
+		}
+		items[i].Raw = raw
+		items[i].Reading, items[i].Err = l.fromJSON(&j, uerr, now, i)
+	}
+	return items, nil
+}
+
+// fromJSON turns a decoded wire reading into a Reading and validates it.
+func (l Limits) fromJSON(j *readingJSON, decodeErr error, now time.Time, index int) (Reading, error) {
+	r := Reading{Site: j.Site, Asset: j.Asset, Seq: j.Seq, Sensors: j.Sensors}
+	if decodeErr != nil {
+		var re *RejectError
+		if errors.As(decodeErr, &re) {
+			return r, re
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(decodeErr, &typeErr) && len(typeErr.Field) > len("sensors.") && typeErr.Field[:len("sensors.")] == "sensors." {
+			return r, reject(ErrValue, index, "sensor %q: %s is not a finite number", clip(typeErr.Field[len("sensors."):]), typeErr.Value)
+		}
+		return r, reject(ErrMalformed, index, "%v", decodeErr)
+	}
+	if j.TS == "" {
+		return r, reject(ErrTimestamp, index, "ts missing")
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.TS)
+	if err != nil {
+		return r, reject(ErrTimestamp, index, "ts %q is not RFC 3339", clip(j.TS))
+	}
+	r.Time = t.UTC()
+	if err := l.validate(&r, now, index); err != nil {
+		return r, err
+	}
+	return r, nil
+}

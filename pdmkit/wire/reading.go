@@ -1,0 +1,88 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Version is the schema version this package writes and the only one it reads.
+const Version = 1
+
+// Reading is one sample of an asset's sensors.
+type Reading struct {
+	// Site is the plant or line the asset belongs to.
+	Site string
+	// Asset identifies the machine; it is the Kafka key of its readings.
+	Asset string
+	// Time is when the sensors were sampled, kept to the millisecond.
+	Time time.Time
+	// Seq is the per-asset sequence number, starting at 1 and increasing by one
+	// per reading. Together with Asset it identifies a reading for
+	// de-duplication.
+	Seq uint64
+	// Sensors maps a sensor name to its value.
+	Sensors map[string]float64
+}
+
+// TimeLayout is RFC 3339 with milliseconds, in UTC.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// readingJSON is the wire form of a Reading.
+type readingJSON struct {
+	V       int                `json:"v"`
+	Site    string             `json:"site"`
+	Asset   string             `json:"asset"`
+	TS      string             `json:"ts"`
+	Seq     uint64             `json:"seq"`
+	Sensors map[string]float64 `json:"sensors"`
+}
+
+// batchJSON is the wire form of a Batch.
+type batchJSON struct {
+	V        int               `json:"v"`
+	Readings []json.RawMessage `json:"readings"`
+}
+
+// MarshalJSON encodes r in the versioned wire form. It fails on NaN or
+// infinite sensor values, which JSON cannot carry.
+func (r Reading) MarshalJSON() ([]byte, error) {
+	return json.Marshal(readingJSON{
+		V:       Version,
+		Site:    r.Site,
+		Asset:   r.Asset,
+		TS:      r.Time.UTC().Format(TimeLayout),
+		Seq:     r.Seq,
+		Sensors: r.Sensors,
+	})
+}
+
+// UnmarshalJSON decodes the wire form, refusing unknown versions.
+func (r *Reading) UnmarshalJSON(b []byte) error {
+	var j readingJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if j.V != Version {
+		return fmt.Errorf("%w: %d", ErrVersion, j.V)
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.TS)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrTimestamp, j.TS)
+	}
+	*r = Reading{Site: j.Site, Asset: j.Asset, Time: t.UTC(), Seq: j.Seq, Sensors: j.Sensors}
+	return nil
+}
+
+// EncodeBatch encodes readings as one batch message.
+func EncodeBatch(rs []Reading) ([]byte, error) {
+	b := batchJSON{V: Version, Readings: make([]json.RawMessage, len(rs))}
+	for i, r := range rs {
+		enc, err := r.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("reading %d: %w", i, err)
+		}
+		b.Readings[i] = enc
+	}
+	return json.Marshal(b)
+}

@@ -1,0 +1,42 @@
+package wire
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TopicRoot is the first levels of every MQTT topic of schema v1.
+const TopicRoot = "pdm/v1"
+
+// Kafka topic names of the pipeline.
+const (
+	TopicReadings    = "pdm.readings"
+	TopicReadingsDLQ = "pdm.readings.dlq"
+	TopicScores      = "pdm.scores"
+	TopicAlerts      = "pdm.alerts"
+)
+
+// ReadingsTopic is where an asset's readings are published.
+func ReadingsTopic(site, asset string) string { return assetTopic(site, asset, "readings") }
+
+// StatusTopic carries the retained online/offline status.
+func StatusTopic(site, asset string) string { return assetTopic(site, asset, "status") }
+
+// AlertsTopic carries the retained current alert state of an asset.
+func AlertsTopic(site, asset string) string { return assetTopic(site, asset, "alerts") }
+
+// ReadingsFilter matches the readings of every asset of every site.
+const ReadingsFilter = TopicRoot + "/+/+/readings"
+
+func assetTopic(site, asset, kind string) string {
+	return TopicRoot + "/" + site + "/" + asset + "/" + kind
+}
+
+// ParseTopic splits pdm/v1/{site}/{asset}/{kind}.
+func ParseTopic(topic string) (site, asset, kind string, err error) {
+	parts := strings.Split(topic, "/")
+	if len(parts) != 5 || parts[0]+"/"+parts[1] != TopicRoot || !ValidID(parts[2]) || !ValidID(parts[3]) {
+		return "", "", "", fmt.Errorf("%w: %q is not %s/{site}/{asset}/{kind}", ErrTopic, clip(topic), TopicRoot)
+	}
+	return parts[2], parts[3], parts[4], nil
+}

@@ -1,0 +1,108 @@
+package wire
+
+import (
+	"math"
+	"time"
+)
+
+// Limits bounds what Validate and Decode accept. The zero value is not
+// useful; start from DefaultLimits.
+type Limits struct {
+	// MaxPayload is the largest message in bytes. Default 1 MiB.
+	MaxPayload int
+	// MaxBatch is the most readings one batch may hold. Default 10,000.
+	MaxBatch int
+	// MaxSensors is the most sensors one reading may hold. Default 256.
+	MaxSensors int
+	// MaxPast is how far before now a timestamp may be. Default 30 days, so an
+	// edge agent may replay a month of spooled readings.
+	MaxPast time.Duration
+	// MaxFuture is how far after now a timestamp may be. Default 1 hour, for
+	// gateway clocks that drift.
+	MaxFuture time.Duration
+}
+
+// DefaultLimits returns the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPayload: 1 << 20,
+		MaxBatch:   10_000,
+		MaxSensors: 256,
+		MaxPast:    30 * 24 * time.Hour,
+		MaxFuture:  time.Hour,
+	}
+}
+
+// MaxIDLen is the longest site, asset or sensor name.
+const MaxIDLen = 64
+
+// ValidID reports whether s can name a site, asset or sensor: 1..64
+// characters from [A-Za-z0-9._-], so it is safe as an MQTT topic level, a
+// Kafka key, an InfluxDB tag or field and a Prometheus label value.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// reservedSensors are names the historian uses for its own fields.
+var reservedSensors = map[string]bool{"seq": true, "time": true}
+
+// Validate checks r against the limits at time now. The error is a
+// *RejectError with Index -1.
+func (l Limits) Validate(r *Reading, now time.Time) error {
+	return l.validate(r, now, -1)
+}
+
+func (l Limits) validate(r *Reading, now time.Time, index int) error {
+	if !ValidID(r.Site) {
+		return reject(ErrID, index, "site %q", clip(r.Site))
+	}
+	if !ValidID(r.Asset) {
+		return reject(ErrID, index, "asset %q", clip(r.Asset))
+	}
+	if r.Seq == 0 {
+		return reject(ErrSeq, index, "seq is 0 or missing")
+	}
+	if r.Time.IsZero() {
+		return reject(ErrTimestamp, index, "ts missing")
+	}
+	if d := now.Sub(r.Time); d > l.MaxPast {
+		return reject(ErrTimestamp, index, "ts %s is %s before now (limit %s)", r.Time.Format(TimeLayout), d.Round(time.Second), l.MaxPast)
+	}
+	if d := r.Time.Sub(now); d > l.MaxFuture {
+		return reject(ErrTimestamp, index, "ts %s is %s after now (limit %s)", r.Time.Format(TimeLayout), d.Round(time.Second), l.MaxFuture)
+	}
+	if len(r.Sensors) == 0 {
+		return reject(ErrSensors, index, "no sensors")
+	}
+	if len(r.Sensors) > l.MaxSensors {
+		return reject(ErrSensors, index, "%d sensors (limit %d)", len(r.Sensors), l.MaxSensors)
+	}
+	for name, v := range r.Sensors {
+		if !ValidID(name) || reservedSensors[name] {
+			return reject(ErrSensors, index, "sensor name %q", clip(name))
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return reject(ErrValue, index, "sensor %q is %v", name, v)
+		}
+	}
+	return nil
+}
+
+// clip shortens hostile input before it goes into an error message.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

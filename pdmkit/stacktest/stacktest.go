@@ -1,0 +1,194 @@
+// Package stacktest connects integration tests to the real local stack
+// (Mosquitto, Kafka, InfluxDB) started by deployments/stack/stack.sh.
+//
+// Addresses come from the environment that deployments/stack/env.sh exports,
+// with the stack's default ports as fallback. Every helper skips the test
+// under -short and fails it, with the address it tried, when the server does
+// not answer: a missing server is an error, not a reason to pass.
+// Each test gets its own Kafka topics and InfluxDB database, removed at
+// cleanup, so tests can run in parallel against one stack.
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Env returns the value of key or def.
+func Env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// MQTTURL returns the broker URL (PDM_MQTT_URL) after checking it accepts TCP.
+func MQTTURL(t testing.TB) string {
+	t.Helper()
+	u := Env("PDM_MQTT_URL", "tcp://127.0.0.1:1883")
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("stacktest: PDM_MQTT_URL %q: %v", u, err)
+	}
+	dial(t, "mosquitto", pu.Host)
+	return u
+}
+
+// KafkaBrokers returns the bootstrap brokers (PDM_KAFKA_BROKERS).
+func KafkaBrokers(t testing.TB) []string {
+	t.Helper()
+	brokers := strings.Split(Env("PDM_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
+	dial(t, "kafka", brokers[0])
+	return brokers
+}
+
+// InfluxURL returns the InfluxDB URL (PDM_INFLUX_URL) after a ping.
+func InfluxURL(t testing.TB) string {
+	t.Helper()
+	u := Env("PDM_INFLUX_URL", "http://127.0.0.1:8086")
+	skipShort(t)
+	resp, err := http.Get(u + "/ping")
+	if err != nil {
+		t.Fatalf("stacktest: influxdb at %s does not answer (run `make up`): %v", u, err)
+	}
+	resp.Body.Close()
+	return u
+}
+
+// InfluxToken returns PDM_INFLUX_TOKEN ("" when auth is off).
+func InfluxToken() string { return os.Getenv("PDM_INFLUX_TOKEN") }
+
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("stacktest: integration test skipped under -short")
+	}
+}
+
+func dial(t testing.TB, name, addr string) {
+	t.Helper()
+	skipShort(t)
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatalf("stacktest: %s at %s does not answer (run `make up`): %v", name, addr, err)
+	}
+	c.Close()
+}
+
+// Unique returns prefix followed by a random suffix, for topic, database and
+// client names that no other test uses.
+func Unique(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// Topic creates a fresh Kafka topic named prefix-<random> with the given
+// partitions and deletes it when the test ends.
+func Topic(t testing.TB, prefix string, partitions int) string {
+	t.Helper()
+	brokers := KafkaBrokers(t)
+	name := Unique(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := CreateTopic(ctx, brokers[0], name, partitions, nil); err != nil {
+		t.Fatalf("stacktest: create topic %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		c, err := kafka.Dial("tcp", brokers[0])
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.DeleteTopics(name)
+	})
+	return name
+}
+
+// CreateTopic creates a topic through the controller and waits until every
+// partition has a leader. An existing topic is not an error.
+func CreateTopic(ctx context.Context, broker, name string, partitions int, configs map[string]string) error {
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 20 * time.Second}
+	var entries []kafka.ConfigEntry
+	for k, v := range configs {
+		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: name, NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries,
+	}}})
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	if e := resp.Errors[name]; e != nil && !strings.Contains(e.Error(), "already exists") {
+		return fmt.Errorf("create topic %s: %w", name, e)
+	}
+	for {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{name}})
+		if err == nil && len(meta.Topics) == 1 && meta.Topics[0].Error == nil && len(meta.Topics[0].Partitions) == partitions && allLeaders(meta.Topics[0].Partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s has no leaders yet: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func allLeaders(ps []kafka.Partition) bool {
+	for _, p := range ps {
+		if p.Leader.ID < 0 || p.Error != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// InfluxBucket creates a fresh InfluxDB 1.8 database and returns the
+// influxdb-client-go bucket name for it ("db/autogen"). The database is
+// dropped when the test ends.
+func InfluxBucket(t testing.TB) string {
+	t.Helper()
+	base := InfluxURL(t)
+	db := strings.ReplaceAll(Unique("test"), "-", "_")
+	InfluxQL(t, base, "CREATE DATABASE "+db)
+	t.Cleanup(func() { InfluxQL(t, base, "DROP DATABASE "+db) })
+	return db + "/autogen"
+}
+
+// InfluxQL runs one InfluxQL statement through the 1.x /query endpoint.
+func InfluxQL(t testing.TB, base, q string) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/query", url.Values{"q": {q}})
+	if err != nil {
+		t.Fatalf("stacktest: influxql %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stacktest: influxql %q: %s", q, resp.Status)
+	}
+}
+
+// Eventually polls cond every 50 ms until it returns true or timeout passes,
+// then fails the test with the message.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -38,7 +41,7 @@ func (l Limits) Decode(payload []byte, now time.Time) ([]Item, error) {
 	err := json.Unmarshal(payload, &env)
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &typeErr) && env.Readings == nil && typeErr.Field != "readings" && typeErr.Field != "v":
+	case errors.As(err, &typeErr) && env.Readings == nil && !strings.HasSuffix(typeErr.Field, "readings") && typeErr.Field != "v":
 		// A single reading with a field of the wrong type: the message is
 		// well-formed JSON, so it is one refused reading.
 		env.V = Version
@@ -53,7 +56,7 @@ func (l Limits) Decode(payload []byte, now time.Time) ([]Item, error) {
 			return nil, reject(ErrBatchSize, -1, "readings is null or empty")
 		}
 		item := Item{Raw: payload}
-		item.Reading, item.Err = l.fromJSON(&env.readingJSON, err, now, -1)
+		item.Reading, item.Err = l.fromJSON(payload, &env.readingJSON, err, now, -1)
 		return []Item{item}, nil
 	}
 	if len(env.Readings) == 0 || len(env.Readings) > l.MaxBatch {
@@ -67,13 +70,14 @@ func (l Limits) Decode(payload []byte, now time.Time) ([]Item, error) {
 			uerr = reject(ErrVersion, i, "v=%d (want %d)", j.V, Version)
 		}
 		items[i].Raw = raw
-		items[i].Reading, items[i].Err = l.fromJSON(&j, uerr, now, i)
+		items[i].Reading, items[i].Err = l.fromJSON(raw, &j, uerr, now, i)
 	}
 	return items, nil
 }
 
 // fromJSON turns a decoded wire reading into a Reading and validates it.
-func (l Limits) fromJSON(j *readingJSON, decodeErr error, now time.Time, index int) (Reading, error) {
+// raw is the reading's JSON, read again only to explain a decode error.
+func (l Limits) fromJSON(raw []byte, j *readingJSON, decodeErr error, now time.Time, index int) (Reading, error) {
 	r := Reading{Site: j.Site, Asset: j.Asset, Seq: j.Seq, Sensors: j.Sensors}
 	if decodeErr != nil {
 		var re *RejectError
@@ -81,8 +85,8 @@ func (l Limits) fromJSON(j *readingJSON, decodeErr error, now time.Time, index i
 			return r, re
 		}
 		var typeErr *json.UnmarshalTypeError
-		if errors.As(decodeErr, &typeErr) && len(typeErr.Field) > len("sensors.") && typeErr.Field[:len("sensors.")] == "sensors." {
-			return r, reject(ErrValue, index, "sensor %q: %s is not a finite number", clip(typeErr.Field[len("sensors."):]), typeErr.Value)
+		if errors.As(decodeErr, &typeErr) && strings.HasSuffix(typeErr.Field, "sensors") {
+			return r, reject(ErrValue, index, "%s", badSensor(raw))
 		}
 		return r, reject(ErrMalformed, index, "%v", decodeErr)
 	}
@@ -98,4 +102,21 @@ func (l Limits) fromJSON(j *readingJSON, decodeErr error, now time.Time, index i
 		return r, err
 	}
 	return r, nil
+}
+
+// badSensor names the first sensor whose value is not a finite float64. It
+// runs only after the fast decode failed, so its allocations do not matter.
+func badSensor(raw []byte) string {
+	var j struct {
+		Sensors map[string]json.RawMessage `json:"sensors"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return "sensors is not an object of numbers"
+	}
+	for name, v := range j.Sensors {
+		if _, err := strconv.ParseFloat(string(v), 64); err != nil || len(v) == 0 || v[0] == '"' {
+			return fmt.Sprintf("sensor %q: %s is not a finite number", clip(name), clip(string(v)))
+		}
+	}
+	return "sensors is not an object of numbers"
 }

@@ -3,7 +3,8 @@
 // variables and command-line flags.
 //
 // Fields take part through tags: `yaml:"name"` for the file and the flag
-// (nested structs give dotted flag names such as -mqtt.url) and
+// (nested structs give dotted flag names such as -mqtt.url, and "_" becomes
+// "-") and
 // `env:"PDM_NAME"` for the environment. Secrets should come from env or a
 // file; String never prints fields tagged `secret:"true"`.
 package config
@@ -56,7 +57,8 @@ func Load(path string, cfg any) error {
 	return nil
 }
 
-// BindFlags registers one flag per field of cfg on fs. After fs.Parse, call
+// BindFlags registers one flag per field of cfg on fs, named after its YAML
+// path with "_" written "-" (mqtt.client_id → -mqtt.client-id). After fs.Parse, call
 // the returned function to apply the flags the user set (and only those), so
 // flags win over file and environment.
 func BindFlags(fs *flag.FlagSet, cfg any) (apply func() error) {
@@ -67,8 +69,9 @@ func BindFlags(fs *flag.FlagSet, cfg any) (apply func() error) {
 		if f.env != "" {
 			usage += " (env " + f.env + ")"
 		}
-		vals[f.path] = fs.String(f.path, "", usage)
-		targets[f.path] = f.v
+		name := strings.ReplaceAll(f.path, "_", "-")
+		vals[name] = fs.String(name, "", usage)
+		targets[name] = f.v
 	})
 	return func() error {
 		var err error

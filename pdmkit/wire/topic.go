@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // TopicRoot is the first levels of every MQTT topic of schema v1.
 const TopicRoot = "pdm/v1"
@@ -36,7 +33,7 @@ func assetTopic(site, asset, kind string) string {
 func ParseTopic(topic string) (site, asset, kind string, err error) {
 	parts := strings.Split(topic, "/")
 	if len(parts) != 5 || parts[0]+"/"+parts[1] != TopicRoot || !ValidID(parts[2]) || !ValidID(parts[3]) {
-		return "", "", "", fmt.Errorf("%w: %q is not %s/{site}/{asset}/{kind}", ErrTopic, clip(topic), TopicRoot)
+		return "", "", "", reject(ErrTopic, -1, "%q is not %s/{site}/{asset}/{kind}", clip(topic), TopicRoot)
 	}
 	return parts[2], parts[3], parts[4], nil
 }

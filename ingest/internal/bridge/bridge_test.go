@@ -1,0 +1,192 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// startBridge runs a bridge for one test: its own site filter, share group,
+// client id and topics, so tests sharing the stack do not see each other.
+func startBridge(t *testing.T, site string) (*Bridge, config.Config) {
+	t.Helper()
+	cfg := config.Default(config.Bridge)
+	cfg.MQTT.URL = stacktest.MQTTURL(t)
+	cfg.Kafka.Brokers = stacktest.KafkaBrokers(t)
+	cfg.MQTT.Filter = "pdm/v1/" + site + "/+/readings"
+	cfg.MQTT.ShareGroup = stacktest.Unique("g")
+	cfg.MQTT.ClientID = stacktest.Unique("bridge")
+	cfg.Kafka.Topic = stacktest.Topic(t, "readings", 6)
+	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq", 1)
+	b, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.Run(ctx); err != nil {
+			t.Errorf("bridge: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(ctx) == nil }, "bridge not connected")
+	return b, cfg
+}
+
+func publisher(t *testing.T) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(stacktest.MQTTURL(t)).SetClientID(stacktest.Unique("pub")))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func publish(t *testing.T, c mqtt.Client, topic string, payload []byte) {
+	t.Helper()
+	if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+// TestBridgeRoutesGoodAndBadInput publishes valid readings (single and
+// batched) for several assets mixed with malformed payloads, and checks that
+// exactly the valid readings reach the readings topic, in order per asset,
+// and every refused input reaches the dead-letter topic with its reason.
+func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
+	site := stacktest.Unique("site")
+	b, cfg := startBridge(t, site)
+	pub := publisher(t)
+	now := time.Now()
+	assets := []string{"pump-1", "pump-2", "motor-1"}
+	want := map[string]bool{}
+	seqs := map[string]uint64{}
+	next := func(asset string) wire.Reading {
+		seqs[asset]++
+		r := wire.Reading{Site: site, Asset: asset, Seq: seqs[asset], Time: now.Add(time.Duration(seqs[asset]) * time.Millisecond),
+			Sensors: map[string]float64{"vibration_rms": float64(seqs[asset]) / 10, "bearing_temp": 40 + float64(seqs[asset])}}
+		want[fmt.Sprintf("%s/%d", asset, r.Seq)] = true
+		return r
+	}
+	ts := now.Format(wire.TimeLayout)
+	bad := []struct{ asset, payload, code string }{
+		{"pump-1", "not json", "malformed"},
+		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":NaN}}`, "malformed"},
+		{"pump-2", `{"v":1,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":"hot"}}`, "bad_value"},
+		{"pump-2", `{"v":2,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "version"},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"2001-01-01T00:00:00Z","seq":99,"sensors":{"x":1}}`, "bad_timestamp"},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"` + ts + `","seq":99,"sensors":{}}`, "bad_sensors"},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch"},
+	}
+	for round := 0; round < 20; round++ {
+		for _, a := range assets {
+			r := next(a)
+			payload, err := r.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, pub, wire.ReadingsTopic(site, a), payload)
+		}
+		if round%5 == 0 {
+			batch, err := wire.EncodeBatch([]wire.Reading{next("pump-1"), next("pump-1"), next("pump-1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, pub, wire.ReadingsTopic(site, "pump-1"), batch)
+		}
+		if round < len(bad) {
+			publish(t, pub, wire.ReadingsTopic(site, bad[round].asset), []byte(bad[round].payload))
+		}
+	}
+
+	got := stacktest.ReadN(t, cfg.Kafka.Topic, len(want), 30*time.Second)
+	if len(got) != len(want) {
+		t.Fatalf("readings topic has %d records, want %d", len(got), len(want))
+	}
+	last := map[string]uint64{}
+	for _, m := range got {
+		var r wire.Reading
+		if err := r.UnmarshalJSON(m.Value); err != nil {
+			t.Fatalf("record at %d/%d: %v", m.Partition, m.Offset, err)
+		}
+		k := fmt.Sprintf("%s/%d", r.Asset, r.Seq)
+		if !want[k] {
+			t.Errorf("unexpected or duplicate reading %s", k)
+		}
+		delete(want, k)
+		if string(m.Key) != r.Asset {
+			t.Errorf("reading %s has key %q", k, m.Key)
+		}
+		if r.Seq <= last[r.Asset] {
+			t.Errorf("asset %s out of order: seq %d after %d", r.Asset, r.Seq, last[r.Asset])
+		}
+		last[r.Asset] = r.Seq
+		if v := r.Sensors["vibration_rms"]; math.Abs(v-float64(r.Seq)/10) > 1e-12 {
+			t.Errorf("reading %s: vibration_rms %v, want %v", k, v, float64(r.Seq)/10)
+		}
+	}
+
+	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, len(bad), 30*time.Second)
+	if len(dead) != len(bad) {
+		t.Fatalf("dead-letter topic has %d records, want %d", len(dead), len(bad))
+	}
+	var codes, wantCodes []string
+	for _, m := range dead {
+		h := map[string]string{}
+		for _, kv := range m.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		codes = append(codes, h[wire.HeaderErrorCode])
+		if h[wire.HeaderErrorReason] == "" || !strings.HasPrefix(h[wire.HeaderSource], "pdm/v1/"+site+"/") {
+			t.Errorf("dead letter without reason or source: %v", h)
+		}
+		found := false
+		for _, bd := range bad {
+			found = found || bd.payload == string(m.Value)
+		}
+		if !found {
+			t.Errorf("dead letter payload changed: %q", m.Value)
+		}
+	}
+	for _, bd := range bad {
+		wantCodes = append(wantCodes, bd.code)
+	}
+	sort.Strings(codes)
+	sort.Strings(wantCodes)
+	if strings.Join(codes, ",") != strings.Join(wantCodes, ",") {
+		t.Errorf("dead-letter codes %v, want %v", codes, wantCodes)
+	}
+	for _, code := range []string{"malformed", "bad_value", "topic_mismatch"} {
+		n := 0
+		for _, c := range wantCodes {
+			if c == code {
+				n++
+			}
+		}
+		if got := testutil.ToFloat64(b.metrics.Rejected.WithLabelValues(code)); int(got) != n {
+			t.Errorf("rejected{code=%s} = %v, want %d", code, got, n)
+		}
+	}
+	if n := testutil.ToFloat64(b.metrics.Readings); int(n) != len(got) {
+		t.Errorf("readings counter %v, want %d", n, len(got))
+	}
+}

@@ -1,0 +1,58 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// Metrics are the bridge's Prometheus series.
+type Metrics struct {
+	Messages      prometheus.Counter
+	Readings      prometheus.Counter
+	Rejected      *prometheus.CounterVec
+	KafkaErrors   prometheus.Counter
+	Reconnects    prometheus.Counter
+	KafkaWrite    prometheus.Histogram
+	BatchMessages prometheus.Histogram
+	// AgeAtKafka is the time from a reading's timestamp to Kafka's ack.
+	AgeAtKafka prometheus.Histogram
+}
+
+// NewMetrics registers the bridge's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_mqtt_messages_total", Help: "MQTT messages received."}),
+		Readings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_readings_total", Help: "Valid readings written to Kafka."}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_bridge_rejected_total", Help: "Messages or readings sent to the dead-letter topic, by reason."}, []string{"code"}),
+		KafkaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_kafka_errors_total", Help: "Failed Kafka writes (each is retried)."}),
+		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_mqtt_connection_lost_total", Help: "Lost MQTT connections."}),
+		KafkaWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pdm_bridge_kafka_write_seconds", Help: "Duration of one Kafka write of a batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pdm_bridge_batch_messages", Help: "MQTT messages per Kafka write.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		AgeAtKafka: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pdm_bridge_reading_age_at_kafka_seconds", Help: "Time from a reading's timestamp to Kafka's acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}),
+	}
+	reg.MustRegister(m.Messages, m.Readings, m.Rejected, m.KafkaErrors, m.Reconnects, m.KafkaWrite, m.BatchMessages, m.AgeAtKafka)
+	for _, c := range wire.Codes() {
+		m.Rejected.WithLabelValues(string(c))
+	}
+	return m
+}
+
+func (m *Metrics) observeWritten(sampled []time.Time, now time.Time) {
+	for _, t := range sampled {
+		m.AgeAtKafka.Observe(now.Sub(t).Seconds())
+	}
+}

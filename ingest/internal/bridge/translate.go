@@ -1,0 +1,78 @@
+package bridge
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// outbox collects the records of one batch of MQTT messages.
+type outbox struct {
+	records []kafka.Message
+	// sampled holds the reading time of each record on the readings topic,
+	// for the age-at-Kafka metric.
+	sampled []time.Time
+}
+
+func (o *outbox) reset() {
+	clear(o.records) // drop references to payloads
+	o.records, o.sampled = o.records[:0], o.sampled[:0]
+}
+
+// translate adds to o the Kafka records for one MQTT message: one record per
+// valid reading on the readings topic, and one dead-letter record per
+// refused reading or refused message.
+func (b *Bridge) translate(o *outbox, topic string, payload []byte, received time.Time) {
+	b.metrics.Messages.Inc()
+	site, asset, _, err := wire.ParseTopic(topic)
+	if err != nil {
+		o.records = append(o.records, b.deadLetter(asset, topic, payload, -1, err, received))
+		return
+	}
+	items, err := b.limits.Decode(payload, received)
+	if err != nil {
+		o.records = append(o.records, b.deadLetter(asset, topic, payload, -1, err, received))
+		return
+	}
+	for i, it := range items {
+		index := i
+		if len(items) == 1 && len(it.Raw) == len(payload) {
+			index = -1 // a single reading: the message itself
+		}
+		if it.Err == nil && (it.Reading.Site != site || it.Reading.Asset != asset) {
+			it.Err = &wire.RejectError{Kind: wire.ErrTopic, Index: index,
+				Detail: "reading of " + it.Reading.Site + "/" + it.Reading.Asset + " on topic of " + site + "/" + asset}
+		}
+		if it.Err != nil {
+			o.records = append(o.records, b.deadLetter(asset, topic, it.Raw, index, it.Err, received))
+			continue
+		}
+		b.metrics.Readings.Inc()
+		// The record's timestamp is left to the producer's clock: retention
+		// works on it, and a reading spooled for days must not expire at once.
+		o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Topic, Key: []byte(asset), Value: it.Raw})
+		o.sampled = append(o.sampled, it.Reading.Time)
+	}
+}
+
+func (b *Bridge) deadLetter(key, source string, value []byte, index int, err error, received time.Time) kafka.Message {
+	code := wire.CodeOf(err)
+	b.metrics.Rejected.WithLabelValues(string(code)).Inc()
+	b.log.Debug("refused", "source", source, "code", code, "err", err)
+	h := []kafka.Header{
+		{Key: wire.HeaderErrorCode, Value: []byte(code)},
+		{Key: wire.HeaderErrorReason, Value: []byte(err.Error())},
+		{Key: wire.HeaderSource, Value: []byte(source)},
+		{Key: wire.HeaderReceivedAt, Value: []byte(received.UTC().Format(wire.TimeLayout))},
+	}
+	if index >= 0 {
+		h = append(h, kafka.Header{Key: wire.HeaderBatchIndex, Value: []byte(strconv.Itoa(index))})
+	}
+	if key == "" {
+		key = source
+	}
+	return kafka.Message{Topic: b.cfg.Kafka.DLQTopic, Key: []byte(key), Value: value, Headers: h}
+}

@@ -1,0 +1,119 @@
+package bridge
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+func newTestBridge(t *testing.T) *Bridge {
+	t.Helper()
+	b, err := New(config.Default(config.Bridge), slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func reading(asset string, seq uint64, ts time.Time) wire.Reading {
+	return wire.Reading{Site: "s1", Asset: asset, Seq: seq, Time: ts, Sensors: map[string]float64{"vibration_rms": 1.5}}
+}
+
+func TestTranslate(t *testing.T) {
+	now := time.Now()
+	single, _ := reading("pump-1", 1, now).MarshalJSON()
+	batch, _ := wire.EncodeBatch([]wire.Reading{reading("pump-1", 2, now), reading("pump-1", 3, now)})
+	mixed, _ := wire.EncodeBatch([]wire.Reading{reading("pump-1", 4, now), reading("pump-2", 5, now)})
+	topic := wire.ReadingsTopic("s1", "pump-1")
+	type want struct {
+		topic, code, index string
+	}
+	for _, tc := range []struct {
+		name    string
+		topic   string
+		payload string
+		want    []want
+	}{
+		{"single", topic, string(single), []want{{topic: "pdm.readings"}}},
+		{"batch", topic, string(batch), []want{{topic: "pdm.readings"}, {topic: "pdm.readings"}}},
+		{"batch with a reading of another asset", topic, string(mixed), []want{{topic: "pdm.readings"}, {topic: "pdm.readings.dlq", code: "topic_mismatch", index: "1"}}},
+		{"garbage", topic, "\x00\x01", []want{{topic: "pdm.readings.dlq", code: "malformed"}}},
+		{"unknown version", topic, `{"v":9}`, []want{{topic: "pdm.readings.dlq", code: "version"}}},
+		{"bad topic", "pdm/v1/s1/readings", string(single), []want{{topic: "pdm.readings.dlq", code: "topic_mismatch"}}},
+		{"string value", topic, strings.Replace(string(single), "1.5", `"1.5"`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_value"}}},
+		{"huge", topic, `{"v":1,"x":"` + strings.Repeat("a", 2<<20) + `"}`, []want{{topic: "pdm.readings.dlq", code: "oversize"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newTestBridge(t)
+			var o outbox
+			b.translate(&o, tc.topic, []byte(tc.payload), now)
+			if len(o.records) != len(tc.want) {
+				t.Fatalf("got %d records, want %d", len(o.records), len(tc.want))
+			}
+			for i, w := range tc.want {
+				rec := o.records[i]
+				if rec.Topic != w.topic {
+					t.Errorf("record %d: topic %s, want %s", i, rec.Topic, w.topic)
+				}
+				headers := map[string]string{}
+				for _, h := range rec.Headers {
+					headers[h.Key] = string(h.Value)
+				}
+				if headers[wire.HeaderErrorCode] != w.code || headers[wire.HeaderBatchIndex] != w.index {
+					t.Errorf("record %d: headers %v, want code %q index %q", i, headers, w.code, w.index)
+				}
+				if w.code != "" {
+					if headers[wire.HeaderErrorReason] == "" || headers[wire.HeaderSource] != tc.topic {
+						t.Errorf("record %d: dead letter without reason or source: %v", i, headers)
+					}
+					if len(rec.Value) == 0 {
+						t.Errorf("record %d: dead letter lost the payload", i)
+					}
+				} else if string(rec.Key) != "pump-1" {
+					t.Errorf("record %d: key %q, want the asset", i, rec.Key)
+				}
+			}
+			if got := int(testutil.ToFloat64(b.metrics.Readings)); got != len(o.sampled) {
+				t.Errorf("readings counter %d, sampled %d", got, len(o.sampled))
+			}
+		})
+	}
+}
+
+func TestSingleReadingPassesThroughUnchanged(t *testing.T) {
+	b := newTestBridge(t)
+	payload, _ := reading("pump-1", 7, time.Now()).MarshalJSON()
+	var o outbox
+	b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), payload, time.Now())
+	if len(o.records) != 1 || string(o.records[0].Value) != string(payload) {
+		t.Fatalf("got %+v", o.records)
+	}
+}
+
+func BenchmarkTranslate(b *testing.B) {
+	br := &Bridge{cfg: config.Default(config.Bridge), log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: NewMetrics(prometheus.NewRegistry()), limits: wire.DefaultLimits()}
+	now := time.Now()
+	rs := make([]wire.Reading, 50)
+	for i := range rs {
+		rs[i] = reading("pump-1", uint64(i+1), now)
+	}
+	batch, _ := wire.EncodeBatch(rs)
+	topic := wire.ReadingsTopic("s1", "pump-1")
+	var o outbox
+	b.ReportAllocs()
+	b.SetBytes(int64(len(batch)))
+	for b.Loop() {
+		o.reset()
+		br.translate(&o, topic, batch, now)
+	}
+	b.ReportMetric(float64(b.N*len(rs))/b.Elapsed().Seconds(), "readings/s")
+}

@@ -1,0 +1,185 @@
+// Package config holds the ingest service's configuration: one struct for
+// both roles (bridge and historian), its defaults, and its validation.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// Sample is the documented sample configuration, printed by -print-config.
+//
+//go:embed sample.yaml
+var Sample string
+
+// Config configures `ingest bridge` and `ingest historian`.
+type Config struct {
+	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":9102" for the
+	// bridge, ":9103" for the historian; "" disables it.
+	HTTPAddr string `yaml:"http_addr" env:"PDM_HTTP_ADDR" help:"admin HTTP address"`
+	Log      Log    `yaml:"log"`
+	MQTT     MQTT   `yaml:"mqtt"`
+	Kafka    Kafka  `yaml:"kafka"`
+	Influx   Influx `yaml:"influx"`
+}
+
+// Log configures the slog logger.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format"`
+}
+
+// MQTT configures the bridge's subscription.
+type MQTT struct {
+	// URL of the broker. Default tcp://127.0.0.1:1883.
+	URL string `yaml:"url" env:"PDM_MQTT_URL" help:"MQTT broker URL"`
+	// ClientID must be unique per bridge instance and stable across restarts,
+	// so the broker keeps its persistent session. Default ingest-bridge-<hostname>.
+	ClientID string `yaml:"client_id" env:"PDM_MQTT_CLIENT_ID" help:"MQTT client id (stable per instance)"`
+	// ShareGroup names the shared subscription; instances in one group split
+	// the readings between them. Default "ingest".
+	ShareGroup string `yaml:"share_group" help:"MQTT shared subscription group"`
+	// Filter is the topic filter of readings. Default pdm/v1/+/+/readings.
+	Filter string `yaml:"filter" help:"MQTT topic filter of readings"`
+	// Username and Password, if the broker wants them. Default empty.
+	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
+	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
+	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
+	// call before acknowledging them. Size it to the broker's
+	// max_inflight_messages: the broker sends no more than that unacknowledged.
+	// Default 1000.
+	MaxBatch int `yaml:"max_batch" help:"MQTT messages per Kafka write"`
+	// Linger is how long the bridge waits for more messages before writing a
+	// partial batch. Default 2ms.
+	Linger time.Duration `yaml:"linger" help:"wait for more messages before a write"`
+}
+
+// Kafka configures the producer (bridge) and the consumer (historian).
+type Kafka struct {
+	// Brokers are the bootstrap servers. Default [127.0.0.1:9092].
+	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
+	// Topic of valid readings. Default pdm.readings.
+	Topic string `yaml:"topic" help:"Kafka topic of readings"`
+	// DLQTopic receives refused input with its reason. Default pdm.readings.dlq.
+	DLQTopic string `yaml:"dlq_topic" help:"Kafka dead-letter topic"`
+	// BatchTimeout bounds how long the producer waits to fill a batch. The
+	// kafka-go default of 1s would add a second to every write. Default 5ms.
+	BatchTimeout time.Duration `yaml:"batch_timeout" help:"producer batch timeout"`
+	// GroupID of the historian's consumer group. Default pdm-historian.
+	GroupID string `yaml:"group_id" help:"historian consumer group"`
+}
+
+// Influx configures the historian's writes.
+type Influx struct {
+	// URL of InfluxDB. Default http://127.0.0.1:8086.
+	URL string `yaml:"url" env:"PDM_INFLUX_URL" help:"InfluxDB URL"`
+	// Token: "user:password" for InfluxDB 1.8 with auth on, an API token for
+	// 2.x. Default empty (auth off).
+	Token string `yaml:"token" env:"PDM_INFLUX_TOKEN" secret:"true" help:"InfluxDB token"`
+	// Org is the 2.x organisation; ignored by 1.8. Default empty.
+	Org string `yaml:"org" env:"PDM_INFLUX_ORG" help:"InfluxDB organisation"`
+	// Bucket is "database/retention-policy" on 1.8. Default pdm/autogen.
+	Bucket string `yaml:"bucket" env:"PDM_INFLUX_BUCKET" help:"InfluxDB bucket"`
+	// BatchSize is the most points per write. Default 5000.
+	BatchSize int `yaml:"batch_size" help:"points per InfluxDB write"`
+	// FlushInterval bounds how long a partial batch waits. Default 1s.
+	FlushInterval time.Duration `yaml:"flush_interval" help:"longest wait before a partial write"`
+}
+
+// Role selects the defaults that differ between the two commands.
+type Role string
+
+const (
+	Bridge    Role = "bridge"
+	Historian Role = "historian"
+)
+
+// Default returns the documented defaults for role.
+func Default(role Role) Config {
+	addr := ":9102"
+	if role == Historian {
+		addr = ":9103"
+	}
+	return Config{
+		HTTPAddr: addr,
+		Log:      Log{Level: "info", Format: "text"},
+		MQTT: MQTT{
+			URL:        "tcp://127.0.0.1:1883",
+			ShareGroup: "ingest",
+			Filter:     wire.ReadingsFilter,
+			MaxBatch:   1000,
+			Linger:     2 * time.Millisecond,
+		},
+		Kafka: Kafka{
+			Brokers:      []string{"127.0.0.1:9092"},
+			Topic:        wire.TopicReadings,
+			DLQTopic:     wire.TopicReadingsDLQ,
+			BatchTimeout: 5 * time.Millisecond,
+			GroupID:      "pdm-historian",
+		},
+		Influx: Influx{
+			URL:           "http://127.0.0.1:8086",
+			Bucket:        "pdm/autogen",
+			BatchSize:     5000,
+			FlushInterval: time.Second,
+		},
+	}
+}
+
+// Validate rejects settings that cannot work, naming the values at fault.
+func (c *Config) Validate(role Role) error {
+	var errs []error
+	if len(c.Kafka.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka.brokers is empty"))
+	}
+	if c.Kafka.Topic == "" || c.Kafka.DLQTopic == "" {
+		errs = append(errs, fmt.Errorf("kafka.topic (%q) and kafka.dlq_topic (%q) must be set", c.Kafka.Topic, c.Kafka.DLQTopic))
+	}
+	if c.Kafka.Topic == c.Kafka.DLQTopic {
+		errs = append(errs, fmt.Errorf("kafka.dlq_topic (%q) must differ from kafka.topic (%q)", c.Kafka.DLQTopic, c.Kafka.Topic))
+	}
+	if c.Kafka.BatchTimeout <= 0 || c.Kafka.BatchTimeout > time.Second {
+		errs = append(errs, fmt.Errorf("kafka.batch_timeout (%s) must be in (0, 1s]", c.Kafka.BatchTimeout))
+	}
+	switch role {
+	case Bridge:
+		if u, err := url.Parse(c.MQTT.URL); err != nil || u.Host == "" {
+			errs = append(errs, fmt.Errorf("mqtt.url (%q) is not a broker URL such as tcp://host:1883", c.MQTT.URL))
+		}
+		if c.MQTT.ShareGroup == "" || c.MQTT.Filter == "" {
+			errs = append(errs, fmt.Errorf("mqtt.share_group (%q) and mqtt.filter (%q) must be set", c.MQTT.ShareGroup, c.MQTT.Filter))
+		}
+		if c.MQTT.MaxBatch < 1 || c.MQTT.MaxBatch > 100_000 {
+			errs = append(errs, fmt.Errorf("mqtt.max_batch (%d) must be in 1..100000", c.MQTT.MaxBatch))
+		}
+		if c.MQTT.Linger < 0 || c.MQTT.Linger > c.Kafka.BatchTimeout*100 {
+			errs = append(errs, fmt.Errorf("mqtt.linger (%s) must be in [0, 100×kafka.batch_timeout (%s)]", c.MQTT.Linger, c.Kafka.BatchTimeout))
+		}
+	case Historian:
+		if c.Kafka.GroupID == "" {
+			errs = append(errs, errors.New("kafka.group_id is empty"))
+		}
+		if u, err := url.Parse(c.Influx.URL); err != nil || u.Host == "" {
+			errs = append(errs, fmt.Errorf("influx.url (%q) is not an http(s) URL", c.Influx.URL))
+		}
+		if c.Influx.Bucket == "" {
+			errs = append(errs, errors.New("influx.bucket is empty"))
+		}
+		if c.Influx.BatchSize < 1 || c.Influx.BatchSize > 100_000 {
+			errs = append(errs, fmt.Errorf("influx.batch_size (%d) must be in 1..100000", c.Influx.BatchSize))
+		}
+		if c.Influx.FlushInterval <= 0 {
+			errs = append(errs, fmt.Errorf("influx.flush_interval (%s) must be positive", c.Influx.FlushInterval))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("role %q: want bridge or historian", role))
+	}
+	return errors.Join(errs...)
+}

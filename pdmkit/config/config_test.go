@@ -1,0 +1,71 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type testConfig struct {
+	Name    string        `yaml:"name" env:"PDM_TEST_NAME"`
+	Brokers []string      `yaml:"brokers" env:"PDM_TEST_BROKERS"`
+	Wait    time.Duration `yaml:"wait"`
+	Inner   struct {
+		Count  int    `yaml:"max_count" env:"PDM_TEST_COUNT"`
+		Secret string `yaml:"secret" secret:"true"`
+	} `yaml:"inner"`
+}
+
+func TestPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("name: file\nwait: 3s\ninner:\n  max_count: 1\n  secret: s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDM_TEST_NAME", "env")
+	t.Setenv("PDM_TEST_BROKERS", "a:1, b:2")
+	t.Setenv("PDM_TEST_COUNT", "2")
+
+	cfg := testConfig{Name: "default", Wait: time.Second}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	apply := BindFlags(fs, &cfg)
+	if err := fs.Parse([]string{"-inner.max-count", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "env" || cfg.Wait != 3*time.Second || cfg.Inner.Count != 3 || !reflect.DeepEqual(cfg.Brokers, []string{"a:1", "b:2"}) {
+		t.Fatalf("got %+v", cfg)
+	}
+	if s := String(&cfg); strings.Contains(s, "s3cret") || !strings.Contains(s, "***") {
+		t.Fatalf("secret not masked:\n%s", s)
+	}
+	if cfg.Inner.Secret != "s3cret" {
+		t.Fatal("String changed the config")
+	}
+	if got := EnvKeys(&cfg); !reflect.DeepEqual(got, []string{"PDM_TEST_BROKERS", "PDM_TEST_COUNT", "PDM_TEST_NAME"}) {
+		t.Fatalf("EnvKeys = %v", got)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("nmae: typo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg testConfig
+	if err := Load(path, &cfg); err == nil || !strings.Contains(err.Error(), "nmae") {
+		t.Fatalf("unknown key: got %v", err)
+	}
+	t.Setenv("PDM_TEST_COUNT", "many")
+	if err := Load("", &cfg); err == nil || !strings.Contains(err.Error(), "PDM_TEST_COUNT") {
+		t.Fatalf("bad env: got %v", err)
+	}
+}

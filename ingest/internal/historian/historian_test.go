@@ -1,0 +1,227 @@
+package historian
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg := config.Default(config.Historian)
+	cfg.Kafka.Brokers = stacktest.KafkaBrokers(t)
+	cfg.Kafka.Topic = stacktest.Topic(t, "readings", 6)
+	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq", 1)
+	cfg.Kafka.GroupID = stacktest.Unique("historian")
+	cfg.Influx.URL = stacktest.InfluxURL(t)
+	cfg.Influx.Bucket = stacktest.InfluxBucket(t)
+	cfg.Influx.FlushInterval = 200 * time.Millisecond
+	return cfg
+}
+
+func startHistorian(t *testing.T, cfg config.Config) *Historian {
+	t.Helper()
+	h, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := h.Run(ctx); err != nil {
+			t.Errorf("historian: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait(); h.Close() })
+	return h
+}
+
+// produce writes the readings (and any extra raw values) to the topic.
+func produce(t *testing.T, cfg config.Config, rs []wire.Reading, raw ...[]byte) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topic, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Murmur2Balancer{}}
+	defer w.Close()
+	var msgs []kafka.Message
+	for _, r := range rs {
+		b, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(r.Asset), Value: b})
+	}
+	for _, b := range raw {
+		msgs = append(msgs, kafka.Message{Key: []byte("junk"), Value: b})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readings(site string, assets []string, n int, start time.Time) []wire.Reading {
+	var rs []wire.Reading
+	for _, a := range assets {
+		for i := 1; i <= n; i++ {
+			rs = append(rs, wire.Reading{Site: site, Asset: a, Seq: uint64(i), Time: start.Add(time.Duration(i) * 100 * time.Millisecond),
+				Sensors: map[string]float64{"vibration_rms": float64(i) / 8, "bearing_temp": 50}})
+		}
+	}
+	return rs
+}
+
+// countByAsset returns the number of points per asset in the bucket.
+func countByAsset(t *testing.T, cfg config.Config) map[string]int64 {
+	t.Helper()
+	client := influxdb2.NewClient(cfg.Influx.URL, cfg.Influx.Token)
+	defer client.Close()
+	q := fmt.Sprintf(`from(bucket: %q) |> range(start: -1d)
+		|> filter(fn: (r) => r._measurement == %q and r._field == "seq")
+		|> group(columns: ["asset"]) |> count()`, cfg.Influx.Bucket, Measurement)
+	res, err := client.QueryAPI(cfg.Influx.Org).Query(context.Background(), q)
+	if err != nil {
+		t.Logf("flux: %v", err)
+		return nil
+	}
+	out := map[string]int64{}
+	for res.Next() {
+		out[res.Record().ValueByKey("asset").(string)] = res.Record().Value().(int64)
+	}
+	return out
+}
+
+// TestHistorianWritesEveryReadingOnce produces readings for several assets,
+// some of them twice, plus a broken record, and checks InfluxDB holds each
+// reading exactly once with its values, the broken record is in the
+// dead-letter topic, and the group's offsets were committed.
+func TestHistorianWritesEveryReadingOnce(t *testing.T) {
+	cfg := testConfig(t)
+	start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	assets := []string{"pump-1", "pump-2", "motor-1"}
+	const n = 400
+	rs := readings("s1", assets, n, start)
+	produce(t, cfg, rs, []byte(`{"v":1,"broken":`))
+	produce(t, cfg, rs[:50]) // a replay: the same readings again
+	h := startHistorian(t, cfg)
+
+	stacktest.Eventually(t, 60*time.Second, func() bool {
+		c := countByAsset(t, cfg)
+		return c["pump-1"] == n && c["pump-2"] == n && c["motor-1"] == n
+	}, "InfluxDB does not hold %d points per asset: %v", n, countByAsset(t, cfg))
+	// The replayed 50 were written again and overwrote their points.
+	stacktest.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(h.metrics.Points) == float64(len(rs)+50) },
+		"points written %v, want %d", testutil.ToFloat64(h.metrics.Points), len(rs)+50)
+
+	client := influxdb2.NewClient(cfg.Influx.URL, "")
+	defer client.Close()
+	res, err := client.QueryAPI("").Query(context.Background(), fmt.Sprintf(`from(bucket: %q) |> range(start: -1d)
+		|> filter(fn: (r) => r._measurement == "readings" and r.asset == "pump-2" and r._field == "vibration_rms")
+		|> filter(fn: (r) => r._time == %s)`, cfg.Influx.Bucket, rs[n+7].Time.Format(time.RFC3339Nano)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Next() || res.Record().Value().(float64) != rs[n+7].Sensors["vibration_rms"] || !res.Record().Time().Equal(rs[n+7].Time) {
+		t.Fatalf("pump-2 seq 8 not stored intact (err %v)", res.Err())
+	}
+
+	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, 1, 20*time.Second)
+	if len(dead) != 1 || string(dead[0].Value) != `{"v":1,"broken":` {
+		t.Fatalf("dead letters: %v", dead)
+	}
+
+	stacktest.Eventually(t, 20*time.Second, func() bool { return committed(t, cfg) == int64(len(rs)+51) },
+		"committed offsets %d, want %d", committed(t, cfg), len(rs)+51)
+}
+
+// committed sums the group's committed offsets over all partitions.
+func committed(t *testing.T, cfg config.Config) int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 5 * time.Second}
+	resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.GroupID,
+		Topics: map[string][]int{cfg.Kafka.Topic: {0, 1, 2, 3, 4, 5}}})
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, p := range resp.Topics[cfg.Kafka.Topic] {
+		if p.CommittedOffset > 0 {
+			sum += p.CommittedOffset
+		}
+	}
+	return sum
+}
+
+// TestHistorianRetriesWhileInfluxIsDown points the historian at a port where
+// InfluxDB is not yet reachable, checks it retries without committing, then
+// opens a proxy to the real InfluxDB on that port and checks every reading
+// arrives.
+func TestHistorianRetriesWhileInfluxIsDown(t *testing.T) {
+	cfg := testConfig(t)
+	target := cfg.Influx.URL[len("http://"):]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here until the proxy starts
+	cfg.Influx.URL = "http://" + addr
+
+	rs := readings("s1", []string{"pump-9"}, 200, time.Now().Add(-time.Minute))
+	produce(t, cfg, rs)
+	h := startHistorian(t, cfg)
+	stacktest.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(h.metrics.WriteErrors) >= 2 },
+		"historian did not retry")
+	if c := committed(t, cfg); c > 0 {
+		t.Fatalf("committed %d offsets before any write succeeded", c)
+	}
+
+	proxy(t, addr, target)
+	stacktest.Eventually(t, 60*time.Second, func() bool { return countByAsset(t, cfg)["pump-9"] == 200 },
+		"readings did not arrive after InfluxDB came back: %v", countByAsset(t, cfg))
+	stacktest.Eventually(t, 20*time.Second, func() bool { return committed(t, cfg) == 200 }, "offsets not committed")
+}
+
+// proxy forwards TCP connections from listen to target until the test ends.
+func proxy(t *testing.T, listen, target string) {
+	t.Helper()
+	var ln net.Listener
+	stacktest.Eventually(t, 5*time.Second, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", listen)
+		return err == nil
+	}, "cannot listen on %s", listen)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -47,12 +48,16 @@ func NewRegistry() *prometheus.Registry {
 // ReadyFunc reports whether a dependency is usable; nil means ready.
 type ReadyFunc func(ctx context.Context) error
 
-// Handler serves /metrics, /healthz and /readyz. Each ready check gets two
+// Handler serves /metrics, /healthz, /readyz and /debug/pprof/. Each ready check gets two
 // seconds; /readyz answers 503 with the failures listed when any fails.
 // Extra routes can be added to the returned mux.
 func Handler(reg *prometheus.Registry, checks map[string]ReadyFunc) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Profiles on the admin port only, which listens on loopback or a
+	// private network in every deployment we ship.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -85,4 +86,24 @@ func EncodeBatch(rs []Reading) ([]byte, error) {
 		b.Readings[i] = enc
 	}
 	return json.Marshal(b)
+}
+
+// JoinBatch builds a batch message from readings already in wire form, such
+// as the Raw of decoded items, without decoding them again.
+func JoinBatch(raws [][]byte) []byte {
+	n := len(`{"v":1,"readings":[]}`) + len(raws)
+	for _, r := range raws {
+		n += len(r)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, `{"v":`...)
+	out = strconv.AppendInt(out, Version, 10)
+	out = append(out, `,"readings":[`...)
+	for i, r := range raws {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, r...)
+	}
+	return append(out, "]}"...)
 }

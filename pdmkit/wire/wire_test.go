@@ -178,3 +178,15 @@ func TestParseTopic(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinBatch(t *testing.T) {
+	a, _ := sample(1).MarshalJSON()
+	b, _ := sample(2).MarshalJSON()
+	items, err := DefaultLimits().Decode(JoinBatch([][]byte{a, b}), now)
+	if err != nil || len(items) != 2 || items[0].Err != nil || items[1].Err != nil {
+		t.Fatalf("got %v %v", items, err)
+	}
+	if !reflect.DeepEqual(items[1].Reading, sample(2)) {
+		t.Fatalf("got %+v", items[1].Reading)
+	}
+}

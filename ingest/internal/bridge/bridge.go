@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,7 +56,7 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 	return &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits()}, nil
 }
 
-// Ready reports whether the bridge is connected to MQTT.
+// Ready reports whether the bridge is connected to MQTT and subscribed.
 func (b *Bridge) Ready(context.Context) error {
 	if !b.connected.Load() {
 		return errors.New("mqtt not connected")
@@ -63,22 +64,44 @@ func (b *Bridge) Ready(context.Context) error {
 	return nil
 }
 
-// Run bridges until ctx ends. Messages received but not yet written to
-// Kafka when it stops are left unacknowledged for the broker to redeliver.
+// Run bridges until ctx ends. Messages whose records Kafka has not
+// acknowledged when it stops are left unacknowledged for the broker to
+// redeliver.
+//
+// Kafka writes are pipelined: while one batch is in flight the next is
+// collected and sent, and MQTT acknowledgements follow in arrival order as
+// batches complete. A write that fails after the writer's own attempts is
+// sent again after a pause; until it succeeds its messages stay unacked.
 func (b *Bridge) Run(ctx context.Context) error {
+	retries := make(chan []kafka.Message, 64)
+	closing := make(chan struct{})
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(b.cfg.Kafka.Brokers...),
 		Balancer:               &kafka.Murmur2Balancer{}, // same partition for a key as Java clients
 		RequiredAcks:           kafka.RequireAll,         // the zero value would be acks=0
 		BatchTimeout:           b.cfg.Kafka.BatchTimeout,
-		BatchSize:              10_000,
+		BatchSize:              1000, // kafka-go allocates every batch at this size
 		AllowAutoTopicCreation: false,
+		Async:                  true, // results arrive in Completion, never dropped
+		Completion: func(msgs []kafka.Message, err error) {
+			if err != nil {
+				b.metrics.KafkaErrors.Inc()
+				b.log.Warn("kafka write failed, will retry", "records", len(msgs), "err", err)
+				select {
+				case retries <- msgs:
+				case <-closing: // shutting down: the messages stay unacked
+				}
+				return
+			}
+			for _, m := range msgs {
+				m.WriterData.(*pending).recordDone()
+			}
+		},
 	}
-	defer w.Close()
 
 	// The paho router calls the handler in order on one goroutine; it only
-	// queues, so a slow Kafka write never blocks pings. The queue holds
-	// twice a batch: the broker's inflight limit bounds what arrives unacked.
+	// queues, so a slow Kafka write never blocks pings. The broker's
+	// max_inflight_messages bounds what arrives unacknowledged.
 	in := make(chan mqtt.Message, 2*b.cfg.MQTT.MaxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		select {
@@ -86,8 +109,49 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	client := mqtt.NewClient(b.clientOptions(handler))
+	client.Connect() // with ConnectRetry it keeps trying in the background
+
+	// inOrder holds the batches sent to Kafka and not yet acked to MQTT,
+	// oldest first; its capacity bounds the pipeline.
+	inOrder := make(chan *pending, b.cfg.MQTT.Pipeline)
+	flushed := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); b.ackInOrder(inOrder, flushed) }()
+	go func() { defer wg.Done(); b.retry(ctx, w, retries) }()
+
+	batch := make([]mqtt.Message, 0, b.cfg.MQTT.MaxBatch)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			continue
+		case m := <-in:
+			batch = append(batch[:0], m)
+		}
+		batch = b.fill(ctx, in, batch)
+		p := b.newPending(batch)
+		inOrder <- p
+		if err := w.WriteMessages(ctx, p.records...); err != nil {
+			b.log.Warn("kafka enqueue failed", "err", err)
+			break
+		}
+		b.metrics.BatchMessages.Observe(float64(len(batch)))
+	}
+
+	close(inOrder)
+	close(closing)
+	_ = w.Close() // waits for the batches still in the writer
+	close(flushed)
+	wg.Wait()
+	client.Disconnect(250)
+	b.connected.Store(false)
+	return nil
+}
+
+func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions {
 	filter := "$share/" + b.cfg.MQTT.ShareGroup + "/" + b.cfg.MQTT.Filter
-	opts := mqtt.NewClientOptions().
+	return mqtt.NewClientOptions().
 		AddBroker(b.cfg.MQTT.URL).
 		SetClientID(b.cfg.MQTT.ClientID).
 		SetUsername(b.cfg.MQTT.Username).
@@ -102,47 +166,89 @@ func (b *Bridge) Run(ctx context.Context) error {
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
 		SetOnConnectHandler(func(c mqtt.Client) {
-			b.connected.Store(true)
 			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", filter)
-			if t := c.Subscribe(filter, 1, handler); t.WaitTimeout(10*time.Second) && t.Error() != nil {
-				b.log.Error("mqtt subscribe", "filter", filter, "err", t.Error())
+			if t := c.Subscribe(filter, 1, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+				b.log.Error("mqtt subscribe failed, reconnecting", "filter", filter, "err", t.Error())
+				go c.Disconnect(0) // not from inside the handler; auto-reconnect subscribes again
+				return
 			}
+			b.connected.Store(true)
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			b.connected.Store(false)
 			b.metrics.Reconnects.Inc()
 			b.log.Warn("mqtt connection lost", "err", err)
 		})
-	client := mqtt.NewClient(opts)
-	client.Connect() // with ConnectRetry it keeps trying in the background
-	defer func() {
-		client.Disconnect(250)
-		b.connected.Store(false)
-	}()
+}
 
-	batch := make([]mqtt.Message, 0, b.cfg.MQTT.MaxBatch)
+// pending is one batch of MQTT messages whose Kafka records are in flight.
+type pending struct {
+	msgs      []mqtt.Message
+	records   []kafka.Message
+	sampled   []time.Time
+	sent      time.Time
+	remaining atomic.Int64
+	done      chan struct{}
+}
+
+func (b *Bridge) newPending(batch []mqtt.Message) *pending {
 	var o outbox
+	received := time.Now()
+	for _, m := range batch {
+		b.translate(&o, m.Topic(), m.Payload(), received)
+	}
+	p := &pending{msgs: append([]mqtt.Message(nil), batch...), records: o.records, sampled: o.sampled, sent: time.Now(), done: make(chan struct{})}
+	p.remaining.Store(int64(len(p.records)))
+	for i := range p.records {
+		p.records[i].WriterData = p
+	}
+	return p
+}
+
+func (p *pending) recordDone() {
+	if p.remaining.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// ackInOrder acknowledges each batch's MQTT messages once Kafka has all its
+// records, in the order the batches were sent. After flushed closes, a batch
+// that is still not done never will be: it stays unacknowledged and the
+// broker delivers it again on the next connection.
+func (b *Bridge) ackInOrder(inOrder <-chan *pending, flushed <-chan struct{}) {
+	for p := range inOrder {
+		select {
+		case <-p.done:
+		case <-flushed:
+			select {
+			case <-p.done:
+			default:
+				continue
+			}
+		}
+		b.metrics.KafkaWrite.Observe(time.Since(p.sent).Seconds())
+		b.metrics.observeWritten(p.sampled, time.Now())
+		for _, m := range p.msgs {
+			m.Ack()
+		}
+	}
+}
+
+// retry writes failed records again after a pause, until ctx ends.
+func (b *Bridge) retry(ctx context.Context, w producer, retries <-chan []kafka.Message) {
 	for {
-		batch = batch[:0]
 		select {
 		case <-ctx.Done():
-			return nil
-		case m := <-in:
-			batch = append(batch, m)
-		}
-		batch = b.fill(ctx, in, batch)
-		o.reset()
-		received := time.Now()
-		for _, m := range batch {
-			b.translate(&o, m.Topic(), m.Payload(), received)
-		}
-		b.metrics.BatchMessages.Observe(float64(len(batch)))
-		if err := b.forward(ctx, w, o.records); err != nil {
-			return nil // ctx ended during retries: leave the batch unacked
-		}
-		b.metrics.observeWritten(o.sampled, time.Now())
-		for _, m := range batch {
-			m.Ack()
+			return
+		case msgs := <-retries:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				b.log.Warn("kafka retry enqueue failed", "err", err)
+			}
 		}
 	}
 }
@@ -175,26 +281,4 @@ func (b *Bridge) fill(ctx context.Context, in <-chan mqtt.Message, batch []mqtt.
 		}
 	}
 	return batch
-}
-
-// forward writes records to Kafka, retrying with backoff until Kafka takes
-// them all or ctx ends.
-func (b *Bridge) forward(ctx context.Context, w producer, records []kafka.Message) error {
-	backoff := 50 * time.Millisecond
-	for {
-		start := time.Now()
-		err := w.WriteMessages(ctx, records...)
-		b.metrics.KafkaWrite.Observe(time.Since(start).Seconds())
-		if err == nil {
-			return nil
-		}
-		b.metrics.KafkaErrors.Inc()
-		b.log.Warn("kafka write failed, retrying", "records", len(records), "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
@@ -118,24 +119,21 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		}
 	}
 
-	got := stacktest.ReadN(t, cfg.Kafka.Topic, len(want), 30*time.Second)
-	if len(got) != len(want) {
-		t.Fatalf("readings topic has %d records, want %d", len(got), len(want))
+	// Every single reading is a record and each batch is one record.
+	records := len(want) - 4*2
+	got := stacktest.ReadN(t, cfg.Kafka.Topic, records, 30*time.Second)
+	if len(got) != records {
+		t.Fatalf("readings topic has %d records, want %d", len(got), records)
 	}
 	last := map[string]uint64{}
-	for _, m := range got {
-		var r wire.Reading
-		if err := r.UnmarshalJSON(m.Value); err != nil {
-			t.Fatalf("record at %d/%d: %v", m.Partition, m.Offset, err)
-		}
+	total := 0
+	for _, r := range decodeAll(t, got) {
+		total++
 		k := fmt.Sprintf("%s/%d", r.Asset, r.Seq)
 		if !want[k] {
 			t.Errorf("unexpected or duplicate reading %s", k)
 		}
 		delete(want, k)
-		if string(m.Key) != r.Asset {
-			t.Errorf("reading %s has key %q", k, m.Key)
-		}
 		if r.Seq <= last[r.Asset] {
 			t.Errorf("asset %s out of order: seq %d after %d", r.Asset, r.Seq, last[r.Asset])
 		}
@@ -186,7 +184,30 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 			t.Errorf("rejected{code=%s} = %v, want %d", code, got, n)
 		}
 	}
-	if n := testutil.ToFloat64(b.metrics.Readings); int(n) != len(got) {
-		t.Errorf("readings counter %v, want %d", n, len(got))
+	if n := testutil.ToFloat64(b.metrics.Readings); int(n) != total {
+		t.Errorf("readings counter %v, want %d", n, total)
 	}
+}
+
+// decodeAll decodes every reading of the records, in record order, and
+// checks each record's key is its readings' asset.
+func decodeAll(t *testing.T, msgs []kafka.Message) []wire.Reading {
+	t.Helper()
+	var out []wire.Reading
+	for _, m := range msgs {
+		items, err := wire.DefaultLimits().Decode(m.Value, time.Now())
+		if err != nil {
+			t.Fatalf("record at %d/%d: %v", m.Partition, m.Offset, err)
+		}
+		for _, it := range items {
+			if it.Err != nil {
+				t.Fatalf("record at %d/%d: %v", m.Partition, m.Offset, it.Err)
+			}
+			if string(m.Key) != it.Reading.Asset {
+				t.Errorf("reading %s/%d has key %q", it.Reading.Asset, it.Reading.Seq, m.Key)
+			}
+			out = append(out, it.Reading)
+		}
+	}
+	return out
 }

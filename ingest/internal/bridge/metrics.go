@@ -35,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_connection_lost_total", Help: "Lost MQTT connections."}),
 		KafkaWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "pdm_bridge_kafka_write_seconds", Help: "Duration of one Kafka write of a batch.",
+			Name: "pdm_bridge_kafka_write_seconds", Help: "Time from sending a batch to Kafka to its last acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_batch_messages", Help: "MQTT messages per Kafka write.",

@@ -43,8 +43,8 @@ func TestTranslate(t *testing.T) {
 		want    []want
 	}{
 		{"single", topic, string(single), []want{{topic: "pdm.readings"}}},
-		{"batch", topic, string(batch), []want{{topic: "pdm.readings"}, {topic: "pdm.readings"}}},
-		{"batch with a reading of another asset", topic, string(mixed), []want{{topic: "pdm.readings"}, {topic: "pdm.readings.dlq", code: "topic_mismatch", index: "1"}}},
+		{"batch", topic, string(batch), []want{{topic: "pdm.readings"}}},
+		{"batch with a reading of another asset", topic, string(mixed), []want{{topic: "pdm.readings.dlq", code: "topic_mismatch", index: "1"}, {topic: "pdm.readings"}}},
 		{"garbage", topic, "\x00\x01", []want{{topic: "pdm.readings.dlq", code: "malformed"}}},
 		{"unknown version", topic, `{"v":9}`, []want{{topic: "pdm.readings.dlq", code: "version"}}},
 		{"bad topic", "pdm/v1/s1/readings", string(single), []want{{topic: "pdm.readings.dlq", code: "topic_mismatch"}}},
@@ -88,13 +88,37 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
-func TestSingleReadingPassesThroughUnchanged(t *testing.T) {
+func TestValidMessagesPassThroughUnchanged(t *testing.T) {
+	now := time.Now()
+	single, _ := reading("pump-1", 7, now).MarshalJSON()
+	batch, _ := wire.EncodeBatch([]wire.Reading{reading("pump-1", 8, now), reading("pump-1", 9, now)})
+	for _, payload := range [][]byte{single, batch} {
+		b := newTestBridge(t)
+		var o outbox
+		b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), payload, now)
+		if len(o.records) != 1 || string(o.records[0].Value) != string(payload) {
+			t.Fatalf("got %+v", o.records)
+		}
+	}
+}
+
+func TestBatchWithRefusedReadingKeepsTheOthers(t *testing.T) {
+	now := time.Now()
+	bad := reading("pump-1", 2, now)
+	bad.Sensors = map[string]float64{}
+	good1, _ := reading("pump-1", 1, now).MarshalJSON()
+	good3, _ := reading("pump-1", 3, now).MarshalJSON()
+	badRaw, _ := bad.MarshalJSON()
+	payload := wire.JoinBatch([][]byte{good1, badRaw, good3})
 	b := newTestBridge(t)
-	payload, _ := reading("pump-1", 7, time.Now()).MarshalJSON()
 	var o outbox
-	b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), payload, time.Now())
-	if len(o.records) != 1 || string(o.records[0].Value) != string(payload) {
+	b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), payload, now)
+	if len(o.records) != 2 || o.records[0].Topic != "pdm.readings.dlq" || string(o.records[0].Value) != string(badRaw) {
 		t.Fatalf("got %+v", o.records)
+	}
+	items, err := wire.DefaultLimits().Decode(o.records[1].Value, now)
+	if err != nil || len(items) != 2 || items[0].Reading.Seq != 1 || items[1].Reading.Seq != 3 {
+		t.Fatalf("rebuilt batch: %v %+v", err, items)
 	}
 }
 

@@ -52,10 +52,13 @@ type MQTT struct {
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
 	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
-	// call before acknowledging them. Size it to the broker's
-	// max_inflight_messages: the broker sends no more than that unacknowledged.
+	// call. The broker sends at most max_inflight_messages unacknowledged, so
+	// max_batch × pipeline should not exceed it (Mosquitto here: 4000).
 	// Default 1000.
 	MaxBatch int `yaml:"max_batch" help:"MQTT messages per Kafka write"`
+	// Pipeline is how many batches may be in flight to Kafka at once while
+	// the next is collected. Default 4.
+	Pipeline int `yaml:"pipeline" help:"batches in flight to Kafka"`
 	// Linger is how long the bridge waits for more messages before writing a
 	// partial batch. Default 2ms.
 	Linger time.Duration `yaml:"linger" help:"wait for more messages before a write"`
@@ -115,6 +118,7 @@ func Default(role Role) Config {
 			ShareGroup: "ingest",
 			Filter:     wire.ReadingsFilter,
 			MaxBatch:   1000,
+			Pipeline:   4,
 			Linger:     2 * time.Millisecond,
 		},
 		Kafka: Kafka{
@@ -158,6 +162,9 @@ func (c *Config) Validate(role Role) error {
 		}
 		if c.MQTT.MaxBatch < 1 || c.MQTT.MaxBatch > 100_000 {
 			errs = append(errs, fmt.Errorf("mqtt.max_batch (%d) must be in 1..100000", c.MQTT.MaxBatch))
+		}
+		if c.MQTT.Pipeline < 1 || c.MQTT.Pipeline > 64 {
+			errs = append(errs, fmt.Errorf("mqtt.pipeline (%d) must be in 1..64", c.MQTT.Pipeline))
 		}
 		if c.MQTT.Linger < 0 || c.MQTT.Linger > c.Kafka.BatchTimeout*100 {
 			errs = append(errs, fmt.Errorf("mqtt.linger (%s) must be in [0, 100×kafka.batch_timeout (%s)]", c.MQTT.Linger, c.Kafka.BatchTimeout))

@@ -114,22 +114,20 @@ func (h *Historian) Run(ctx context.Context) error {
 }
 
 func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq producer) error {
-	msgs := make([]kafka.Message, 0, h.cfg.Influx.BatchSize)
+	var msgs, dead []kafka.Message
 	points := make([]*write.Point, 0, h.cfg.Influx.BatchSize)
 	for {
-		msgs, points = msgs[:0], points[:0]
-		var dead []kafka.Message
-		var err error
-		if msgs, err = h.fetch(ctx, r, msgs); err != nil {
-			return nil // ctx ended; nothing fetched is committed
-		}
-		for _, m := range msgs {
-			p, err := h.point(m.Value)
-			if err != nil {
+		clear(points) // let the previous batch's points be collected
+		msgs, dead, points = msgs[:0], dead[:0], points[:0]
+		if err := h.fetch(ctx, r, func(m kafka.Message) bool {
+			msgs = append(msgs, m)
+			var err error
+			if points, err = h.appendPoints(points, m.Value); err != nil {
 				dead = append(dead, h.deadLetter(m, err))
-				continue
 			}
-			points = append(points, p)
+			return len(points) < h.cfg.Influx.BatchSize
+		}); err != nil {
+			return nil // ctx ended; nothing fetched is committed
 		}
 		if err := retry(ctx, h.log, "influxdb write", func() error {
 			if len(points) == 0 {
@@ -160,45 +158,53 @@ func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq pr
 	}
 }
 
-// fetch blocks for the first message, then adds more until the batch is
-// full or flush_interval has passed since the first.
-func (h *Historian) fetch(ctx context.Context, r source, msgs []kafka.Message) ([]kafka.Message, error) {
+// fetch blocks for the first message, then passes messages to add until it
+// returns false or flush_interval has passed since the first.
+func (h *Historian) fetch(ctx context.Context, r source, add func(kafka.Message) bool) error {
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
-		return msgs, err
+		return err
 	}
-	msgs = append(msgs, m)
+	if !add(m) {
+		return nil
+	}
 	wait, cancel := context.WithTimeout(ctx, h.cfg.Influx.FlushInterval)
 	defer cancel()
-	for len(msgs) < cap(msgs) {
+	for {
 		m, err := r.FetchMessage(wait)
 		if err != nil {
-			break
+			return nil
 		}
-		msgs = append(msgs, m)
+		if !add(m) {
+			return nil
+		}
 	}
-	return msgs, nil
 }
 
-// point turns a reading record into an InfluxDB point.
-func (h *Historian) point(value []byte) (*write.Point, error) {
+// appendPoints adds the points of one record (a reading or a batch of
+// readings) to points. A record with any refused reading adds nothing: the
+// bridge let only valid readings through, so such a record is corrupt and
+// goes whole to the dead-letter topic.
+func (h *Historian) appendPoints(points []*write.Point, value []byte) ([]*write.Point, error) {
 	items, err := h.limits.Decode(value, time.Now())
 	if err != nil {
-		return nil, err
+		return points, err
 	}
-	if len(items) != 1 {
-		return nil, fmt.Errorf("%w: %d readings in one record", wire.ErrBatchSize, len(items))
+	for _, it := range items {
+		if it.Err != nil {
+			return points, it.Err
+		}
 	}
-	if items[0].Err != nil {
-		return nil, items[0].Err
+	for _, it := range items {
+		r := it.Reading
+		fields := make(map[string]any, len(r.Sensors)+1)
+		for k, v := range r.Sensors {
+			fields[k] = v
+		}
+		fields["seq"] = int64(r.Seq) // InfluxDB 1.8 has no unsigned fields by default
+		points = append(points, write.NewPoint(Measurement, map[string]string{"site": r.Site, "asset": r.Asset}, fields, r.Time))
 	}
-	r := items[0].Reading
-	fields := make(map[string]any, len(r.Sensors)+1)
-	for k, v := range r.Sensors {
-		fields[k] = v
-	}
-	fields["seq"] = int64(r.Seq) // InfluxDB 1.8 has no unsigned fields by default
-	return write.NewPoint(Measurement, map[string]string{"site": r.Site, "asset": r.Asset}, fields, r.Time), nil
+	return points, nil
 }
 
 func (h *Historian) deadLetter(m kafka.Message, err error) kafka.Message {

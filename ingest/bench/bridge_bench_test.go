@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// messagesPerRun is the load of one benchmark iteration, in MQTT messages.
+const messagesPerRun = 40_000
+
+// BenchmarkBridgeThroughput publishes the same load twice, once to a bare
+// subscriber and once through the bridge process, and reports both rates in
+// readings per second, their ratio, and the bridge's peak resident memory.
+func BenchmarkBridgeThroughput(b *testing.B) {
+	bin := buildIngest(b)
+	for _, batch := range []int{1, 20} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			site := stacktest.Unique("bx")
+			topic := stacktest.Topic(b, "bench-readings", 6)
+			br := startBridge(b, bin, site, topic)
+			pub := connect(b, "pub")
+			var baseRate, bridgeRate float64
+			for b.Loop() {
+				baseRate += baseline(b, pub, batch)
+				if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" {
+					go saveProfile(br.admin, fmt.Sprintf("%s.batch%d", prof, batch))
+				}
+				bridgeRate += throughBridge(b, pub, site, topic, batch)
+			}
+			baseRate /= float64(b.N)
+			bridgeRate /= float64(b.N)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(baseRate, "baseline-readings/s")
+			b.ReportMetric(bridgeRate, "bridge-readings/s")
+			b.ReportMetric(bridgeRate/baseRate, "ratio")
+			b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
+			if resp, err := http.Get("http://" + br.admin + "/metrics"); err == nil {
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "_sum") || strings.Contains(sc.Text(), "_count") {
+						if strings.HasPrefix(sc.Text(), "pdm_bridge") {
+							b.Log(sc.Text())
+						}
+					}
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkBridgeLatency publishes single readings at a steady 2,000 per
+// second and reports the time from publish to Kafka's append (the topic uses
+// LogAppendTime), p50 and p99.
+func BenchmarkBridgeLatency(b *testing.B) {
+	bin := buildIngest(b)
+	site := stacktest.Unique("bl")
+	topic := stacktest.Unique("bench-latency")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := stacktest.CreateTopic(ctx, stacktest.KafkaBrokers(b)[0], topic, 6, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+		b.Fatal(err)
+	}
+	startBridge(b, bin, site, topic)
+	pub := connect(b, "pub")
+	const rate, n = 2000, 10_000
+	var lat []time.Duration
+	for b.Loop() {
+		before := endOffsets(b, topic)
+		tick := time.NewTicker(time.Second / rate)
+		for i := 0; i < n; i++ {
+			<-tick.C
+			r := wire.Reading{Site: site, Asset: fmt.Sprintf("a%d", i%20), Seq: uint64(i + 1), Time: time.Now(),
+				Sensors: map[string]float64{"vibration_rms": 1}}
+			p, _ := r.MarshalJSON()
+			pub.Publish(wire.ReadingsTopic(site, r.Asset), 1, false, p)
+		}
+		tick.Stop()
+		msgs := stacktest.ReadN(b, topic, int(before)+n, time.Minute)
+		for _, m := range msgs[before:] {
+			var r wire.Reading
+			if err := r.UnmarshalJSON(m.Value); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, m.Time.Sub(r.Time))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// baseline publishes the load to a bare counting subscriber and returns the
+// readings per second it received.
+func baseline(b *testing.B, pub mqtt.Client, batch int) float64 {
+	site := stacktest.Unique("bb")
+	var got atomic.Int64
+	done := make(chan struct{})
+	sub := connect(b, "baseline")
+	defer sub.Disconnect(100)
+	handler := func(mqtt.Client, mqtt.Message) {
+		if got.Add(1) == messagesPerRun {
+			close(done)
+		}
+	}
+	if t := sub.Subscribe("$share/"+site+"/pdm/v1/"+site+"/+/readings", 1, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		b.Fatalf("subscribe: %v", t.Error())
+	}
+	start := time.Now()
+	load(b, pub, site, batch)
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("baseline received %d of %d messages", got.Load(), messagesPerRun)
+	}
+	return float64(messagesPerRun*batch) / time.Since(start).Seconds()
+}
+
+// throughBridge publishes the load to the bridge and returns the readings
+// per second Kafka acknowledged, waiting until every reading is there. The
+// bridge writes each valid message as one record, single or batch.
+func throughBridge(b *testing.B, pub mqtt.Client, site, topic string, batch int) float64 {
+	before := endOffsets(b, topic)
+	want := before + messagesPerRun
+	start := time.Now()
+	load(b, pub, site, batch)
+	deadline := time.Now().Add(3 * time.Minute)
+	for endOffsets(b, topic) < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("kafka has %d of %d readings", endOffsets(b, topic)-before, want-before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return float64(messagesPerRun*batch) / time.Since(start).Seconds()
+}
+
+// load publishes messagesPerRun messages of batch readings each, spread over
+// 50 assets, keeping a window of QoS 1 publishes in flight.
+func load(b *testing.B, pub mqtt.Client, site string, batch int) {
+	const assets, window = 50, 2000
+	seq := make([]uint64, assets)
+	sensors := map[string]float64{"vibration_rms": 2.1, "bearing_temp": 61.5, "motor_current": 12.3, "flow": 118.2}
+	payloads := make([][]byte, assets)
+	inflight := make(chan mqtt.Token, window)
+	for i := 0; i < messagesPerRun; i++ {
+		a := i % assets
+		rs := make([]wire.Reading, batch)
+		for j := range rs {
+			seq[a]++
+			rs[j] = wire.Reading{Site: site, Asset: "asset-" + strconv.Itoa(a), Seq: seq[a], Time: time.Now(), Sensors: sensors}
+		}
+		var err error
+		if batch == 1 {
+			payloads[a], err = rs[0].MarshalJSON()
+		} else {
+			payloads[a], err = wire.EncodeBatch(rs)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(inflight) == window {
+			if t := <-inflight; !t.WaitTimeout(time.Minute) || t.Error() != nil {
+				b.Fatalf("publish: %v", t.Error())
+			}
+		}
+		inflight <- pub.Publish(wire.ReadingsTopic(site, rs[0].Asset), 1, false, payloads[a])
+	}
+	for len(inflight) > 0 {
+		if t := <-inflight; !t.WaitTimeout(time.Minute) || t.Error() != nil {
+			b.Fatalf("publish: %v", t.Error())
+		}
+	}
+}
+
+func connect(b *testing.B, name string) mqtt.Client {
+	b.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(stacktest.MQTTURL(b)).SetClientID(stacktest.Unique(name)).
+		SetMaxResumePubInFlight(2000))
+	if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		b.Fatalf("connect: %v", t.Error())
+	}
+	b.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// buildIngest builds the ingest binary once per benchmark process.
+func buildIngest(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "ingest")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/ingest")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBridge runs the bridge binary subscribed to site's readings and
+// writing to topic, and waits until it is ready.
+type bridgeProc struct {
+	*exec.Cmd
+	admin string
+}
+
+func startBridge(b *testing.B, bin, site, topic string) bridgeProc {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "bridge", "-http-addr", admin, "-log.level", "warn",
+		"-mqtt.url", stacktest.MQTTURL(b), "-kafka.brokers", strings.Join(stacktest.KafkaBrokers(b), ","),
+		"-mqtt.filter", "pdm/v1/"+site+"/+/readings", "-mqtt.share-group", site, "-mqtt.client-id", site,
+		"-kafka.topic", topic, "-kafka.dlq-topic", topic+".dlq")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	stacktest.Eventually(b, time.Minute, func() bool {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "bridge not ready")
+	return bridgeProc{cmd, admin}
+}
+
+// endOffsets sums the end offsets of every partition of topic.
+func endOffsets(b *testing.B, topic string) int64 {
+	b.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(stacktest.KafkaBrokers(b)...), Timeout: 10 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := 0; p < 6; p++ {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(context.Background(), req)
+	if err != nil {
+		b.Fatalf("list offsets: %v", err)
+	}
+	var sum int64
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			b.Fatalf("list offsets: %v", p.Error)
+		}
+		sum += p.LastOffset
+	}
+	return sum
+}
+
+// peakRSS reads the peak resident set size (VmHWM) of a process, in bytes.
+func peakRSS(b *testing.B, pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
+
+// saveProfile writes a 2-second CPU profile of the bridge to path; set
+// PDM_BENCH_PROFILE to see where the bridge spends its time under load.
+func saveProfile(admin, path string) {
+	resp, err := http.Get("http://" + admin + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}

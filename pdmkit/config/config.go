@@ -57,6 +57,17 @@ func Load(path string, cfg any) error {
 	return nil
 }
 
+// LoadString applies YAML text to cfg with the same strictness as Load, for
+// embedded samples and tests.
+func LoadString(text string, cfg any) error {
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
 // BindFlags registers one flag per field of cfg on fs, named after its YAML
 // path with "_" written "-" (mqtt.client_id → -mqtt.client-id). After fs.Parse, call
 // the returned function to apply the flags the user set (and only those), so

@@ -1,0 +1,91 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/compose"
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	for _, role := range []Role{Bridge, Historian} {
+		cfg := Default(role)
+		if err := cfg.Validate(role); err != nil {
+			t.Errorf("%s defaults: %v", role, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		role   Role
+		change func(*Config)
+		want   string
+	}{
+		{"no brokers", Bridge, func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers is empty"},
+		{"dlq is readings", Bridge, func(c *Config) { c.Kafka.DLQTopic = c.Kafka.Topic }, `kafka.dlq_topic ("pdm.readings") must differ`},
+		{"kafka-go default timeout", Bridge, func(c *Config) { c.Kafka.BatchTimeout = 0 }, "kafka.batch_timeout (0s)"},
+		{"bad mqtt url", Bridge, func(c *Config) { c.MQTT.URL = "localhost" }, `mqtt.url ("localhost")`},
+		{"huge batch", Bridge, func(c *Config) { c.MQTT.MaxBatch = 1e6 }, "mqtt.max_batch (1000000)"},
+		{"no pipeline", Bridge, func(c *Config) { c.MQTT.Pipeline = 0 }, "mqtt.pipeline (0)"},
+		{"linger vs timeout", Bridge, func(c *Config) { c.MQTT.Linger = time.Second }, "mqtt.linger (1s) must be in [0, 100×kafka.batch_timeout (5ms)]"},
+		{"no group", Historian, func(c *Config) { c.Kafka.GroupID = "" }, "kafka.group_id is empty"},
+		{"no bucket", Historian, func(c *Config) { c.Influx.Bucket = "" }, "influx.bucket is empty"},
+		{"batch size", Historian, func(c *Config) { c.Influx.BatchSize = 0 }, "influx.batch_size (0)"},
+		{"bad role", "scorer", func(*Config) {}, `role "scorer"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default(Bridge)
+			if tc.role == Historian {
+				cfg = Default(Historian)
+			}
+			tc.change(&cfg)
+			err := cfg.Validate(tc.role)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSampleMatchesDefaults loads the embedded sample over zero values and
+// checks it yields the defaults, so the documented file cannot drift.
+func TestSampleMatchesDefaults(t *testing.T) {
+	var fromSample Config
+	if err := pdmconfig.LoadString(Sample, &fromSample); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pdmconfig.String(&fromSample), pdmconfig.String(ptr(Default(Bridge))); got != want {
+		t.Fatalf("sample.yaml differs from the defaults:\n--- sample\n%s\n--- defaults\n%s", got, want)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestComposeUsesRealKeys checks the ingest services in docker-compose.yml
+// set only environment variables this config reads, and listen where their
+// ports are published.
+func TestComposeUsesRealKeys(t *testing.T) {
+	keys := map[string]bool{}
+	cfg := Default(Bridge)
+	for _, k := range pdmconfig.EnvKeys(&cfg) {
+		keys[k] = true
+	}
+	for service, role := range map[string]Role{"ingest-bridge": Bridge, "ingest-historian": Historian} {
+		env, err := compose.ServiceEnv("../../../docker-compose.yml", service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range env {
+			if strings.HasPrefix(k, "PDM_") && !keys[k] {
+				t.Errorf("%s: compose sets %s, which ingest does not read", service, k)
+			}
+		}
+		if got, want := env["PDM_HTTP_ADDR"], Default(role).HTTPAddr; got != want {
+			t.Errorf("%s: PDM_HTTP_ADDR %q, want the default %q", service, got, want)
+		}
+	}
+}

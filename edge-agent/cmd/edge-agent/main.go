@@ -1,0 +1,58 @@
+// Command edge-agent simulates or replays machine sensors and publishes the
+// readings to MQTT with store-and-forward. See edge-agent/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pdmstream/pdm/edge-agent/internal/agent"
+	"github.com/pdmstream/pdm/edge-agent/internal/config"
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "edge-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
+	file := fs.String("config", "", "YAML config file (flags > env > file > defaults)")
+	printCfg := fs.Bool("print-config", false, "print the annotated sample config and exit")
+	apply := pdmconfig.BindFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *printCfg {
+		_, err := io.WriteString(stdout, config.Sample)
+		return err
+	}
+	if err := pdmconfig.Load(*file, &cfg); err != nil {
+		return err
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Debug("config", "yaml", pdmconfig.String(&cfg))
+	return a.Run(ctx)
+}

@@ -1,0 +1,294 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pdmstream/pdm/edge-agent/internal/config"
+	"github.com/pdmstream/pdm/edge-agent/internal/mqtttest"
+	"github.com/pdmstream/pdm/edge-agent/internal/sim"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+func testLog(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func testConfig(url, site string) config.Config {
+	cfg := config.Default()
+	cfg.Site = site
+	cfg.AgentID = site + "-gw"
+	cfg.MQTT.URL = url
+	cfg.MQTT.MaxReconnectInterval = 300 * time.Millisecond
+	cfg.HTTPAddr = ""
+	cfg.Rate = 0
+	return cfg
+}
+
+// start runs an agent; the returned channel yields Run's result.
+func start(t *testing.T, ctx context.Context, cfg config.Config) (*Agent, chan error) {
+	t.Helper()
+	a, err := New(cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, done
+}
+
+func waitDone(t *testing.T, done chan error, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent: %v", err)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("agent did not finish within %s", timeout)
+	}
+}
+
+// Publish a fixed number of readings of several assets to the shared
+// stack's Mosquitto and check, with a separate subscriber, that exactly
+// those arrive, in order per asset, with the simulator's values.
+func TestPublishToStack(t *testing.T) {
+	url := stacktest.MQTTURL(t)
+	for _, batch := range []int{1, 7} {
+		t.Run(map[int]string{1: "single", 7: "batch7"}[batch], func(t *testing.T) {
+			site := stacktest.Unique("edge")
+			sub := mqtttest.Subscribe(t, url, site)
+			cfg := testConfig(url, site)
+			cfg.Assets = "pump-1=pump,motor-1=motor,pump-2=pump"
+			cfg.Degrade = "pump-2=cavitation@1h"
+			cfg.Batch, cfg.Limit, cfg.Seed = batch, 500, 42
+			_, done := start(t, context.Background(), cfg)
+			waitDone(t, done, 30*time.Second)
+			assets := []string{"pump-1", "motor-1", "pump-2"}
+			stacktest.Eventually(t, 10*time.Second, func() bool {
+				d := sub.Distinct()
+				return d["pump-1"] == 500 && d["motor-1"] == 500 && d["pump-2"] == 500
+			}, "subscriber has %v", sub.Distinct())
+			first := sub.CheckComplete(t, assets, 500)
+			if sub.Invalid() > 0 {
+				t.Errorf("%d invalid readings arrived", sub.Invalid())
+			}
+			// Values intact: a twin simulator with the same seed and step
+			// gives exactly what arrived.
+			parsed, _ := config.ParseAssets(cfg.Assets)
+			for _, as := range parsed {
+				twin, _ := sim.New(as.ID, as.Kind, sim.Options{Seed: 42, Step: simStep(cfg), TimeScale: cfg.TimeScale}, nil)
+				if as.ID == "pump-2" {
+					twin.Schedule(sim.Cavitation, time.Hour, 0)
+				}
+				for i, g := range first[as.ID] {
+					want := twin.Next(time.Now())
+					for k, v := range want {
+						if g.Sensors[k] != v {
+							t.Fatalf("%s seq %d sensor %s: got %v, want %v", as.ID, g.Seq, k, g.Sensors[k], v)
+						}
+					}
+					if len(g.Sensors) != len(want) {
+						t.Fatalf("%s reading %d: %d sensors, want %d", as.ID, i, len(g.Sensors), len(want))
+					}
+				}
+			}
+		})
+	}
+}
+
+// The agent starts while the broker is down, the broker comes up, is
+// stopped in mid-stream and comes up again: every reading arrives, in order.
+func TestStoreAndForwardBrokerOutage(t *testing.T) {
+	b := mqtttest.NewBroker(t)
+	b.Start()
+	site := stacktest.Unique("sf")
+	sub := mqtttest.Subscribe(t, b.URL(), site) // persistent session, kept across restarts
+	b.Stop()
+
+	cfg := testConfig(b.URL(), site)
+	cfg.Assets = "pump-1=pump,motor-1=motor"
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Rate, cfg.Batch, cfg.Limit = 1500, 4, 3000
+	a, done := start(t, context.Background(), cfg)
+
+	// Broker down: readings go to the spool.
+	stacktest.Eventually(t, 10*time.Second, func() bool {
+		return testutil.ToFloat64(a.m.generated.WithLabelValues("pump-1")) >= 500
+	}, "agent generated too little while the broker was down")
+	if acked := testutil.ToFloat64(a.m.acked); acked != 0 {
+		t.Fatalf("%v readings acked with the broker down", acked)
+	}
+
+	b.Start()
+	stacktest.Eventually(t, 15*time.Second, func() bool {
+		return sub.Distinct()["pump-1"] >= 800
+	}, "spooled readings did not arrive after the broker came up: %v", sub.Distinct())
+	b.Stop() // in mid-stream
+	b.Start()
+
+	waitDone(t, done, 30*time.Second)
+	stacktest.Eventually(t, 15*time.Second, func() bool {
+		d := sub.Distinct()
+		return d["pump-1"] == 3000 && d["motor-1"] == 3000
+	}, "subscriber has %v, want 3000 each; missing %v", sub.Distinct(), sub.Missing(3000))
+	sub.CheckComplete(t, []string{"pump-1", "motor-1"}, 3000)
+	if r := testutil.ToFloat64(a.m.reconnects); r < 1 {
+		t.Errorf("reconnects %v, want >= 1", r)
+	}
+}
+
+// An agent stopped with readings still spooled sends them after its
+// restart, and its sequence numbers continue where they stopped.
+func TestRestartSendsSpool(t *testing.T) {
+	b := mqtttest.NewBroker(t)
+	site := stacktest.Unique("rs")
+	cfg := testConfig(b.URL(), site)
+	cfg.Assets = "pump-1=pump,motor-1=motor"
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Limit, cfg.Batch = 200, 3
+
+	// First run: broker down, every reading spooled, then stopped.
+	ctx, cancel := context.WithCancel(context.Background())
+	a, done := start(t, ctx, cfg)
+	stacktest.Eventually(t, 10*time.Second, func() bool {
+		return testutil.ToFloat64(a.m.generated.WithLabelValues("motor-1")) == 200
+	}, "first run did not generate 200 readings")
+	cancel()
+	waitDone(t, done, 10*time.Second)
+
+	b.Start()
+	sub := mqtttest.Subscribe(t, b.URL(), site)
+	cfg.Limit = 300
+	_, done = start(t, context.Background(), cfg)
+	waitDone(t, done, 30*time.Second)
+	stacktest.Eventually(t, 10*time.Second, func() bool {
+		d := sub.Distinct()
+		return d["pump-1"] == 500 && d["motor-1"] == 500
+	}, "subscriber has %v, want 500 each", sub.Distinct())
+	sub.CheckComplete(t, []string{"pump-1", "motor-1"}, 500)
+}
+
+// nanSource yields a NaN on every third reading.
+type nanSource struct{ n int }
+
+func (s *nanSource) Next(context.Context) (map[string]float64, error) {
+	s.n++
+	if s.n%3 == 0 {
+		return map[string]float64{"x": math.NaN()}, nil
+	}
+	return map[string]float64{"x": float64(s.n)}, nil
+}
+
+type memSpool struct{ recs [][]byte }
+
+func (m *memSpool) Append(b []byte) error { m.recs = append(m.recs, b); return nil }
+func (m *memSpool) Unread() uint64        { return 0 }
+
+func TestInvalidReadingsDropped(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1", "s")
+	cfg.Limit, cfg.Batch = 10, 4
+	a, err := New(cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &memSpool{}
+	a.generate(context.Background(), stream{asset: "dev-1", src: &nanSource{}, paced: true}, sp)
+	if got := testutil.ToFloat64(a.m.dropped.WithLabelValues(string(wire.CodeOf(&wire.RejectError{Kind: wire.ErrValue})))); got != 4 {
+		t.Errorf("dropped %v NaN readings, want 4 (of 14 generated)", got)
+	}
+	if len(sp.recs) != 3 { // 4 + 4 + 2
+		t.Fatalf("%d messages spooled, want 3", len(sp.recs))
+	}
+	if a.seqs["dev-1"] != 10 {
+		t.Errorf("last seq %d, want 10: dropped readings take no sequence number", a.seqs["dev-1"])
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1", "s")
+	cfg.Assets = "pump-1=pump,motor-1=motor"
+	a, err := New(cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	post := func(path string) (int, string) {
+		resp, err := http.Post(srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/v1/assets/pump-1/degrade?mode=bearing_wear&ttf=10h"); code != 200 || !strings.Contains(body, "failure_sim_s") {
+		t.Fatalf("degrade: %d %s", code, body)
+	}
+	if code, _ := post("/v1/assets/pump-1/degrade?mode=bearing_wear"); code != http.StatusConflict {
+		t.Errorf("second degrade: %d, want 409", code)
+	}
+	if code, _ := post("/v1/assets/motor-1/degrade?mode=cavitation"); code != http.StatusBadRequest {
+		t.Errorf("cavitation on a motor: %d, want 400", code)
+	}
+	if code, _ := post("/v1/assets/nope/repair"); code != http.StatusNotFound {
+		t.Errorf("unknown asset: %d, want 404", code)
+	}
+	resp, err := http.Get(srv.URL + "/v1/assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []sim.State
+	json.NewDecoder(resp.Body).Decode(&states)
+	resp.Body.Close()
+	if len(states) != 2 || states[0].Asset != "pump-1" || len(states[0].Active) != 1 || states[0].Active[0].Mode != "bearing_wear" {
+		t.Fatalf("states %+v", states)
+	}
+	if code, body := post("/v1/assets/pump-1/repair"); code != 200 || !strings.Contains(body, "repaired_at") {
+		t.Fatalf("repair: %d %s", code, body)
+	}
+	if len(a.byID["pump-1"].State().Active) != 0 {
+		t.Error("still degraded after repair")
+	}
+	if resp, _ := http.Get(srv.URL + "/readyz"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without broker: %d", resp.StatusCode)
+	}
+}
+
+// A CSV file replays as fast as possible; the NaN row is dropped and
+// counted; the agent exits at the end of the file once all is acknowledged.
+func TestCSVReplay(t *testing.T) {
+	b := mqtttest.NewBroker(t)
+	b.Start()
+	site := stacktest.Unique("csv")
+	sub := mqtttest.Subscribe(t, b.URL(), site)
+	cfg := testConfig(b.URL(), site)
+	cfg.Assets = ""
+	cfg.CSV.File, cfg.CSV.Asset, cfg.CSV.Speed = "../csvsource/testdata/comma.csv", "line-3", 0
+	a, done := start(t, context.Background(), cfg)
+	waitDone(t, done, 20*time.Second)
+	stacktest.Eventually(t, 10*time.Second, func() bool { return sub.Distinct()["line-3"] == 3 }, "got %v", sub.Distinct())
+	first := sub.CheckComplete(t, []string{"line-3"}, 3)
+	if v := first["line-3"][1].Sensors["Vibration_RMS__mm_s_"]; v != 1.25 {
+		t.Errorf("second row vibration %v", v)
+	}
+	if d := testutil.ToFloat64(a.m.dropped.WithLabelValues("bad_value")); d != 1 {
+		t.Errorf("dropped %v, want the NaN row", d)
+	}
+}

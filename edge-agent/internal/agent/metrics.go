@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+type metrics struct {
+	generated    *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
+	published    prometheus.Counter
+	acked        prometheus.Counter
+	reconnects   prometheus.Counter
+	spoolRecords prometheus.Gauge
+	spoolBytes   prometheus.Gauge
+	connected    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		generated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_edge_readings_generated_total", Help: "Readings taken from sources, valid or not.",
+		}, []string{"asset"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_edge_readings_dropped_total", Help: "Readings dropped, by reason: a wire rejection code, spool_full, spool_error or encode.",
+		}, []string{"reason"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_edge_readings_published_total", Help: "Readings handed to the MQTT client (resends after a rewind count again).",
+		}),
+		acked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_edge_readings_acked_total", Help: "Readings the broker acknowledged (QoS 1 PUBACK).",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_edge_mqtt_reconnects_total", Help: "MQTT connections after the first.",
+		}),
+		spoolRecords: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pdm_edge_spool_records", Help: "Messages in the spool not yet acknowledged.",
+		}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pdm_edge_spool_bytes", Help: "Bytes of spool segment files on disk.",
+		}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pdm_edge_mqtt_connected", Help: "1 while the MQTT link is up.",
+		}),
+	}
+	reg.MustRegister(m.generated, m.dropped, m.published, m.acked, m.reconnects, m.spoolRecords, m.spoolBytes, m.connected)
+	for _, c := range wire.Codes() {
+		m.dropped.WithLabelValues(string(c))
+	}
+	for _, r := range []string{"spool_full", "spool_error", "encode"} {
+		m.dropped.WithLabelValues(r)
+	}
+	return m
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/compose"
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	id := c.ClientID()
+	if !strings.HasPrefix(id, "pdm-edge-"+c.AgentID+"-") || id != c.ClientID() {
+		t.Errorf("client id %q", id)
+	}
+	c.Assets = "pump-9=pump"
+	if c.ClientID() == id {
+		t.Error("client id does not depend on the assets")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want []string // substrings the error must hold (both values)
+	}{
+		{"bad site", func(c *Config) { c.Site = "a/b" }, []string{`site ("a/b")`}},
+		{"bad asset kind", func(c *Config) { c.Assets = "p1=turbine" }, []string{`assets ("p1=turbine")`, `kind "turbine"`}},
+		{"asset twice", func(c *Config) { c.Assets = "p1=pump,p1=motor" }, []string{"listed twice"}},
+		{"nothing to publish", func(c *Config) { c.Assets = "" }, []string{`assets ("")`, `csv.file ("")`}},
+		{"negative rate", func(c *Config) { c.Rate = -1 }, []string{"rate (-1)"}},
+		{"batch zero", func(c *Config) { c.Batch = 0 }, []string{"batch (0)"}},
+		{"time scale", func(c *Config) { c.TimeScale = 0 }, []string{"time-scale (0)"}},
+		{"step too long", func(c *Config) { c.TimeScale, c.Rate = 100000, 1 }, []string{"time-scale (100000)", "rate (1)"}},
+		{"degrade unknown asset", func(c *Config) { c.Degrade = "pump-9=bearing_wear" }, []string{`"pump-9"`, `assets ("pump-1=pump,motor-1=motor")`}},
+		{"cavitation on motor", func(c *Config) { c.Degrade = "motor-1=cavitation" }, []string{`mode "cavitation"`, `kind "motor"`}},
+		{"bad delay", func(c *Config) { c.Degrade = "pump-1=bearing_wear@soon" }, []string{`delay "soon"`}},
+		{"bad url", func(c *Config) { c.MQTT.URL = "localhost" }, []string{`mqtt.url ("localhost")`}},
+		{"bad scheme", func(c *Config) { c.MQTT.URL = "http://x:1" }, []string{`scheme "http"`}},
+		{"window", func(c *Config) { c.MQTT.Window = 0 }, []string{"mqtt.window (0)"}},
+		{"spool smaller than segments", func(c *Config) { c.Spool.MaxBytes, c.Spool.SegmentBytes = 10000, 8192 }, []string{"spool.max-bytes (10000)", "spool.segment-bytes (8192)"}},
+		{"limit and loop", func(c *Config) { c.CSV.File, c.CSV.Loop, c.Limit = "x.csv", true, 5 }, []string{"limit (5)", "csv.loop (true)"}},
+		{"csv asset clash", func(c *Config) { c.CSV.File, c.CSV.Asset = "x.csv", "pump-1" }, []string{`csv.asset ("pump-1")`, `assets (`}},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{`log.format ("xml")`}},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, []string{`log.level ("loud")`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseDegrade(t *testing.T) {
+	got, err := ParseDegrade("pump-1=bearing_wear@30m/48h, motor-1=misalignment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Degradation{
+		{Asset: "pump-1", Mode: "bearing_wear", After: 30 * time.Minute, TTF: 48 * time.Hour},
+		{Asset: "motor-1", Mode: "misalignment"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v", got)
+	}
+	for _, bad := range []string{"pump-1", "p=m@-1s", "p=m/0s"} {
+		if _, err := ParseDegrade(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// The flags the end-to-end tests use, applied over defaults.
+func TestFlags(t *testing.T) {
+	c := Default()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	apply := pdmconfig.BindFlags(fs, &c)
+	err := fs.Parse([]string{"-site", "S", "-agent-id", "gw-1", "-assets", "pump-1=pump,motor-1=motor", "-rate", "0",
+		"-batch", "5", "-limit", "100", "-mqtt.url", "tcp://127.0.0.1:1884", "-spool.dir", "/tmp/x", "-seed", "9",
+		"-time-scale", "3600", "-degrade", "pump-1=bearing_wear@30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Site != "S" || c.AgentID != "gw-1" || c.Rate != 0 || c.Batch != 5 || c.Limit != 100 || c.MQTT.URL != "tcp://127.0.0.1:1884" ||
+		c.Spool.Dir != "/tmp/x" || c.Seed != 9 || c.TimeScale != 3600 || c.Degrade != "pump-1=bearing_wear@30s" {
+		t.Fatalf("flags not applied: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The embedded sample is a valid config file, so the docs cannot drift.
+func TestSampleLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sample.yaml")
+	os.WriteFile(path, []byte(Sample), 0o644)
+	c := Default()
+	if err := pdmconfig.Load(path, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	d.AgentID = c.AgentID
+	if pdmconfig.String(&c) != pdmconfig.String(&d) {
+		t.Errorf("sample values differ from Default():\n%s\nvs\n%s", pdmconfig.String(&c), pdmconfig.String(&d))
+	}
+}
+
+func TestEnvKeys(t *testing.T) {
+	keys := pdmconfig.EnvKeys(&Config{})
+	for _, k := range []string{"PDM_MQTT_URL", "PDM_HTTP_ADDR", "PDM_LOG_LEVEL", "PDM_LOG_FORMAT"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("config does not read %s", k)
+		}
+	}
+}
+
+// Every PDM_* key docker-compose.yml gives the edge-agent service is one
+// the config reads, except the keys every one of the project's services gets
+// from the file's shared environment anchor (the stack's addresses), and the
+// values there load and validate.
+func TestComposeEnv(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "docker-compose.yml")
+	env, err := compose.ServiceEnv(path, "edge-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := compose.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := map[string]int{}
+	built := 0
+	for _, s := range f.Services {
+		if s.Build == nil {
+			continue
+		}
+		built++
+		for _, k := range s.Environment.Keys() {
+			shared[k]++
+		}
+	}
+	keys := pdmconfig.EnvKeys(&Config{})
+	for k, v := range env {
+		if !strings.HasPrefix(k, "PDM_") {
+			continue
+		}
+		reads := slices.Contains(keys, k)
+		if !reads && built > 1 && shared[k] == built {
+			t.Logf("ignoring %s: every service gets it from the shared anchor", k)
+			continue
+		}
+		if !reads {
+			t.Errorf("docker-compose.yml sets %s for edge-agent, but the config does not read it (reads %v)", k, keys)
+		}
+		t.Setenv(k, v)
+	}
+	c := Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("compose environment: %v", err)
+	}
+}

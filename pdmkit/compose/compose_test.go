@@ -31,6 +31,11 @@ var knownEnv = map[string]bool{
 	"PDM_HTTP_ADDR":     true,
 	"PDM_LOG_LEVEL":     true,
 	"PDM_LOG_FORMAT":    true,
+	// edge-agent only
+	"PDM_SITE":      true,
+	"PDM_AGENT_ID":  true,
+	"PDM_ASSETS":    true,
+	"PDM_SPOOL_DIR": true,
 }
 
 func load(t *testing.T) *compose.File {

@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 // consumer group and database.
 type pipeline struct {
 	site, topic, dlq, bucket, group, bridgeID string
-	mqttURL, brokers, influxURL              string
+	mqttURL, brokers, influxURL               string
 }
 
 func newPipeline(t *testing.T) *pipeline {

@@ -37,6 +37,15 @@ func (l Limits) Decode(payload []byte, now time.Time) ([]Item, error) {
 	if len(payload) > l.MaxPayload {
 		return nil, reject(ErrOversize, -1, "%d bytes (limit %d)", len(payload), l.MaxPayload)
 	}
+	if items, err, ok := l.decodeFast(payload, now); ok {
+		return items, err
+	}
+	return l.decodeStd(payload, now)
+}
+
+// decodeStd decodes with encoding/json. It defines what Decode means; the
+// fast path must agree with it on every input it accepts.
+func (l Limits) decodeStd(payload []byte, now time.Time) ([]Item, error) {
 	var env envelope
 	err := json.Unmarshal(payload, &env)
 	var typeErr *json.UnmarshalTypeError

@@ -50,3 +50,40 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastMatchesStd checks that wherever the fast decoder accepts a
+// payload it returns exactly what encoding/json's path returns.
+func FuzzFastMatchesStd(f *testing.F) {
+	single, _ := sample(1).MarshalJSON()
+	batch, _ := EncodeBatch([]Reading{sample(1), sample(2)})
+	f.Add(single)
+	f.Add(batch)
+	f.Add([]byte(`{"v":1,"readings":[{"v":2},{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":3,"sensors":{"x":-0.5e3,"y":0}}]}`))
+	f.Add([]byte(` { "v" : 1 , "site":"s","asset":"a","ts":"2026-11-28T12:00:00.5+01:00","seq":18446744073709551615,"sensors":{"x":1,"x":2}} `))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fast, fastErr, ok := DefaultLimits().decodeFast(payload, now)
+		if !ok {
+			return
+		}
+		std, stdErr := DefaultLimits().decodeStd(payload, now)
+		if errString(fastErr) != errString(stdErr) {
+			t.Fatalf("message error: fast %v, std %v", fastErr, stdErr)
+		}
+		if len(fast) != len(std) {
+			t.Fatalf("fast %d items, std %d", len(fast), len(std))
+		}
+		for i := range fast {
+			if string(fast[i].Raw) != string(std[i].Raw) || errString(fast[i].Err) != errString(std[i].Err) ||
+				!reflect.DeepEqual(fast[i].Reading, std[i].Reading) {
+				t.Fatalf("item %d differs:\nfast %+v %v\nstd  %+v %v", i, fast[i], fast[i].Err, std[i], std[i].Err)
+			}
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

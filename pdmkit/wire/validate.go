@@ -88,15 +88,21 @@ func (l Limits) validate(r *Reading, now time.Time, index int) error {
 	if len(r.Sensors) > l.MaxSensors {
 		return reject(ErrSensors, index, "%d sensors (limit %d)", len(r.Sensors), l.MaxSensors)
 	}
+	// Report the first bad sensor in name order, so the same reading always
+	// gets the same error whatever the map's iteration order.
+	bad, found := "", false
 	for name, v := range r.Sensors {
-		if !ValidID(name) || reservedSensors[name] {
-			return reject(ErrSensors, index, "sensor name %q", clip(name))
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return reject(ErrValue, index, "sensor %q is %v", name, v)
+		if (!ValidID(name) || reservedSensors[name] || math.IsNaN(v) || math.IsInf(v, 0)) && (!found || name < bad) {
+			bad, found = name, true
 		}
 	}
-	return nil
+	if !found {
+		return nil
+	}
+	if !ValidID(bad) || reservedSensors[bad] {
+		return reject(ErrSensors, index, "sensor name %q", clip(bad))
+	}
+	return reject(ErrValue, index, "sensor %q is %v", bad, r.Sensors[bad])
 }
 
 // clip shortens hostile input before it goes into an error message.

@@ -43,3 +43,10 @@ type Forecast struct {
 	TimeToFailure time.Duration
 	Low, High     time.Duration
 }
+
+// Both constructors' results are Detectors: NewOnline for an asset without
+// a model, FromArtifact for a trained reconstruction or forecaster model.
+var (
+	_ Detector = (*Online)(nil)
+	_ Detector = (*ModelDetector)(nil)
+)

@@ -1,0 +1,305 @@
+package anomaly
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/nn"
+)
+
+// ForecasterConfig configures TrainForecaster. Zero fields take the
+// defaults noted.
+type ForecasterConfig struct {
+	Name, Version, ParentVersion string
+	// Window readings in (default 16), Horizon steps out (default 4).
+	Window, Horizon int
+	// Hidden units (default 2×features, at least 8).
+	Hidden int
+	// Smoothing, Enter, Exit, MinDuration: as in OnlineConfig (defaults
+	// 0.1, 0.99, 0.95, 5).
+	Smoothing   float64
+	Enter, Exit float64
+	MinDuration int
+	// HealthLimit is the score at which the asset counts as failed for the
+	// time-to-failure forecast (default: Enter).
+	HealthLimit float64
+	// Epochs (default 100) and Seed (default 1).
+	Epochs int
+	Seed   uint64
+}
+
+func (c ForecasterConfig) withDefaults(d int) ForecasterConfig {
+	if c.Name == "" {
+		c.Name = "forecaster"
+	}
+	if c.Version == "" {
+		c.Version = "1"
+	}
+	if c.Window == 0 {
+		c.Window = 16
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 4
+	}
+	if c.Hidden == 0 {
+		c.Hidden = max(8, 2*d)
+	}
+	if c.Smoothing == 0 {
+		c.Smoothing = 0.1
+	}
+	if c.Enter == 0 {
+		c.Enter = 0.99
+	}
+	if c.Exit == 0 {
+		c.Exit = 0.95
+	}
+	if c.MinDuration == 0 {
+		c.MinDuration = 5
+	}
+	if c.HealthLimit == 0 {
+		c.HealthLimit = c.Enter
+	}
+	if c.Epochs == 0 {
+		c.Epochs = 100
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return c
+}
+
+// forecastPairs builds (window → next horizon rows) training pairs from a
+// contiguous run of raw rows.
+func forecastPairs(s *nn.Scaler, w, h int, rows [][]float64) (x, y *mat.Dense) {
+	d := len(s.Mean)
+	n := len(rows) - w - h + 1
+	if n <= 0 {
+		return nil, nil
+	}
+	z := make([][]float64, len(rows))
+	for i, r := range rows {
+		z[i] = make([]float64, d)
+		scaleInto(z[i], s, r)
+	}
+	x, y = mat.NewDense(n, w*d, nil), mat.NewDense(n, h*d, nil)
+	for i := 0; i < n; i++ {
+		xr, yr := x.RawRowView(i), y.RawRowView(i)
+		for p := 0; p < w; p++ {
+			copy(xr[p*d:], z[i+p])
+		}
+		for p := 0; p < h; p++ {
+			copy(yr[p*d:], z[i+w+p])
+		}
+	}
+	return x, y
+}
+
+// TrainForecaster trains a forecaster on a contiguous stretch of normal
+// readings (rows[i] in features order, times[i] its time) and returns a
+// sealed artifact. Calibration is out of sample: the error distribution
+// comes from a network trained on the first 70% scoring the last 30%.
+func TrainForecaster(rows [][]float64, times []time.Time, features []string, cfg ForecasterConfig) (*model.Artifact, error) {
+	d := len(features)
+	if d == 0 || len(rows) != len(times) {
+		return nil, fmt.Errorf("anomaly: %d features, %d rows, %d times", d, len(rows), len(times))
+	}
+	cfg = cfg.withDefaults(d)
+	if len(rows) < 4*(cfg.Window+cfg.Horizon) {
+		return nil, fmt.Errorf("anomaly: %d rows are too few for window %d and horizon %d (need %d)", len(rows), cfg.Window, cfg.Horizon, 4*(cfg.Window+cfg.Horizon))
+	}
+	for i, r := range rows {
+		if len(r) != d {
+			return nil, fmt.Errorf("anomaly: row %d has %d values for %d features", i, len(r), d)
+		}
+		for _, v := range r {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("anomaly: row %d holds %v", i, v)
+			}
+		}
+	}
+	scaler, err := fitScaler(rows)
+	if err != nil {
+		return nil, err
+	}
+	spec := nn.Spec{Sizes: []int{cfg.Window * d, cfg.Hidden, cfg.Horizon * d}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
+	fit := func(rows [][]float64) (*nn.Network, error) {
+		x, y := forecastPairs(scaler, cfg.Window, cfg.Horizon, rows)
+		net, err := nn.New(spec, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: cfg.Epochs, BatchSize: 32,
+			L2: 1e-4, ValidationFraction: 0.2, Patience: 10, Seed: cfg.Seed}); err != nil {
+			return nil, fmt.Errorf("anomaly: training forecaster: %w", err)
+		}
+		return net, nil
+	}
+	cut := len(rows) * 7 / 10
+	probe, err := fit(rows[:cut])
+	if err != nil {
+		return nil, err
+	}
+	fs := newForecastScorer(probe, scaler, cfg.Window, cfg.Horizon, cfg.Smoothing)
+	burn := cfg.Window + int(math.Ceil(1/cfg.Smoothing))
+	var errs []float64
+	for i, r := range rows[cut-cfg.Window:] {
+		if e, ok := fs.step(r); ok && i > burn {
+			errs = append(errs, e)
+		}
+	}
+	calib := fitCalibrator(errs)
+	net, err := fit(rows)
+	if err != nil {
+		return nil, err
+	}
+	step := times[len(times)-1].Sub(times[0]).Seconds() / float64(len(times)-1)
+	if !(step > 0) {
+		step = 1
+	}
+	a := &model.Artifact{
+		Kind: model.Forecaster, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
+		CreatedAt: times[len(times)-1], Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
+		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
+		Calibration: &model.Calibration{LogMean: calib.logMean, LogStd: calib.logStd, Smoothing: cfg.Smoothing,
+			Enter: cfg.Enter, Exit: cfg.Exit, MinDuration: cfg.MinDuration},
+		Health:   &model.Health{Limit: cfg.HealthLimit, StepSeconds: step},
+		Training: model.Training{From: times[0], To: times[len(times)-1], Rows: len(rows), Seed: cfg.Seed},
+		Metrics:  map[string]float64{"holdout_log_error_median": calib.logMean},
+	}
+	return a, a.Seal()
+}
+
+// forecastScorer keeps the prediction made at the previous reading and
+// scores each new reading by how far it lands from it: per feature, the
+// squared one-step residual, smoothed; the raw error is their sum.
+type forecastScorer struct {
+	net    *nn.Network
+	scaler *nn.Scaler
+	alpha  float64
+	win    windower
+	z      []float64
+	pred   []float64 // one-step prediction for the next reading
+	have   bool
+	ema    []float64
+	primed bool
+	next   []float64 // full horizon of the last forecast, scaled
+}
+
+func newForecastScorer(net *nn.Network, s *nn.Scaler, window, horizon int, alpha float64) *forecastScorer {
+	d := len(s.Mean)
+	return &forecastScorer{net: net, scaler: s, alpha: alpha, win: newWindower(window, d), z: make([]float64, d),
+		pred: make([]float64, d), ema: make([]float64, d), next: make([]float64, horizon*d)}
+}
+
+func (f *forecastScorer) step(x []float64) (raw float64, ok bool) {
+	scaleInto(f.z, f.scaler, x)
+	if f.have {
+		a := f.alpha
+		if !f.primed {
+			a, f.primed = 1, true
+		}
+		for j, v := range f.z {
+			e := v - f.pred[j]
+			f.ema[j] = a*e*e + (1-a)*f.ema[j]
+			raw += f.ema[j]
+		}
+		ok = true
+	}
+	f.win.push(f.z)
+	if f.win.ready() {
+		out := f.net.Forward(f.win.buf)
+		copy(f.next, out)
+		copy(f.pred, out[:len(f.pred)])
+		f.have = true
+	}
+	return raw, ok
+}
+
+// ModelDetector scores readings with a trained model artifact
+// (reconstruction or forecaster). Its state is a function of the readings
+// observed since it was built, so replaying them rebuilds it.
+type ModelDetector struct {
+	a        *model.Artifact
+	features []string
+	x        []float64
+	recon    *reconScorer
+	fore     *forecastScorer
+	calib    calibrator
+	hyst     Hysteresis
+	trend    *trend
+}
+
+// FromArtifact builds the detector an artifact describes. RUL artifacts
+// are not stream detectors (see package rul).
+func FromArtifact(a *model.Artifact) (*ModelDetector, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	net, err := a.Network()
+	if err != nil {
+		return nil, err
+	}
+	c := a.Calibration
+	s := &nn.Scaler{Mean: slices.Clone(a.Scaler.Mean), Std: slices.Clone(a.Scaler.Std)}
+	m := &ModelDetector{a: a, features: slices.Clone(a.Features), x: make([]float64, len(a.Features)),
+		calib: calibrator{logMean: c.LogMean, logStd: c.LogStd},
+		hyst:  Hysteresis{Enter: c.Enter, Exit: c.Exit, MinDuration: c.MinDuration},
+	}
+	limit := c.Enter
+	if a.Health != nil {
+		limit = a.Health.Limit
+	}
+	m.trend = newTrend(120, limit)
+	switch a.Kind {
+	case model.Reconstruction:
+		centred := make([]bool, len(a.Features))
+		for j, f := range a.Features {
+			centred[j] = slices.Contains(a.Centred, f)
+		}
+		m.recon = newReconScorer(net, s, centred, a.Window, c.Smoothing)
+	case model.Forecaster:
+		m.fore = newForecastScorer(net, s, a.Window, a.Horizon, c.Smoothing)
+	default:
+		return nil, fmt.Errorf("anomaly: a %s model is not a stream detector", a.Kind)
+	}
+	return m, nil
+}
+
+// Features returns the sensors the model reads, in order.
+func (m *ModelDetector) Features() []string { return slices.Clone(m.features) }
+
+// Observe implements Detector. Until the model's first window is full the
+// result says WarmingUp.
+func (m *ModelDetector) Observe(t time.Time, sensors map[string]float64) (Result, error) {
+	if err := gather(m.x, m.features, sensors); err != nil {
+		return Result{}, err
+	}
+	res := Result{Model: m.a.Name, Version: m.a.Version}
+	var raw float64
+	var ok bool
+	var per []float64
+	if m.recon != nil {
+		raw, ok = m.recon.step(m.x)
+		per = m.recon.ema
+	} else {
+		raw, ok = m.fore.step(m.x)
+		per = m.fore.ema
+	}
+	if !ok {
+		res.WarmingUp = true
+		return res, nil
+	}
+	res.Score = m.calib.score(raw)
+	res.Alert = m.hyst.Update(res.Score)
+	res.Contributions = contributions(m.features, per, raw)
+	m.trend.add(t, res.Score)
+	if !res.Alert {
+		res.Forecast = m.trend.forecast()
+	}
+	return res, nil
+}

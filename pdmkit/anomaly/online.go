@@ -1,0 +1,508 @@
+package anomaly
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/nn"
+)
+
+// OnlineConfig configures the detector a new asset gets before any trained
+// model exists. Zero fields take the defaults noted (set in one place,
+// OnlineConfig.withDefaults).
+type OnlineConfig struct {
+	// Name is reported as Result.Model (default "online-ae").
+	Name string
+	// Features are the sensors in input order. Empty: the sorted keys of the
+	// first reading.
+	Features []string
+	// WarmupRows readings are learned as normal before scoring (default 400).
+	WarmupRows int
+	// Window is how many consecutive readings one network input spans
+	// (default 8).
+	Window int
+	// Hidden is the bottleneck width of the autoencoder (default: a quarter
+	// of the input width, at least 2).
+	Hidden int
+	// Smoothing is the weight of the newest error in each sensor's
+	// exponential moving average (default 0.1; 1 means none).
+	Smoothing float64
+	// Enter and Exit are the alert hysteresis levels on the calibrated score
+	// (defaults 0.99 and 0.95); MinDuration is how many consecutive readings
+	// must pass a level to switch (default 5).
+	Enter, Exit float64
+	MinDuration int
+	// Epochs bounds each (re)training (default 60); Seed makes it
+	// reproducible (default 1).
+	Epochs int
+	Seed   uint64
+	// Frozen turns off continuous learning. By default (false) every
+	// RetrainEvery scored readings (default 200) the network is retrained on
+	// the warm-up plus up to HistoryRows (default 1000) recent readings that
+	// passed the guards, as the trainer would retrain it on a rolling history.
+	Frozen       bool
+	RetrainEvery int
+	HistoryRows  int
+	// AdaptBelow is the guard: a reading joins the history only when its
+	// score is below this level and no alert is open (default 0.9), and a
+	// retrain is skipped when the median score since the last one exceeds
+	// DriftGuard (default 0.75; normal data has a median near 0.5 by
+	// construction), so a slow failure is not learned as normal.
+	AdaptBelow float64
+	DriftGuard float64
+	// DriftRatio: the warm-up is cut into 8 blocks; a sensor whose block
+	// means spread more than DriftRatio × its overall spread is slowly
+	// drifting, so it is centred per window and used as context only
+	// (default 0.6; white noise gives about 0.14 over 400 rows, a trend
+	// close to 1).
+	DriftRatio float64
+	// TrendRows is how many recent scores the time-to-failure trend uses
+	// (default 120).
+	TrendRows int
+}
+
+// DefaultOnlineConfig returns the configuration with every default set.
+func DefaultOnlineConfig() OnlineConfig { return OnlineConfig{}.withDefaults() }
+
+func (c OnlineConfig) withDefaults() OnlineConfig {
+	if c.Name == "" {
+		c.Name = "online-ae"
+	}
+	if c.WarmupRows == 0 {
+		c.WarmupRows = 400
+	}
+	if c.Window == 0 {
+		c.Window = 8
+	}
+	if c.Smoothing == 0 {
+		c.Smoothing = 0.1
+	}
+	if c.Enter == 0 {
+		c.Enter = 0.99
+	}
+	if c.Exit == 0 {
+		c.Exit = 0.95
+	}
+	if c.MinDuration == 0 {
+		c.MinDuration = 5
+	}
+	if c.Epochs == 0 {
+		c.Epochs = 60
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.RetrainEvery == 0 {
+		c.RetrainEvery = 200
+	}
+	if c.HistoryRows == 0 {
+		c.HistoryRows = 1000
+	}
+	if c.AdaptBelow == 0 {
+		c.AdaptBelow = 0.9
+	}
+	if c.DriftGuard == 0 {
+		c.DriftGuard = 0.75
+	}
+	if c.DriftRatio == 0 {
+		c.DriftRatio = 0.6
+	}
+	if c.TrendRows == 0 {
+		c.TrendRows = 120
+	}
+	return c
+}
+
+// Validate rejects unusable settings, naming the values.
+func (c OnlineConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Window < 1:
+		return fmt.Errorf("anomaly: window (%d) must be at least 1", c.Window)
+	case c.WarmupRows < c.Window+10:
+		return fmt.Errorf("anomaly: warm-up rows (%d) must be at least window (%d) + 10", c.WarmupRows, c.Window)
+	case !(c.Smoothing > 0 && c.Smoothing <= 1):
+		return fmt.Errorf("anomaly: smoothing (%v) must be in (0, 1]", c.Smoothing)
+	case !(c.Exit > 0 && c.Exit <= c.Enter && c.Enter < 1):
+		return fmt.Errorf("anomaly: exit (%v) and enter (%v) need 0 < exit ≤ enter < 1", c.Exit, c.Enter)
+	case c.MinDuration < 1:
+		return fmt.Errorf("anomaly: min duration (%d) must be at least 1", c.MinDuration)
+	case c.Hidden < 0:
+		return fmt.Errorf("anomaly: hidden (%d) must not be negative", c.Hidden)
+	case !c.Frozen && c.RetrainEvery < 10:
+		return fmt.Errorf("anomaly: retrain every (%d) must be at least 10", c.RetrainEvery)
+	}
+	seen := map[string]bool{}
+	for _, f := range c.Features {
+		if f == "" || seen[f] {
+			return fmt.Errorf("anomaly: feature %q empty or repeated", f)
+		}
+		seen[f] = true
+	}
+	return nil
+}
+
+// ErrFeatures is returned by Observe when a reading lacks a feature or holds
+// a non-finite value.
+var ErrFeatures = errors.New("anomaly: reading does not match the features")
+
+// Online is the online learner: warm-up, then score, optionally adapting.
+// Its state is a deterministic function of the readings it has observed, so
+// replaying an asset's readings in order rebuilds it exactly.
+type Online struct {
+	cfg      OnlineConfig
+	features []string
+	x        []float64
+
+	warm     [][]float64 // warm-up rows, kept as the anchor of every retrain
+	warmFrom time.Time
+	warmTo   time.Time
+
+	net     *nn.Network
+	scaler  *nn.Scaler
+	centred []bool
+	scorer  *reconScorer
+	calib   calibrator
+	hyst    Hysteresis
+	trend   *trend
+	version int
+
+	history    [][]float64 // accepted recent rows, oldest first
+	sinceTrain int
+	recent     []float64 // scores since the last retrain
+}
+
+// NewOnline returns an online detector. It validates and trains nothing.
+func NewOnline(cfg OnlineConfig) (*Online, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := &Online{cfg: cfg}
+	if len(cfg.Features) > 0 {
+		o.setFeatures(cfg.Features)
+	}
+	o.hyst = Hysteresis{Enter: cfg.Enter, Exit: cfg.Exit, MinDuration: cfg.MinDuration}
+	o.trend = newTrend(cfg.TrendRows, cfg.Enter)
+	return o, nil
+}
+
+func (o *Online) setFeatures(f []string) {
+	o.features = slices.Clone(f)
+	o.x = make([]float64, len(f))
+}
+
+// Features returns the sensors in input order (nil before the first reading
+// when they are taken from it).
+func (o *Online) Features() []string { return slices.Clone(o.features) }
+
+// Observe implements Detector.
+func (o *Online) Observe(t time.Time, sensors map[string]float64) (Result, error) {
+	if o.features == nil {
+		keys := make([]string, 0, len(sensors))
+		for k := range sensors {
+			keys = append(keys, k)
+		}
+		if len(keys) == 0 {
+			return Result{}, fmt.Errorf("%w: empty reading", ErrFeatures)
+		}
+		sort.Strings(keys)
+		o.setFeatures(keys)
+	}
+	if err := gather(o.x, o.features, sensors); err != nil {
+		return Result{}, err
+	}
+	res := Result{Model: o.cfg.Name, Version: o.Version()}
+	if o.net == nil {
+		if len(o.warm) == 0 {
+			o.warmFrom = t
+		}
+		o.warm = append(o.warm, slices.Clone(o.x))
+		o.warmTo = t
+		if len(o.warm) < o.cfg.WarmupRows {
+			res.WarmingUp = true
+			return res, nil
+		}
+		if err := o.train(); err != nil {
+			return Result{}, err
+		}
+		res.Version = o.Version()
+		res.WarmingUp = true
+		return res, nil
+	}
+	raw, ok := o.scorer.step(o.x)
+	if !ok {
+		res.WarmingUp = true
+		return res, nil
+	}
+	res.Score = o.calib.score(raw)
+	res.Alert = o.hyst.Update(res.Score)
+	res.Contributions = contributions(o.features, o.scorer.ema, raw)
+	o.trend.add(t, res.Score)
+	if !res.Alert {
+		res.Forecast = o.trend.forecast()
+	}
+	if !o.cfg.Frozen {
+		o.adapt(res)
+	}
+	return res, nil
+}
+
+// Version names the network the detector currently runs ("" during warm-up).
+func (o *Online) Version() string {
+	if o.net == nil {
+		return ""
+	}
+	return fmt.Sprintf("online-%d", o.version)
+}
+
+func gather(dst []float64, features []string, sensors map[string]float64) error {
+	for j, f := range features {
+		v, ok := sensors[f]
+		if !ok {
+			return fmt.Errorf("%w: missing %q", ErrFeatures, f)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: %q is %v", ErrFeatures, f, v)
+		}
+		dst[j] = v
+	}
+	return nil
+}
+
+func contributions(features []string, per []float64, total float64) []Contribution {
+	if !(total > 0) {
+		return nil
+	}
+	c := make([]Contribution, len(features))
+	for j, f := range features {
+		c[j] = Contribution{Sensor: f, Share: per[j] / total}
+	}
+	sort.SliceStable(c, func(a, b int) bool { return c[a].Share > c[b].Share })
+	return c
+}
+
+// fitScaler learns the scaler with a deviation floor relative to the mean:
+// a sensor constant during warm-up still scores a later change, but a tiny
+// quantisation step does not become thousands of deviations.
+func fitScaler(rows [][]float64) (*nn.Scaler, error) {
+	s, err := nn.FitScaler(rows)
+	if err != nil {
+		return nil, err
+	}
+	for j := range s.Std {
+		s.Std[j] = math.Max(s.Std[j], math.Max(1e-3*math.Abs(s.Mean[j]), 1e-3))
+	}
+	return s, nil
+}
+
+// windows builds the training matrix from one or more contiguous segments
+// of raw rows (windows never span two segments).
+func windows(s *nn.Scaler, centred []bool, w int, segs ...[][]float64) *mat.Dense {
+	d := len(s.Mean)
+	n := 0
+	for _, seg := range segs {
+		n += max(len(seg)-w+1, 0)
+	}
+	if n == 0 {
+		return nil
+	}
+	x := mat.NewDense(n, w*d, nil)
+	r := 0
+	z := make([]float64, d)
+	for _, seg := range segs {
+		win := newWindower(w, d)
+		for _, row := range seg {
+			scaleInto(z, s, row)
+			win.push(z)
+			if win.ready() {
+				win.input(x.RawRowView(r), centred)
+				r++
+			}
+		}
+	}
+	return x
+}
+
+func (o *Online) hidden() int {
+	if o.cfg.Hidden > 0 {
+		return o.cfg.Hidden
+	}
+	return max(2, o.cfg.Window*len(o.features)/4)
+}
+
+// train fits scaler, network and calibration on the warm-up (and, when
+// adapting, the accepted history), then replays the newest rows through
+// the scorer so its moving averages continue seamlessly.
+func (o *Online) train() error {
+	if o.scaler == nil {
+		s, err := fitScaler(o.warm)
+		if err != nil {
+			return err
+		}
+		o.scaler = s
+		o.centred = driftingFeatures(o.warm, o.cfg.DriftRatio)
+	}
+	segs := [][][]float64{o.warm}
+	if len(o.history) > 0 {
+		segs = append(segs, o.history)
+	}
+	x := windows(o.scaler, o.centred, o.cfg.Window, segs...)
+	if x == nil {
+		return fmt.Errorf("anomaly: %d warm-up rows are fewer than the window %d", len(o.warm), o.cfg.Window)
+	}
+	// Calibrate out of sample: two networks, each trained on one half of
+	// every segment in time order, score the other half. Errors on a
+	// network's own training rows are optimistic and would put the normal
+	// band too low.
+	var errs []float64
+	for fold := 0; fold < 2; fold++ {
+		var fit, held [][][]float64
+		for _, seg := range segs {
+			h := len(seg) / 2
+			first, second := seg[:h], seg[h:]
+			if fold == 1 {
+				first, second = second, first
+			}
+			fit, held = append(fit, first), append(held, second)
+		}
+		net, err := o.fit(nil, fit, uint64(fold+1))
+		if err != nil {
+			return err
+		}
+		errs = append(errs, o.replayErrors(net, held)...)
+	}
+	// Warm-started on retrains: the network moves from what it knew rather
+	// than starting over, which keeps versions comparable.
+	net, err := o.fit(o.net, segs, 0)
+	if err != nil {
+		return err
+	}
+	o.net = net
+	o.version++
+	o.calib = fitCalibrator(errs)
+	if o.scorer != nil {
+		// A retrain swaps the network under the live window and averages.
+		o.scorer.net = o.net
+		return nil
+	}
+	// After the warm-up, the scorer starts from the warm-up replayed, so its
+	// window and averages are full at the first scored reading.
+	o.scorer = newReconScorer(o.net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
+	for _, row := range o.warm {
+		o.scorer.step(row)
+	}
+	return nil
+}
+
+// fit trains a network on the windows of segs, from init's weights when
+// given (the network is cloned, not changed).
+func (o *Online) fit(init *nn.Network, segs [][][]float64, salt uint64) (*nn.Network, error) {
+	x := windows(o.scaler, o.centred, o.cfg.Window, segs...)
+	if x == nil {
+		return nil, fmt.Errorf("anomaly: too few rows for the window %d", o.cfg.Window)
+	}
+	var net *nn.Network
+	if init != nil {
+		net = init.Clone()
+	} else {
+		in := o.cfg.Window * len(o.features)
+		spec := nn.Spec{Sizes: []int{in, o.hidden(), in}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
+		var err error
+		if net, err = nn.New(spec, o.cfg.Seed+salt); err != nil {
+			return nil, err
+		}
+	}
+	_, err := net.Train(x, x, nn.TrainConfig{
+		Optimizer: nn.Adam, LearningRate: 0.005, Epochs: o.cfg.Epochs, BatchSize: 32,
+		L2: 1e-4, ValidationFraction: 0.2, Patience: 8, Seed: o.cfg.Seed + salt + uint64(o.version)*7,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("anomaly: training: %w", err)
+	}
+	return net, nil
+}
+
+// replayErrors runs each segment through a fresh scorer in order and
+// returns the smoothed errors after the moving average has settled.
+func (o *Online) replayErrors(net *nn.Network, segs [][][]float64) []float64 {
+	burn := o.cfg.Window + int(math.Ceil(1/o.cfg.Smoothing))
+	var errs []float64
+	for _, seg := range segs {
+		sc := newReconScorer(net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
+		var segErrs []float64
+		for _, row := range seg {
+			if e, ok := sc.step(row); ok {
+				segErrs = append(segErrs, e)
+			}
+		}
+		if len(segErrs) > 2*burn {
+			segErrs = segErrs[burn:]
+		}
+		errs = append(errs, segErrs...)
+	}
+	return errs
+}
+
+func (o *Online) adapt(res Result) {
+	o.sinceTrain++
+	o.recent = append(o.recent, res.Score)
+	if res.Score < o.cfg.AdaptBelow && !res.Alert {
+		o.history = append(o.history, slices.Clone(o.x))
+		if len(o.history) > o.cfg.HistoryRows {
+			o.history = o.history[len(o.history)-o.cfg.HistoryRows:]
+		}
+	}
+	if o.sinceTrain < o.cfg.RetrainEvery {
+		return
+	}
+	sorted := slices.Clone(o.recent)
+	sort.Float64s(sorted)
+	drifting := quantile(sorted, 0.5) > o.cfg.DriftGuard
+	o.sinceTrain, o.recent = 0, o.recent[:0]
+	if drifting || len(o.history) < o.cfg.RetrainEvery/2 {
+		return
+	}
+	// A failed retrain keeps the current network; the next one tries again.
+	_ = o.train()
+}
+
+// Artifact exports the current network as a reconstruction model artifact,
+// so what the online learner found can be versioned and served like any
+// trained model.
+func (o *Online) Artifact(name, version, parent string, created time.Time) (*model.Artifact, error) {
+	if o.net == nil {
+		return nil, fmt.Errorf("anomaly: still warming up (%d of %d rows)", len(o.warm), o.cfg.WarmupRows)
+	}
+	a := &model.Artifact{
+		Kind: model.Reconstruction, Name: name, Version: version, ParentVersion: parent, CreatedAt: created,
+		Features: slices.Clone(o.features), Window: o.cfg.Window,
+		Centred:      centredNames(o.features, o.centred),
+		Architecture: model.SpecArchitecture(o.net.Spec),
+		Scaler:       nn.Scaler{Mean: slices.Clone(o.scaler.Mean), Std: slices.Clone(o.scaler.Std)},
+		Weights:      slices.Clone(o.net.Params),
+		Calibration: &model.Calibration{
+			LogMean: o.calib.logMean, LogStd: o.calib.logStd, Smoothing: o.cfg.Smoothing,
+			Enter: o.cfg.Enter, Exit: o.cfg.Exit, MinDuration: o.cfg.MinDuration,
+		},
+		Training: model.Training{From: o.warmFrom, To: o.warmTo, Rows: len(o.warm) + len(o.history), Seed: o.cfg.Seed},
+	}
+	return a, a.Seal()
+}
+
+func centredNames(features []string, centred []bool) []string {
+	var out []string
+	for j, c := range centred {
+		if c {
+			out = append(out, features[j])
+		}
+	}
+	return out
+}

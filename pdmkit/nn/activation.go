@@ -1,0 +1,112 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// Activation is an element-wise non-linearity applied after a dense layer.
+type Activation int
+
+// The supported activations. Their names are what artifacts store.
+const (
+	Linear Activation = iota
+	Sigmoid
+	Tanh
+	ReLU
+	LeakyReLU
+)
+
+// leakySlope is the slope of LeakyReLU below zero.
+const leakySlope = 0.01
+
+var activationNames = [...]string{"linear", "sigmoid", "tanh", "relu", "leaky_relu"}
+
+func (a Activation) String() string {
+	if a < 0 || int(a) >= len(activationNames) {
+		return fmt.Sprintf("activation(%d)", int(a))
+	}
+	return activationNames[a]
+}
+
+// ParseActivation is the inverse of String.
+func ParseActivation(s string) (Activation, error) {
+	for i, n := range activationNames {
+		if n == s {
+			return Activation(i), nil
+		}
+	}
+	return 0, fmt.Errorf("nn: unknown activation %q", s)
+}
+
+// apply writes f(z) into a (a and z may be the same slice).
+func (a Activation) apply(dst, z []float64) {
+	switch a {
+	case Linear:
+		if &dst[0] != &z[0] {
+			copy(dst, z)
+		}
+	case Sigmoid:
+		for i, v := range z {
+			dst[i] = sigmoid(v)
+		}
+	case Tanh:
+		for i, v := range z {
+			dst[i] = math.Tanh(v)
+		}
+	case ReLU:
+		for i, v := range z {
+			if v < 0 {
+				v = 0
+			}
+			dst[i] = v
+		}
+	case LeakyReLU:
+		for i, v := range z {
+			if v < 0 {
+				v *= leakySlope
+			}
+			dst[i] = v
+		}
+	default:
+		panic("nn: unknown activation")
+	}
+}
+
+// backward multiplies grad in place by f'(z), using the already computed
+// output a = f(z) where that is cheaper.
+func (a Activation) backward(grad, z, out []float64) {
+	switch a {
+	case Linear:
+	case Sigmoid:
+		for i := range grad {
+			grad[i] *= out[i] * (1 - out[i])
+		}
+	case Tanh:
+		for i := range grad {
+			grad[i] *= 1 - out[i]*out[i]
+		}
+	case ReLU:
+		for i := range grad {
+			if z[i] <= 0 {
+				grad[i] = 0
+			}
+		}
+	case LeakyReLU:
+		for i := range grad {
+			if z[i] <= 0 {
+				grad[i] *= leakySlope
+			}
+		}
+	default:
+		panic("nn: unknown activation")
+	}
+}
+
+func sigmoid(v float64) float64 {
+	if v >= 0 {
+		return 1 / (1 + math.Exp(-v))
+	}
+	e := math.Exp(v)
+	return e / (1 + e)
+}

@@ -1,0 +1,371 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Loss is the training objective.
+type Loss int
+
+const (
+	// MSE is the mean over rows and outputs of the squared error.
+	MSE Loss = iota
+	// SoftmaxCrossEntropy applies softmax to the (linear) output layer and
+	// takes the mean over rows of the cross-entropy against one-hot or
+	// probability targets.
+	SoftmaxCrossEntropy
+)
+
+// Optimizer selects the parameter update rule.
+type Optimizer int
+
+const (
+	// SGD is stochastic gradient descent with classical momentum.
+	SGD Optimizer = iota
+	// Adam is Kingma & Ba's adaptive moment estimation.
+	Adam
+)
+
+// TrainConfig controls Train. Zero fields take the defaults noted.
+type TrainConfig struct {
+	Loss      Loss
+	Optimizer Optimizer
+	// Epochs is the maximum number of passes over the data (default 100).
+	Epochs int
+	// BatchSize is the mini-batch size (default 32).
+	BatchSize int
+	// LearningRate defaults to 0.01 for SGD and 0.001 for Adam.
+	LearningRate float64
+	// Momentum for SGD (default 0.9; set a negative value for none).
+	Momentum float64
+	// Beta1, Beta2, Epsilon for Adam (defaults 0.9, 0.999, 1e-8).
+	Beta1, Beta2, Epsilon float64
+	// L2 adds L2/2·‖W‖² over weights (not biases) to the loss (default 0).
+	L2 float64
+	// ValidationFraction of the rows (chosen by the seed) is held out for
+	// early stopping (default 0: no validation, train all epochs).
+	ValidationFraction float64
+	// ValX and ValY, when set, are the validation set instead of a random
+	// share of the rows (for data whose rows are not independent, such as
+	// overlapping windows of one machine: hold out whole machines).
+	ValX, ValY *mat.Dense
+	// Patience is how many epochs without a validation improvement end
+	// training; the best weights are restored (default 10).
+	Patience int
+	// Seed makes shuffling and the validation split reproducible.
+	Seed uint64
+}
+
+func (c *TrainConfig) defaults() {
+	if c.Epochs == 0 {
+		c.Epochs = 100
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 32
+	}
+	if c.LearningRate == 0 {
+		c.LearningRate = 0.01
+		if c.Optimizer == Adam {
+			c.LearningRate = 0.001
+		}
+	}
+	if c.Momentum == 0 {
+		c.Momentum = 0.9
+	} else if c.Momentum < 0 {
+		c.Momentum = 0
+	}
+	if c.Beta1 == 0 {
+		c.Beta1 = 0.9
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = 0.999
+	}
+	if c.Epsilon == 0 {
+		c.Epsilon = 1e-8
+	}
+	if c.Patience == 0 {
+		c.Patience = 10
+	}
+}
+
+// Validate rejects settings that cannot train.
+func (c TrainConfig) Validate() error {
+	switch {
+	case c.Epochs < 0:
+		return fmt.Errorf("nn: epochs (%d) must not be negative", c.Epochs)
+	case c.BatchSize < 0:
+		return fmt.Errorf("nn: batch size (%d) must not be negative", c.BatchSize)
+	case c.LearningRate < 0 || math.IsNaN(c.LearningRate):
+		return fmt.Errorf("nn: learning rate (%v) must be positive", c.LearningRate)
+	case c.L2 < 0:
+		return fmt.Errorf("nn: L2 (%v) must not be negative", c.L2)
+	case c.ValX != nil && c.ValidationFraction != 0:
+		return fmt.Errorf("nn: set a validation fraction (%v) or a validation set, not both", c.ValidationFraction)
+	case c.ValidationFraction < 0 || c.ValidationFraction >= 1:
+		return fmt.Errorf("nn: validation fraction (%v) must be in [0, 1)", c.ValidationFraction)
+	case c.Loss != MSE && c.Loss != SoftmaxCrossEntropy:
+		return fmt.Errorf("nn: unknown loss %d", int(c.Loss))
+	case c.Optimizer != SGD && c.Optimizer != Adam:
+		return fmt.Errorf("nn: unknown optimizer %d", int(c.Optimizer))
+	}
+	return nil
+}
+
+// TrainResult summarises a training run.
+type TrainResult struct {
+	Epochs    int     // epochs run
+	BestEpoch int     // epoch whose weights were kept (1-based)
+	TrainLoss float64 // mean training loss of the kept epoch
+	ValLoss   float64 // validation loss of the kept weights; NaN without validation
+}
+
+// Gradient computes the loss of the network on (x, y) and its gradient with
+// respect to Params (same layout). The gradient slice is owned by the network
+// and overwritten by the next call. l2 adds l2/2·‖W‖².
+func (n *Network) Gradient(x, y *mat.Dense, loss Loss, l2 float64) (float64, []float64) {
+	return n.gradient(x.RawMatrix(), y.RawMatrix(), loss, l2)
+}
+
+func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64, []float64) {
+	out := n.forwardBatch(x)
+	L := len(n.Layers)
+	last := n.ws.delta[L-1]
+	val := n.outputDelta(last, out, n.ws.z[L-1], y, loss)
+	if loss == MSE {
+		n.Layers[L-1].Act.backward(last.Data[:last.Rows*last.Stride], n.ws.z[L-1].Data, out.Data)
+	}
+	grad := n.ws.grad
+	off := len(n.Params)
+	for i := L - 1; i >= 0; i-- {
+		l := &n.Layers[i]
+		off -= l.In*l.Out + l.Out
+		gW := grad[off : off+l.In*l.Out]
+		gB := grad[off+l.In*l.Out : off+l.In*l.Out+l.Out]
+		d := n.ws.delta[i]
+		in := x
+		if i > 0 {
+			in = n.ws.a[i-1]
+		}
+		// dW = inᵀ·δ; beta 0 overwrites the previous gradient.
+		blas64.Gemm(blas.Trans, blas.NoTrans, 1, in, d, 0, blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: gW})
+		for j := range gB {
+			gB[j] = 0
+		}
+		for r := 0; r < d.Rows; r++ {
+			row := d.Data[r*d.Stride : r*d.Stride+d.Cols]
+			for j, v := range row {
+				gB[j] += v
+			}
+		}
+		if l2 > 0 {
+			for j, w := range l.W {
+				gW[j] += l2 * w
+				val += 0.5 * l2 * w * w
+			}
+		}
+		if i > 0 {
+			prev := n.ws.delta[i-1]
+			blas64.Gemm(blas.NoTrans, blas.Trans, 1, d, weights(l), 0, prev)
+			n.Layers[i-1].Act.backward(prev.Data[:prev.Rows*prev.Stride], n.ws.z[i-1].Data, n.ws.a[i-1].Data)
+		}
+	}
+	return val, grad
+}
+
+// outputDelta writes dLoss/dOutput (for MSE) or dLoss/dLogits (softmax
+// cross-entropy) into d and returns the loss.
+func (n *Network) outputDelta(d, out, z, y blas64.General, loss Loss) float64 {
+	rows, cols := out.Rows, out.Cols
+	total := 0.0
+	switch loss {
+	case MSE:
+		scale := 1 / float64(rows*cols)
+		for r := 0; r < rows; r++ {
+			o := out.Data[r*out.Stride : r*out.Stride+cols]
+			t := y.Data[r*y.Stride : r*y.Stride+cols]
+			dd := d.Data[r*d.Stride : r*d.Stride+cols]
+			for j := range o {
+				e := o[j] - t[j]
+				total += e * e
+				dd[j] = 2 * e * scale
+			}
+		}
+		return total * scale
+	case SoftmaxCrossEntropy:
+		scale := 1 / float64(rows)
+		for r := 0; r < rows; r++ {
+			zz := z.Data[r*z.Stride : r*z.Stride+cols]
+			t := y.Data[r*y.Stride : r*y.Stride+cols]
+			dd := d.Data[r*d.Stride : r*d.Stride+cols]
+			m := zz[0]
+			for _, v := range zz {
+				m = math.Max(m, v)
+			}
+			sum := 0.0
+			for j, v := range zz {
+				dd[j] = math.Exp(v - m)
+				sum += dd[j]
+			}
+			logSum := math.Log(sum) + m
+			for j := range dd {
+				dd[j] /= sum
+				total -= t[j] * (zz[j] - logSum)
+				dd[j] = (dd[j] - t[j]) * scale
+			}
+		}
+		return total * scale
+	}
+	panic("nn: unknown loss")
+}
+
+// Loss evaluates the loss (without L2) on a data set in one batch.
+func (n *Network) Loss(x, y *mat.Dense, loss Loss) float64 {
+	return n.evalLoss(x.RawMatrix(), y.RawMatrix(), loss)
+}
+
+func (n *Network) evalLoss(x, y blas64.General, loss Loss) float64 {
+	out := n.forwardBatch(x)
+	L := len(n.Layers)
+	return n.outputDelta(n.ws.delta[L-1], out, n.ws.z[L-1], y, loss)
+}
+
+// Softmax writes the softmax of logits into dst (which may alias logits).
+func Softmax(dst, logits []float64) {
+	m := logits[0]
+	for _, v := range logits {
+		m = math.Max(m, v)
+	}
+	sum := 0.0
+	for i, v := range logits {
+		dst[i] = math.Exp(v - m)
+		sum += dst[i]
+	}
+	for i := range dst {
+		dst[i] /= sum
+	}
+}
+
+// Train fits the network to (x, y) with mini-batch gradient descent.
+func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return TrainResult{}, err
+	}
+	cfg.defaults()
+	rows, cols := x.Dims()
+	yr, yc := y.Dims()
+	if cols != n.InputSize() || yc != n.OutputSize() || yr != rows || rows == 0 {
+		return TrainResult{}, fmt.Errorf("%w: x %d×%d, y %d×%d, network %d→%d", errShape, rows, cols, yr, yc, n.InputSize(), n.OutputSize())
+	}
+	if cfg.Loss == SoftmaxCrossEntropy && n.Layers[len(n.Layers)-1].Act != Linear {
+		return TrainResult{}, fmt.Errorf("nn: softmax cross-entropy needs a linear output layer, have %v", n.Layers[len(n.Layers)-1].Act)
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5851f42d4c957f2d))
+	idx := rng.Perm(rows)
+	nVal := int(math.Round(cfg.ValidationFraction * float64(rows)))
+	if nVal >= rows {
+		nVal = rows - 1
+	}
+	valIdx, trIdx := idx[:nVal], append([]int(nil), idx[nVal:]...)
+	xv, yv := gather(x.RawMatrix(), valIdx), gather(y.RawMatrix(), valIdx)
+	if cfg.ValX != nil {
+		vr, vc := cfg.ValX.Dims()
+		if cfg.ValY == nil || vc != cols {
+			return TrainResult{}, fmt.Errorf("%w: validation x has %d columns, want %d, and needs y", errShape, vc, cols)
+		}
+		if yr2, yc2 := cfg.ValY.Dims(); yr2 != vr || yc2 != yc || vr == 0 {
+			return TrainResult{}, fmt.Errorf("%w: validation x %d rows, y %d×%d", errShape, vr, yr2, yc2)
+		}
+		trIdx = idx
+		xv, yv = cfg.ValX.RawMatrix(), cfg.ValY.RawMatrix()
+		nVal = vr
+	}
+
+	bs := min(cfg.BatchSize, len(trIdx))
+	xb := blas64.General{Rows: bs, Cols: cols, Stride: cols, Data: make([]float64, bs*cols)}
+	yb := blas64.General{Rows: bs, Cols: yc, Stride: yc, Data: make([]float64, bs*yc)}
+	xr, yrm := x.RawMatrix(), y.RawMatrix()
+
+	p := len(n.Params)
+	m1 := make([]float64, p) // momentum / Adam first moment
+	var m2 []float64
+	if cfg.Optimizer == Adam {
+		m2 = make([]float64, p)
+	}
+	best := append([]float64(nil), n.Params...)
+	res := TrainResult{ValLoss: math.NaN()}
+	bestVal, since, step := math.Inf(1), 0, 0
+
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		rng.Shuffle(len(trIdx), func(i, j int) { trIdx[i], trIdx[j] = trIdx[j], trIdx[i] })
+		sum, batches := 0.0, 0
+		for start := 0; start < len(trIdx); start += bs {
+			end := min(start+bs, len(trIdx))
+			xb.Rows, yb.Rows = end-start, end-start
+			for k, r := range trIdx[start:end] {
+				copy(xb.Data[k*cols:(k+1)*cols], xr.Data[r*xr.Stride:r*xr.Stride+cols])
+				copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
+			}
+			l, g := n.gradient(xb, yb, cfg.Loss, cfg.L2)
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				return res, fmt.Errorf("nn: training diverged at epoch %d (loss %v); lower the learning rate", epoch, l)
+			}
+			sum += l
+			batches++
+			step++
+			n.update(g, m1, m2, cfg, step)
+		}
+		res.Epochs = epoch
+		trainLoss := sum / float64(batches)
+		if nVal == 0 {
+			res.BestEpoch, res.TrainLoss = epoch, trainLoss
+			continue
+		}
+		v := n.evalLoss(xv, yv, cfg.Loss)
+		if v < bestVal {
+			bestVal, since = v, 0
+			copy(best, n.Params)
+			res.BestEpoch, res.TrainLoss, res.ValLoss = epoch, trainLoss, v
+		} else if since++; since >= cfg.Patience {
+			break
+		}
+	}
+	if nVal > 0 {
+		copy(n.Params, best)
+	}
+	return res, nil
+}
+
+func (n *Network) update(g, m1, m2 []float64, cfg TrainConfig, step int) {
+	lr := cfg.LearningRate
+	switch cfg.Optimizer {
+	case SGD:
+		mu := cfg.Momentum
+		for i, gi := range g {
+			m1[i] = mu*m1[i] - lr*gi
+			n.Params[i] += m1[i]
+		}
+	case Adam:
+		b1, b2 := cfg.Beta1, cfg.Beta2
+		c1 := 1 - math.Pow(b1, float64(step))
+		c2 := 1 - math.Pow(b2, float64(step))
+		for i, gi := range g {
+			m1[i] = b1*m1[i] + (1-b1)*gi
+			m2[i] = b2*m2[i] + (1-b2)*gi*gi
+			n.Params[i] -= lr * (m1[i] / c1) / (math.Sqrt(m2[i]/c2) + cfg.Epsilon)
+		}
+	}
+}
+
+func gather(m blas64.General, idx []int) blas64.General {
+	out := blas64.General{Rows: len(idx), Cols: m.Cols, Stride: m.Cols, Data: make([]float64, len(idx)*m.Cols)}
+	for k, r := range idx {
+		copy(out.Data[k*m.Cols:(k+1)*m.Cols], m.Data[r*m.Stride:r*m.Stride+m.Cols])
+	}
+	return out
+}

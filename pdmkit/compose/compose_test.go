@@ -134,7 +134,6 @@ func TestServices(t *testing.T) {
 		{"ingest-bridge", "./ingest/cmd/ingest", "bridge", ":9102"},
 		{"ingest-historian", "./ingest/cmd/ingest", "historian", ":9103"},
 		{"scorer", "./scorer/cmd/scorer", "serve", ":8080"},
-		{"trainer", "./trainer/cmd/trainer", "", ":9105"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
@@ -151,13 +150,16 @@ func TestServices(t *testing.T) {
 			if got := s.Environment["PDM_HTTP_ADDR"]; got != tt.httpAddr {
 				t.Errorf("PDM_HTTP_ADDR %q, want %q", got, tt.httpAddr)
 			}
+			if tt.service != "scorer" && (s.Healthcheck == nil || s.Healthcheck.Test.String() != "CMD /app healthcheck") {
+				t.Errorf("healthcheck %v, want the binary's own probe: CMD /app healthcheck", s.Healthcheck)
+			}
 			if len(s.DependsOn) == 0 {
 				t.Error("depends on nothing")
 			}
 			for dep, d := range s.DependsOn {
 				target := service(t, f, dep)
 				want := "service_healthy"
-				if target.Healthcheck == nil {
+				if target.Build == nil && target.Healthcheck == nil {
 					want = "service_completed_successfully"
 				}
 				if d.Condition != want {

@@ -106,3 +106,32 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	}
 	return nil
 }
+
+// Healthcheck asks a running service for GET /healthz on addr, a listen
+// address such as ":9102" (an empty host means loopback). The service
+// images have no shell or curl, so each binary runs this for Docker's
+// HEALTHCHECK as `<binary> healthcheck`, with addr from PDM_HTTP_ADDR.
+func Healthcheck(ctx context.Context, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("telemetry: healthcheck address %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("telemetry: healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("telemetry: healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("telemetry: healthcheck: %s", resp.Status)
+	}
+	return nil
+}

@@ -27,6 +27,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" { // for container healthchecks: no shell or curl in the image
+		return telemetry.Healthcheck(ctx, os.Getenv("PDM_HTTP_ADDR"))
+	}
 	cfg := config.Default()
 	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
 	file := fs.String("config", "", "YAML config file (flags > env > file > defaults)")

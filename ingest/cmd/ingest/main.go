@@ -2,6 +2,7 @@
 //
 //	ingest bridge     MQTT → Kafka pdm.readings (invalid input → pdm.readings.dlq)
 //	ingest historian  Kafka pdm.readings → InfluxDB
+//	ingest healthcheck  probe a running instance's /healthz (PDM_HTTP_ADDR), for containers
 //
 // Configuration: flags > PDM_* environment > -config file > defaults; see
 // `ingest bridge -print-config`.
@@ -31,8 +32,11 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return telemetry.Healthcheck(context.Background(), os.Getenv("PDM_HTTP_ADDR"))
+	}
 	if len(args) == 0 || (args[0] != string(config.Bridge) && args[0] != string(config.Historian)) {
-		return errors.New("usage: ingest bridge|historian [-config FILE] [flags]")
+		return errors.New("usage: ingest bridge|historian [-config FILE] [flags], or ingest healthcheck (probes PDM_HTTP_ADDR)")
 	}
 	role := config.Role(args[0])
 	cfg := config.Default(role)

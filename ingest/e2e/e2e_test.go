@@ -302,15 +302,7 @@ func TestPipeline(t *testing.T) {
 			for _, r := range want {
 				wantSum[r.Asset] += r.Sensors["vibration_rms"]
 			}
-			stacktest.Eventually(t, time.Minute, func() bool {
-				count, _ := influxStats(t, p, "vibration_rms")
-				for _, a := range assets {
-					if count[a] != n {
-						return false
-					}
-				}
-				return true
-			}, "InfluxDB does not hold %d points per asset", n)
+			waitPoints(t, p, assets, n)
 			_, sum := influxStats(t, p, "vibration_rms")
 			for _, a := range assets {
 				if math.Abs(sum[a]-wantSum[a]) > 1e-9*math.Max(1, math.Abs(wantSum[a])) {
@@ -320,6 +312,20 @@ func TestPipeline(t *testing.T) {
 			t.Logf("batch=%d: %d readings published = in Kafka = in InfluxDB", batch, len(want))
 		})
 	}
+}
+
+// waitPoints waits until InfluxDB holds exactly n points of every asset.
+func waitPoints(t *testing.T, p *pipeline, assets []string, n int64) {
+	t.Helper()
+	stacktest.Eventually(t, time.Minute, func() bool {
+		count, _ := influxStats(t, p, "vibration_rms")
+		for _, a := range assets {
+			if count[a] != n {
+				return false
+			}
+		}
+		return true
+	}, "InfluxDB does not hold %d points for every asset of %v", n, assets)
 }
 
 func sameReading(a, b wire.Reading) bool {
@@ -379,14 +385,6 @@ func TestKillAndRestart(t *testing.T) {
 		}
 		dups += max(0, seen[k]-1)
 	}
-	stacktest.Eventually(t, time.Minute, func() bool {
-		count, _ := influxStats(t, p, "vibration_rms")
-		for _, a := range assets {
-			if count[a] != n {
-				return false
-			}
-		}
-		return true
-	}, "InfluxDB does not hold %d points per asset after the restarts", n)
+	waitPoints(t, p, assets, n)
 	t.Logf("%d readings published; Kafka holds all of them (%d redelivered duplicates); InfluxDB holds each once", len(want), dups)
 }

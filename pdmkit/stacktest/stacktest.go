@@ -95,14 +95,23 @@ func Unique(prefix string) string {
 }
 
 // Topic creates a fresh Kafka topic named prefix-<random> with the given
-// partitions and deletes it when the test ends.
-func Topic(t testing.TB, prefix string, partitions int) string {
+// partitions and topic configs ("max.message.bytes=4194304", ...) and
+// deletes it when the test ends.
+func Topic(t testing.TB, prefix string, partitions int, configs ...string) string {
 	t.Helper()
 	brokers := KafkaBrokers(t)
 	name := Unique(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := CreateTopic(ctx, brokers[0], name, partitions, nil); err != nil {
+	cfg := map[string]string{}
+	for _, c := range configs {
+		k, v, ok := strings.Cut(c, "=")
+		if !ok {
+			t.Fatalf("stacktest: topic config %q is not key=value", c)
+		}
+		cfg[k] = v
+	}
+	if err := CreateTopic(ctx, brokers[0], name, partitions, cfg); err != nil {
 		t.Fatalf("stacktest: create topic %s: %v", name, err)
 	}
 	t.Cleanup(func() {

@@ -15,4 +15,7 @@ const (
 	HeaderBatchIndex = "pdm-batch-index"
 	// HeaderReceivedAt is when the bridge received the message (RFC 3339).
 	HeaderReceivedAt = "pdm-received-at"
+	// HeaderTruncatedFrom is the original length of a refused message too
+	// large to keep whole; the value holds its first Limits.MaxPayload bytes.
+	HeaderTruncatedFrom = "pdm-truncated-from"
 )

@@ -81,6 +81,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		RequiredAcks:           kafka.RequireAll,         // the zero value would be acks=0
 		BatchTimeout:           b.cfg.Kafka.BatchTimeout,
 		BatchSize:              1000, // kafka-go allocates every batch at this size
+		BatchBytes:             maxRecordBytes,
 		AllowAutoTopicCreation: false,
 		Async:                  true, // results arrive in Completion, never dropped
 		Completion: func(msgs []kafka.Message, err error) {
@@ -131,10 +132,20 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		batch = b.fill(ctx, in, batch)
 		p := b.newPending(batch)
-		inOrder <- p
+		select {
+		case inOrder <- p:
+		case <-ctx.Done():
+			continue // never sent: the broker redelivers it
+		}
 		if err := w.WriteMessages(ctx, p.records...); err != nil {
+			// Not enqueued (the context ended, or a record the writer
+			// refuses): treat as a failed write; p stays unacknowledged
+			// until a retry succeeds.
 			b.log.Warn("kafka enqueue failed", "err", err)
-			break
+			select {
+			case retries <- p.records:
+			case <-ctx.Done():
+			}
 		}
 		b.metrics.BatchMessages.Observe(float64(len(batch)))
 	}

@@ -72,6 +72,12 @@ func (b *Bridge) translate(o *outbox, topic string, payload []byte, received tim
 	// on it, and a reading spooled for days must not expire at once.
 	o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Topic, Key: []byte(asset), Value: value})
 }
+
+// maxRecordBytes bounds one Kafka record. The readings and dead-letter
+// topics accept 4 MiB (deployments/kafka/topics.txt); a valid message is at
+// most wire's MaxPayload (1 MiB) and a dead letter is cut to that size.
+const maxRecordBytes = 4 << 20
+
 func (b *Bridge) deadLetter(key, source string, value []byte, index int, err error, received time.Time) kafka.Message {
 	code := wire.CodeOf(err)
 	b.metrics.Rejected.WithLabelValues(string(code)).Inc()
@@ -84,6 +90,12 @@ func (b *Bridge) deadLetter(key, source string, value []byte, index int, err err
 	}
 	if index >= 0 {
 		h = append(h, kafka.Header{Key: wire.HeaderBatchIndex, Value: []byte(strconv.Itoa(index))})
+	}
+	if len(value) > b.limits.MaxPayload {
+		// An oversized message cannot be stored whole; keep its head and
+		// say how long it was.
+		h = append(h, kafka.Header{Key: wire.HeaderTruncatedFrom, Value: []byte(strconv.Itoa(len(value)))})
+		value = value[:b.limits.MaxPayload]
 	}
 	if key == "" {
 		key = source

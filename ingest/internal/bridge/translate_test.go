@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -69,6 +70,9 @@ func TestTranslate(t *testing.T) {
 				}
 				if headers[wire.HeaderErrorCode] != w.code || headers[wire.HeaderBatchIndex] != w.index {
 					t.Errorf("record %d: headers %v, want code %q index %q", i, headers, w.code, w.index)
+				}
+				if w.code == "oversize" && (len(rec.Value) != b.limits.MaxPayload || headers[wire.HeaderTruncatedFrom] != fmt.Sprint(len(tc.payload))) {
+					t.Errorf("oversize dead letter: %d bytes, headers %v", len(rec.Value), headers)
 				}
 				if w.code != "" {
 					if headers[wire.HeaderErrorReason] == "" || headers[wire.HeaderSource] != tc.topic {

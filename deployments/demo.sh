@@ -52,7 +52,10 @@ metric() { # admin address, metric name
 }
 
 echo "demo: starting ingest bridge, historian and scorer"
-start bridge "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo-bridge
+# The demo's bridge keeps a persistent MQTT session; subscribing to the demo
+# site only keeps other traffic on this broker (tests, benchmarks) out of it.
+start bridge "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
+	-mqtt.share-group demo -mqtt.filter "pdm/v1/$SITE/+/readings"
 start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103

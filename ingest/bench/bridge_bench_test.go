@@ -39,6 +39,7 @@ func BenchmarkBridgeThroughput(b *testing.B) {
 			br := startBridge(b, bin, site, topic)
 			pub := connect(b, "pub")
 			var baseRate, bridgeRate float64
+			dropped := stacktest.MQTTDropped(b, stacktest.MQTTURL(b))
 			for b.Loop() {
 				baseRate += baseline(b, pub, batch)
 				if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" {
@@ -53,6 +54,7 @@ func BenchmarkBridgeThroughput(b *testing.B) {
 			b.ReportMetric(bridgeRate, "bridge-readings/s")
 			b.ReportMetric(bridgeRate/baseRate, "ratio")
 			b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
+			b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
 			if resp, err := http.Get("http://" + br.admin + "/metrics"); err == nil {
 				sc := bufio.NewScanner(resp.Body)
 				for sc.Scan() {
@@ -237,7 +239,11 @@ func startBridge(b *testing.B, bin, site, topic string) bridgeProc {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		stacktest.ForgetSession(b, stacktest.MQTTURL(b), site)
+	})
 	stacktest.Eventually(b, time.Minute, func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {

@@ -70,7 +70,7 @@ type pipeline struct {
 
 func newPipeline(t *testing.T) *pipeline {
 	t.Helper()
-	return &pipeline{
+	p := &pipeline{
 		site:      stacktest.Unique("e2e"),
 		topic:     stacktest.Topic(t, "e2e-readings", 6),
 		dlq:       stacktest.Topic(t, "e2e-dlq", 1),
@@ -81,6 +81,9 @@ func newPipeline(t *testing.T) *pipeline {
 		brokers:   strings.Join(stacktest.KafkaBrokers(t), ","),
 		influxURL: stacktest.InfluxURL(t),
 	}
+	// Registered first, so it runs after the bridges have stopped.
+	t.Cleanup(func() { stacktest.ForgetSession(t, p.mqttURL, p.bridgeID) })
+	return p
 }
 
 // service is a running ingest process.
@@ -263,6 +266,7 @@ func TestPipeline(t *testing.T) {
 	for _, batch := range []int{1, 10} {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
 			p := newPipeline(t)
+			dropped := stacktest.MQTTDropped(t, p.mqttURL)
 			p.start(t, ingestBin, "bridge")
 			p.start(t, ingestBin, "historian")
 			published := capture(t, p)
@@ -309,7 +313,10 @@ func TestPipeline(t *testing.T) {
 					t.Errorf("asset %s: sum of vibration_rms in InfluxDB %v, published %v", a, sum[a], wantSum[a])
 				}
 			}
-			t.Logf("batch=%d: %d readings published = in Kafka = in InfluxDB", batch, len(want))
+			if d := stacktest.MQTTDropped(t, p.mqttURL); d != dropped {
+				t.Errorf("Mosquitto dropped %d messages during the run", d-dropped)
+			}
+			t.Logf("batch=%d: %d readings published = in Kafka = in InfluxDB; Mosquitto dropped none", batch, len(want))
 		})
 	}
 }

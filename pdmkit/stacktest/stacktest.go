@@ -18,10 +18,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -199,5 +201,47 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 			t.Fatalf("after %s: "+format, append([]any{timeout}, args...)...)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ForgetSession ends the broker's persistent session of clientID by
+// connecting once with a clean session, so a test's bridge leaves no queue
+// behind to collect later traffic. Call it after the client has stopped.
+func ForgetSession(t testing.TB, mqttURL, clientID string) {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(clientID).SetCleanSession(true))
+	if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		c.Disconnect(100)
+	}
+}
+
+// MQTTDropped returns Mosquitto's count of messages it dropped because a
+// client's inflight or queue limits were reached ($SYS, retained). Mosquitto
+// publishes the counter only once it is non-zero, so silence means 0.
+func MQTTDropped(t testing.TB, mqttURL string) int64 {
+	t.Helper()
+	got := make(chan int64, 1)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(Unique("sys")))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("stacktest: connect for $SYS: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	tok := c.Subscribe("$SYS/broker/publish/messages/dropped", 0, func(_ mqtt.Client, m mqtt.Message) {
+		n, err := strconv.ParseInt(string(m.Payload()), 10, 64)
+		if err == nil {
+			select {
+			case got <- n:
+			default:
+			}
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("stacktest: subscribe $SYS: %v", tok.Error())
+	}
+	select {
+	case n := <-got:
+		return n
+	case <-time.After(2 * time.Second): // sys_interval is 1 s in our config
+		return 0
 	}
 }

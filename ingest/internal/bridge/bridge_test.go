@@ -48,7 +48,7 @@ func startBridge(t *testing.T, site string) (*Bridge, config.Config) {
 			t.Errorf("bridge: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); wg.Wait(); stacktest.ForgetSession(t, cfg.MQTT.URL, cfg.MQTT.ClientID) })
 	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(ctx) == nil }, "bridge not connected")
 	return b, cfg
 }

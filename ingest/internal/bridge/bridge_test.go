@@ -22,9 +22,10 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// startBridge runs a bridge for one test: its own site filter, share group,
-// client id and topics, so tests sharing the stack do not see each other.
-func startBridge(t *testing.T, site string) (*Bridge, config.Config) {
+// testConfig is a bridge config for one test: its own site filter, share
+// group, client id and topics, so tests sharing the stack do not see each
+// other.
+func testConfig(t *testing.T, site string) config.Config {
 	t.Helper()
 	cfg := config.Default(config.Bridge)
 	cfg.MQTT.URL = stacktest.MQTTURL(t)
@@ -35,6 +36,12 @@ func startBridge(t *testing.T, site string) (*Bridge, config.Config) {
 	// As deployments/kafka/topics.txt configures the real topics.
 	cfg.Kafka.Topic = stacktest.Topic(t, "readings", 6, "max.message.bytes=4194304")
 	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq", 1, "max.message.bytes=4194304")
+	return cfg
+}
+
+// startBridge runs a bridge with cfg until the test ends.
+func startBridge(t *testing.T, cfg config.Config) *Bridge {
+	t.Helper()
 	b, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func startBridge(t *testing.T, site string) (*Bridge, config.Config) {
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait(); stacktest.ForgetSession(t, cfg.MQTT.URL, cfg.MQTT.ClientID) })
 	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(ctx) == nil }, "bridge not connected")
-	return b, cfg
+	return b
 }
 
 func publisher(t *testing.T) mqtt.Client {
@@ -76,7 +83,8 @@ func publish(t *testing.T, c mqtt.Client, topic string, payload []byte) {
 // and every refused input reaches the dead-letter topic with its reason.
 func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 	site := stacktest.Unique("site")
-	b, cfg := startBridge(t, site)
+	cfg := testConfig(t, site)
+	b := startBridge(t, cfg)
 	pub := publisher(t)
 	now := time.Now()
 	assets := []string{"pump-1", "pump-2", "motor-1"}
@@ -217,4 +225,42 @@ func decodeAll(t *testing.T, msgs []kafka.Message) []wire.Reading {
 		}
 	}
 	return out
+}
+
+// TestSharedSubscriptionSplitsLoad runs two bridges in one share group and
+// checks that both take part and every reading reaches Kafka exactly once.
+func TestSharedSubscriptionSplitsLoad(t *testing.T) {
+	site := stacktest.Unique("site")
+	cfg := testConfig(t, site)
+	first := startBridge(t, cfg)
+	cfg.MQTT.ClientID = stacktest.Unique("bridge")
+	second := startBridge(t, cfg)
+	pub := publisher(t)
+	const n = 400
+	now := time.Now()
+	for i := 1; i <= n; i++ {
+		asset := fmt.Sprintf("a%d", i%8)
+		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
+		payload, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
+	}
+	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second))
+	seen := map[uint64]bool{}
+	for _, r := range got {
+		if seen[r.Seq] {
+			t.Errorf("reading %d twice in Kafka", r.Seq)
+		}
+		seen[r.Seq] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct readings in Kafka, want %d", len(seen), n)
+	}
+	a, b := testutil.ToFloat64(first.metrics.Readings), testutil.ToFloat64(second.metrics.Readings)
+	if a == 0 || b == 0 || a+b != n {
+		t.Fatalf("bridges forwarded %v and %v readings, want both > 0 and %d in all", a, b, n)
+	}
+	t.Logf("split %v / %v", a, b)
 }

@@ -1,0 +1,274 @@
+// Package e2e runs the whole pipeline as separate processes on the real
+// local stack — edge-agent simulator → Mosquitto → ingest bridge → Kafka →
+// scorer — and checks what an operator would see: a wearing bearing raises
+// an alert before the simulated failure, naming the bearing's sensors; a
+// repair resolves it; a healthy twin raises nothing.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) (agent, ingest, scorer string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "pdm-scorer-e2e")
+		if buildErr != nil {
+			return
+		}
+		for _, pkg := range []string{"github.com/pdmstream/pdm/edge-agent/cmd/edge-agent", "github.com/pdmstream/pdm/ingest/cmd/ingest", "github.com/pdmstream/pdm/scorer/cmd/scorer"} {
+			if out, err := exec.Command("go", "build", "-o", binDir+"/", pkg).CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "edge-agent"), filepath.Join(binDir, "ingest"), filepath.Join(binDir, "scorer")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running binary, stopped with SIGTERM at cleanup.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func run(t *testing.T, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("%s did not stop within 30s of SIGTERM", filepath.Base(bin))
+		}
+	})
+	return p
+}
+
+func ready(t *testing.T, url, what string) {
+	t.Helper()
+	stacktest.Eventually(t, time.Minute, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "%s not ready at %s", what, url)
+}
+
+func post(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s", url, resp.Status)
+	}
+}
+
+// groundTruth returns the estimated wall time of failure of asset's active
+// fault, from the simulator's admin API.
+func groundTruth(t *testing.T, admin, asset string) time.Time {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/v1/assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var states []struct {
+		Asset  string `json:"asset"`
+		Active []struct {
+			Failure time.Time `json:"failure_estimate"`
+		} `json:"active"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&states); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if s.Asset == asset && len(s.Active) > 0 {
+			return s.Active[0].Failure
+		}
+	}
+	t.Fatalf("no active fault for %s in the simulator's ground truth: %+v", asset, states)
+	return time.Time{}
+}
+
+// scored sums the scorer's per-version scored counters.
+func scored(addr string) int {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "pdm_scorer_readings_scored_total{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			n += int(v)
+		}
+	}
+	return n
+}
+
+func TestBearingWearAlertsBeforeFailure(t *testing.T) {
+	brokers := strings.Join(stacktest.KafkaBrokers(t), ",") // skips under -short before the build
+	agentBin, ingestBin, scorerBin := binaries(t)
+	mqttURL := stacktest.MQTTURL(t)
+	site := stacktest.Unique("e2e")
+	readings := stacktest.Topic(t, "e2e-readings", 6)
+	dlq := stacktest.Topic(t, "e2e-dlq", 1)
+	scores := stacktest.Topic(t, "e2e-scores", 6)
+	alerts := stacktest.Topic(t, "e2e-alerts", 1)
+	models := stacktest.Topic(t, "e2e-models", 1)
+	bridgeID := stacktest.Unique("e2e-bridge")
+	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
+
+	bridgeAdmin := freeAddr(t)
+	run(t, nil, ingestBin, "bridge", "-http-addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
+		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
+		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)
+	ready(t, "http://"+bridgeAdmin+"/readyz", "bridge")
+
+	scorerAddr := freeAddr(t)
+	run(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
+		"-kafka.group", stacktest.Unique("e2e-scorer"), "-kafka.readings", readings, "-kafka.scores", scores,
+		"-kafka.alerts", alerts, "-kafka.models", models, "-mqtt.url", mqttURL, "-influx.url", "", "-http.addr", scorerAddr,
+		"-alert.min-duration", "3s")
+	ready(t, "http://"+scorerAddr+"/v2/health/ready", "scorer")
+
+	// The floor's view: retained alert state of both machines.
+	var mu sync.Mutex
+	var floor []alert.Alert
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(stacktest.Unique("e2e-floor")))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	c.Subscribe(wire.AlertsTopic(site, "+"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		var a alert.Alert
+		if json.Unmarshal(m.Payload(), &a) == nil {
+			mu.Lock()
+			floor = append(floor, a)
+			mu.Unlock()
+		}
+	}).WaitTimeout(10 * time.Second)
+	events := func() []alert.Alert {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]alert.Alert(nil), floor...)
+	}
+
+	// Two identical pumps, one simulated hour per real second; each reading
+	// is 3 simulated minutes. Readings carry the wall clock, so the alert
+	// thresholds' minimum duration is real time.
+	agentAdmin := freeAddr(t)
+	run(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
+		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", agentAdmin, "-log.level", "warn")
+	ready(t, "http://"+agentAdmin+"/healthz", "edge-agent")
+
+	// Let the online learner learn normal (400 readings each), then wear
+	// the bearing: failure 48 simulated hours later, ~48 s of real time.
+	stacktest.Eventually(t, 2*time.Minute, func() bool { return scored(scorerAddr) >= 2*600 }, "scorer has %d scores", scored(scorerAddr))
+	post(t, "http://"+agentAdmin+"/v1/assets/worn/degrade?mode=bearing_wear&ttf=48h")
+	failAt := groundTruth(t, agentAdmin, "worn")
+	t.Logf("bearing wear started; simulated failure expected at %s (in %s)", failAt.Format(time.RFC3339), time.Until(failAt).Round(time.Second))
+
+	var opened alert.Alert
+	stacktest.Eventually(t, 3*time.Minute, func() bool {
+		for _, a := range events() {
+			if a.Asset == "worn" && a.State != alert.Resolved {
+				opened = a
+				return true
+			}
+		}
+		return false
+	}, "no alert for the worn pump")
+	seen := time.Now()
+	lead := failAt.Sub(seen)
+	t.Logf("alert %s %s at %s: lead time %s before the simulated failure (%s simulated, of 48h); top sensors %v; forecast %+v; model %s %s",
+		opened.ID, opened.Severity, seen.Format(time.RFC3339), lead.Round(time.Second), (lead * 3600).Round(time.Minute), opened.TopSensors, opened.Forecast, opened.Model, opened.Version)
+	if lead <= 0 {
+		t.Errorf("the alert came %s after the simulated failure", -lead)
+	}
+	top := map[string]bool{}
+	for _, s := range opened.TopSensors {
+		top[s.Name] = true
+	}
+	if !top["bearing_temp"] && !top["vibration_rms"] {
+		t.Errorf("top sensors %v name neither bearing_temp nor vibration_rms", opened.TopSensors)
+	}
+
+	post(t, "http://"+agentAdmin+"/v1/assets/worn/repair")
+	stacktest.Eventually(t, 3*time.Minute, func() bool {
+		ev := events()
+		for i := len(ev) - 1; i >= 0; i-- {
+			if ev[i].Asset == "worn" {
+				return ev[i].State == alert.Resolved && ev[i].ID == opened.ID
+			}
+		}
+		return false
+	}, "the alert did not resolve after the repair")
+	for _, a := range events() {
+		if a.Asset == "healthy" {
+			t.Errorf("the healthy pump raised an alert: %+v", a)
+		}
+	}
+}

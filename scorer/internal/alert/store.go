@@ -1,0 +1,107 @@
+package alert
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// Store keeps the latest event of every alert this instance published,
+// for the API's alert list.
+type Store struct {
+	mu     sync.RWMutex
+	alerts map[string]Alert
+	// Max bounds how many resolved alerts are kept; the oldest go first.
+	max int
+}
+
+// NewStore keeps up to max alerts (default 10,000).
+func NewStore(max int) *Store {
+	if max <= 0 {
+		max = 10_000
+	}
+	return &Store{alerts: map[string]Alert{}, max: max}
+}
+
+// Put records events; an older revision never replaces a newer one.
+func (s *Store) Put(_ context.Context, events []Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range events {
+		old, ok := s.alerts[a.ID]
+		if ok && old.Revision > a.Revision {
+			continue
+		}
+		// An acknowledgement stays: a new owner after a rebalance does not
+		// know of it and publishes later events unacknowledged.
+		if ok && old.Acked && !a.Acked {
+			a.Acked, a.AckedBy, a.AckedAt = true, old.AckedBy, old.AckedAt
+		}
+		s.alerts[a.ID] = a
+	}
+	if len(s.alerts) > s.max {
+		s.evict()
+	}
+}
+
+// evict drops the oldest resolved alerts down to max.
+func (s *Store) evict() {
+	var resolved []Alert
+	for _, a := range s.alerts {
+		if a.State == Resolved {
+			resolved = append(resolved, a)
+		}
+	}
+	slices.SortFunc(resolved, func(a, b Alert) int { return a.LastTime.Compare(b.LastTime) })
+	for _, a := range resolved {
+		if len(s.alerts) <= s.max {
+			return
+		}
+		delete(s.alerts, a.ID)
+	}
+}
+
+// Filter selects alerts for List.
+type Filter struct {
+	// Open keeps only alerts that are not resolved.
+	Open  bool
+	Asset string
+}
+
+// List returns the alerts matching f, latest reading first.
+func (s *Store) List(f Filter) []Alert {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Alert, 0, len(s.alerts))
+	for _, a := range s.alerts {
+		if (f.Open && a.State == Resolved) || (f.Asset != "" && a.Asset != f.Asset) {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Alert) int {
+		if c := b.LastTime.Compare(a.LastTime); c != 0 {
+			return c
+		}
+		return cmpString(a.ID, b.ID)
+	})
+	return out
+}
+
+// Get returns one alert.
+func (s *Store) Get(id string) (Alert, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.alerts[id]
+	return a, ok
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

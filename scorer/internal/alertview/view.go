@@ -1,0 +1,167 @@
+// Package alertview gives every scorer instance the same view of alerts by
+// following the alerts topic, and carries acknowledgements to the instance
+// that owns the alert's asset.
+//
+// Invariants:
+//   - The view holds the latest revision of every alert in the topic,
+//     whichever instance published it, so the alert list does not depend on
+//     which instance a request reaches.
+//   - An acknowledgement is applied only by the partition loop that owns
+//     the asset (that loop publishes the acknowledged state); an instance
+//     that does not own it writes an ack request to the alerts topic, which
+//     every instance reads and the owner applies.
+package alertview
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/stream"
+	"github.com/segmentio/kafka-go"
+)
+
+// HeaderRecord marks records of the alerts topic that are not alerts.
+const HeaderRecord = "pdm-record"
+
+// recordAckRequest is HeaderRecord's value on an acknowledgement request.
+const recordAckRequest = "ack-request"
+
+// ErrUnknown: no alert with that id is in the view.
+var ErrUnknown = errors.New("unknown alert")
+
+// Acker applies an acknowledgement where this instance owns the alert.
+type Acker interface {
+	Ack(ctx context.Context, id, by string) (alert.Alert, error)
+}
+
+type ackRequest struct {
+	ID string    `json:"id"`
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// View follows the alerts topic into a store.
+type View struct {
+	brokers []string
+	topic   string
+	store   *alert.Store
+	acker   Acker
+	log     *slog.Logger
+	w       *kafka.Writer
+}
+
+// New returns a view filling store; it connects nothing until Run.
+func New(brokers []string, topic string, store *alert.Store, acker Acker, log *slog.Logger) *View {
+	return &View{brokers: brokers, topic: topic, store: store, acker: acker, log: log,
+		w: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}}
+}
+
+// List implements the API's alert listing.
+func (v *View) List(f alert.Filter) []alert.Alert { return v.store.List(f) }
+
+// Ack acknowledges alert id: directly when this instance owns it,
+// otherwise through an ack request on the topic. queued reports the
+// latter; the returned alert is then the state before the acknowledgement.
+func (v *View) Ack(ctx context.Context, id, by string) (a alert.Alert, queued bool, err error) {
+	a, err = v.acker.Ack(ctx, id, by)
+	if err == nil || !errors.Is(err, stream.ErrAlertNotHere) {
+		return a, false, err
+	}
+	cur, ok := v.store.Get(id)
+	if !ok {
+		return alert.Alert{}, false, fmt.Errorf("%w: %s", ErrUnknown, id)
+	}
+	if cur.State == alert.Resolved {
+		return cur, false, fmt.Errorf("%w: %s is resolved", stream.ErrAlertNotHere, id)
+	}
+	b, err := json.Marshal(ackRequest{ID: id, By: by, At: time.Now().UTC()})
+	if err != nil {
+		return alert.Alert{}, false, err
+	}
+	if err := v.w.WriteMessages(ctx, kafka.Message{Key: []byte(cur.Asset), Value: b,
+		Headers: []kafka.Header{{Key: HeaderRecord, Value: []byte(recordAckRequest)}}}); err != nil {
+		return alert.Alert{}, false, fmt.Errorf("alertview: ack request: %w", err)
+	}
+	return cur, true, nil
+}
+
+// Run follows every partition of the topic from its start until ctx ends.
+func (v *View) Run(ctx context.Context) error {
+	conn, err := kafka.DialContext(ctx, "tcp", v.brokers[0])
+	if err != nil {
+		return fmt.Errorf("alertview: dial: %w", err)
+	}
+	parts, err := conn.ReadPartitions(v.topic)
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("alertview: partitions of %s: %w", v.topic, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(parts))
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := v.follow(ctx, p.ID); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (v *View) follow(ctx context.Context, partition int) error {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: v.brokers, Topic: v.topic, Partition: partition,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return fmt.Errorf("alertview: seek: %w", err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("alertview: read %s/%d: %w", v.topic, partition, err)
+		}
+		v.apply(ctx, &m)
+	}
+}
+
+func (v *View) apply(ctx context.Context, m *kafka.Message) {
+	for _, h := range m.Headers {
+		if h.Key == HeaderRecord && string(h.Value) == recordAckRequest {
+			var req ackRequest
+			if err := json.Unmarshal(m.Value, &req); err != nil {
+				v.log.Warn("ack request ignored", "err", err)
+				return
+			}
+			// Old requests replayed at start-up are applied again; the
+			// tracker ignores an acknowledgement of an alert it does not
+			// hold open, and a second one of the same alert.
+			if _, err := v.acker.Ack(ctx, req.ID, req.By); err != nil && !errors.Is(err, stream.ErrAlertNotHere) {
+				v.log.Warn("ack request", "id", req.ID, "err", err)
+			}
+			return
+		}
+	}
+	var a alert.Alert
+	if err := json.Unmarshal(m.Value, &a); err != nil || a.ID == "" {
+		v.log.Warn("alert record ignored", "partition", m.Partition, "offset", m.Offset, "err", err)
+		return
+	}
+	v.store.Put(ctx, []alert.Alert{a})
+}
+
+// Close flushes and closes the writer.
+func (v *View) Close() error { return v.w.Close() }

@@ -1,0 +1,231 @@
+// Package api is the scorer's HTTP interface: the Open Inference Protocol
+// (KServe v2 REST) subset for health, model metadata and inference, the
+// model registry, the alert list with acknowledgement, Prometheus metrics
+// and the OpenAPI document that describes all of it.
+//
+// Invariants:
+//   - Every route is in the routes table, and the table is what both the
+//     mux and the OpenAPI test read, so the document cannot drift.
+//   - Write routes require the bearer token; without a configured token
+//     every write is refused.
+//   - Request bodies are bounded; no input makes a handler panic.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// OpenAPI is the API description served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Alerts is what the API needs from the alert side. Ack reports queued
+// when another instance owns the alert and will apply the acknowledgement.
+type Alerts interface {
+	List(f alert.Filter) []alert.Alert
+	Ack(ctx context.Context, id, by string) (a alert.Alert, queued bool, err error)
+}
+
+// Options configure the API.
+type Options struct {
+	// Token is the bearer token of write routes; empty refuses all writes.
+	Token string
+	// Ready reports whether the scorer is ready (registry read, group joined).
+	Ready func(ctx context.Context) error
+	// MaxUpload bounds an uploaded artifact. Default model.MaxSize.
+	MaxUpload int64
+}
+
+// API serves the routes.
+type API struct {
+	opt    Options
+	reg    *registry.Registry
+	alerts Alerts
+	log    *slog.Logger
+	m      *metrics
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	infer    *prometheus.CounterVec
+	inferLat *prometheus.HistogramVec
+}
+
+// New returns the API; reg may be nil for tests that do not scrape.
+func New(opt Options, r *registry.Registry, alerts Alerts, promReg prometheus.Registerer, log *slog.Logger) *API {
+	if opt.MaxUpload <= 0 {
+		opt.MaxUpload = model.MaxSize
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_http_request_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"}),
+		infer: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_infer_requests_total", Help: "Inference requests by model, version and outcome."}, []string{"model", "version", "outcome"}),
+		inferLat: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_infer_seconds", Help: "Inference latency by model and version.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"model", "version"}),
+	}
+	if promReg != nil {
+		promReg.MustRegister(m.requests, m.latency, m.infer, m.inferLat)
+	}
+	if opt.Ready == nil {
+		opt.Ready = func(context.Context) error { return nil }
+	}
+	return &API{opt: opt, reg: r, alerts: alerts, log: log, m: m}
+}
+
+// route is one entry of the table.
+type route struct {
+	method, path string
+	write        bool
+	h            func(a *API, w http.ResponseWriter, r *http.Request)
+}
+
+// routes is every route the API serves besides the telemetry ones.
+var routes = []route{
+	{"GET", "/v2", false, (*API).serverMetadata},
+	{"GET", "/v2/health/live", false, (*API).live},
+	{"GET", "/v2/health/ready", false, (*API).ready},
+	{"GET", "/v2/models/{name}", false, (*API).modelMetadata},
+	{"GET", "/v2/models/{name}/ready", false, (*API).modelReady},
+	{"GET", "/v2/models/{name}/versions/{version}", false, (*API).modelMetadata},
+	{"GET", "/v2/models/{name}/versions/{version}/ready", false, (*API).modelReady},
+	{"POST", "/v2/models/{name}/infer", false, (*API).infer},
+	{"POST", "/v2/models/{name}/versions/{version}/infer", false, (*API).infer},
+	{"GET", "/v1/models", false, (*API).listModels},
+	{"GET", "/v1/models/{name}", false, (*API).getModel},
+	{"PUT", "/v1/models/{name}/versions/{version}", true, (*API).upload},
+	{"GET", "/v1/models/{name}/versions/{version}/artifact", false, (*API).download},
+	{"POST", "/v1/models/{name}/activate", true, (*API).activate},
+	{"POST", "/v1/models/{name}/rollback", true, (*API).rollback},
+	{"GET", "/v1/models/{name}/shadow", false, (*API).shadowReport},
+	{"PUT", "/v1/models/{name}/shadow", true, (*API).setShadow},
+	{"PUT", "/v1/assets/{asset}/pin", true, (*API).pin},
+	{"GET", "/v1/alerts", false, (*API).listAlerts},
+	{"POST", "/v1/alerts/{id}/ack", true, (*API).ack},
+	{"GET", "/openapi.json", false, (*API).openapi},
+}
+
+// telemetryRoutes are served by pdmkit/telemetry.Handler.
+var telemetryRoutes = []route{
+	{method: "GET", path: "/metrics"},
+	{method: "GET", path: "/healthz"},
+	{method: "GET", path: "/readyz"},
+}
+
+// Handler returns the complete mux: telemetry plus the API routes.
+func (a *API) Handler(promReg *prometheus.Registry, checks map[string]telemetry.ReadyFunc) http.Handler {
+	mux := telemetry.Handler(promReg, checks)
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, a.wrap(rt))
+	}
+	return mux
+}
+
+func (a *API) wrap(rt route) http.Handler {
+	name := rt.method + " " + rt.path
+	lat := a.m.latency.WithLabelValues(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		if rt.write && !a.authorized(r) {
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="pdm-scorer"`)
+			writeError(sw, http.StatusUnauthorized, "a bearer token is required for this endpoint")
+		} else {
+			rt.h(a, sw, r)
+		}
+		lat.Observe(time.Since(start).Seconds())
+		a.m.requests.WithLabelValues(name, fmt.Sprint(sw.code)).Inc()
+	})
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	if a.opt.Token == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.opt.Token)) == 1
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers in the Open Inference Protocol's error shape.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// registryError maps registry errors to status codes.
+func registryError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, registry.ErrRefused):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrNoPrevious):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (a *API) serverMetadata(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"name": "pdm-scorer", "version": "1", "extensions": []string{"model_repository"}})
+}
+
+func (a *API) live(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	if err := a.opt.Ready(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+func (a *API) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(OpenAPI)
+}

@@ -1,0 +1,226 @@
+// Package config is the scorer's configuration: one struct whose defaults
+// live in Default, loaded from a YAML file, the environment (PDM_*) and flags
+// in rising precedence by pdmkit/config, and checked by Validate.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// Sample is the documented sample configuration printed by -print-config.
+//
+//go:embed sample.yaml
+var Sample string
+
+// Config is everything the scorer can be told.
+type Config struct {
+	Kafka   Kafka   `yaml:"kafka"`
+	MQTT    MQTT    `yaml:"mqtt"`
+	Influx  Influx  `yaml:"influx"`
+	HTTP    HTTP    `yaml:"http"`
+	Log     Log     `yaml:"log"`
+	Scoring Scoring `yaml:"scoring"`
+	Alert   Alert   `yaml:"alert"`
+}
+
+// Kafka names the brokers, the consumer group and the topics.
+type Kafka struct {
+	// Brokers are the bootstrap brokers. Default 127.0.0.1:9092.
+	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
+	// Group is the consumer group the scorer instances share. Default pdm-scorer.
+	Group string `yaml:"group" env:"PDM_SCORER_GROUP" help:"Kafka consumer group"`
+	// Readings is the topic scored. Default pdm.readings.
+	Readings string `yaml:"readings" help:"topic of readings"`
+	// Scores receives one record per scored reading. Default pdm.scores.
+	Scores string `yaml:"scores" help:"topic of scores"`
+	// Alerts receives alert state changes. Default pdm.alerts.
+	Alerts string `yaml:"alerts" help:"topic of alerts"`
+	// Models is the compacted topic holding the model registry. Default pdm.models.
+	Models string `yaml:"models" help:"compacted topic of the model registry"`
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to others. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout" help:"consumer group session timeout"`
+}
+
+// MQTT is the broker the floor's alert topics live on.
+type MQTT struct {
+	// URL of the broker; empty disables MQTT alerts. Default tcp://127.0.0.1:1883.
+	URL string `yaml:"url" env:"PDM_MQTT_URL" help:"MQTT broker URL, empty to disable"`
+	// ClientID prefix; a random suffix keeps instances apart. Default pdm-scorer.
+	ClientID string `yaml:"client_id" help:"MQTT client id prefix"`
+}
+
+// Influx is where scores and alerts are written for data teams.
+type Influx struct {
+	// URL of InfluxDB; empty disables writes. Default http://127.0.0.1:8086.
+	URL string `yaml:"url" env:"PDM_INFLUX_URL" help:"InfluxDB URL, empty to disable"`
+	// Token is "user:password" on 1.8, an API token on 2.x. Default empty.
+	Token string `yaml:"token" env:"PDM_INFLUX_TOKEN" secret:"true" help:"InfluxDB token"`
+	// Org is ignored by 1.8. Default empty.
+	Org string `yaml:"org" env:"PDM_INFLUX_ORG" help:"InfluxDB organisation"`
+	// Bucket is "db/retention" on 1.8. Default pdm/autogen.
+	Bucket string `yaml:"bucket" env:"PDM_INFLUX_BUCKET" help:"InfluxDB bucket"`
+	// BatchSize is the most points per write request. Default 5000.
+	BatchSize int `yaml:"batch_size" help:"points per InfluxDB write"`
+	// Retries is how many times a failed write is retried with backoff
+	// before the batch fails (and is replayed from Kafka). Default 5.
+	Retries int `yaml:"retries" help:"InfluxDB write retries"`
+}
+
+// HTTP is the API, metrics and health server.
+type HTTP struct {
+	// Addr to listen on; empty disables the server. Default :8080.
+	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
+	// Token is the bearer token write endpoints require. Default empty, which
+	// refuses every write.
+	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`
+}
+
+// Log chooses the log format and level.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format"`
+}
+
+// Scoring tunes the streaming loop.
+type Scoring struct {
+	// Replay is how many readings per partition before the committed offset
+	// are re-read, without output, to rebuild detector and alert state after
+	// an assignment. Default 2000.
+	Replay int `yaml:"replay" help:"readings per partition replayed to rebuild state"`
+	// MaxBatch is the most readings scored between two commits. Default 2000.
+	MaxBatch int `yaml:"max_batch" help:"readings per commit"`
+	// History is how many recent readings per asset are kept to warm a newly
+	// swapped-in model. Default 256.
+	History int `yaml:"history" help:"readings per asset kept to warm a new model"`
+	// DefaultModel scores assets with no model of their own; empty means the
+	// online learner. Default empty.
+	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
+}
+
+// Alert sets the alert lifecycle thresholds.
+type Alert struct {
+	// Open is the score at or above which an alert may open. Default 0.99.
+	Open float64 `yaml:"open" help:"score that opens an alert"`
+	// Resolve is the score below which an open alert may resolve; below Open
+	// for hysteresis. Default 0.9.
+	Resolve float64 `yaml:"resolve" help:"score that resolves an alert"`
+	// Major is the score from which the severity is major. Default 0.995.
+	Major float64 `yaml:"major" help:"score for major severity"`
+	// Critical is the score from which the severity is critical. Default 0.999.
+	Critical float64 `yaml:"critical" help:"score for critical severity"`
+	// MinDuration is how long the score must stay above Open before an
+	// alert opens, and below Resolve before it resolves. Default 10s.
+	MinDuration time.Duration `yaml:"min_duration" help:"time above/below a threshold before a change"`
+}
+
+// Default returns the configuration with every documented default.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers:        []string{"127.0.0.1:9092"},
+			Group:          "pdm-scorer",
+			Readings:       wire.TopicReadings,
+			Scores:         wire.TopicScores,
+			Alerts:         wire.TopicAlerts,
+			Models:         "pdm.models",
+			SessionTimeout: 10 * time.Second,
+		},
+		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
+		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000, Retries: 5},
+		HTTP:   HTTP{Addr: ":8080"},
+		Log:    Log{Level: "info", Format: "text"},
+		Scoring: Scoring{
+			Replay:   2000,
+			MaxBatch: 2000,
+			History:  256,
+		},
+		Alert: Alert{Open: 0.99, Resolve: 0.9, Major: 0.995, Critical: 0.999, MinDuration: 10 * time.Second},
+	}
+}
+
+// Validate rejects values and combinations the scorer cannot run with.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers is empty")
+	}
+	for name, v := range map[string]string{
+		"kafka.group": c.Kafka.Group, "kafka.readings": c.Kafka.Readings, "kafka.scores": c.Kafka.Scores,
+		"kafka.alerts": c.Kafka.Alerts, "kafka.models": c.Kafka.Models,
+	} {
+		if v == "" {
+			bad("%s is empty", name)
+		}
+	}
+	if c.Kafka.Models == c.Kafka.Readings || c.Kafka.Scores == c.Kafka.Readings {
+		bad("kafka.readings (%s) must differ from kafka.scores (%s) and kafka.models (%s)", c.Kafka.Readings, c.Kafka.Scores, c.Kafka.Models)
+	}
+	if c.Kafka.SessionTimeout < 6*time.Second {
+		bad("kafka.session_timeout (%s) is below the broker minimum of 6s", c.Kafka.SessionTimeout)
+	}
+	if c.MQTT.URL != "" {
+		if u, err := url.Parse(c.MQTT.URL); err != nil || u.Host == "" {
+			bad("mqtt.url (%q) is not a broker URL", c.MQTT.URL)
+		}
+	}
+	if c.Influx.URL != "" {
+		if u, err := url.Parse(c.Influx.URL); err != nil || u.Host == "" {
+			bad("influx.url (%q) is not an http URL", c.Influx.URL)
+		}
+		if c.Influx.Bucket == "" {
+			bad("influx.bucket is empty while influx.url (%s) is set", c.Influx.URL)
+		}
+	}
+	if c.Influx.BatchSize < 1 {
+		bad("influx.batch_size (%d) must be at least 1", c.Influx.BatchSize)
+	}
+	if c.Influx.Retries < 0 {
+		bad("influx.retries (%d) must not be negative", c.Influx.Retries)
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		bad("log.format (%q) must be text or json", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level (%q) must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.Scoring.Replay < 0 {
+		bad("scoring.replay (%d) must not be negative", c.Scoring.Replay)
+	}
+	if c.Scoring.MaxBatch < 1 {
+		bad("scoring.max_batch (%d) must be at least 1", c.Scoring.MaxBatch)
+	}
+	if c.Scoring.History < 0 {
+		bad("scoring.history (%d) must not be negative", c.Scoring.History)
+	}
+	if c.Alert.Resolve >= c.Alert.Open {
+		bad("alert.resolve (%v) must be below alert.open (%v) for hysteresis", c.Alert.Resolve, c.Alert.Open)
+	}
+	if c.Alert.Open <= 0 || c.Alert.Open > 1 {
+		bad("alert.open (%v) must be in (0, 1]", c.Alert.Open)
+	}
+	if c.Alert.Major < c.Alert.Open || c.Alert.Critical < c.Alert.Major || c.Alert.Critical > 1 {
+		bad("alert.open (%v) <= alert.major (%v) <= alert.critical (%v) <= 1 does not hold", c.Alert.Open, c.Alert.Major, c.Alert.Critical)
+	}
+	if c.Alert.MinDuration < 0 {
+		bad("alert.min_duration (%s) must not be negative", c.Alert.MinDuration)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+)
+
+// The embedded sample must load into exactly the defaults, so the sample
+// cannot drift from the code.
+func TestSampleIsDefault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scorer.yaml")
+	if err := os.WriteFile(path, []byte(Sample), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range pdmconfig.EnvKeys(&Config{}) {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	got := Default()
+	if err := pdmconfig.Load(path, &got); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := pdmconfig.String(&got), pdmconfig.String(new(Default())); a != b {
+		t.Fatalf("sample differs from defaults:\n%s\nwant\n%s", a, b)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestEnvAndSecret(t *testing.T) {
+	t.Setenv("PDM_API_TOKEN", "s3cret")
+	t.Setenv("PDM_KAFKA_BROKERS", "a:1,b:2")
+	t.Setenv("PDM_HTTP_ADDR", "127.0.0.1:0")
+	c := Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Token != "s3cret" || len(c.Kafka.Brokers) != 2 || c.HTTP.Addr != "127.0.0.1:0" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if s := pdmconfig.String(&c); strings.Contains(s, "s3cret") {
+		t.Fatalf("secret printed: %s", s)
+	}
+	want := []string{"PDM_API_TOKEN", "PDM_HTTP_ADDR", "PDM_INFLUX_BUCKET", "PDM_INFLUX_TOKEN", "PDM_INFLUX_URL", "PDM_KAFKA_BROKERS", "PDM_LOG_FORMAT", "PDM_LOG_LEVEL", "PDM_MQTT_URL"}
+	keys := strings.Join(pdmconfig.EnvKeys(&c), ",")
+	for _, k := range want {
+		if !strings.Contains(keys, k) {
+			t.Errorf("env key %s missing from %s", k, keys)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"hysteresis", func(c *Config) { c.Alert.Resolve = 0.995 }, "alert.resolve (0.995) must be below alert.open (0.99)"},
+		{"no brokers", func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers is empty"},
+		{"session", func(c *Config) { c.Kafka.SessionTimeout = 0 }, "kafka.session_timeout"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format ("xml")`},
+		{"bucket", func(c *Config) { c.Influx.Bucket = "" }, "influx.bucket is empty"},
+		{"mqtt url", func(c *Config) { c.MQTT.URL = "::" }, "mqtt.url"},
+		{"batch", func(c *Config) { c.Scoring.MaxBatch = 0 }, "scoring.max_batch (0)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// KafkaLog keeps the registry in partition 0 of a compacted topic.
+type KafkaLog struct {
+	brokers []string
+	topic   string
+	log     *slog.Logger
+	w       *kafka.Writer
+	// next is the offset after the last record applied (-1 before Follow
+	// has read anything).
+	next atomic.Int64
+}
+
+// NewKafkaLog connects nothing; Follow and Append do.
+func NewKafkaLog(brokers []string, topic string, log *slog.Logger) *KafkaLog {
+	return &KafkaLog{
+		brokers: brokers, topic: topic, log: log,
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(brokers...),
+			Topic:        topic,
+			Balancer:     firstPartition{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: time.Millisecond,
+			BatchBytes:   16 << 20,
+			MaxAttempts:  5,
+		},
+	}
+}
+
+// firstPartition puts every record on the lowest partition, so records are
+// applied in the order they were written.
+type firstPartition struct{}
+
+func (firstPartition) Balance(_ kafka.Message, partitions ...int) int {
+	p := partitions[0]
+	for _, q := range partitions {
+		p = min(p, q)
+	}
+	return p
+}
+
+// Append writes one record and returns once every in-sync replica has it.
+func (k *KafkaLog) Append(ctx context.Context, key string, value []byte) error {
+	if err := k.w.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: value}); err != nil {
+		return fmt.Errorf("registry: append %s: %w", key, err)
+	}
+	return nil
+}
+
+// Sync waits until Follow has applied every record that was in the topic
+// when Sync was called, so a change made through another instance a moment
+// ago is seen here before this instance changes the registry.
+func (k *KafkaLog) Sync(ctx context.Context) error {
+	end, err := k.endOffset(ctx)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for k.next.Load() < end {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry: catching up with %s: %w", k.topic, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (k *KafkaLog) Close() error { return k.w.Close() }
+
+// Follow creates the topic when missing (compacted), reads it from the
+// start, passes each record to apply in order, calls caughtUp once it has
+// read what existed when it started, and keeps following until ctx ends.
+func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []byte), caughtUp func()) error {
+	if err := k.ensureTopic(ctx); err != nil {
+		return err
+	}
+	end, err := k.endOffset(ctx)
+	if err != nil {
+		return err
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   k.brokers,
+		Topic:     k.topic,
+		Partition: 0,
+		MinBytes:  1,
+		MaxBytes:  64 << 20,
+		// A short wait bounds how late a new activation is seen when the
+		// fetch that carries it races the previous long poll.
+		MaxWait: 100 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return fmt.Errorf("registry: seek: %w", err)
+	}
+	if end == 0 {
+		caughtUp()
+	}
+	signalled := end == 0
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("registry: read %s: %w", k.topic, err)
+		}
+		apply(string(m.Key), m.Value)
+		k.next.Store(m.Offset + 1)
+		if !signalled && m.Offset+1 >= end {
+			signalled = true
+			caughtUp()
+		}
+	}
+}
+
+func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", k.brokers[0], k.topic, 0)
+	if err != nil {
+		return 0, fmt.Errorf("registry: dial %s: %w", k.topic, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return 0, fmt.Errorf("registry: offsets of %s: %w", k.topic, err)
+	}
+	if last <= first {
+		return 0, nil
+	}
+	return last, nil
+}
+
+func (k *KafkaLog) ensureTopic(ctx context.Context) error {
+	client := &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: 10 * time.Second}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: k.topic, NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{
+			{ConfigName: "cleanup.policy", ConfigValue: "compact"},
+			// Artifacts of larger networks pass the 1 MiB default.
+			{ConfigName: "max.message.bytes", ConfigValue: "16777216"},
+		},
+	}}})
+	if err != nil {
+		return fmt.Errorf("registry: create topic %s: %w", k.topic, err)
+	}
+	if e := resp.Errors[k.topic]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("registry: create topic %s: %w", k.topic, e)
+	}
+	return nil
+}

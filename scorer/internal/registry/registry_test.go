@@ -1,0 +1,248 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model"
+)
+
+// memLog applies each record as soon as it is appended, like a topic with
+// one follower.
+type memLog struct {
+	r       *Registry
+	records []string
+}
+
+func (m *memLog) Append(_ context.Context, key string, value []byte) error {
+	m.records = append(m.records, key)
+	m.r.Apply(key, value)
+	return nil
+}
+
+// fakeDetector is enough to prove which version scored.
+type fakeDetector struct{ name, version string }
+
+func (f fakeDetector) Observe(time.Time, map[string]float64) (anomaly.Result, error) {
+	return anomaly.Result{Model: f.name, Version: f.version}, nil
+}
+
+func fakeFactory(a *model.Artifact) (anomaly.Detector, error) {
+	if a.Metrics["broken"] == 1 {
+		return nil, errors.New("weights do not load")
+	}
+	return fakeDetector{a.Name, a.Version}, nil
+}
+
+type catalog map[string][]string
+
+func (c catalog) Assets() []string {
+	var out []string
+	for a := range c {
+		out = append(out, a)
+	}
+	return out
+}
+func (c catalog) Sensors(a string) []string { return c[a] }
+
+// artifact returns a sealed, valid artifact of model name at version.
+func artifact(t *testing.T, name, version string, features ...string) []byte {
+	t.Helper()
+	if len(features) == 0 {
+		features = []string{"bearing_temp", "vibration"}
+	}
+	d := len(features)
+	a := model.Artifact{
+		Kind: model.RUL, Name: name, Version: version, CreatedAt: time.Unix(0, 0).UTC(),
+		Features: features, Window: 1,
+		Architecture: model.Architecture{Sizes: []int{d, 1}, Activations: []string{"linear"}},
+		Weights:      make([]float64, d+1),
+	}
+	a.Scaler.Mean = make([]float64, d)
+	a.Scaler.Std = make([]float64, d)
+	for i := range a.Scaler.Std {
+		a.Scaler.Std[i] = 1
+	}
+	var buf bytes.Buffer
+	if err := a.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func newTest(t *testing.T, cat Catalog) (*Registry, *memLog) {
+	t.Helper()
+	m := &memLog{}
+	r := New(m, fakeFactory, cat, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.r = r
+	return r, m
+}
+
+func active(t *testing.T, r *Registry, asset string) string {
+	t.Helper()
+	b := r.Resolve(asset)
+	if b.Active == nil {
+		return "online"
+	}
+	return b.Active.Key()
+}
+
+func TestActivateRollbackPin(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newTest(t, catalog{"a1": {"bearing_temp", "vibration", "rpm"}})
+	if got := active(t, r, "a1"); got != "online" {
+		t.Fatalf("empty registry resolves to %s, want the online learner", got)
+	}
+	for _, v := range []string{"1", "2", "3"} {
+		if _, err := r.Upload(ctx, "bearing", v, artifact(t, "bearing", v)); err != nil {
+			t.Fatalf("upload %s: %v", v, err)
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want map[string]string
+	}{
+		{"activate 1", func() error { _, err := r.Activate(ctx, "bearing", "1"); return err }, map[string]string{"a1": "bearing@1", "a2": "bearing@1"}},
+		{"activate 2", func() error { _, err := r.Activate(ctx, "bearing", "2"); return err }, map[string]string{"a1": "bearing@2"}},
+		{"pin a2 to 1", func() error { _, err := r.Pin(ctx, "a2", "bearing", "1"); return err }, map[string]string{"a1": "bearing@2", "a2": "bearing@1"}},
+		{"activate 3", func() error { _, err := r.Activate(ctx, "bearing", "3"); return err }, map[string]string{"a1": "bearing@3", "a2": "bearing@1"}},
+		{"rollback to 2", func() error { _, err := r.Rollback(ctx, "bearing"); return err }, map[string]string{"a1": "bearing@2"}},
+		{"rollback to 1", func() error { _, err := r.Rollback(ctx, "bearing"); return err }, map[string]string{"a1": "bearing@1"}},
+		{"unpin a2", func() error { _, err := r.Pin(ctx, "a2", "", ""); return err }, map[string]string{"a2": "bearing@1"}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for asset, want := range s.want {
+			if got := active(t, r, asset); got != want {
+				t.Fatalf("%s: %s resolves to %s, want %s", s.name, asset, got, want)
+			}
+		}
+	}
+	if _, err := r.Rollback(ctx, "bearing"); !errors.Is(err, ErrNoPrevious) {
+		t.Fatalf("rollback past the first version: %v, want ErrNoPrevious", err)
+	}
+	if _, err := r.Activate(ctx, "bearing", "9"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("activate unknown: %v, want ErrNotFound", err)
+	}
+}
+
+func TestShadow(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newTest(t, nil)
+	for _, v := range []string{"1", "2"} {
+		if _, err := r.Upload(ctx, "m", v, artifact(t, "m", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Activate(ctx, "m", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Shadow(ctx, "m", "2"); err != nil {
+		t.Fatal(err)
+	}
+	b := r.Resolve("any")
+	if b.Active.Key() != "m@1" || b.Shadow == nil || b.Shadow.Key() != "m@2" {
+		t.Fatalf("binding %+v, want active m@1 shadow m@2", b)
+	}
+	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.5, Alert: true})
+	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.3})
+	st, ok := r.ShadowReport("m")
+	if !ok || st.Count != 2 || st.AlertDisagreements != 1 || st.MaxAbsDiff < 0.29 || st.MeanAbsDiff < 0.19 || st.MeanAbsDiff > 0.21 {
+		t.Fatalf("shadow report %+v", st)
+	}
+	// Activating the candidate ends its shadow.
+	if _, err := r.Activate(ctx, "m", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if b := r.Resolve("any"); b.Shadow != nil || b.Active.Key() != "m@2" {
+		t.Fatalf("after activation %+v", b)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	ctx := context.Background()
+	r, log := newTest(t, catalog{"a1": {"bearing_temp", "vibration"}})
+	if _, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Activate(ctx, "m", "1"); err != nil {
+		t.Fatal(err)
+	}
+	good := artifact(t, "m", "2")
+	tampered := bytes.Replace(good, []byte(`"rows": 0`), []byte(`"rows": 7`), 1)
+	if bytes.Equal(good, tampered) {
+		t.Fatal("tampering changed nothing")
+	}
+	broken := func() []byte {
+		a, err := model.Load(bytes.NewReader(artifact(t, "m", "4")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Metrics = map[string]float64{"broken": 1}
+		var buf bytes.Buffer
+		if err := a.Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}()
+	cases := []struct {
+		name, version string
+		raw           []byte
+		want          string
+	}{
+		{"tampered", "2", tampered, "checksum"},
+		{"truncated", "2", good[:len(good)/2], "not a supported artifact"},
+		{"wrong name", "2", artifact(t, "other", "2"), "uploaded as m 2"},
+		{"load error", "4", broken, "weights do not load"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Upload(ctx, "m", tc.version, tc.raw)
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("upload: %v, want ErrRefused mentioning %q", err, tc.want)
+			}
+			if got := active(t, r, "a1"); got != "m@1" {
+				t.Fatalf("active changed to %s", got)
+			}
+		})
+	}
+	// A version whose features the asset lacks is stored but cannot be
+	// activated.
+	if _, err := r.Upload(ctx, "m", "3", artifact(t, "m", "3", "bearing_temp", "oil_pressure")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Activate(ctx, "m", "3")
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, model.ErrFeatures) || !strings.Contains(err.Error(), "oil_pressure") {
+		t.Fatalf("activate mismatched: %v", err)
+	}
+	if got := active(t, r, "a1"); got != "m@1" {
+		t.Fatalf("active changed to %s", got)
+	}
+	// A control record naming a version nobody has keeps the active one.
+	n := len(log.records)
+	r.Apply(controlKey, []byte(`{"rev":99,"default":"m","active":{"m":"77"}}`))
+	if got := active(t, r, "a1"); got != "m@1" {
+		t.Fatalf("unknown version in control made %s active", got)
+	}
+	if len(log.records) != n {
+		t.Fatal("Apply wrote records")
+	}
+	// Re-uploading the same content is idempotent; different content under
+	// the same version is refused.
+	if _, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1")); err != nil {
+		t.Fatalf("idempotent re-upload: %v", err)
+	}
+	if _, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1", "bearing_temp")); !errors.Is(err, ErrExists) {
+		t.Fatalf("conflicting re-upload: %v, want ErrExists", err)
+	}
+}

@@ -1,0 +1,217 @@
+// Package service assembles the scorer from its configuration: the model
+// registry following its Kafka topic, the scoring consumer group, the
+// outputs, and the HTTP API, and runs them until the context ends.
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/alertview"
+	"github.com/pdmstream/pdm/scorer/internal/api"
+	"github.com/pdmstream/pdm/scorer/internal/config"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
+	"github.com/pdmstream/pdm/scorer/internal/sink"
+	"github.com/pdmstream/pdm/scorer/internal/stream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Command is `scorer serve`: flags, file and environment into a Config,
+// then Run until a signal.
+func Command(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", "", "YAML configuration file")
+	printCfg := fs.Bool("print-config", false, "print the sample configuration (all defaults) and exit")
+	cfg := config.Default()
+	apply := pdmconfig.BindFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *printCfg {
+		fmt.Print(config.Sample)
+		return nil
+	}
+	if err := pdmconfig.Load(*path, &cfg); err != nil {
+		return err
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	log.Info("scorer starting", "config", pdmconfig.String(&cfg))
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Run(ctx)
+}
+
+// Service is one scorer instance.
+type Service struct {
+	cfg      config.Config
+	log      *slog.Logger
+	prom     *prometheus.Registry
+	models   *registry.KafkaLog
+	reg      *registry.Registry
+	consumer *stream.Consumer
+	kafka    *sink.Kafka
+	influx   *sink.Influx
+	mqtt     *sink.MQTT
+	alerts   *alert.Store
+	view     *alertview.View
+	handler  http.Handler
+
+	caughtUp  atomic.Bool
+	closeOnce sync.Once
+}
+
+// New builds the instance; it validates cfg and connects nothing.
+func New(cfg config.Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alert.NewStore(0)}
+	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
+	s.reg = registry.New(s.models, Detector, nil, log.With("component", "registry"))
+	s.reg.SetFallback(cfg.Scoring.DefaultModel)
+
+	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts)
+	outs := []stream.Output{s.kafka, sink.Memory{Store: s.alerts}}
+	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
+	if cfg.Influx.URL != "" {
+		s.influx = sink.NewInflux(cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Org, cfg.Influx.Bucket, cfg.Influx.BatchSize, cfg.Influx.Retries)
+		outs = append(outs, s.influx)
+		checks["influxdb"] = s.influx.Ping
+	}
+	if cfg.MQTT.URL != "" {
+		host, _ := os.Hostname()
+		s.mqtt = sink.NewMQTT(cfg.MQTT.URL, fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()), log.With("component", "mqtt"))
+		outs = append(outs, s.mqtt)
+		checks["mqtt"] = s.mqtt.Ready
+	}
+	var err error
+	s.consumer, err = stream.New(stream.Options{
+		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
+		SessionTimeout: cfg.Kafka.SessionTimeout,
+		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
+		Alert: alert.Thresholds{
+			Open: cfg.Alert.Open, Resolve: cfg.Alert.Resolve, Major: cfg.Alert.Major, Critical: cfg.Alert.Critical,
+			MinDuration: cfg.Alert.MinDuration,
+		},
+		Online: Online,
+	}, s.reg, outs, stream.NewMetrics(s.prom), log.With("component", "stream"))
+	if err != nil {
+		return nil, err
+	}
+	s.reg.SetCatalog(s.consumer.Catalog())
+	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
+	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready}, s.reg, s.view, s.prom, log.With("component", "api"))
+	s.handler = a.Handler(s.prom, checks)
+	return s, nil
+}
+
+// Handler is the HTTP API, for tests that serve it themselves.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Registry is the instance's model registry.
+func (s *Service) Registry() *registry.Registry { return s.reg }
+
+func (s *Service) ready(context.Context) error {
+	switch {
+	case !s.caughtUp.Load():
+		return errors.New("model registry not read yet")
+	case !s.consumer.Joined():
+		return errors.New("consumer group not joined yet")
+	}
+	return nil
+}
+
+// Ready reports whether the registry is read and the group joined.
+func (s *Service) Ready() bool { return s.ready(context.Background()) == nil }
+
+// Run works until ctx ends. The registry is read to its end before the
+// first reading is scored, so no reading is scored by a stale version.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.mqtt != nil {
+		s.mqtt.Connect()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	caught := make(chan struct{})
+	run("registry", func(ctx context.Context) error {
+		return s.models.Follow(ctx, s.reg.Apply, func() {
+			s.caughtUp.Store(true)
+			close(caught)
+		})
+	})
+	run("alertview", s.view.Run)
+	run("http", func(ctx context.Context) error {
+		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.handler, s.log.With("component", "http"))
+	})
+	run("stream", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-caught:
+		}
+		s.log.Info("model registry read", "models", len(s.reg.Models()))
+		return s.consumer.Run(ctx)
+	})
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// Close releases the clients; safe to call twice.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = errors.Join(s.kafka.Close(), s.models.Close(), s.view.Close())
+		if s.influx != nil {
+			s.influx.Close()
+		}
+		if s.mqtt != nil {
+			s.mqtt.Close()
+		}
+	})
+	return err
+}
+
+// Online builds the detector of an asset that has no model yet.
+func Online() (anomaly.Detector, error) {
+	return anomaly.NewOnline(anomaly.DefaultOnlineConfig())
+}

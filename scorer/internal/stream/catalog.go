@@ -1,0 +1,42 @@
+package stream
+
+import (
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Catalog remembers the sensors each asset seen by this instance reports,
+// so the registry can refuse a model that would not fit.
+type Catalog struct {
+	mu     sync.RWMutex
+	assets map[string][]string
+}
+
+// NewCatalog returns an empty catalog.
+func NewCatalog() *Catalog { return &Catalog{assets: map[string][]string{}} }
+
+// Assets lists the known assets.
+func (c *Catalog) Assets() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.assets))
+	for a := range c.assets {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Sensors returns the sensors asset reported last.
+func (c *Catalog) Sensors(asset string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.assets[asset])
+}
+
+func (c *Catalog) set(asset string, sensors []string) {
+	c.mu.Lock()
+	c.assets[asset] = sensors
+	c.mu.Unlock()
+}

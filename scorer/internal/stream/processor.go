@@ -1,0 +1,354 @@
+package stream
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// Resolver is the part of the registry the loop uses.
+type Resolver interface {
+	Resolve(asset string) registry.Binding
+	Refuse(v *registry.Version, reason string)
+	RecordShadow(active, shadow *registry.Version, a, s anomaly.Result)
+}
+
+// onlineKey marks the online learner, used while an asset has no model.
+const onlineKey = "online"
+
+// processor scores the readings of one partition. It is owned by that
+// partition's goroutine.
+type processor struct {
+	partition int
+	history   int
+	th        alert.Thresholds
+	res       Resolver
+	online    func() (anomaly.Detector, error)
+	catalog   *Catalog
+	m         *Metrics
+	log       *slog.Logger
+	limits    wire.Limits
+	assets    map[string]*assetState
+}
+
+type histEntry struct {
+	t       time.Time
+	sensors map[string]float64
+}
+
+// assetState is everything kept per asset.
+type assetState struct {
+	site     string
+	lastSeq  uint64
+	lastTime time.Time
+	sensors  []string
+
+	det     anomaly.Detector
+	key     string
+	ver     *registry.Version
+	scored  prometheus.Counter
+	errs    prometheus.Counter
+	latency prometheus.Observer
+
+	shadow    anomaly.Detector
+	shadowVer *registry.Version
+	shadowDif prometheus.Observer
+
+	// refused and shadowRefused remember the version refused last, so it
+	// is reported once.
+	refused       string
+	shadowRefused string
+
+	hist    []histEntry
+	histPos int
+
+	tracker *alert.Tracker
+}
+
+func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *Metrics, log *slog.Logger) *processor {
+	limits := wire.DefaultLimits()
+	// Readings were validated at ingest; the scorer must still score old
+	// ones on replay, so it does not judge timestamps against now.
+	limits.MaxPast, limits.MaxFuture = 100*365*24*time.Hour, 100*365*24*time.Hour
+	return &processor{
+		partition: partition, history: o.History, th: o.Alert, res: res, online: o.Online,
+		catalog: catalog, m: m, log: log.With("partition", partition), limits: limits,
+		assets: map[string]*assetState{},
+	}
+}
+
+// handle scores every reading of one message. With emit false (replay) it
+// only rebuilds state.
+func (p *processor) handle(msg *kafka.Message, emit bool, b *Batch) {
+	items, err := p.limits.Decode(msg.Value, time.Now())
+	if err != nil {
+		p.m.Invalid.Inc()
+		if emit {
+			p.log.Debug("message refused", "offset", msg.Offset, "err", err)
+		}
+		return
+	}
+	for i := range items {
+		if items[i].Err != nil {
+			p.m.Invalid.Inc()
+			continue
+		}
+		p.reading(&items[i].Reading, msg, emit, b)
+	}
+}
+
+func (p *processor) asset(r *wire.Reading) *assetState {
+	st := p.assets[r.Asset]
+	if st == nil {
+		st = &assetState{site: r.Site, tracker: alert.NewTracker(alert.KindAnomaly, p.th)}
+		if p.history > 0 {
+			st.hist = make([]histEntry, 0, p.history)
+		}
+		p.assets[r.Asset] = st
+	}
+	st.site = r.Site
+	if len(r.Sensors) != len(st.sensors) || !sameKeys(r.Sensors, st.sensors) {
+		st.sensors = make([]string, 0, len(r.Sensors))
+		for k := range r.Sensors {
+			st.sensors = append(st.sensors, k)
+		}
+		slices.Sort(st.sensors)
+		p.catalog.set(r.Asset, slices.Clone(st.sensors))
+	}
+	return st
+}
+
+func sameKeys(m map[string]float64, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *Batch) {
+	st := p.asset(r)
+	// At-least-once delivery upstream can repeat a reading; a sequence
+	// number that restarts with a newer timestamp is an agent reset.
+	if r.Seq <= st.lastSeq && !r.Time.After(st.lastTime) {
+		p.m.Dupes.Inc()
+		return
+	}
+	st.lastSeq, st.lastTime = r.Seq, r.Time
+
+	bind := p.res.Resolve(r.Asset)
+	p.ensure(r, st, bind.Active)
+	p.ensureShadow(r, st, bind.Shadow)
+
+	var res anomaly.Result
+	err := errNoDetector
+	if st.det != nil {
+		start := time.Now()
+		res, err = st.det.Observe(r.Time, r.Sensors)
+		st.latency.Observe(time.Since(start).Seconds())
+	}
+	name, version := onlineKey, onlineKey
+	if st.ver != nil {
+		name, version = st.ver.Name, st.ver.Version
+	} else if res.Model != "" {
+		name, version = res.Model, res.Version
+	}
+	var shadow *ShadowScore
+	if st.shadow != nil {
+		if sres, serr := st.shadow.Observe(r.Time, r.Sensors); serr == nil && err == nil && emit {
+			shadow = &ShadowScore{Version: st.shadowVer.Version, Score: sres.Score, Alert: sres.Alert}
+			p.res.RecordShadow(st.ver, st.shadowVer, res, sres)
+			st.shadowDif.Observe(math.Abs(res.Score - sres.Score))
+		}
+	}
+	p.remember(st, r)
+	if !emit {
+		p.m.Replayed.Inc()
+	}
+	s := Score{
+		ID: ScoreID(r.Asset, r.Seq), Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time,
+		Model: name, Version: version, Shadow: shadow,
+		Source: Source{Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time},
+	}
+	if err != nil {
+		if st.errs != nil {
+			st.errs.Inc()
+		}
+		s.Error = err.Error()
+	} else {
+		if emit {
+			st.scored.Inc()
+		}
+		s.Score, s.Alert, s.WarmingUp = res.Score, res.Alert, res.WarmingUp
+		s.Contributions = sensorsOf(res.Contributions)
+		s.Forecast = forecastOf(r.Time, res.Forecast)
+	}
+	ev, ok := st.tracker.Observe(alert.Observation{
+		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: s.Score, WarmingUp: s.WarmingUp || err != nil,
+		Sensors: s.Contributions, Forecast: s.Forecast, Model: name, Version: version,
+	})
+	if !emit {
+		return
+	}
+	b.Scores = append(b.Scores, s)
+	if ok {
+		p.m.Alerts.WithLabelValues(string(ev.State), string(ev.Severity)).Inc()
+		b.Alerts = append(b.Alerts, ev)
+	}
+}
+
+// ensure makes st's detector the one for v (nil: the online learner),
+// warming a new one on the asset's recent readings. A version that does
+// not fit the asset is refused and the current detector keeps scoring.
+func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version) {
+	key := onlineKey
+	if v != nil {
+		key = v.Key()
+	}
+	if st.det != nil && st.key == key {
+		return
+	}
+	if st.det != nil && st.refused == key {
+		return
+	}
+	det, err := p.build(r, v)
+	if err != nil && v == nil {
+		p.log.Error("online learner unavailable", "asset", r.Asset, "err", err)
+		return
+	}
+	if err != nil {
+		st.refused = key
+		p.m.Refused.WithLabelValues(v.Name, v.Version).Inc()
+		p.res.Refuse(v, err.Error())
+		p.log.Warn("model version refused; keeping the current one", "asset", r.Asset, "model", v.Name, "version", v.Version, "current", st.key, "err", err)
+		if st.det != nil {
+			return
+		}
+		v, key = nil, onlineKey
+		if det, err = p.online(); err != nil {
+			p.log.Error("online learner unavailable", "asset", r.Asset, "err", err)
+			return
+		}
+	}
+	p.warm(st, det)
+	if st.det != nil {
+		p.log.Info("model swapped", "asset", r.Asset, "from", st.key, "to", key, "seq", r.Seq)
+	}
+	st.det, st.key, st.ver, st.refused = det, key, v, ""
+	name, version := onlineKey, onlineKey
+	if v != nil {
+		name, version = v.Name, v.Version
+	}
+	p.m.Swaps.WithLabelValues(name, version).Inc()
+	st.scored = p.m.Scored.WithLabelValues(name, version)
+	st.errs = p.m.Errors.WithLabelValues(name, version)
+	st.latency = p.m.Observe.WithLabelValues(name, version)
+}
+
+func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Version) {
+	if v == nil {
+		st.shadow, st.shadowVer = nil, nil
+		return
+	}
+	if st.shadowVer == v {
+		return
+	}
+	det, err := p.build(r, v)
+	if err != nil {
+		if st.shadowRefused != v.Key() {
+			st.shadowRefused = v.Key()
+			p.res.Refuse(v, err.Error())
+			p.log.Warn("shadow version refused", "asset", r.Asset, "model", v.Name, "version", v.Version, "err", err)
+		}
+		st.shadow, st.shadowVer = nil, nil
+		return
+	}
+	p.warm(st, det)
+	st.shadow, st.shadowVer = det, v
+	st.shadowDif = p.m.ShadowDif.WithLabelValues(v.Name, v.Version)
+}
+
+func (p *processor) build(r *wire.Reading, v *registry.Version) (anomaly.Detector, error) {
+	if v == nil {
+		return p.online()
+	}
+	if err := v.Artifact.CheckFeatures(keys(r.Sensors)); err != nil {
+		return nil, err
+	}
+	return v.New()
+}
+
+func keys(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// warm feeds the asset's recent readings to a new detector, oldest first.
+func (p *processor) warm(st *assetState, det anomaly.Detector) {
+	n := len(st.hist)
+	for i := range n {
+		e := st.hist[(st.histPos+i)%n]
+		_, _ = det.Observe(e.t, e.sensors)
+	}
+}
+
+func (p *processor) remember(st *assetState, r *wire.Reading) {
+	if p.history == 0 {
+		return
+	}
+	e := histEntry{t: r.Time, sensors: r.Sensors}
+	if len(st.hist) < p.history {
+		st.hist = append(st.hist, e)
+		return
+	}
+	st.hist[st.histPos] = e
+	st.histPos = (st.histPos + 1) % p.history
+}
+
+func sensorsOf(cs []anomaly.Contribution) []alert.Sensor {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]alert.Sensor, len(cs))
+	for i, c := range cs {
+		out[i] = alert.Sensor{Name: c.Sensor, Share: c.Share}
+	}
+	return out
+}
+
+func forecastOf(t time.Time, f *anomaly.Forecast) *alert.Forecast {
+	if f == nil {
+		return nil
+	}
+	return &alert.Forecast{
+		TimeToFailure: f.TimeToFailure.Seconds(), Low: f.Low.Seconds(), High: f.High.Seconds(),
+		FailureAt: t.Add(f.TimeToFailure),
+	}
+}
+
+// ackAlert records an operator's acknowledgement if this partition holds
+// the alert.
+func (p *processor) ackAlert(id, by string, at time.Time) (alert.Alert, bool) {
+	for _, st := range p.assets {
+		if a, ok := st.tracker.Ack(id, by, at); ok {
+			return a, true
+		}
+	}
+	return alert.Alert{}, false
+}
+
+// errNoDetector marks a reading no detector could score.
+var errNoDetector = errors.New("no detector for asset")

@@ -1,0 +1,99 @@
+package stream
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
+	"github.com/segmentio/kafka-go"
+)
+
+// countingDetector scores the number of readings it has seen, so warming
+// on history is visible in its first score.
+type countingDetector struct {
+	version string
+	seen    int
+}
+
+func (d *countingDetector) Observe(time.Time, map[string]float64) (anomaly.Result, error) {
+	d.seen++
+	return anomaly.Result{Score: float64(d.seen) / 1000, Model: "m", Version: d.version}, nil
+}
+
+type fixedResolver struct {
+	b       registry.Binding
+	refused []string
+}
+
+func (f *fixedResolver) Resolve(string) registry.Binding { return f.b }
+func (f *fixedResolver) Refuse(v *registry.Version, reason string) {
+	f.refused = append(f.refused, v.Key()+": "+reason)
+}
+func (f *fixedResolver) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result) {}
+
+func version(v string, features ...string) *registry.Version {
+	return &registry.Version{Name: "m", Version: v, Features: features,
+		Artifact: &model.Artifact{Name: "m", Version: v, Features: features},
+		New:      func() (anomaly.Detector, error) { return &countingDetector{version: v}, nil }}
+}
+
+func msg(t *testing.T, seq uint64) *kafka.Message {
+	t.Helper()
+	r := wire.Reading{Site: "s", Asset: "a", Seq: seq, Time: time.Unix(int64(seq), 0).UTC(), Sensors: map[string]float64{"temp": 1, "vib": 2}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kafka.Message{Value: b, Offset: int64(seq)}
+}
+
+// The processor swaps versions between readings, warms the new detector on
+// recent readings, refuses a version whose features the readings lack and
+// keeps the current one, and skips repeated readings.
+func TestProcessorSwapsAndRefuses(t *testing.T) {
+	res := &fixedResolver{}
+	online := func() (anomaly.Detector, error) { return &countingDetector{version: "online"}, nil }
+	p := newProcessor(0, &Options{History: 4, Alert: alert.Thresholds{Open: 0.9, Resolve: 0.5, Major: 0.95, Critical: 0.99}, Online: online},
+		res, NewCatalog(), NewMetrics(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	steps := []struct {
+		name    string
+		bind    registry.Binding
+		seq     uint64
+		version string
+		score   float64
+	}{
+		{"online first", registry.Binding{}, 1, "online", 0.001},
+		{"online again", registry.Binding{}, 2, "online", 0.002},
+		{"duplicate skipped", registry.Binding{}, 2, "", 0},
+		{"mismatch refused", registry.Binding{Active: version("2", "temp", "oil")}, 3, "online", 0.003},
+		{"fitting version swapped in, warmed on 3 readings", registry.Binding{Active: version("3", "temp")}, 4, "3", 0.004},
+		{"stays", registry.Binding{Active: version("3", "temp")}, 5, "3", 0.005},
+	}
+	for _, s := range steps {
+		res.b = s.bind
+		b := &Batch{}
+		p.handle(msg(t, s.seq), true, b)
+		if s.version == "" {
+			if len(b.Scores) != 0 {
+				t.Fatalf("%s: %d scores, want none", s.name, len(b.Scores))
+			}
+			continue
+		}
+		if len(b.Scores) != 1 || b.Scores[0].Version != s.version || b.Scores[0].Score != s.score {
+			t.Fatalf("%s: scores %+v, want version %s score %v", s.name, b.Scores, s.version, s.score)
+		}
+	}
+	if len(res.refused) != 1 || res.refused[0][:3] != "m@2" {
+		t.Fatalf("refusals %v, want one of m@2", res.refused)
+	}
+	if got := p.catalog.Sensors("a"); len(got) != 2 || got[0] != "temp" {
+		t.Fatalf("catalog %v", got)
+	}
+}

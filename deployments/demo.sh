@@ -19,7 +19,12 @@ cd "$ROOT"
 BIN="$ROOT/bin"
 RUN="$ROOT/.stack/demo"
 SECONDS_TOTAL="${DEMO_SECONDS:-120}"
+# Asset ids are unique across the fleet (they are the Kafka key and the
+# scorer's state key), so each run names its machines afresh: every detector
+# then learns from this run's readings only.
 SITE="demo"
+RUN_ID="$(date -u +%H%M%S)"
+P1="pump-1-$RUN_ID" P2="pump-2-$RUN_ID" M1="motor-1-$RUN_ID"
 mkdir -p "$RUN"
 rm -f "$RUN"/*.log
 
@@ -47,6 +52,27 @@ ready() { # admin address
 	exit 1
 }
 
+# summarize prints one line per alert event of this run, read from
+# mosquitto_sub -v (retained states of earlier runs are skipped).
+summarize() {
+	python3 -c '
+import json, sys
+run = sys.argv[1]
+for line in sys.stdin:
+    topic, _, body = line.partition(" ")
+    try:
+        a = json.loads(body)
+    except ValueError:
+        continue
+    if not a["asset"].endswith(run):
+        continue
+    top = ", ".join("%s %.0f%%" % (s["name"], 100 * s["share"]) for s in a.get("top_sensors", []))
+    f = a.get("forecast")
+    ttf = " failure in ~%.0fs (%.0f-%.0fs)" % (f["ttf_seconds"], f["ttf_low_seconds"], f["ttf_high_seconds"]) if f else ""
+    print("demo: ALERT %s %-8s %-8s score %.3f top [%s]%s model %s %s" % (a["asset"], a["state"], a["severity"], a["score"], top, ttf, a["model"], a["version"]))
+' "$RUN_ID"
+}
+
 metric() { # admin address, metric name
 	curl -fs "http://$1/metrics" 2>/dev/null | awk -v m="$2" '$1 == m { printf "%d", $2 }'
 }
@@ -59,35 +85,77 @@ start bridge "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo
 start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
-if [[ -x $BIN/scorer ]] && "$BIN/scorer" serve -h >/dev/null 2>&1; then
-	start scorer "$BIN/scorer" serve -http-addr 127.0.0.1:8080
-	ready 127.0.0.1:8080
-fi
+start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer
+ready 127.0.0.1:8080
 
 echo "demo: watching alerts on MQTT pdm/v1/$SITE/+/alerts"
 mosquitto_sub -h 127.0.0.1 -p "${PDM_MQTT_PORT}" -t "pdm/v1/$SITE/+/alerts" -v >"$RUN/alerts.log" 2>&1 &
 pids+=("$!")
 
-echo "demo: starting edge-agent: pump-1 wears a bearing, pump-2 and motor-1 stay healthy"
+# One simulated hour per real second, 20 readings per second per asset.
+# The scorer's online learner takes each asset's first 400 readings (20 s)
+# as normal; pump-1's bearing starts to wear after 36 simulated hours and
+# fails 48 simulated hours later (about 84 s into the demo). At REPAIR_AT
+# seconds the demo repairs it through the agent's control API, and the alert
+# resolves.
+REPAIR_AT="${DEMO_REPAIR_AT:-100}"
+echo "demo: starting edge-agent: $P1 wears a bearing from t≈36s (failure ≈84s), $P2 and $M1 stay healthy"
+rm -rf "$RUN/spool"
 start agent "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http-addr 127.0.0.1:9101 \
-	-assets pump-1=pump,pump-2=pump,motor-1=motor -rate 10 -time-scale 600 \
-	-degrade "pump-1=bearing_wear@2h/12h" -spool.dir "$RUN/spool"
+	-assets "$P1=pump,$P2=pump,$M1=motor" -rate 20 -time-scale 3600 \
+	-degrade "$P1=bearing_wear@36h/48h" -spool.dir "$RUN/spool"
 ready 127.0.0.1:9101
 
 shown=0
 for ((t = 5; t <= SECONDS_TOTAL; t += 5)); do
 	sleep 5
-	printf 'demo: t=%3ds  published %6s  bridged %6s  stored %6s  dead-lettered %s\n' "$t" \
+	printf 'demo: t=%3ds  published %6s  bridged %6s  stored %6s  scored %6s  dead-lettered %s\n' "$t" \
 		"$(metric 127.0.0.1:9101 pdm_edge_readings_acked_total)" \
 		"$(metric 127.0.0.1:9102 pdm_bridge_readings_total)" \
 		"$(metric 127.0.0.1:9103 pdm_historian_points_total)" \
+		"$(curl -fs http://127.0.0.1:8080/metrics | awk '/^pdm_scorer_readings_scored_total/ { s += $2 } END { printf "%d", s }')" \
 		"$(curl -fs http://127.0.0.1:9102/metrics | awk '/^pdm_bridge_rejected_total/ { s += $2 } END { printf "%d", s }')"
+	if ((t == REPAIR_AT)); then
+		echo "demo: repairing $P1"
+		curl -fs -XPOST "http://127.0.0.1:9101/v1/assets/$P1/repair" >/dev/null || true
+	fi
 	lines=$(wc -l <"$RUN/alerts.log")
 	if ((lines > shown)); then
-		tail -n +"$((shown + 1))" "$RUN/alerts.log" | sed 's/^/demo: ALERT /'
+		tail -n +"$((shown + 1))" "$RUN/alerts.log" | summarize
 		shown=$lines
 	fi
 done
-echo "demo: asset state and ground truth from the simulator:"
-curl -fs http://127.0.0.1:9101/v1/assets || true
-echo
+curl -fs http://127.0.0.1:9101/v1/assets >"$RUN/assets.json" || true
+echo "demo: what happened to this run's machines (ground truth from the simulator, alerts from MQTT):"
+python3 - "$RUN_ID" "$RUN/alerts.log" "$RUN/assets.json" <<'PY' || true
+import json, sys
+from datetime import datetime
+run, alerts_log, assets_json = sys.argv[1:]
+ts = lambda s: datetime.fromisoformat(s.rstrip("Z")[:26])  # all times are UTC
+events = []
+for line in open(alerts_log):
+    try:
+        a = json.loads(line.partition(" ")[2])
+    except ValueError:
+        continue
+    if a["asset"].endswith(run):
+        events.append(a)
+for m in json.load(open(assets_json)):
+    mine = [e for e in events if e["asset"] == m["asset"]]
+    opened = next((e for e in mine if e["state"] == "opened"), None)
+    faults = m["history"] + m["active"]
+    if not faults:
+        print("  %-16s healthy all run: %s" % (m["asset"], "no alert" if not mine else "%d alert events (false alarm)" % len(mine)))
+        continue
+    f = faults[0]
+    failed = f.get("failed_at") or f.get("failure_estimate")
+    if opened:
+        lead = (ts(failed) - ts(opened["last_reading_time"])).total_seconds()
+        top = ", ".join(s["name"] for s in opened["top_sensors"])
+        resolved = any(e["state"] == "resolved" for e in mine)
+        print("  %-16s %s from %s: alert %s opened %.0f s before the simulated failure, top sensors %s, model %s %s%s" % (
+            m["asset"], f["mode"], f["start"][11:19], opened["id"], lead, top, opened["model"], opened["version"],
+            "; resolved after the repair" if resolved else ""))
+    else:
+        print("  %-16s %s from %s, failure at %s: no alert" % (m["asset"], f["mode"], f["start"][11:19], failed[11:19]))
+PY

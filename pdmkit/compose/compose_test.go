@@ -31,6 +31,8 @@ var knownEnv = map[string]bool{
 	"PDM_HTTP_ADDR":     true,
 	"PDM_LOG_LEVEL":     true,
 	"PDM_LOG_FORMAT":    true,
+	// scorer only
+	"PDM_API_TOKEN": true,
 	// edge-agent only
 	"PDM_SITE":      true,
 	"PDM_AGENT_ID":  true,
@@ -150,7 +152,7 @@ func TestServices(t *testing.T) {
 			if got := s.Environment["PDM_HTTP_ADDR"]; got != tt.httpAddr {
 				t.Errorf("PDM_HTTP_ADDR %q, want %q", got, tt.httpAddr)
 			}
-			if tt.service != "scorer" && (s.Healthcheck == nil || s.Healthcheck.Test.String() != "CMD /app healthcheck") {
+			if s.Healthcheck == nil || s.Healthcheck.Test.String() != "CMD /app healthcheck" {
 				t.Errorf("healthcheck %v, want the binary's own probe: CMD /app healthcheck", s.Healthcheck)
 			}
 			if len(s.DependsOn) == 0 {

@@ -13,38 +13,29 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/pdmstream/pdm/ingest/internal/bridge"
 	"github.com/pdmstream/pdm/ingest/internal/config"
 	"github.com/pdmstream/pdm/ingest/internal/historian"
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
+	cli.Main("ingest", map[string]cli.Command{
+		"bridge":    func(ctx context.Context, args []string) error { return run(ctx, config.Bridge, args) },
+		"historian": func(ctx context.Context, args []string) error { return run(ctx, config.Historian, args) },
+	})
 }
 
-func run(args []string) error {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return telemetry.Healthcheck(context.Background(), os.Getenv("PDM_HTTP_ADDR"))
-	}
-	if len(args) == 0 || (args[0] != string(config.Bridge) && args[0] != string(config.Historian)) {
-		return errors.New("usage: ingest bridge|historian [-config FILE] [flags], or ingest healthcheck (probes PDM_HTTP_ADDR)")
-	}
-	role := config.Role(args[0])
+func run(ctx context.Context, role config.Role, args []string) error {
 	cfg := config.Default(role)
-	fs := flag.NewFlagSet("ingest "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("ingest "+string(role), flag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the sample configuration and exit")
 	apply := pdmconfig.BindFlags(fs, &cfg)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *printCfg {
@@ -61,9 +52,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log = log.With("service", "ingest-"+args[0])
+	log = log.With("service", "ingest-"+string(role))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	reg := telemetry.NewRegistry()
 	var (
@@ -88,7 +79,7 @@ func run(args []string) error {
 	log.Info("starting", "config", pdmconfig.String(&cfg))
 	httpErr := make(chan error, 1)
 	go func() {
-		httpErr <- telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{args[0]: ready}), log)
+		httpErr <- telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
 	}()
 	err = work(ctx)
 	stop()

@@ -1,37 +1,15 @@
-// Command trainer trains and publishes models. Subcommands live in the
-// table below, one line each.
+// Command trainer trains models:
+//
+//	trainer cmapss  the remaining-useful-life benchmark on NASA C-MAPSS FD001
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"sort"
-	"syscall"
-
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	"github.com/pdmstream/pdm/trainer/internal/cmapss"
 )
 
-var commands = map[string]func(ctx context.Context, args []string) error{
-	"cmapss": cmapss.Command,
-}
-
 func main() {
-	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		names := make([]string, 0, len(commands))
-		for n := range commands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(os.Stderr, "usage: trainer <command> [flags]\ncommands: %v\n", names)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := commands[os.Args[1]](ctx, os.Args[2:])
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "trainer:", err)
-		os.Exit(1)
-	}
+	cli.Main("trainer", map[string]cli.Command{
+		"cmapss": cmapss.Command,
+	})
 }

@@ -36,7 +36,9 @@ func NewKafka(brokers []string, scores, alerts string) *Kafka {
 			Balancer:     &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 2 * time.Millisecond,
-			BatchSize:    5000,
+			// kafka-go allocates every batch at this size, so it is kept
+			// near what one partition gets from a scored batch.
+			BatchSize: 1000,
 			// The broker's default message.max.bytes is 1 MiB; a larger
 			// request would be refused on every retry.
 			BatchBytes:   1 << 20,

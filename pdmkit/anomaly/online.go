@@ -26,17 +26,17 @@ type OnlineConfig struct {
 	// WarmupRows readings are learned as normal before scoring (default 400).
 	WarmupRows int
 	// Window is how many consecutive readings one network input spans
-	// (default 8).
+	// (default 4).
 	Window int
 	// Hidden is the bottleneck width of the autoencoder (default: a quarter
 	// of the input width, at least 2).
 	Hidden int
 	// Smoothing is the weight of the newest error in each sensor's
-	// exponential moving average (default 0.1; 1 means none).
+	// exponential moving average (default 0.13; 1 means none).
 	Smoothing float64
 	// Enter and Exit are the alert hysteresis levels on the calibrated score
 	// (defaults 0.99 and 0.95); MinDuration is how many consecutive readings
-	// must pass a level to switch (default 5).
+	// must pass a level to switch (default 3).
 	Enter, Exit float64
 	MinDuration int
 	// Epochs bounds each (re)training (default 60); Seed makes it
@@ -79,10 +79,10 @@ func (c OnlineConfig) withDefaults() OnlineConfig {
 		c.WarmupRows = 400
 	}
 	if c.Window == 0 {
-		c.Window = 8
+		c.Window = 4
 	}
 	if c.Smoothing == 0 {
-		c.Smoothing = 0.1
+		c.Smoothing = 0.13
 	}
 	if c.Enter == 0 {
 		c.Enter = 0.99
@@ -91,7 +91,7 @@ func (c OnlineConfig) withDefaults() OnlineConfig {
 		c.Exit = 0.95
 	}
 	if c.MinDuration == 0 {
-		c.MinDuration = 5
+		c.MinDuration = 3
 	}
 	if c.Epochs == 0 {
 		c.Epochs = 60

@@ -321,3 +321,34 @@ func BenchmarkPredictBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "windows/s")
 }
+
+func TestLearningRateDecay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	// A noisy linear target: with a learning rate far too large the weights
+	// jitter around the fit and the validation loss plateaus well above the
+	// noise floor (0.01); decaying the rate on each plateau gets close to it.
+	x := randDense(t, rng, 200, 4)
+	y := mat.NewDense(200, 1, nil)
+	for r := 0; r < 200; r++ {
+		y.Set(r, 0, 0.5*x.At(r, 0)-0.25*x.At(r, 1)+0.1*x.At(r, 3)+0.1*rng.NormFloat64())
+	}
+	train := func(decay float64) TrainResult {
+		n, _ := New(Spec{Sizes: []int{4, 1}, Acts: []Activation{Linear}}, 1)
+		res, err := n.Train(x, y, TrainConfig{Optimizer: Adam, LearningRate: 1, Epochs: 300, BatchSize: 4,
+			ValidationFraction: 0.2, Patience: 6, LRDecay: decay, LRPatience: 2, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	constant, decayed := train(0), train(0.3)
+	if !(decayed.ValLoss < 0.02 && decayed.ValLoss < constant.ValLoss/4) {
+		t.Fatalf("validation loss %v with decay, %v without", decayed.ValLoss, constant.ValLoss)
+	}
+	n, _ := New(Spec{Sizes: []int{4, 1}, Acts: []Activation{Linear}}, 1)
+	for _, c := range []TrainConfig{{LRDecay: 1}, {LRDecay: -0.5}, {LRPatience: -1}} {
+		if _, err := n.Train(x, y, c); err == nil {
+			t.Fatalf("%+v accepted", c)
+		}
+	}
+}

@@ -58,6 +58,13 @@ type TrainConfig struct {
 	// Patience is how many epochs without a validation improvement end
 	// training; the best weights are restored (default 10).
 	Patience int
+	// LRDecay, when in (0, 1), multiplies the learning rate by itself each
+	// time the validation loss has not improved for LRPatience epochs
+	// (default Patience/2, at least 1): large steps while the loss falls,
+	// finer ones near the optimum (default 0: a constant rate; without a
+	// validation set there is no plateau to detect and the rate stays).
+	LRDecay    float64
+	LRPatience int
 	// Seed makes shuffling and the validation split reproducible.
 	Seed uint64
 }
@@ -92,6 +99,9 @@ func (c *TrainConfig) defaults() {
 	if c.Patience == 0 {
 		c.Patience = 10
 	}
+	if c.LRPatience == 0 {
+		c.LRPatience = max(c.Patience/2, 1)
+	}
 }
 
 // Validate rejects settings that cannot train.
@@ -103,6 +113,10 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("nn: batch size (%d) must not be negative", c.BatchSize)
 	case c.LearningRate < 0 || math.IsNaN(c.LearningRate):
 		return fmt.Errorf("nn: learning rate (%v) must be positive", c.LearningRate)
+	case c.LRDecay < 0 || c.LRDecay >= 1 || math.IsNaN(c.LRDecay):
+		return fmt.Errorf("nn: learning-rate decay (%v) must be in [0, 1)", c.LRDecay)
+	case c.LRPatience < 0:
+		return fmt.Errorf("nn: learning-rate patience (%d) must not be negative", c.LRPatience)
 	case c.L2 < 0:
 		return fmt.Errorf("nn: L2 (%v) must not be negative", c.L2)
 	case c.ValX != nil && c.ValidationFraction != 0:
@@ -333,6 +347,8 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 			res.BestEpoch, res.TrainLoss, res.ValLoss = epoch, trainLoss, v
 		} else if since++; since >= cfg.Patience {
 			break
+		} else if cfg.LRDecay > 0 && since%cfg.LRPatience == 0 {
+			cfg.LearningRate *= cfg.LRDecay
 		}
 	}
 	if nVal > 0 {

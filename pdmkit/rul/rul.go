@@ -50,6 +50,10 @@ type Config struct {
 	// target on the training data is below this are dropped (default 0.05);
 	// constant sensors and operating settings without information go.
 	MinCorrelation float64
+	// LRDecay multiplies Adam's learning rate (0.001) each time the
+	// validation error has not improved for 5 epochs (default 0.5; a
+	// negative value keeps the rate constant).
+	LRDecay float64
 	// ValidationFraction of the units is held out for early stopping
 	// (default 0.2).
 	ValidationFraction float64
@@ -85,6 +89,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MinCorrelation == 0 {
 		c.MinCorrelation = 0.05
+	}
+	if c.LRDecay == 0 {
+		c.LRDecay = 0.5
+	} else if c.LRDecay < 0 {
+		c.LRDecay = 0
 	}
 	if c.ValidationFraction == 0 {
 		c.ValidationFraction = 0.2
@@ -253,7 +262,7 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 		return nil, err
 	}
 	res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.001, Epochs: cfg.Epochs,
-		BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, Seed: cfg.Seed})
+		BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, LRDecay: cfg.LRDecay, Seed: cfg.Seed})
 	if err != nil {
 		return nil, err
 	}

@@ -26,11 +26,11 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	excl := fs.String("exclude-cols", "", "comma-separated columns that are neither sensors nor the label")
 	label := fs.String("label-col", "", "0/1 label column; prints precision, recall, F1, FAR, MAR and lead times")
 	// Detector settings; the defaults are the live scorer's.
-	window := fs.Int("window", 0, "advanced: readings per network input (default 8)")
-	smoothing := fs.Float64("smoothing", 0, "advanced: weight of the newest error in the moving average (default 0.1)")
+	window := fs.Int("window", 0, "advanced: readings per network input (default 4)")
+	smoothing := fs.Float64("smoothing", 0, "advanced: weight of the newest error in the moving average (default 0.13)")
 	enter := fs.Float64("enter", 0, "advanced: score that opens an alert (default 0.99)")
 	exit := fs.Float64("exit", 0, "advanced: score below which an alert closes (default 0.95)")
-	minDur := fs.Int("min-duration", 0, "advanced: readings past a level before the alert state changes (default 5)")
+	minDur := fs.Int("min-duration", 0, "advanced: readings past a level before the alert state changes (default 3)")
 	drift := fs.Float64("drift-ratio", 0, "advanced: spread of warm-up block means over overall spread above which a sensor counts as drifting (default 0.6)")
 	frozen := fs.Bool("frozen", false, "advanced: stop learning after the warm-up (default: keep adapting on guarded recent history, as the live scorer does)")
 	fs.Usage = func() {

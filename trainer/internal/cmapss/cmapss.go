@@ -31,6 +31,27 @@ var Columns = func() []string {
 	return c
 }()
 
+// Features are the model's candidate inputs: the measurement columns and
+// "cycle", the number of cycles the engine has run (its age). Every test
+// trajectory starts at cycle 1 as the training ones do, so the age is known
+// at prediction time; engines of one fleet wear out at a similar age, which
+// tells the model where in the life a reading is when the sensors are still
+// flat.
+var Features = append(append([]string(nil), Columns...), "cycle")
+
+// WithCycle returns the series with the cycle count (1 for the first row)
+// appended to every row, as the column "cycle" of Features.
+func WithCycle(series []rul.Series) []rul.Series {
+	out := make([]rul.Series, len(series))
+	for i, s := range series {
+		out[i] = rul.Series{Unit: s.Unit, Rows: make([][]float64, len(s.Rows))}
+		for r, row := range s.Rows {
+			out[i].Rows[r] = append(append(make([]float64, 0, len(row)+1), row...), float64(r+1))
+		}
+	}
+	return out
+}
+
 // ReadSeries parses a space-separated C-MAPSS file into one series per unit,
 // in file order.
 func ReadSeries(r io.Reader) ([]rul.Series, error) {
@@ -139,6 +160,7 @@ func Run(ctx context.Context, dir, subset string, cfg rul.Config, members int, o
 	if len(truth) != len(test) {
 		return nil, fmt.Errorf("cmapss: %d test engines but %d RUL values", len(test), len(truth))
 	}
+	train, test = WithCycle(train), WithCycle(test)
 	res := &Result{Members: members}
 	sum := make([]float64, len(test))
 	start := time.Now()
@@ -150,13 +172,13 @@ func Run(ctx context.Context, dir, subset string, cfg rul.Config, members int, o
 		c := cfg
 		c.Seed = max(cfg.Seed, 1) + uint64(m)
 		c.Version = fmt.Sprintf("%s-%d", subset, m+1)
-		model, err := rul.Train(train, Columns, c)
+		model, err := rul.Train(train, Features, c)
 		if err != nil {
 			return nil, err
 		}
 		idx := make([]int, len(model.Features()))
 		for k, f := range model.Features() {
-			for j, col := range Columns {
+			for j, col := range Features {
 				if col == f {
 					idx[k] = j
 				}
@@ -222,6 +244,7 @@ func Command(ctx context.Context, args []string) error {
 	window := fs.Int("window", 0, "cycles per input window (default 50)")
 	hidden := fs.String("hidden", "", "hidden layer widths, comma-separated (default 64,32)")
 	l2 := fs.Float64("l2", 0, "L2 regularisation (default 3e-3)")
+	decay := fs.Float64("lr-decay", 0, "factor on the learning rate after 5 epochs without validation improvement (default 0.5; negative: constant rate)")
 	smoothing := fs.Float64("smoothing", 0, "weight of the newest cycle in a moving average over each sensor (default 0: none)")
 	out := fs.String("out", "", "folder to write the members' model artifacts into (optional)")
 	if err := fs.Parse(args); err != nil {
@@ -230,7 +253,7 @@ func Command(ctx context.Context, args []string) error {
 	if *members < 1 {
 		return fmt.Errorf("cmapss: members (%d) must be at least 1", *members)
 	}
-	cfg := rul.Config{Epochs: *epochs, Window: *window, L2: *l2, Smoothing: *smoothing, Name: "cmapss-rul"}
+	cfg := rul.Config{Epochs: *epochs, Window: *window, L2: *l2, LRDecay: *decay, Smoothing: *smoothing, Name: "cmapss-rul"}
 	if *hidden != "" {
 		for _, h := range strings.Split(*hidden, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(h))

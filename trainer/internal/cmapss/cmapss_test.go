@@ -51,3 +51,15 @@ func TestScore(t *testing.T) {
 		t.Fatalf("%v %v", r, err)
 	}
 }
+
+func TestWithCycle(t *testing.T) {
+	s, err := ReadSeries(strings.NewReader(row(1, 1) + row(1, 2) + row(2, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := WithCycle(s)
+	if len(c) != 2 || len(c[0].Rows[1]) != len(Features) || c[0].Rows[0][len(Columns)] != 1 || c[0].Rows[1][len(Columns)] != 2 ||
+		c[1].Rows[0][len(Columns)] != 1 || len(s[0].Rows[0]) != len(Columns) || Features[len(Columns)] != "cycle" {
+		t.Fatalf("%+v", c)
+	}
+}

@@ -4,7 +4,7 @@
 # summarises the repeated runs. Nothing here fails on a wall-clock figure.
 #
 #   BENCH_COUNT   repetitions of each benchmark (default 3)
-#   BENCH_FILTER  -bench regexp (default .)
+#   BENCH_FILTER  run only the benchmarks matching this regexp (default all)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,11 +23,20 @@ fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -m)"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-for pkg in ingest/bench scorer/bench; do
-	[[ -d $pkg ]] || continue
-	name="${pkg%%/*}"
-	file="$OUT/$name-$stamp.txt"
-	echo "== $pkg (count $COUNT) → $file"
-	(cd "${pkg%%/*}" && go test -run '^$' -bench "$FILTER" -benchtime 1x -count "$COUNT" -timeout 60m "./${pkg#*/}/") | tee "$file"
-	"$BENCHSTAT" "$file"
+# module  package  -bench regexp  -benchtime (work per run)
+runs=(
+	"ingest ./bench/ BridgeThroughput 1x"
+	"ingest ./bench/ BridgeLatency 1x"
+	"scorer ./internal/stream/ Throughput/model 120000x"
+	"scorer ./internal/stream/ Latency/model 20000x"
+	"scorer ./internal/stream/ Swap 20x"
+	"pdmkit ./wire/ Decode 2s"
+)
+file="$OUT/bench-$stamp.txt"
+for run in "${runs[@]}"; do
+	read -r module pkg bench benchtime <<<"$run"
+	[[ $FILTER == . || $bench =~ $FILTER ]] || continue
+	echo "== $module $pkg -bench $bench -benchtime $benchtime -count $COUNT"
+	(cd "$module" && go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$COUNT" -timeout 60m "$pkg") | tee -a "$file"
 done
+"$BENCHSTAT" "$file"

@@ -55,17 +55,6 @@ func BenchmarkBridgeThroughput(b *testing.B) {
 			b.ReportMetric(bridgeRate/baseRate, "ratio")
 			b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
 			b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
-			if resp, err := http.Get("http://" + br.admin + "/metrics"); err == nil {
-				sc := bufio.NewScanner(resp.Body)
-				for sc.Scan() {
-					if strings.Contains(sc.Text(), "_sum") || strings.Contains(sc.Text(), "_count") {
-						if strings.HasPrefix(sc.Text(), "pdm_bridge") {
-							b.Log(sc.Text())
-						}
-					}
-				}
-				resp.Body.Close()
-			}
 		})
 	}
 }

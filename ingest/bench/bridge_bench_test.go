@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,15 +192,10 @@ func connect(b *testing.B, name string) mqtt.Client {
 	return c
 }
 
-// buildIngest builds the ingest binary once per benchmark process.
+// buildIngest builds the ingest binary for one benchmark.
 func buildIngest(b *testing.B) string {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "ingest")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/ingest")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return stacktest.Build(b, "github.com/pdmstream/pdm/ingest/cmd/ingest")[0]
 }
 
 // startBridge runs the bridge binary subscribed to site's readings and
@@ -214,12 +207,7 @@ type bridgeProc struct {
 
 func startBridge(b *testing.B, bin, site, topic string) bridgeProc {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
+	admin := stacktest.FreeAddr(b)
 	cmd := exec.Command(bin, "bridge", "-http-addr", admin, "-log.level", "warn",
 		"-mqtt.url", stacktest.MQTTURL(b), "-kafka.brokers", strings.Join(stacktest.KafkaBrokers(b), ","),
 		"-mqtt.filter", "pdm/v1/"+site+"/+/readings", "-mqtt.share-group", site, "-mqtt.client-id", site,

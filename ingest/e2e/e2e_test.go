@@ -7,11 +7,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,40 +23,11 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds edge-agent and ingest once per test process.
+// binaries builds edge-agent and ingest for one test.
 func binaries(t *testing.T) (agent, ingest string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "pdm-e2e-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{"github.com/pdmstream/pdm/edge-agent/cmd/edge-agent", "github.com/pdmstream/pdm/ingest/cmd/ingest"} {
-			out, err := exec.Command("go", "build", "-o", binDir+"/", pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "edge-agent"), filepath.Join(binDir, "ingest")
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	bins := stacktest.Build(t, "github.com/pdmstream/pdm/edge-agent/cmd/edge-agent", "github.com/pdmstream/pdm/ingest/cmd/ingest")
+	return bins[0], bins[1]
 }
 
 // pipeline is one isolated instance of the pipeline: its own site, topics,
@@ -95,7 +64,7 @@ type service struct {
 
 func (p *pipeline) start(t *testing.T, bin, role string) *service {
 	t.Helper()
-	admin := freeAddr(t)
+	admin := stacktest.FreeAddr(t)
 	args := []string{role, "-http-addr", admin, "-log.level", "warn", "-kafka.brokers", p.brokers,
 		"-kafka.topic", p.topic, "-kafka.dlq-topic", p.dlq}
 	if role == "bridge" {
@@ -136,16 +105,6 @@ func (s *service) stop(t *testing.T) {
 		<-s.done
 		t.Errorf("%v did not stop within 30s of SIGTERM", s.cmd.Args[:2])
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // capture subscribes to the site's readings (a plain, non-shared

@@ -12,6 +12,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"sort"
@@ -216,4 +217,26 @@ func set(v reflect.Value, s string) error {
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
 	return nil
+}
+
+// Parse is the whole configuration step of a command: flags -config FILE,
+// -print-config and one per field of cfg (BindFlags), then file,
+// environment and flags applied in rising precedence. With -print-config it
+// writes sample to stdout and reports printed, and the command should exit.
+func Parse(name string, args []string, cfg any, sample string, stdout io.Writer) (printed bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "", "YAML configuration file (flags > environment > file > defaults)")
+	printCfg := fs.Bool("print-config", false, "print the annotated sample configuration and exit")
+	apply := BindFlags(fs, cfg)
+	if err := fs.Parse(args); err != nil {
+		return false, err
+	}
+	if *printCfg {
+		_, err := io.WriteString(stdout, sample)
+		return true, err
+	}
+	if err := Load(*path, cfg); err != nil {
+		return false, err
+	}
+	return false, apply()
 }

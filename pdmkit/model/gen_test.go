@@ -1,16 +1,28 @@
 package model
 
 import (
+	"bytes"
+	"flag"
 	"os"
 	"testing"
 )
 
-// TestWriteSeed regenerates testdata/valid.json when PDM_WRITE_SEED=1.
-func TestWriteSeed(t *testing.T) {
-	if os.Getenv("PDM_WRITE_SEED") != "1" {
-		t.Skip("set PDM_WRITE_SEED=1 to regenerate testdata/valid.json")
+var update = flag.Bool("update", false, "rewrite testdata/valid.json")
+
+// TestSeedIsCurrent checks testdata/valid.json, the fuzz seed, is what the
+// current encoder writes for the sample artifact; -update rewrites it.
+func TestSeedIsCurrent(t *testing.T) {
+	want := encode(t, sample(t))
+	if *update {
+		if err := os.WriteFile("testdata/valid.json", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile("testdata/valid.json", encode(t, sample(t)), 0o644); err != nil {
+	got, err := os.ReadFile("testdata/valid.json")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("testdata/valid.json differs from the encoder's output; run go test ./model -run TestSeedIsCurrent -update")
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -244,4 +247,32 @@ func MQTTDropped(t testing.TB, mqttURL string) int64 {
 	case <-time.After(2 * time.Second): // sys_interval is 1 s in our config
 		return 0
 	}
+}
+
+// FreeAddr returns a loopback address that nothing listens on right now,
+// for a process the test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Build compiles the given main packages (import paths, resolved through
+// go.work) into a temporary directory and returns each binary's path, in
+// order. Go's build cache keeps repeated builds to a link.
+func Build(t testing.TB, pkgs ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	out := make([]string, len(pkgs))
+	for i, pkg := range pkgs {
+		if b, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput(); err != nil {
+			t.Fatalf("stacktest: build %s: %v\n%s", pkg, err, b)
+		}
+		out[i] = filepath.Join(dir, path.Base(pkg))
+	}
+	return out
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,48 +25,11 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/alert"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 func binaries(t *testing.T) (agent, ingest, scorer string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "pdm-scorer-e2e")
-		if buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{"github.com/pdmstream/pdm/edge-agent/cmd/edge-agent", "github.com/pdmstream/pdm/ingest/cmd/ingest", "github.com/pdmstream/pdm/scorer/cmd/scorer"} {
-			if out, err := exec.Command("go", "build", "-o", binDir+"/", pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "edge-agent"), filepath.Join(binDir, "ingest"), filepath.Join(binDir, "scorer")
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	bins := stacktest.Build(t, "github.com/pdmstream/pdm/edge-agent/cmd/edge-agent",
+		"github.com/pdmstream/pdm/ingest/cmd/ingest", "github.com/pdmstream/pdm/scorer/cmd/scorer")
+	return bins[0], bins[1], bins[2]
 }
 
 // proc is a running binary, stopped with SIGTERM at cleanup.
@@ -181,13 +143,13 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	bridgeID := stacktest.Unique("e2e-bridge")
 	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
 
-	bridgeAdmin := freeAddr(t)
+	bridgeAdmin := stacktest.FreeAddr(t)
 	run(t, nil, ingestBin, "bridge", "-http-addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
 		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)
 	ready(t, "http://"+bridgeAdmin+"/readyz", "bridge")
 
-	scorerAddr := freeAddr(t)
+	scorerAddr := stacktest.FreeAddr(t)
 	run(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.group", stacktest.Unique("e2e-scorer"), "-kafka.readings", readings, "-kafka.scores", scores,
 		"-kafka.alerts", alerts, "-kafka.models", models, "-mqtt.url", mqttURL, "-influx.url", "", "-http.addr", scorerAddr,
@@ -219,7 +181,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	// Two identical pumps, one simulated hour per real second; each reading
 	// is 3 simulated minutes. Readings carry the wall clock, so the alert
 	// thresholds' minimum duration is real time.
-	agentAdmin := freeAddr(t)
+	agentAdmin := stacktest.FreeAddr(t)
 	run(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
 		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", agentAdmin, "-log.level", "warn")
 	ready(t, "http://"+agentAdmin+"/healthz", "edge-agent")

@@ -106,7 +106,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	var addrs []string
 	var procs []*proc
 	for i := range 3 {
-		addr := freeAddr(t)
+		addr := stacktest.FreeAddr(t)
 		addrs = append(addrs, addr)
 		procs = append(procs, run(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn",
 			"-kafka.brokers", brokers, "-kafka.group", group, "-kafka.readings", readings, "-kafka.scores", scores,

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,21 +30,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return telemetry.Healthcheck(ctx, os.Getenv("PDM_HTTP_ADDR"))
 	}
 	cfg := config.Default()
-	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
-	file := fs.String("config", "", "YAML config file (flags > env > file > defaults)")
-	printCfg := fs.Bool("print-config", false, "print the annotated sample config and exit")
-	apply := pdmconfig.BindFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *printCfg {
-		_, err := io.WriteString(stdout, config.Sample)
-		return err
-	}
-	if err := pdmconfig.Load(*file, &cfg); err != nil {
-		return err
-	}
-	if err := apply(); err != nil {
+	if printed, err := pdmconfig.Parse("edge-agent", args, &cfg, config.Sample, stdout); printed || err != nil {
 		return err
 	}
 	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)

@@ -11,8 +11,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
+	"os"
 
 	"github.com/pdmstream/pdm/ingest/internal/bridge"
 	"github.com/pdmstream/pdm/ingest/internal/config"
@@ -31,21 +30,7 @@ func main() {
 
 func run(ctx context.Context, role config.Role, args []string) error {
 	cfg := config.Default(role)
-	fs := flag.NewFlagSet("ingest "+string(role), flag.ContinueOnError)
-	path := fs.String("config", "", "YAML configuration file")
-	printCfg := fs.Bool("print-config", false, "print the sample configuration and exit")
-	apply := pdmconfig.BindFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *printCfg {
-		fmt.Print(config.Sample)
-		return nil
-	}
-	if err := pdmconfig.Load(*path, &cfg); err != nil {
-		return err
-	}
-	if err := apply(); err != nil {
+	if printed, err := pdmconfig.Parse("ingest "+string(role), args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
 	}
 	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)

@@ -6,7 +6,6 @@ package service
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -30,22 +29,8 @@ import (
 // Command is `scorer serve`: flags, file and environment into a Config,
 // then Run until a signal.
 func Command(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := fs.String("config", "", "YAML configuration file")
-	printCfg := fs.Bool("print-config", false, "print the sample configuration (all defaults) and exit")
 	cfg := config.Default()
-	apply := pdmconfig.BindFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *printCfg {
-		fmt.Print(config.Sample)
-		return nil
-	}
-	if err := pdmconfig.Load(*path, &cfg); err != nil {
-		return err
-	}
-	if err := apply(); err != nil {
+	if printed, err := pdmconfig.Parse("serve", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

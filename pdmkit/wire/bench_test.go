@@ -4,8 +4,8 @@ import (
 	"testing"
 )
 
-// BenchmarkDecode compares the fast path with encoding/json (the baseline)
-// on a batch of 50 readings.
+// BenchmarkDecode compares the fast path, and Check, with encoding/json (the
+// baseline) on a batch of 50 readings.
 func BenchmarkDecode(b *testing.B) {
 	rs := make([]Reading, 50)
 	for i := range rs {
@@ -21,6 +21,7 @@ func BenchmarkDecode(b *testing.B) {
 		decode func([]byte) ([]Item, error)
 	}{
 		{"fast", func(p []byte) ([]Item, error) { return l.Decode(p, now) }},
+		{"check", func(p []byte) ([]Item, error) { return l.Check(p, now) }},
 		{"encoding-json", func(p []byte) ([]Item, error) { return l.decodeStd(p, now) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -13,8 +14,15 @@ import (
 // malformed JSON — returns ok=false, and Decode falls back to encoding/json,
 // which then decides. So the fast path only ever agrees with decodeStd, which
 // FuzzFastMatchesStd checks.
-func (l Limits) decodeFast(payload []byte, now time.Time) (items []Item, err error, ok bool) {
+//
+// With aliased set (Check) it builds no sensor maps and its strings alias
+// payload: sensors are checked in place, and any sensor problem returns
+// ok=false so that the full decoder words the error.
+func (l Limits) decodeFast(payload []byte, now time.Time, aliased bool) (items []Item, err error, ok bool) {
 	s := scanner{b: payload}
+	if aliased {
+		s.maxSensors = l.MaxSensors
+	}
 	var top readingJSON
 	var raws [][]byte
 	var elems []readingJSON
@@ -75,6 +83,9 @@ func (l Limits) decodeFast(payload []byte, now time.Time) (items []Item, err err
 type scanner struct {
 	b []byte
 	i int
+	// maxSensors, when not 0, makes reading check sensors in place instead
+	// of building a map, and alias strings instead of copying them.
+	maxSensors int
 }
 
 func (s *scanner) ws() {
@@ -214,13 +225,17 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 			if !ok {
 				return false
 			}
+			str := unsafeString(v)
+			if k[0] != 't' && s.maxSensors == 0 {
+				str = string(v)
+			}
 			switch k[0] {
 			case 's':
-				bit, j.Site = 2, string(v)
+				bit, j.Site = 2, str
 			case 'a':
-				bit, j.Asset = 4, string(v)
+				bit, j.Asset = 4, str
 			default:
-				bit, j.TS = 8, string(v)
+				bit, j.TS = 8, str // only parsed, never kept
 			}
 		case "seq":
 			bit = 16
@@ -235,6 +250,13 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 			j.Seq = v
 		case "sensors":
 			bit = 32
+			if s.maxSensors > 0 {
+				if !s.checkSensors() {
+					return false
+				}
+				j.sensorsChecked = true
+				break
+			}
 			j.Sensors = make(map[string]float64, 8)
 			if !s.object(func(name []byte) bool {
 				tok, _, ok := s.num()
@@ -267,6 +289,33 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 		seen |= bit
 		return true
 	})
+}
+
+// checkSensors reads a sensors object that needs no map to be valid: 1 to
+// maxSensors entries, every name a valid, unreserved ID, every value finite.
+// Repeated names cannot change that verdict, since every entry is valid.
+func (s *scanner) checkSensors() bool {
+	n := 0
+	return s.object(func(name []byte) bool {
+		tok, _, ok := s.num()
+		n++
+		return ok && finite(tok) && n <= s.maxSensors && ValidID(unsafeString(name)) && !reservedSensors[string(name)]
+	}) && n > 0
+}
+
+// finite reports whether a JSON number token is a finite float64. Without
+// an exponent, fewer than 300 characters cannot reach the largest float64
+// (about 1.8e308), so only the rest are parsed.
+func finite(tok []byte) bool {
+	exponent := len(tok) >= 300
+	for _, c := range tok {
+		exponent = exponent || c == 'e' || c == 'E'
+	}
+	if !exponent {
+		return true
+	}
+	f, err := strconv.ParseFloat(unsafeString(tok), 64)
+	return err == nil && !math.IsInf(f, 0)
 }
 
 // unsafeString views b as a string for parsing only; strconv copies what it

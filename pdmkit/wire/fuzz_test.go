@@ -54,14 +54,9 @@ func FuzzDecode(f *testing.F) {
 // FuzzFastMatchesStd checks that wherever the fast decoder accepts a
 // payload it returns exactly what encoding/json's path returns.
 func FuzzFastMatchesStd(f *testing.F) {
-	single, _ := sample(1).MarshalJSON()
-	batch, _ := EncodeBatch([]Reading{sample(1), sample(2)})
-	f.Add(single)
-	f.Add(batch)
-	f.Add([]byte(`{"v":1,"readings":[{"v":2},{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":3,"sensors":{"x":-0.5e3,"y":0}}]}`))
-	f.Add([]byte(` { "v" : 1 , "site":"s","asset":"a","ts":"2026-11-28T12:00:00.5+01:00","seq":18446744073709551615,"sensors":{"x":1,"x":2}} `))
+	addFastSeeds(f)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		fast, fastErr, ok := DefaultLimits().decodeFast(payload, now)
+		fast, fastErr, ok := DefaultLimits().decodeFast(payload, now, false)
 		if !ok {
 			return
 		}
@@ -86,4 +81,39 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// FuzzCheckMatchesDecode checks that Check returns what Decode returns on
+// every payload, except the sensor maps it does not build.
+func FuzzCheckMatchesDecode(f *testing.F) {
+	addFastSeeds(f)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		l := DefaultLimits()
+		l.MaxSensors = 3 // reachable by the fuzzer
+		checked, checkErr := l.Check(payload, now)
+		decoded, decodeErr := l.Decode(payload, now)
+		if errString(checkErr) != errString(decodeErr) || len(checked) != len(decoded) {
+			t.Fatalf("Check %d items, %v; Decode %d items, %v", len(checked), checkErr, len(decoded), decodeErr)
+		}
+		for i := range checked {
+			c, d := checked[i], decoded[i]
+			if c.Reading.Sensors == nil {
+				c.Reading.Sensors = d.Reading.Sensors
+			}
+			if string(c.Raw) != string(d.Raw) || errString(c.Err) != errString(d.Err) || !reflect.DeepEqual(c.Reading, d.Reading) {
+				t.Fatalf("item %d differs:\nCheck  %+v %v\nDecode %+v %v", i, c, c.Err, d, d.Err)
+			}
+		}
+	})
+}
+
+func addFastSeeds(f *testing.F) {
+	single, _ := sample(1).MarshalJSON()
+	batch, _ := EncodeBatch([]Reading{sample(1), sample(2)})
+	f.Add(single)
+	f.Add(batch)
+	f.Add([]byte(`{"v":1,"readings":[{"v":2},{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":3,"sensors":{"x":-0.5e3,"y":0}}]}`))
+	f.Add([]byte(` { "v" : 1 , "site":"s","asset":"a","ts":"2026-11-28T12:00:00.5+01:00","seq":18446744073709551615,"sensors":{"x":1,"x":2}} `))
+	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"sensors":{"a":1,"b":2,"c":3,"d":4}}`))
+	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"sensors":{"a":1e999,"seq":2,"c":{}}}`))
 }

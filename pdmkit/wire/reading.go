@@ -37,6 +37,9 @@ type readingJSON struct {
 	TS      string             `json:"ts"`
 	Seq     uint64             `json:"seq"`
 	Sensors map[string]float64 `json:"sensors"`
+	// sensorsChecked says the fast path validated the sensors in place and
+	// left Sensors nil.
+	sensorsChecked bool
 }
 
 // batchJSON is the wire form of a Batch.

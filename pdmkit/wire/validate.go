@@ -60,10 +60,14 @@ var reservedSensors = map[string]bool{"seq": true, "time": true}
 // Validate checks r against the limits at time now. The error is a
 // *RejectError with Index -1.
 func (l Limits) Validate(r *Reading, now time.Time) error {
-	return l.validate(r, now, -1)
+	if err := l.validateMeta(r, now, -1); err != nil {
+		return err
+	}
+	return l.validateSensors(r.Sensors, -1)
 }
 
-func (l Limits) validate(r *Reading, now time.Time, index int) error {
+// validateMeta checks everything but the sensors.
+func (l Limits) validateMeta(r *Reading, now time.Time, index int) error {
 	if !ValidID(r.Site) {
 		return reject(ErrID, index, "site %q", clip(r.Site))
 	}
@@ -82,16 +86,20 @@ func (l Limits) validate(r *Reading, now time.Time, index int) error {
 	if d := r.Time.Sub(now); d > l.MaxFuture {
 		return reject(ErrTimestamp, index, "ts %s is %s after now (limit %s)", r.Time.Format(TimeLayout), d.Round(time.Second), l.MaxFuture)
 	}
-	if len(r.Sensors) == 0 {
+	return nil
+}
+
+func (l Limits) validateSensors(sensors map[string]float64, index int) error {
+	if len(sensors) == 0 {
 		return reject(ErrSensors, index, "no sensors")
 	}
-	if len(r.Sensors) > l.MaxSensors {
-		return reject(ErrSensors, index, "%d sensors (limit %d)", len(r.Sensors), l.MaxSensors)
+	if len(sensors) > l.MaxSensors {
+		return reject(ErrSensors, index, "%d sensors (limit %d)", len(sensors), l.MaxSensors)
 	}
 	// Report the first bad sensor in name order, so the same reading always
 	// gets the same error whatever the map's iteration order.
 	bad, found := "", false
-	for name, v := range r.Sensors {
+	for name, v := range sensors {
 		if (!ValidID(name) || reservedSensors[name] || math.IsNaN(v) || math.IsInf(v, 0)) && (!found || name < bad) {
 			bad, found = name, true
 		}
@@ -102,7 +110,7 @@ func (l Limits) validate(r *Reading, now time.Time, index int) error {
 	if !ValidID(bad) || reservedSensors[bad] {
 		return reject(ErrSensors, index, "sensor name %q", clip(bad))
 	}
-	return reject(ErrValue, index, "sensor %q is %v", bad, r.Sensors[bad])
+	return reject(ErrValue, index, "sensor %q is %v", bad, sensors[bad])
 }
 
 // clip shortens hostile input before it goes into an error message.

@@ -37,7 +37,7 @@ func (b *Bridge) translate(o *outbox, topic string, payload []byte, received tim
 		o.records = append(o.records, b.deadLetter(asset, topic, payload, -1, err, received))
 		return
 	}
-	items, err := b.limits.Decode(payload, received)
+	items, err := b.limits.Check(payload, received)
 	if err != nil {
 		o.records = append(o.records, b.deadLetter(asset, topic, payload, -1, err, received))
 		return

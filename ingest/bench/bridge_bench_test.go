@@ -22,8 +22,13 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// messagesPerRun is the load of one benchmark iteration, in MQTT messages.
-const messagesPerRun = 40_000
+// readingsPerRun is the load of one benchmark iteration: several seconds of
+// work, so that one hiccup of the shared machine moves a rate little.
+const readingsPerRun = 400_000
+
+// messages is the number of MQTT messages of one iteration at batch readings
+// per message.
+func messages(batch int) int { return readingsPerRun / batch }
 
 // BenchmarkBridgeThroughput publishes the same load twice, once to a bare
 // subscriber and once through the bridge process, and reports both rates in
@@ -108,7 +113,7 @@ func baseline(b *testing.B, pub mqtt.Client, batch int) float64 {
 	sub := connect(b, "baseline")
 	defer sub.Disconnect(100)
 	handler := func(mqtt.Client, mqtt.Message) {
-		if got.Add(1) == messagesPerRun {
+		if got.Add(1) == int64(messages(batch)) {
 			close(done)
 		}
 	}
@@ -120,9 +125,9 @@ func baseline(b *testing.B, pub mqtt.Client, batch int) float64 {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Minute):
-		b.Fatalf("baseline received %d of %d messages", got.Load(), messagesPerRun)
+		b.Fatalf("baseline received %d of %d messages", got.Load(), messages(batch))
 	}
-	return float64(messagesPerRun*batch) / time.Since(start).Seconds()
+	return readingsPerRun / time.Since(start).Seconds()
 }
 
 // throughBridge publishes the load to the bridge and returns the readings
@@ -130,7 +135,7 @@ func baseline(b *testing.B, pub mqtt.Client, batch int) float64 {
 // bridge writes each valid message as one record, single or batch.
 func throughBridge(b *testing.B, pub mqtt.Client, site, topic string, batch int) float64 {
 	before := endOffsets(b, topic)
-	want := before + messagesPerRun
+	want := before + int64(messages(batch))
 	start := time.Now()
 	load(b, pub, site, batch)
 	deadline := time.Now().Add(3 * time.Minute)
@@ -142,10 +147,10 @@ func throughBridge(b *testing.B, pub mqtt.Client, site, topic string, batch int)
 		// end the clock within 1% of a run, rarely enough not to load it.
 		time.Sleep(20 * time.Millisecond)
 	}
-	return float64(messagesPerRun*batch) / time.Since(start).Seconds()
+	return readingsPerRun / time.Since(start).Seconds()
 }
 
-// load publishes messagesPerRun messages of batch readings each, spread over
+// load publishes messages(batch) messages of batch readings each, spread over
 // 50 assets, keeping a window of QoS 1 publishes in flight.
 func load(b *testing.B, pub mqtt.Client, site string, batch int) {
 	const assets, window = 50, 2000
@@ -153,7 +158,7 @@ func load(b *testing.B, pub mqtt.Client, site string, batch int) {
 	sensors := map[string]float64{"vibration_rms": 2.1, "bearing_temp": 61.5, "motor_current": 12.3, "flow": 118.2}
 	payloads := make([][]byte, assets)
 	inflight := make(chan mqtt.Token, window)
-	for i := 0; i < messagesPerRun; i++ {
+	for i := range messages(batch) {
 		a := i % assets
 		rs := make([]wire.Reading, batch)
 		for j := range rs {

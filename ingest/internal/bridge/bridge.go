@@ -17,8 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,12 +28,6 @@ import (
 	"github.com/pdmstream/pdm/ingest/internal/config"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
-
-// producer is the part of *kafka.Writer the bridge uses.
-type producer interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
-}
 
 // Bridge is one MQTT→Kafka bridge instance.
 type Bridge struct {
@@ -68,42 +62,23 @@ func (b *Bridge) Ready(context.Context) error {
 // acknowledged when it stops are left unacknowledged for the broker to
 // redeliver.
 //
-// Kafka writes are pipelined: while one batch is in flight the next is
-// collected and sent, and MQTT acknowledgements follow in arrival order as
-// batches complete. A write that fails after the writer's own attempts is
-// sent again after a pause; until it succeeds its messages stay unacked.
+// One batch is written to Kafka at a time, in one request, while the next
+// takes in and checks what arrives meanwhile. A batch is written once the
+// writer is free and it is full or kafka.batch_timeout has passed since its
+// first message, like the Java producer's linger.ms: under load it holds
+// what arrived during the previous write, and at any load a request carries
+// at least batch_timeout's worth of messages, which is what keeps the
+// broker's work per reading low. A batch Kafka refuses, wholly or in part,
+// is written again with backoff before any later one, which keeps each
+// partition in order; until then its messages stay unacknowledged.
 func (b *Bridge) Run(ctx context.Context) error {
-	retries := make(chan []kafka.Message, 64)
-	closing := make(chan struct{})
-	w := &kafka.Writer{
-		Addr:                   kafka.TCP(b.cfg.Kafka.Brokers...),
-		Balancer:               &kafka.Murmur2Balancer{}, // same partition for a key as Java clients
-		RequiredAcks:           kafka.RequireAll,         // the zero value would be acks=0
-		BatchTimeout:           b.cfg.Kafka.BatchTimeout,
-		BatchSize:              1000, // kafka-go allocates every batch at this size
-		BatchBytes:             maxRecordBytes,
-		Compression:            kafka.Lz4, // JSON shrinks several times: less for Kafka to store and move
-		AllowAutoTopicCreation: false,
-		Async:                  true, // results arrive in Completion, never dropped
-		Completion: func(msgs []kafka.Message, err error) {
-			if err != nil {
-				b.metrics.KafkaErrors.Inc()
-				b.log.Warn("kafka write failed, will retry", "records", len(msgs), "err", err)
-				select {
-				case retries <- msgs:
-				case <-closing: // shutting down: the messages stay unacked
-				}
-				return
-			}
-			for _, m := range msgs {
-				m.WriterData.(*pending).recordDone()
-			}
-		},
-	}
+	prod := newProducer(b.cfg.Kafka.Brokers, kafka.Lz4) // JSON shrinks several times: less for Kafka to store and move
+	defer prod.close()
 
 	// The paho router calls the handler in order on one goroutine; it only
 	// queues, so a slow Kafka write never blocks pings. The broker's
-	// max_inflight_messages bounds what arrives unacknowledged.
+	// max_inflight_messages bounds what arrives unacknowledged: one batch
+	// being written, one filling, and this queue.
 	in := make(chan mqtt.Message, 2*b.cfg.MQTT.MaxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		select {
@@ -114,56 +89,95 @@ func (b *Bridge) Run(ctx context.Context) error {
 	client := mqtt.NewClient(b.clientOptions(handler))
 	client.Connect() // with ConnectRetry it keeps trying in the background
 
-	// inOrder holds the batches sent to Kafka and not yet acked to MQTT,
-	// oldest first; its capacity bounds the pipeline.
-	inOrder := make(chan *pending, b.cfg.MQTT.Pipeline)
-	flushed := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); b.ackInOrder(inOrder, flushed) }()
-	go func() { defer wg.Done(); b.retry(ctx, w, retries) }()
+	batches := make(chan *pending) // unbuffered: handed over when the writer is free
+	written := make(chan struct{})
+	go func() { defer close(written); b.write(ctx, prod, batches) }()
 
-	batch := make([]mqtt.Message, 0, b.cfg.MQTT.MaxBatch)
+	var p *pending // the batch filling, nil while there is none
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var lingering <-chan time.Time // fires when p has waited batch_timeout
 	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-			continue
-		case m := <-in:
-			batch = append(batch[:0], m)
-		}
-		batch = b.fill(ctx, in, batch)
-		p := b.newPending(batch)
-		select {
-		case inOrder <- p:
-		case <-ctx.Done():
-			continue // never sent: the broker redelivers it
-		}
-		if err := w.WriteMessages(ctx, p.records...); err != nil {
-			// Not enqueued (the context ended, or a record the writer
-			// refuses): treat as a failed write; p stays unacknowledged
-			// until a retry succeeds.
-			b.log.Warn("kafka enqueue failed", "err", err)
-			select {
-			case retries <- p.records:
-			case <-ctx.Done():
+		var handOver chan<- *pending
+		recv := in
+		if p != nil {
+			p.drain(b, in, b.cfg.MQTT.MaxBatch)
+			full := len(p.msgs) == b.cfg.MQTT.MaxBatch
+			if full || lingering == nil {
+				handOver = batches
+			}
+			if full {
+				recv = nil
 			}
 		}
-		b.metrics.BatchMessages.Observe(float64(len(batch)))
+		select {
+		case <-ctx.Done(): // p, if any, was never written: the broker redelivers it
+		case m := <-recv:
+			if p == nil {
+				p = &pending{}
+				linger.Reset(b.cfg.Kafka.BatchTimeout)
+				lingering = linger.C
+			}
+			p.add(b, m)
+		case <-lingering:
+			lingering = nil
+		case handOver <- p:
+			b.metrics.BatchMessages.Observe(float64(len(p.msgs)))
+			linger.Stop()
+			p, lingering = nil, nil
+		}
 	}
-
-	close(inOrder)
-	close(closing)
-	_ = w.Close() // waits for the batches still in the writer
-	close(flushed)
-	wg.Wait()
+	close(batches)
+	<-written
 	client.Disconnect(250)
 	b.connected.Store(false)
 	return nil
 }
 
+// write writes each batch to Kafka and then acknowledges its MQTT messages.
+func (b *Bridge) write(ctx context.Context, prod *producer, batches <-chan *pending) {
+	for p := range batches {
+		if !b.writeBatch(ctx, prod, p) {
+			continue // stopped before Kafka took it all: left unacknowledged
+		}
+		now := time.Now()
+		b.metrics.KafkaWrite.Observe(now.Sub(p.first).Seconds())
+		b.metrics.observeWritten(p.sampled, now)
+		for _, m := range p.msgs {
+			m.Ack()
+		}
+	}
+}
+
+// writeBatch writes p's records, retrying what Kafka refused with backoff
+// until it has them all, and reports whether it has. Once ctx has ended a
+// write is still finished, so a clean stop leaves little to redeliver, but
+// a refused one is not retried.
+func (b *Bridge) writeBatch(ctx context.Context, prod *producer, p *pending) bool {
+	recs := p.records
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		left, err := prod.produce(context.WithoutCancel(ctx), recs)
+		if err == nil {
+			return true
+		}
+		b.metrics.KafkaErrors.Inc()
+		b.log.Warn("kafka write failed, will retry", "records", len(left), "err", err)
+		recs = left
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+	}
+}
+
 func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions {
 	filter := "$share/" + b.cfg.MQTT.ShareGroup + "/" + b.cfg.MQTT.Filter
-	return mqtt.NewClientOptions().
+	o := mqtt.NewClientOptions()
+	if u, err := url.Parse(b.cfg.MQTT.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+		o.SetCustomOpenConnectionFn(dialBuffered) // other schemes (TLS, WebSocket) keep paho's own
+	}
+	return o.
 		AddBroker(b.cfg.MQTT.URL).
 		SetClientID(b.cfg.MQTT.ClientID).
 		SetUsername(b.cfg.MQTT.Username).
@@ -193,104 +207,30 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		})
 }
 
-// pending is one batch of MQTT messages whose Kafka records are in flight.
+// pending is one batch of MQTT messages and the Kafka records made from them.
 type pending struct {
-	msgs      []mqtt.Message
-	records   []kafka.Message
-	sampled   []time.Time
-	sent      time.Time
-	remaining atomic.Int64
-	done      chan struct{}
+	msgs []mqtt.Message
+	outbox
+	first time.Time // when its first message was taken
 }
 
-func (b *Bridge) newPending(batch []mqtt.Message) *pending {
-	var o outbox
-	received := time.Now()
-	for _, m := range batch {
-		b.translate(&o, m.Topic(), m.Payload(), received)
+func (p *pending) add(b *Bridge, m mqtt.Message) {
+	now := time.Now()
+	if len(p.msgs) == 0 {
+		p.first = now
 	}
-	p := &pending{msgs: append([]mqtt.Message(nil), batch...), records: o.records, sampled: o.sampled, sent: time.Now(), done: make(chan struct{})}
-	p.remaining.Store(int64(len(p.records)))
-	for i := range p.records {
-		p.records[i].WriterData = p
-	}
-	return p
+	p.msgs = append(p.msgs, m)
+	b.translate(&p.outbox, m.Topic(), m.Payload(), now)
 }
 
-func (p *pending) recordDone() {
-	if p.remaining.Add(-1) == 0 {
-		close(p.done)
-	}
-}
-
-// ackInOrder acknowledges each batch's MQTT messages once Kafka has all its
-// records, in the order the batches were sent. After flushed closes, a batch
-// that is still not done never will be: it stays unacknowledged and the
-// broker delivers it again on the next connection.
-func (b *Bridge) ackInOrder(inOrder <-chan *pending, flushed <-chan struct{}) {
-	for p := range inOrder {
-		select {
-		case <-p.done:
-		case <-flushed:
-			select {
-			case <-p.done:
-			default:
-				continue
-			}
-		}
-		b.metrics.KafkaWrite.Observe(time.Since(p.sent).Seconds())
-		b.metrics.observeWritten(p.sampled, time.Now())
-		for _, m := range p.msgs {
-			m.Ack()
-		}
-	}
-}
-
-// retry writes failed records again after a pause, until ctx ends.
-func (b *Bridge) retry(ctx context.Context, w producer, retries <-chan []kafka.Message) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msgs := <-retries:
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			if err := w.WriteMessages(ctx, msgs...); err != nil {
-				b.log.Warn("kafka retry enqueue failed", "err", err)
-			}
-		}
-	}
-}
-
-// fill adds queued messages to batch until it is full or Linger passes
-// without a new one.
-func (b *Bridge) fill(ctx context.Context, in <-chan mqtt.Message, batch []mqtt.Message) []mqtt.Message {
-	var timer *time.Timer
-	for len(batch) < cap(batch) {
+// drain adds what is already queued on in, up to max messages in all.
+func (p *pending) drain(b *Bridge, in <-chan mqtt.Message, max int) {
+	for len(p.msgs) < max {
 		select {
 		case m := <-in:
-			batch = append(batch, m)
-			continue
+			p.add(b, m)
 		default:
-		}
-		if b.cfg.MQTT.Linger == 0 {
-			return batch
-		}
-		if timer == nil {
-			timer = time.NewTimer(b.cfg.MQTT.Linger)
-			defer timer.Stop()
-		}
-		select {
-		case m := <-in:
-			batch = append(batch, m)
-		case <-timer.C:
-			return batch
-		case <-ctx.Done():
-			return batch
+			return
 		}
 	}
-	return batch
 }

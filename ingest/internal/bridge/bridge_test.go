@@ -135,6 +135,16 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 	if len(got) != records {
 		t.Fatalf("readings topic has %d records, want %d", len(got), records)
 	}
+	for _, m := range got {
+		// Where a Java client would put the key, stamped with the bridge's
+		// clock (retention works on it).
+		if p := (&kafka.Murmur2Balancer{}).Balance(m, 0, 1, 2, 3, 4, 5); p != m.Partition {
+			t.Errorf("record of %s in partition %d, want %d", m.Key, m.Partition, p)
+		}
+		if m.Time.Before(now.Add(-time.Second)) || m.Time.After(time.Now().Add(time.Second)) {
+			t.Errorf("record at %d/%d has timestamp %v, want the time it was written", m.Partition, m.Offset, m.Time)
+		}
+	}
 	last := map[string]uint64{}
 	total := 0
 	for _, r := range decodeAll(t, got) {
@@ -263,4 +273,44 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 		t.Fatalf("bridges forwarded %v and %v readings, want both > 0 and %d in all", a, b, n)
 	}
 	t.Logf("split %v / %v", a, b)
+}
+
+// TestBridgeRetriesUntilKafkaTakesTheBatch starts the bridge before its
+// readings topic exists: writes fail and are counted, and once the topic is
+// there every reading arrives once, in order per asset.
+func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
+	site := stacktest.Unique("site")
+	cfg := testConfig(t, site)
+	cfg.Kafka.Topic = stacktest.Unique("late")
+	b := startBridge(t, cfg)
+	pub := publisher(t)
+	const n = 60
+	now := time.Now()
+	for i := 1; i <= n; i++ {
+		asset := fmt.Sprintf("a%d", i%3)
+		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
+		payload, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
+	}
+	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 2 }, "no failed writes counted")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := stacktest.CreateTopic(ctx, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, 6, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second))
+	last := map[string]uint64{}
+	for _, r := range got {
+		if r.Seq <= last[r.Asset] {
+			t.Errorf("asset %s: seq %d after %d", r.Asset, r.Seq, last[r.Asset])
+		}
+		last[r.Asset] = r.Seq
+	}
+	if len(got) != n {
+		t.Fatalf("%d readings in Kafka, want %d", len(got), n)
+	}
 }

@@ -35,10 +35,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_connection_lost_total", Help: "Lost MQTT connections."}),
 		KafkaWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "pdm_bridge_kafka_write_seconds", Help: "Time from sending a batch to Kafka to its last acknowledgement.",
+			Name: "pdm_bridge_kafka_write_seconds", Help: "Time from taking a batch's first MQTT message to Kafka's acknowledgement of the batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "pdm_bridge_batch_messages", Help: "MQTT messages per Kafka write.",
+			Name: "pdm_bridge_batch_messages", Help: "MQTT messages per Kafka write (one produce request per leader broker).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
 		AgeAtKafka: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_reading_age_at_kafka_seconds", Help: "Time from a reading's timestamp to Kafka's acknowledgement.",

@@ -17,11 +17,6 @@ type outbox struct {
 	sampled []time.Time
 }
 
-func (o *outbox) reset() {
-	clear(o.records) // drop references to payloads
-	o.records, o.sampled = o.records[:0], o.sampled[:0]
-}
-
 // translate adds to o the Kafka records for one MQTT message: its valid
 // readings as one record keyed by the asset, and one dead-letter record per
 // refused reading or refused message.

@@ -140,7 +140,7 @@ func BenchmarkTranslate(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
-		o.reset()
+		o = outbox{}
 		br.translate(&o, topic, batch, now)
 	}
 	b.ReportMetric(float64(b.N*len(rs))/b.Elapsed().Seconds(), "readings/s")

@@ -52,16 +52,11 @@ type MQTT struct {
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
 	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
-	// call. The broker sends at most max_inflight_messages unacknowledged, so
-	// max_batch × pipeline should not exceed it (Mosquitto here: 4000).
-	// Default 1000.
+	// request. The broker sends at most max_inflight_messages unacknowledged;
+	// the bridge holds up to 4 × max_batch (one batch being written, one
+	// filling, a queue of two), so that is the most it can use (Mosquitto
+	// here: 4000). Default 1000.
 	MaxBatch int `yaml:"max_batch" help:"MQTT messages per Kafka write"`
-	// Pipeline is how many batches may be in flight to Kafka at once while
-	// the next is collected. Default 4.
-	Pipeline int `yaml:"pipeline" help:"batches in flight to Kafka"`
-	// Linger is how long the bridge waits for more messages before writing a
-	// partial batch. Default 2ms.
-	Linger time.Duration `yaml:"linger" help:"wait for more messages before a write"`
 }
 
 // Kafka configures the producer (bridge) and the consumer (historian).
@@ -72,8 +67,11 @@ type Kafka struct {
 	Topic string `yaml:"topic" help:"Kafka topic of readings"`
 	// DLQTopic receives refused input with its reason. Default pdm.readings.dlq.
 	DLQTopic string `yaml:"dlq_topic" help:"Kafka dead-letter topic"`
-	// BatchTimeout bounds how long the producer waits to fill a batch. The
-	// kafka-go default of 1s would add a second to every write. Default 5ms.
+	// BatchTimeout is how long a batch waits for more records after its
+	// first before it is written, unless it is full: the bridge's batches,
+	// the historian's dead letters. kafka-go's default of 1s would add a
+	// second to every write; 0 would send tiny requests whose per-request
+	// cost dominates the broker's work. Default 5ms.
 	BatchTimeout time.Duration `yaml:"batch_timeout" help:"producer batch timeout"`
 	// GroupID of the historian's consumer group. Default pdm-historian.
 	GroupID string `yaml:"group_id" help:"historian consumer group"`
@@ -118,8 +116,6 @@ func Default(role Role) Config {
 			ShareGroup: "ingest",
 			Filter:     wire.ReadingsFilter,
 			MaxBatch:   1000,
-			Pipeline:   4,
-			Linger:     2 * time.Millisecond,
 		},
 		Kafka: Kafka{
 			Brokers:      []string{"127.0.0.1:9092"},
@@ -162,12 +158,6 @@ func (c *Config) Validate(role Role) error {
 		}
 		if c.MQTT.MaxBatch < 1 || c.MQTT.MaxBatch > 100_000 {
 			errs = append(errs, fmt.Errorf("mqtt.max_batch (%d) must be in 1..100000", c.MQTT.MaxBatch))
-		}
-		if c.MQTT.Pipeline < 1 || c.MQTT.Pipeline > 64 {
-			errs = append(errs, fmt.Errorf("mqtt.pipeline (%d) must be in 1..64", c.MQTT.Pipeline))
-		}
-		if c.MQTT.Linger < 0 || c.MQTT.Linger > c.Kafka.BatchTimeout*100 {
-			errs = append(errs, fmt.Errorf("mqtt.linger (%s) must be in [0, 100×kafka.batch_timeout (%s)]", c.MQTT.Linger, c.Kafka.BatchTimeout))
 		}
 	case Historian:
 		if c.Kafka.GroupID == "" {

@@ -3,7 +3,6 @@ package config
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/compose"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
@@ -30,8 +29,6 @@ func TestValidate(t *testing.T) {
 		{"kafka-go default timeout", Bridge, func(c *Config) { c.Kafka.BatchTimeout = 0 }, "kafka.batch_timeout (0s)"},
 		{"bad mqtt url", Bridge, func(c *Config) { c.MQTT.URL = "localhost" }, `mqtt.url ("localhost")`},
 		{"huge batch", Bridge, func(c *Config) { c.MQTT.MaxBatch = 1e6 }, "mqtt.max_batch (1000000)"},
-		{"no pipeline", Bridge, func(c *Config) { c.MQTT.Pipeline = 0 }, "mqtt.pipeline (0)"},
-		{"linger vs timeout", Bridge, func(c *Config) { c.MQTT.Linger = time.Second }, "mqtt.linger (1s) must be in [0, 100×kafka.batch_timeout (5ms)]"},
 		{"no group", Historian, func(c *Config) { c.Kafka.GroupID = "" }, "kafka.group_id is empty"},
 		{"no bucket", Historian, func(c *Config) { c.Influx.Bucket = "" }, "influx.bucket is empty"},
 		{"batch size", Historian, func(c *Config) { c.Influx.BatchSize = 0 }, "influx.batch_size (0)"},

@@ -79,13 +79,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// queues, so a slow Kafka write never blocks pings. The broker's
 	// max_inflight_messages bounds what arrives unacknowledged: one batch
 	// being written, one filling, and this queue.
-	in := make(chan mqtt.Message, 2*b.cfg.MQTT.MaxBatch)
-	handler := func(_ mqtt.Client, m mqtt.Message) {
-		select {
-		case in <- m:
-		case <-ctx.Done():
-		}
-	}
+	in := newInbox(2 * b.cfg.MQTT.MaxBatch)
+	handler := func(_ mqtt.Client, m mqtt.Message) { in.put(ctx, m) }
 	client := mqtt.NewClient(b.clientOptions(handler))
 	client.Connect() // with ConnectRetry it keeps trying in the background
 
@@ -97,28 +92,34 @@ func (b *Bridge) Run(ctx context.Context) error {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	var lingering <-chan time.Time // fires when p has waited batch_timeout
+	add := func(m mqtt.Message) {
+		if p == nil {
+			p = &pending{}
+			linger.Reset(b.cfg.Kafka.BatchTimeout)
+			lingering = linger.C
+		}
+		p.add(b, m)
+	}
 	for ctx.Err() == nil {
 		var handOver chan<- *pending
-		recv := in
+		ready := in.ready
 		if p != nil {
-			p.drain(b, in, b.cfg.MQTT.MaxBatch)
 			full := len(p.msgs) == b.cfg.MQTT.MaxBatch
 			if full || lingering == nil {
 				handOver = batches
 			}
 			if full {
-				recv = nil
+				ready = nil
 			}
 		}
 		select {
 		case <-ctx.Done(): // p, if any, was never written: the broker redelivers it
-		case m := <-recv:
-			if p == nil {
-				p = &pending{}
-				linger.Reset(b.cfg.Kafka.BatchTimeout)
-				lingering = linger.C
+		case <-ready:
+			room := b.cfg.MQTT.MaxBatch
+			if p != nil {
+				room -= len(p.msgs)
 			}
-			p.add(b, m)
+			in.take(room, add)
 		case <-lingering:
 			lingering = nil
 		case handOver <- p:
@@ -221,16 +222,4 @@ func (p *pending) add(b *Bridge, m mqtt.Message) {
 	}
 	p.msgs = append(p.msgs, m)
 	b.translate(&p.outbox, m.Topic(), m.Payload(), now)
-}
-
-// drain adds what is already queued on in, up to max messages in all.
-func (p *pending) drain(b *Bridge, in <-chan mqtt.Message, max int) {
-	for len(p.msgs) < max {
-		select {
-		case m := <-in:
-			p.add(b, m)
-		default:
-			return
-		}
-	}
 }

@@ -3,7 +3,8 @@
 # figure is printed beside a baseline measured in the same run; benchstat
 # summarises the repeated runs. Nothing here fails on a wall-clock figure.
 #
-#   BENCH_COUNT   repetitions of each benchmark (default 3)
+#   BENCH_COUNT   repetitions of each benchmark (default 6, the fewest for
+#                 which benchstat gives a confidence interval)
 #   BENCH_FILTER  run only the benchmarks matching this regexp (default all)
 set -euo pipefail
 
@@ -12,7 +13,7 @@ cd "$ROOT"
 # shellcheck source=stack/env.sh
 . deployments/stack/env.sh
 OUT="$ROOT/bench/out"
-COUNT="${BENCH_COUNT:-3}"
+COUNT="${BENCH_COUNT:-6}"
 FILTER="${BENCH_FILTER:-.}"
 mkdir -p "$OUT"
 

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -312,5 +314,37 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("%d readings in Kafka, want %d", len(got), n)
+	}
+}
+
+// TestRefusedPartitionIsRetriedAlone sends a batch where Kafka takes the
+// readings but refuses the dead letter (its topic allows 1000 bytes): the
+// dead letter is retried, and the readings, already written, are not
+// written again.
+func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
+	site := stacktest.Unique("site")
+	cfg := testConfig(t, site)
+	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq-small", 1, "max.message.bytes=1000")
+	cfg.Kafka.BatchTimeout = 200 * time.Millisecond // one batch for everything below
+	b := startBridge(t, cfg)
+	pub := publisher(t)
+	const n = 30
+	now := time.Now()
+	for i := 1; i <= n; i++ {
+		asset := fmt.Sprintf("a%d", i%3)
+		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
+		payload, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
+	}
+	noise := make([]byte, 6000) // incompressible: lz4 must not bring it under the limit
+	rand.Read(noise)
+	publish(t, pub, wire.ReadingsTopic(site, "a1"), []byte(`{"junk":"`+base64.StdEncoding.EncodeToString(noise)+`"}`))
+
+	stacktest.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 3 }, "the dead letter was not retried")
+	if got := stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second); len(got) != n {
+		t.Fatalf("%d readings in Kafka after %v failed writes, want %d, each once", len(got), testutil.ToFloat64(b.metrics.KafkaErrors), n)
 	}
 }

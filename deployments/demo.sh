@@ -80,7 +80,8 @@ metric() { # admin address, metric name
 echo "demo: starting ingest bridge, historian and scorer"
 # The demo's bridge keeps a persistent MQTT session; subscribing to the demo
 # site only keeps other traffic on this broker (tests, benchmarks) out of it.
-start bridge "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
+# GOMAXPROCS=1 as in docker-compose.yml: one core per bridge instance.
+start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
 	-mqtt.share-group demo -mqtt.filter "pdm/v1/$SITE/+/readings"
 start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
 ready 127.0.0.1:9102

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,30 +37,39 @@ func messages(batch int) int { return readingsPerRun / batch }
 func BenchmarkBridgeThroughput(b *testing.B) {
 	bin := buildIngest(b)
 	for _, batch := range []int{1, 20} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			site := stacktest.Unique("bx")
-			topic := stacktest.Topic(b, "bench-readings", 6)
-			br := startBridge(b, bin, site, topic)
-			pub := connect(b, "pub")
-			var baseRate, bridgeRate float64
-			dropped := stacktest.MQTTDropped(b, stacktest.MQTTURL(b))
-			for b.Loop() {
-				baseRate += baseline(b, pub, batch)
-				if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" {
-					go saveProfile(br.admin, fmt.Sprintf("%s.batch%d", prof, batch))
-				}
-				bridgeRate += throughBridge(b, pub, site, topic, batch)
-			}
-			baseRate /= float64(b.N)
-			bridgeRate /= float64(b.N)
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(baseRate, "baseline-readings/s")
-			b.ReportMetric(bridgeRate, "bridge-readings/s")
-			b.ReportMetric(bridgeRate/baseRate, "ratio")
-			b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
-			b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
-		})
+		// GOMAXPROCS=1 is how docker-compose.yml and the demo run the
+		// bridge; the machine's default is measured beside it.
+		for _, procs := range []int{runtime.NumCPU(), 1} {
+			b.Run(fmt.Sprintf("batch=%d/gomaxprocs=%d", batch, procs), func(b *testing.B) {
+				throughput(b, bin, batch, procs)
+			})
+		}
 	}
+}
+
+// throughput measures one load shape against one bridge process.
+func throughput(b *testing.B, bin string, batch, procs int) {
+	site := stacktest.Unique("bx")
+	topic := stacktest.Topic(b, "bench-readings", 6)
+	br := startBridge(b, bin, site, topic, "GOMAXPROCS="+strconv.Itoa(procs))
+	pub := connect(b, "pub")
+	var baseRate, bridgeRate float64
+	dropped := stacktest.MQTTDropped(b, stacktest.MQTTURL(b))
+	for b.Loop() {
+		baseRate += baseline(b, pub, batch)
+		if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" {
+			go saveProfile(br.admin, fmt.Sprintf("%s.batch%d.procs%d", prof, batch, procs))
+		}
+		bridgeRate += throughBridge(b, pub, site, topic, batch)
+	}
+	baseRate /= float64(b.N)
+	bridgeRate /= float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(baseRate, "baseline-readings/s")
+	b.ReportMetric(bridgeRate, "bridge-readings/s")
+	b.ReportMetric(bridgeRate/baseRate, "ratio")
+	b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
+	b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
 }
 
 // BenchmarkBridgeLatency publishes single readings at a steady 2,000 per
@@ -74,7 +84,7 @@ func BenchmarkBridgeLatency(b *testing.B) {
 	if err := stacktest.CreateTopic(ctx, stacktest.KafkaBrokers(b)[0], topic, 6, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
 		b.Fatal(err)
 	}
-	startBridge(b, bin, site, topic)
+	startBridge(b, bin, site, topic, "GOMAXPROCS=1") // as deployed
 	pub := connect(b, "pub")
 	const rate, n = 2000, 10_000
 	var lat []time.Duration
@@ -206,13 +216,14 @@ func buildIngest(b *testing.B) string {
 }
 
 // startBridge runs the bridge binary subscribed to site's readings and
-// writing to topic, and waits until it is ready.
+// writing to topic, with env added to its environment, and waits until it
+// is ready.
 type bridgeProc struct {
 	*exec.Cmd
 	admin string
 }
 
-func startBridge(b *testing.B, bin, site, topic string) bridgeProc {
+func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgeProc {
 	b.Helper()
 	admin := stacktest.FreeAddr(b)
 	cmd := exec.Command(bin, "bridge", "-http-addr", admin, "-log.level", "warn",
@@ -220,6 +231,7 @@ func startBridge(b *testing.B, bin, site, topic string) bridgeProc {
 		"-mqtt.filter", "pdm/v1/"+site+"/+/readings", "-mqtt.share-group", site, "-mqtt.client-id", site,
 		"-kafka.topic", topic, "-kafka.dlq-topic", topic+".dlq")
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -72,6 +72,22 @@ func publisher(t *testing.T) mqtt.Client {
 	return c
 }
 
+// publishReadings publishes readings 1..n of site, one per message, spread
+// over assets a0..a{assets-1}; a reading's seq is its number.
+func publishReadings(t *testing.T, pub mqtt.Client, site string, n, assets int) {
+	t.Helper()
+	now := time.Now()
+	for i := 1; i <= n; i++ {
+		asset := fmt.Sprintf("a%d", i%assets)
+		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
+		payload, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
+	}
+}
+
 func publish(t *testing.T, c mqtt.Client, topic string, payload []byte) {
 	t.Helper()
 	if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -249,16 +265,7 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 	second := startBridge(t, cfg)
 	pub := publisher(t)
 	const n = 400
-	now := time.Now()
-	for i := 1; i <= n; i++ {
-		asset := fmt.Sprintf("a%d", i%8)
-		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
-		payload, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
-	}
+	publishReadings(t, pub, site, n, 8)
 	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second))
 	seen := map[uint64]bool{}
 	for _, r := range got {
@@ -287,16 +294,7 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	b := startBridge(t, cfg)
 	pub := publisher(t)
 	const n = 60
-	now := time.Now()
-	for i := 1; i <= n; i++ {
-		asset := fmt.Sprintf("a%d", i%3)
-		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
-		payload, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
-	}
+	publishReadings(t, pub, site, n, 3)
 	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 2 }, "no failed writes counted")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -329,16 +327,7 @@ func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
 	b := startBridge(t, cfg)
 	pub := publisher(t)
 	const n = 30
-	now := time.Now()
-	for i := 1; i <= n; i++ {
-		asset := fmt.Sprintf("a%d", i%3)
-		r := wire.Reading{Site: site, Asset: asset, Seq: uint64(i), Time: now, Sensors: map[string]float64{"x": float64(i)}}
-		payload, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, pub, wire.ReadingsTopic(site, asset), payload)
-	}
+	publishReadings(t, pub, site, n, 3)
 	noise := make([]byte, 6000) // incompressible: lz4 must not bring it under the limit
 	rand.Read(noise)
 	publish(t, pub, wire.ReadingsTopic(site, "a1"), []byte(`{"junk":"`+base64.StdEncoding.EncodeToString(noise)+`"}`))

@@ -79,7 +79,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// queues, so a slow Kafka write never blocks pings. The broker's
 	// max_inflight_messages bounds what arrives unacknowledged: one batch
 	// being written, one filling, and this queue.
-	in := newInbox(2 * b.cfg.MQTT.MaxBatch)
+	in := newInbox(2*b.cfg.MQTT.MaxBatch, 4*maxBatchBytes)
 	handler := func(_ mqtt.Client, m mqtt.Message) { in.put(ctx, m) }
 	client := mqtt.NewClient(b.clientOptions(handler))
 	client.Connect() // with ConnectRetry it keeps trying in the background
@@ -104,7 +104,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		var handOver chan<- *pending
 		ready := in.ready
 		if p != nil {
-			full := len(p.msgs) == b.cfg.MQTT.MaxBatch
+			full := len(p.msgs) >= b.cfg.MQTT.MaxBatch || p.bytes >= maxBatchBytes
 			if full || lingering == nil {
 				handOver = batches
 			}
@@ -115,11 +115,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done(): // p, if any, was never written: the broker redelivers it
 		case <-ready:
-			room := b.cfg.MQTT.MaxBatch
+			msgs, bytes := b.cfg.MQTT.MaxBatch, maxBatchBytes
 			if p != nil {
-				room -= len(p.msgs)
+				msgs, bytes = msgs-len(p.msgs), bytes-p.bytes
 			}
-			in.take(room, add)
+			in.take(msgs, bytes, add)
 		case <-lingering:
 			lingering = nil
 		case handOver <- p:
@@ -208,10 +208,17 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		})
 }
 
+// maxBatchBytes bounds the MQTT payloads of one batch. A batch may pass it
+// by its last message, at most wire's MaxPayload (1 MiB), so each
+// partition's share of a request stays within the 4 MiB the topics accept
+// (deployments/kafka/topics.txt) and a request stays small for the broker.
+const maxBatchBytes = 1 << 20
+
 // pending is one batch of MQTT messages and the Kafka records made from them.
 type pending struct {
 	msgs []mqtt.Message
 	outbox
+	bytes int       // sum of the messages' payload sizes
 	first time.Time // when its first message was taken
 }
 
@@ -221,5 +228,6 @@ func (p *pending) add(b *Bridge, m mqtt.Message) {
 		p.first = now
 	}
 	p.msgs = append(p.msgs, m)
+	p.bytes += len(m.Payload())
 	b.translate(&p.outbox, m.Topic(), m.Payload(), now)
 }

@@ -337,3 +337,28 @@ func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
 		t.Fatalf("%d readings in Kafka after %v failed writes, want %d, each once", len(got), testutil.ToFloat64(b.metrics.KafkaErrors), n)
 	}
 }
+
+// TestLargeMessagesAreSplitAcrossRequests publishes four 900 KB messages
+// within one batch timeout: in one request they would pass the 2.5 MiB a
+// partition of the dead-letter topic accepts here, and Kafka would refuse
+// them forever. The bridge's byte bound splits them.
+func TestLargeMessagesAreSplitAcrossRequests(t *testing.T) {
+	site := stacktest.Unique("site")
+	cfg := testConfig(t, site)
+	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq-2m", 1, "max.message.bytes=2621440")
+	cfg.Kafka.BatchTimeout = 500 * time.Millisecond
+	b := startBridge(t, cfg)
+	pub := publisher(t)
+	const n = 4
+	for range n {
+		noise := make([]byte, 675_000) // incompressible, 900 KB in base64
+		rand.Read(noise)
+		publish(t, pub, wire.ReadingsTopic(site, "a1"), []byte(base64.StdEncoding.EncodeToString(noise)))
+	}
+	if got := stacktest.ReadN(t, cfg.Kafka.DLQTopic, n, 30*time.Second); len(got) != n {
+		t.Fatalf("%d dead letters, want %d", len(got), n)
+	}
+	if e := testutil.ToFloat64(b.metrics.KafkaErrors); e != 0 {
+		t.Errorf("%v failed Kafka writes, want 0", e)
+	}
+}

@@ -52,10 +52,11 @@ type MQTT struct {
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
 	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
-	// request. The broker sends at most max_inflight_messages unacknowledged;
-	// the bridge holds up to 4 × max_batch (one batch being written, one
-	// filling, a queue of two), so that is the most it can use (Mosquitto
-	// here: 4000). Default 1000.
+	// request; a batch also ends after about 1 MiB of payloads. The broker
+	// sends at most max_inflight_messages unacknowledged; the bridge holds
+	// up to 4 × max_batch messages and about 8 MiB (one batch being written,
+	// one filling, a queue of two), so that is the most it can use
+	// (Mosquitto here: 4000). Default 1000.
 	MaxBatch int `yaml:"max_batch" help:"MQTT messages per Kafka write"`
 }
 
@@ -72,7 +73,7 @@ type Kafka struct {
 	// the historian's dead letters. kafka-go's default of 1s would add a
 	// second to every write; 0 would send tiny requests whose per-request
 	// cost dominates the broker's work. Default 5ms.
-	BatchTimeout time.Duration `yaml:"batch_timeout" help:"producer batch timeout"`
+	BatchTimeout time.Duration `yaml:"batch_timeout" help:"how long a batch waits for more records"`
 	// GroupID of the historian's consumer group. Default pdm-historian.
 	GroupID string `yaml:"group_id" help:"historian consumer group"`
 }

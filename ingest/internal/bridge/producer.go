@@ -76,13 +76,15 @@ func (p *producer) produce(ctx context.Context, recs []kafka.Message) ([]kafka.M
 	}
 	parts := make(map[partitionKey][]kafka.Message)
 	byLeader := make(map[int][]partitionKey)
-	for _, r := range recs {
+	where := make([]partitionKey, len(recs)) // each record's partition
+	for i, r := range recs {
 		t := topics[r.Topic]
 		k := partitionKey{r.Topic, p.balancer.Balance(r, t.partitions...)}
 		if _, seen := parts[k]; !seen {
 			byLeader[t.leader[k.partition]] = append(byLeader[t.leader[k.partition]], k)
 		}
 		parts[k] = append(parts[k], r)
+		where[i] = k
 	}
 
 	type result struct {
@@ -117,9 +119,8 @@ func (p *producer) produce(ctx context.Context, recs []kafka.Message) ([]kafka.M
 	}
 	p.forget() // a leader may have moved: ask again before the retry
 	var left []kafka.Message
-	for _, r := range recs {
-		t := topics[r.Topic]
-		if failed[partitionKey{r.Topic, p.balancer.Balance(r, t.partitions...)}] {
+	for i, r := range recs {
+		if failed[where[i]] {
 			left = append(left, r)
 		}
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"math"
+	"strings"
 	"time"
 )
 
@@ -44,14 +45,28 @@ func ValidID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
+		if !idChar(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func idChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// Sanitize maps s onto the ValidID alphabet: surrounding space is trimmed,
+// other characters outside it become '_', and it is cut to MaxIDLen. The
+// result is a valid ID unless it is empty.
+func Sanitize(s string) string {
+	b := []byte(strings.TrimSpace(s))
+	for i, c := range b {
+		if !idChar(c) {
+			b[i] = '_'
+		}
+	}
+	return string(b[:min(len(b), MaxIDLen)])
 }
 
 // reservedSensors are names the historian uses for its own fields.

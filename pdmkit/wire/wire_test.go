@@ -190,3 +190,17 @@ func TestJoinBatch(t *testing.T) {
 		t.Fatalf("got %+v", items[1].Reading)
 	}
 }
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		" Motor Current (A) ":   "Motor_Current__A_",
+		"vibration_rms":         "vibration_rms",
+		"Temp°C":                "Temp__C", // two bytes of UTF-8, two underscores
+		strings.Repeat("x", 70): strings.Repeat("x", MaxIDLen),
+	} {
+		got := Sanitize(in)
+		if got != want || !ValidID(got) {
+			t.Errorf("Sanitize(%q) = %q (valid %v), want %q", in, got, ValidID(got), want)
+		}
+	}
+}

@@ -158,28 +158,10 @@ func defaultAgentID() string {
 	if err != nil {
 		return "edge-1"
 	}
-	if id := Sanitize(h); wire.ValidID(id) {
+	if id := wire.Sanitize(h); wire.ValidID(id) {
 		return id
 	}
 	return "edge-1"
-}
-
-// Sanitize maps s onto the wire.ValidID alphabet: spaces and other
-// characters become '_', and it is cut to wire.MaxIDLen.
-func Sanitize(s string) string {
-	s = strings.TrimSpace(s)
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			b[i] = '_'
-		}
-	}
-	if len(b) > wire.MaxIDLen {
-		b = b[:wire.MaxIDLen]
-	}
-	return string(b)
 }
 
 // ClientID returns the MQTT client id, derived from the agent id, site and

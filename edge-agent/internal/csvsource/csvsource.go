@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 // Row is one line of the file.
@@ -66,23 +68,6 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("csvsource: timestamp %q: unknown layout", s)
-}
-
-// Sanitize maps a column name onto [A-Za-z0-9._-].
-func Sanitize(s string) string {
-	s = strings.TrimSpace(s)
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			b[i] = '_'
-		}
-	}
-	if len(b) > 64 {
-		b = b[:64]
-	}
-	return string(b)
 }
 
 // Open parses the file at path.
@@ -130,7 +115,7 @@ func Parse(r io.Reader) (*File, error) {
 			timeCol = i
 			continue
 		}
-		n := Sanitize(h)
+		n := wire.Sanitize(h)
 		if n == "" || seen[n] || n == "seq" {
 			n = fmt.Sprintf("col_%d", i)
 		}

@@ -211,27 +211,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	cfg.MQTT.URL = mqttURL
 	cfg.HTTP.Addr, cfg.HTTP.Token = "", token
 	cfg.Alert.MinDuration = 5 * time.Second
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	s, err := service.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("service: %v", err)
-		}
-		s.Close()
-	})
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	stacktest.Eventually(t, 30*time.Second, s.Ready, "service not ready")
+	_, srv := startService(t, cfg)
 
 	if code, body := call(t, srv, "PUT", "/v1/models/bearing/versions/7", trained(t)); code != 201 {
 		t.Fatalf("upload: %d %v", code, body)
@@ -260,7 +240,7 @@ func TestServiceEndToEnd(t *testing.T) {
 			msgs = append(msgs, kafka.Message{Key: []byte(asset), Value: b})
 		}
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
 

@@ -116,18 +116,24 @@ func produceBacklog(b *testing.B, p *producer, assets []string, from, to uint64)
 //	go test -run '^$' -bench Throughput -benchtime 120000x ./internal/stream/
 func BenchmarkThroughput(b *testing.B) {
 	b.Run("model", func(b *testing.B) {
-		reg := registry.NewMemory(func(a *model.Artifact) (anomaly.Detector, error) { return anomaly.FromArtifact(a) }, nil, testLog(b))
-		if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := reg.Activate(context.Background(), "load", "1"); err != nil {
-			b.Fatal(err)
-		}
-		benchThroughput(b, reg, online)
+		benchThroughput(b, activeForecaster(b), online)
 	})
 	b.Run("online", func(b *testing.B) {
 		benchThroughput(b, onlineOnly{}, realOnline)
 	})
+}
+
+// activeForecaster returns a registry in which a trained forecaster, model
+// "load" version 1, is active.
+func activeForecaster(b *testing.B) *registry.Registry {
+	reg := registry.NewMemory(func(a *model.Artifact) (anomaly.Detector, error) { return anomaly.FromArtifact(a) }, nil, testLog(b))
+	if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := reg.Activate(context.Background(), "load", "1"); err != nil {
+		b.Fatal(err)
+	}
+	return reg
 }
 
 func benchThroughput(b *testing.B, res stream.Resolver, onl func() (anomaly.Detector, error)) {
@@ -214,14 +220,7 @@ func forecaster(b *testing.B) []byte {
 //	go test -run '^$' -bench Latency -benchtime 20000x ./internal/stream/
 func BenchmarkLatency(b *testing.B) {
 	b.Run("model", func(b *testing.B) {
-		reg := registry.NewMemory(func(a *model.Artifact) (anomaly.Detector, error) { return anomaly.FromArtifact(a) }, nil, testLog(b))
-		if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := reg.Activate(context.Background(), "load", "1"); err != nil {
-			b.Fatal(err)
-		}
-		benchLatency(b, reg, online)
+		benchLatency(b, activeForecaster(b), online)
 	})
 	b.Run("online", func(b *testing.B) {
 		benchLatency(b, onlineOnly{}, realOnline)

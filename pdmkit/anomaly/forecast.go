@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -34,42 +35,18 @@ type ForecasterConfig struct {
 }
 
 func (c ForecasterConfig) withDefaults(d int) ForecasterConfig {
-	if c.Name == "" {
-		c.Name = "forecaster"
-	}
-	if c.Version == "" {
-		c.Version = "1"
-	}
-	if c.Window == 0 {
-		c.Window = 16
-	}
-	if c.Horizon == 0 {
-		c.Horizon = 4
-	}
-	if c.Hidden == 0 {
-		c.Hidden = max(8, 2*d)
-	}
-	if c.Smoothing == 0 {
-		c.Smoothing = 0.1
-	}
-	if c.Enter == 0 {
-		c.Enter = 0.99
-	}
-	if c.Exit == 0 {
-		c.Exit = 0.95
-	}
-	if c.MinDuration == 0 {
-		c.MinDuration = 5
-	}
-	if c.HealthLimit == 0 {
-		c.HealthLimit = c.Enter
-	}
-	if c.Epochs == 0 {
-		c.Epochs = 100
-	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
+	c.Name = cmp.Or(c.Name, "forecaster")
+	c.Version = cmp.Or(c.Version, "1")
+	c.Window = cmp.Or(c.Window, 16)
+	c.Horizon = cmp.Or(c.Horizon, 4)
+	c.Hidden = cmp.Or(c.Hidden, max(8, 2*d))
+	c.Smoothing = cmp.Or(c.Smoothing, 0.1)
+	c.Enter = cmp.Or(c.Enter, 0.99)
+	c.Exit = cmp.Or(c.Exit, 0.95)
+	c.MinDuration = cmp.Or(c.MinDuration, 5)
+	c.HealthLimit = cmp.Or(c.HealthLimit, c.Enter)
+	c.Epochs = cmp.Or(c.Epochs, 100)
+	c.Seed = cmp.Or(c.Seed, 1)
 	return c
 }
 

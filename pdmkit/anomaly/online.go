@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -72,51 +73,21 @@ type OnlineConfig struct {
 func DefaultOnlineConfig() OnlineConfig { return OnlineConfig{}.withDefaults() }
 
 func (c OnlineConfig) withDefaults() OnlineConfig {
-	if c.Name == "" {
-		c.Name = "online-ae"
-	}
-	if c.WarmupRows == 0 {
-		c.WarmupRows = 400
-	}
-	if c.Window == 0 {
-		c.Window = 4
-	}
-	if c.Smoothing == 0 {
-		c.Smoothing = 0.13
-	}
-	if c.Enter == 0 {
-		c.Enter = 0.99
-	}
-	if c.Exit == 0 {
-		c.Exit = 0.95
-	}
-	if c.MinDuration == 0 {
-		c.MinDuration = 3
-	}
-	if c.Epochs == 0 {
-		c.Epochs = 60
-	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.RetrainEvery == 0 {
-		c.RetrainEvery = 200
-	}
-	if c.HistoryRows == 0 {
-		c.HistoryRows = 1000
-	}
-	if c.AdaptBelow == 0 {
-		c.AdaptBelow = 0.9
-	}
-	if c.DriftGuard == 0 {
-		c.DriftGuard = 0.75
-	}
-	if c.DriftRatio == 0 {
-		c.DriftRatio = 0.6
-	}
-	if c.TrendRows == 0 {
-		c.TrendRows = 120
-	}
+	c.Name = cmp.Or(c.Name, "online-ae")
+	c.WarmupRows = cmp.Or(c.WarmupRows, 400)
+	c.Window = cmp.Or(c.Window, 4)
+	c.Smoothing = cmp.Or(c.Smoothing, 0.13)
+	c.Enter = cmp.Or(c.Enter, 0.99)
+	c.Exit = cmp.Or(c.Exit, 0.95)
+	c.MinDuration = cmp.Or(c.MinDuration, 3)
+	c.Epochs = cmp.Or(c.Epochs, 60)
+	c.Seed = cmp.Or(c.Seed, 1)
+	c.RetrainEvery = cmp.Or(c.RetrainEvery, 200)
+	c.HistoryRows = cmp.Or(c.HistoryRows, 1000)
+	c.AdaptBelow = cmp.Or(c.AdaptBelow, 0.9)
+	c.DriftGuard = cmp.Or(c.DriftGuard, 0.75)
+	c.DriftRatio = cmp.Or(c.DriftRatio, 0.6)
+	c.TrendRows = cmp.Or(c.TrendRows, 120)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -70,12 +71,8 @@ type TrainConfig struct {
 }
 
 func (c *TrainConfig) defaults() {
-	if c.Epochs == 0 {
-		c.Epochs = 100
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 32
-	}
+	c.Epochs = cmp.Or(c.Epochs, 100)
+	c.BatchSize = cmp.Or(c.BatchSize, 32)
 	if c.LearningRate == 0 {
 		c.LearningRate = 0.01
 		if c.Optimizer == Adam {
@@ -87,21 +84,11 @@ func (c *TrainConfig) defaults() {
 	} else if c.Momentum < 0 {
 		c.Momentum = 0
 	}
-	if c.Beta1 == 0 {
-		c.Beta1 = 0.9
-	}
-	if c.Beta2 == 0 {
-		c.Beta2 = 0.999
-	}
-	if c.Epsilon == 0 {
-		c.Epsilon = 1e-8
-	}
-	if c.Patience == 0 {
-		c.Patience = 10
-	}
-	if c.LRPatience == 0 {
-		c.LRPatience = max(c.Patience/2, 1)
-	}
+	c.Beta1 = cmp.Or(c.Beta1, 0.9)
+	c.Beta2 = cmp.Or(c.Beta2, 0.999)
+	c.Epsilon = cmp.Or(c.Epsilon, 1e-8)
+	c.Patience = cmp.Or(c.Patience, 10)
+	c.LRPatience = cmp.Or(c.LRPatience, max(c.Patience/2, 1))
 }
 
 // Validate rejects settings that cannot train.

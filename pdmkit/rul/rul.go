@@ -7,6 +7,7 @@
 package rul
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -60,44 +61,24 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Name == "" {
-		c.Name = "rul"
-	}
-	if c.Version == "" {
-		c.Version = "1"
-	}
-	if c.Window == 0 {
-		c.Window = 50
-	}
-	if c.Cap == 0 {
-		c.Cap = 125
-	}
+	c.Name = cmp.Or(c.Name, "rul")
+	c.Version = cmp.Or(c.Version, "1")
+	c.Window = cmp.Or(c.Window, 50)
+	c.Cap = cmp.Or(c.Cap, 125)
 	if c.Hidden == nil {
 		c.Hidden = []int{64, 32}
 	}
-	if c.L2 == 0 {
-		c.L2 = 3e-3
-	}
-	if c.Epochs == 0 {
-		c.Epochs = 80
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 128
-	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.MinCorrelation == 0 {
-		c.MinCorrelation = 0.05
-	}
+	c.L2 = cmp.Or(c.L2, 3e-3)
+	c.Epochs = cmp.Or(c.Epochs, 80)
+	c.BatchSize = cmp.Or(c.BatchSize, 128)
+	c.Seed = cmp.Or(c.Seed, 1)
+	c.MinCorrelation = cmp.Or(c.MinCorrelation, 0.05)
 	if c.LRDecay == 0 {
 		c.LRDecay = 0.5
 	} else if c.LRDecay < 0 {
 		c.LRDecay = 0
 	}
-	if c.ValidationFraction == 0 {
-		c.ValidationFraction = 0.2
-	}
+	c.ValidationFraction = cmp.Or(c.ValidationFraction, 0.2)
 	return c
 }
 

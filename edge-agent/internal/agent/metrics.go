@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -18,33 +19,33 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg) // registers each series as it is made; nil registers nothing
 	m := &metrics{
-		generated: prometheus.NewCounterVec(prometheus.CounterOpts{
+		generated: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_generated_total", Help: "Readings taken from sources, valid or not.",
 		}, []string{"asset"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_dropped_total", Help: "Readings dropped, by reason: a wire rejection code, spool_full, spool_error or encode.",
 		}, []string{"reason"}),
-		published: prometheus.NewCounter(prometheus.CounterOpts{
+		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_published_total", Help: "Readings handed to the MQTT client (resends after a rewind count again).",
 		}),
-		acked: prometheus.NewCounter(prometheus.CounterOpts{
+		acked: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_acked_total", Help: "Readings the broker acknowledged (QoS 1 PUBACK).",
 		}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+		reconnects: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_edge_mqtt_reconnects_total", Help: "MQTT connections after the first.",
 		}),
-		spoolRecords: prometheus.NewGauge(prometheus.GaugeOpts{
+		spoolRecords: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pdm_edge_spool_records", Help: "Messages in the spool not yet acknowledged.",
 		}),
-		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+		spoolBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pdm_edge_spool_bytes", Help: "Bytes of spool segment files on disk.",
 		}),
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+		connected: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pdm_edge_mqtt_connected", Help: "1 while the MQTT link is up.",
 		}),
 	}
-	reg.MustRegister(m.generated, m.dropped, m.published, m.acked, m.reconnects, m.spoolRecords, m.spoolBytes, m.connected)
 	for _, c := range wire.Codes() {
 		m.dropped.WithLabelValues(string(c))
 	}

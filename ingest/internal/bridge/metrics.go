@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -23,28 +24,28 @@ type Metrics struct {
 
 // NewMetrics registers the bridge's series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg) // registers each series as it is made; nil registers nothing
 	m := &Metrics{
-		Messages: prometheus.NewCounter(prometheus.CounterOpts{
+		Messages: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_messages_total", Help: "MQTT messages received."}),
-		Readings: prometheus.NewCounter(prometheus.CounterOpts{
+		Readings: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_readings_total", Help: "Valid readings written to Kafka."}),
-		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_bridge_rejected_total", Help: "Messages or readings sent to the dead-letter topic, by reason."}, []string{"code"}),
-		KafkaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		KafkaErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_kafka_errors_total", Help: "Failed Kafka writes (each is retried)."}),
-		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+		Reconnects: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_connection_lost_total", Help: "Lost MQTT connections."}),
-		KafkaWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+		KafkaWrite: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_kafka_write_seconds", Help: "Time from taking a batch's first MQTT message to Kafka's acknowledgement of the batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
+		BatchMessages: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_batch_messages", Help: "MQTT messages per Kafka write (one produce request per leader broker).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
-		AgeAtKafka: prometheus.NewHistogram(prometheus.HistogramOpts{
+		AgeAtKafka: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_reading_age_at_kafka_seconds", Help: "Time from a reading's timestamp to Kafka's acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}),
 	}
-	reg.MustRegister(m.Messages, m.Readings, m.Rejected, m.KafkaErrors, m.Reconnects, m.KafkaWrite, m.BatchMessages, m.AgeAtKafka)
 	for _, c := range wire.Codes() {
 		m.Rejected.WithLabelValues(string(c))
 	}

@@ -2,6 +2,7 @@ package historian
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -17,20 +18,20 @@ type Metrics struct {
 
 // NewMetrics registers the historian's series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg) // registers each series as it is made; nil registers nothing
 	m := &Metrics{
-		Points: prometheus.NewCounter(prometheus.CounterOpts{
+		Points: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_historian_points_total", Help: "Readings written to InfluxDB."}),
-		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_historian_rejected_total", Help: "Records sent to the dead-letter topic, by reason."}, []string{"code"}),
-		WriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		WriteErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_historian_write_errors_total", Help: "Failed InfluxDB writes (each is retried)."}),
-		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		CommitErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_historian_commit_errors_total", Help: "Failed offset commits (the batch is replayed)."}),
-		WriteSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+		WriteSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_historian_write_seconds", Help: "Duration of one InfluxDB write.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
-	reg.MustRegister(m.Points, m.Rejected, m.WriteErrors, m.CommitErrors, m.WriteSeconds)
 	for _, c := range wire.Codes() {
 		m.Rejected.WithLabelValues(string(c))
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // OpenAPI is the API description served at /openapi.json.
@@ -74,16 +75,14 @@ func New(opt Options, r *registry.Registry, alerts Alerts, promReg prometheus.Re
 	if opt.MaxUpload <= 0 {
 		opt.MaxUpload = model.MaxSize
 	}
+	f := promauto.With(promReg) // registers each series as it is made; nil registers nothing
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_http_request_seconds", Help: "HTTP request latency by route.",
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
+		latency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_http_request_seconds", Help: "HTTP request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"}),
-		infer: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_infer_requests_total", Help: "Inference requests by model, version and outcome."}, []string{"model", "version", "outcome"}),
-		inferLat: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_infer_seconds", Help: "Inference latency by model and version.",
+		infer: f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_infer_requests_total", Help: "Inference requests by model, version and outcome."}, []string{"model", "version", "outcome"}),
+		inferLat: f.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_infer_seconds", Help: "Inference latency by model and version.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"model", "version"}),
-	}
-	if promReg != nil {
-		promReg.MustRegister(m.requests, m.latency, m.infer, m.inferLat)
 	}
 	if opt.Ready == nil {
 		opt.Ready = func(context.Context) error { return nil }

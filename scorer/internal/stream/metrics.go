@@ -1,6 +1,9 @@
 package stream
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics are the scoring loop's Prometheus series.
 type Metrics struct {
@@ -21,53 +24,51 @@ type Metrics struct {
 
 // NewMetrics registers the series on reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg) // registers each series as it is made; nil registers nothing
 	m := &Metrics{
-		Scored: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Scored: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_scorer_readings_scored_total", Help: "Readings scored, by model and version.",
 		}, []string{"model", "version"}),
-		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_scorer_score_errors_total", Help: "Readings a detector could not score, by model and version.",
 		}, []string{"model", "version"}),
-		Observe: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Observe: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pdm_scorer_observe_seconds", Help: "Time a detector took for one reading, by model and version.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}, []string{"model", "version"}),
-		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+		EndToEnd: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_scorer_end_to_end_seconds", Help: "From a reading's Kafka timestamp to its outputs being acknowledged.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
-		Swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Swaps: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_scorer_model_swaps_total", Help: "Per-asset detector swaps, by the model and version swapped in.",
 		}, []string{"model", "version"}),
-		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_scorer_model_refused_total", Help: "Swaps refused (feature mismatch, load error), by model and version.",
 		}, []string{"model", "version"}),
-		Invalid: prometheus.NewCounter(prometheus.CounterOpts{
+		Invalid: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_scorer_invalid_readings_total", Help: "Readings or messages that did not decode or validate.",
 		}),
-		Dupes: prometheus.NewCounter(prometheus.CounterOpts{
+		Dupes: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_scorer_duplicate_readings_total", Help: "Readings skipped because their asset already had that sequence number.",
 		}),
-		Replayed: prometheus.NewCounter(prometheus.CounterOpts{
+		Replayed: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_scorer_replayed_readings_total", Help: "Readings re-read without output to rebuild state after an assignment.",
 		}),
-		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Alerts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_scorer_alert_events_total", Help: "Alert events, by state and severity.",
 		}, []string{"state", "severity"}),
-		Batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Batches: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_scorer_batch_seconds", Help: "Time to score a batch and have every output acknowledge it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
-		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Lag: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pdm_scorer_partition_lag", Help: "Readings behind the end of each owned partition.",
 		}, []string{"partition"}),
-		ShadowDif: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		ShadowDif: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pdm_scorer_shadow_abs_diff", Help: "|shadow score − active score|, by model and shadow version.",
 			Buckets: []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1},
 		}, []string{"model", "version"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.Scored, m.Errors, m.Observe, m.EndToEnd, m.Swaps, m.Refused, m.Invalid, m.Dupes, m.Replayed, m.Alerts, m.Batches, m.Lag, m.ShadowDif)
 	}
 	return m
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -68,7 +67,7 @@ func throughput(b *testing.B, bin string, batch, procs int) {
 	b.ReportMetric(baseRate, "baseline-readings/s")
 	b.ReportMetric(bridgeRate, "bridge-readings/s")
 	b.ReportMetric(bridgeRate/baseRate, "ratio")
-	b.ReportMetric(peakRSS(b, br.Process.Pid)/(1<<20), "bridge-peak-MiB")
+	b.ReportMetric(peakRSS(b, br.Cmd.Process.Pid)/(1<<20), "bridge-peak-MiB")
 	b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
 }
 
@@ -215,40 +214,25 @@ func buildIngest(b *testing.B) string {
 	return stacktest.Build(b, "github.com/pdmstream/pdm/ingest/cmd/ingest")[0]
 }
 
-// startBridge runs the bridge binary subscribed to site's readings and
-// writing to topic, with env added to its environment, and waits until it
-// is ready.
+// bridgeProc is a bridge process and its admin address.
 type bridgeProc struct {
-	*exec.Cmd
+	*stacktest.Proc
 	admin string
 }
 
+// startBridge runs the bridge binary subscribed to site's readings and
+// writing to topic, with env added to its environment, and waits until it
+// is ready.
 func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgeProc {
 	b.Helper()
+	b.Cleanup(func() { stacktest.ForgetSession(b, stacktest.MQTTURL(b), site) }) // after the bridge stops
 	admin := stacktest.FreeAddr(b)
-	cmd := exec.Command(bin, "bridge", "-http-addr", admin, "-log.level", "warn",
+	p := stacktest.Start(b, env, bin, "bridge", "-http-addr", admin, "-log.level", "warn",
 		"-mqtt.url", stacktest.MQTTURL(b), "-kafka.brokers", strings.Join(stacktest.KafkaBrokers(b), ","),
 		"-mqtt.filter", "pdm/v1/"+site+"/+/readings", "-mqtt.share-group", site, "-mqtt.client-id", site,
 		"-kafka.topic", topic, "-kafka.dlq-topic", topic+".dlq")
-	cmd.Stderr = os.Stderr
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		stacktest.ForgetSession(b, stacktest.MQTTURL(b), site)
-	})
-	stacktest.Eventually(b, time.Minute, func() bool {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "bridge not ready")
-	return bridgeProc{cmd, admin}
+	stacktest.WaitReady(b, "http://"+admin+"/readyz")
+	return bridgeProc{p, admin}
 }
 
 // endOffsets sums the end offsets of every partition of topic.

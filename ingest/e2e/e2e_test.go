@@ -7,12 +7,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,9 +54,8 @@ func newPipeline(t *testing.T) *pipeline {
 
 // service is a running ingest process.
 type service struct {
-	cmd   *exec.Cmd
+	*stacktest.Proc
 	admin string
-	done  chan error
 }
 
 func (p *pipeline) start(t *testing.T, bin, role string) *service {
@@ -74,37 +70,9 @@ func (p *pipeline) start(t *testing.T, bin, role string) *service {
 		args = append(args, "-kafka.group-id", p.group, "-influx.url", p.influxURL, "-influx.bucket", p.bucket,
 			"-influx.flush-interval", "200ms")
 	}
-	s := &service{cmd: exec.Command(bin, args...), admin: admin, done: make(chan error, 1)}
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() { s.stop(t) })
-	stacktest.Eventually(t, time.Minute, func() bool {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "ingest %s not ready", role)
+	s := &service{Proc: stacktest.Start(t, nil, bin, args...), admin: admin}
+	stacktest.WaitReady(t, "http://"+admin+"/readyz")
 	return s
-}
-
-// stop ends the process with SIGTERM and waits for it; safe to call twice.
-func (s *service) stop(t *testing.T) {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Errorf("%v did not stop within 30s of SIGTERM", s.cmd.Args[:2])
-	}
 }
 
 // capture subscribes to the site's readings (a plain, non-shared
@@ -327,12 +295,10 @@ func TestKillAndRestart(t *testing.T) {
 	}()
 	// Kill each service once readings are flowing through it.
 	stacktest.Eventually(t, 30*time.Second, func() bool { return len(published()) > 300 }, "agent did not start publishing")
-	_ = bridge.cmd.Process.Kill()
-	<-bridge.done
+	bridge.Kill(t)
 	stacktest.Eventually(t, 30*time.Second, func() bool { return len(published()) > 900 }, "agent stopped publishing")
 	p.start(t, ingestBin, "bridge")
-	_ = historian.cmd.Process.Kill()
-	<-historian.done
+	historian.Kill(t)
 	p.start(t, ingestBin, "historian")
 	<-agentDone
 

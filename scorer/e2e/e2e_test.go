@@ -10,12 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,46 +26,6 @@ func binaries(t *testing.T) (agent, ingest, scorer string) {
 	bins := stacktest.Build(t, "github.com/pdmstream/pdm/edge-agent/cmd/edge-agent",
 		"github.com/pdmstream/pdm/ingest/cmd/ingest", "github.com/pdmstream/pdm/scorer/cmd/scorer")
 	return bins[0], bins[1], bins[2]
-}
-
-// proc is a running binary, stopped with SIGTERM at cleanup.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func run(t *testing.T, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stderr = os.Stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			t.Errorf("%s did not stop within 30s of SIGTERM", filepath.Base(bin))
-		}
-	})
-	return p
-}
-
-func ready(t *testing.T, url, what string) {
-	t.Helper()
-	stacktest.Eventually(t, time.Minute, func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "%s not ready at %s", what, url)
 }
 
 func post(t *testing.T, url string) {
@@ -144,17 +100,17 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
 
 	bridgeAdmin := stacktest.FreeAddr(t)
-	run(t, nil, ingestBin, "bridge", "-http-addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
+	stacktest.Start(t, nil, ingestBin, "bridge", "-http-addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
 		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)
-	ready(t, "http://"+bridgeAdmin+"/readyz", "bridge")
+	stacktest.WaitReady(t, "http://"+bridgeAdmin+"/readyz")
 
 	scorerAddr := stacktest.FreeAddr(t)
-	run(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
+	stacktest.Start(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.group", stacktest.Unique("e2e-scorer"), "-kafka.readings", readings, "-kafka.scores", scores,
 		"-kafka.alerts", alerts, "-kafka.models", models, "-mqtt.url", mqttURL, "-influx.url", "", "-http.addr", scorerAddr,
 		"-alert.min-duration", "3s")
-	ready(t, "http://"+scorerAddr+"/v2/health/ready", "scorer")
+	stacktest.WaitReady(t, "http://"+scorerAddr+"/v2/health/ready")
 
 	// The floor's view: retained alert state of both machines.
 	var mu sync.Mutex
@@ -182,9 +138,9 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	// is 3 simulated minutes. Readings carry the wall clock, so the alert
 	// thresholds' minimum duration is real time.
 	agentAdmin := stacktest.FreeAddr(t)
-	run(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
+	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
 		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", agentAdmin, "-log.level", "warn")
-	ready(t, "http://"+agentAdmin+"/healthz", "edge-agent")
+	stacktest.WaitReady(t, "http://"+agentAdmin+"/healthz")
 
 	// Let the online learner learn normal (400 readings each), then wear
 	// the bearing: failure 48 simulated hours later, ~48 s of real time.

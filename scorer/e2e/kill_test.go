@@ -104,16 +104,16 @@ func TestKillNineOneOfThree(t *testing.T) {
 	group := stacktest.Unique("e2e-kill")
 
 	var addrs []string
-	var procs []*proc
+	var procs []*stacktest.Proc
 	for i := range 3 {
 		addr := stacktest.FreeAddr(t)
 		addrs = append(addrs, addr)
-		procs = append(procs, run(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn",
+		procs = append(procs, stacktest.Start(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn",
 			"-kafka.brokers", brokers, "-kafka.group", group, "-kafka.readings", readings, "-kafka.scores", scores,
 			"-kafka.alerts", alerts, "-kafka.models", models, "-kafka.session-timeout", "6s",
 			"-mqtt.url", "", "-influx.url", "", "-http.addr", addr, "-alert.min-duration", "3s",
 			"-mqtt.client-id", fmt.Sprintf("kill-%d", i)))
-		ready(t, "http://"+addr+"/v2/health/ready", fmt.Sprintf("scorer %d", i))
+		stacktest.WaitReady(t, "http://"+addr+"/v2/health/ready")
 	}
 	req, _ := http.NewRequest("PUT", "http://"+addrs[0]+"/v1/models/bearing/versions/1", bytes.NewReader(forecaster(t)))
 	req.Header.Set("Authorization", "Bearer e2e")
@@ -163,9 +163,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	for seq := uint64(1); seq <= total; seq += 20 {
 		send(seq, seq+19)
 		if seq == 321 {
-			if err := procs[0].cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
+			procs[0].Kill(t)
 			t.Logf("instance 0 killed with SIGKILL after %d readings per asset were sent", seq+19)
 		}
 	}

@@ -1,0 +1,73 @@
+package stacktest
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a binary under test, running as its own process.
+type Proc struct {
+	Cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// Start runs bin with args, env added to its environment and its standard
+// error the test's. When the test ends the process is stopped as Stop does.
+func Start(t testing.TB, env []string, bin string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.Stderr = os.Stderr
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Stop(t) })
+	return p
+}
+
+// Stop sends SIGTERM and waits for the process to exit; one that has not
+// after 30 seconds is killed and fails the test. Stopping a process that has
+// already exited does nothing.
+func (p *Proc) Stop(t testing.TB) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+		t.Errorf("stacktest: %s did not stop within 30s of SIGTERM", filepath.Base(p.Cmd.Path))
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash would, and waits for it.
+func (p *Proc) Kill(t testing.TB) {
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatalf("stacktest: kill %s: %v", filepath.Base(p.Cmd.Path), err)
+	}
+	<-p.done
+}
+
+// WaitReady waits up to a minute for url to answer 200 OK, as a service's
+// /readyz does once it is connected.
+func WaitReady(t testing.TB, url string) {
+	t.Helper()
+	Eventually(t, time.Minute, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "%s not ready", url)
+}

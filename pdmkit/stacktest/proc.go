@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,4 +71,19 @@ func WaitReady(t testing.TB, url string) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, "%s not ready", url)
+}
+
+// Run runs fn on its own goroutine until the test ends, then cancels fn's
+// context and waits for it to return; an error from fn fails the test,
+// naming what.
+func Run(t testing.TB, what string, fn func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	})
 }

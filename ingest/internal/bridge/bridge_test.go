@@ -10,7 +10,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,17 +47,9 @@ func startBridge(t *testing.T, cfg config.Config) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := b.Run(ctx); err != nil {
-			t.Errorf("bridge: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait(); stacktest.ForgetSession(t, cfg.MQTT.URL, cfg.MQTT.ClientID) })
-	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(ctx) == nil }, "bridge not connected")
+	t.Cleanup(func() { stacktest.ForgetSession(t, cfg.MQTT.URL, cfg.MQTT.ClientID) }) // after the bridge stops
+	stacktest.Run(t, "bridge", b.Run)
+	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(context.Background()) == nil }, "bridge not connected")
 	return b
 }
 

@@ -39,16 +39,8 @@ func startHistorian(t *testing.T, cfg config.Config) *Historian {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := h.Run(ctx); err != nil {
-			t.Errorf("historian: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait(); h.Close() })
+	t.Cleanup(h.Close) // after the historian stops
+	stacktest.Run(t, "historian", h.Run)
 	return h
 }
 

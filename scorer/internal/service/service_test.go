@@ -74,18 +74,10 @@ func startService(t *testing.T, cfg config.Config) (*service.Service, *httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { s.Close() }) // after the service stops
+	stacktest.Run(t, "service", s.Run)
 	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("service: %v", err)
-		}
-		s.Close()
-	})
+	t.Cleanup(srv.Close) // before the service stops
 	stacktest.Eventually(t, 30*time.Second, s.Ready, "service not ready")
 	return s, srv
 }

@@ -1,32 +1,57 @@
 // Package anomaly turns a stream of one asset's readings into anomaly
-// scores, explanations and forecasts. The live scorer and the backtest
-// command use the same detectors, so a backtest shows what production does.
+// scores and explanations. It does not decide alerts: that is the job of
+// pdmkit/monitor, which owns one detector per asset and the alert
+// lifecycle, so the live scorer, the backtest and the trainer's validation
+// all make the same decisions from the same scores.
 package anomaly
 
 import "time"
 
 // Detector scores one asset's readings in time order. It is not safe for
-// concurrent use: the scorer owns one per asset.
+// concurrent use: the owner of an asset's state holds one per asset.
 type Detector interface {
 	// Observe takes the next reading and returns its result. Sensors missing
 	// from the detector's feature list or non-finite values are an error.
 	Observe(t time.Time, sensors map[string]float64) (Result, error)
 }
 
+// Learner is a detector that can be told that its most recent readings are
+// normal operation: a persistent new operating point that the decision
+// accepted, or an operator's "this is the new normal". Afterwards readings
+// like those score as normal.
+type Learner interface {
+	Detector
+	// LearnRecent takes the last n readings observed (at most what the
+	// detector keeps) as normal and re-baselines on them.
+	LearnRecent(n int) error
+}
+
+// Calibrated is a detector that can say which raw error a level of
+// evidence stands for, so a trend of its errors can be extrapolated to a
+// failure level given as a score.
+type Calibrated interface {
+	ErrorAt(evidence float64) float64
+}
+
 // Result is what a detector says about one reading.
 type Result struct {
-	// Score is the calibrated anomaly score in [0, 1]; 0 while warming up.
+	// Score is the calibrated anomaly score in [0, 1): 0.5 is the median of
+	// normal operation, and it rises smoothly without reaching 1, so more
+	// abnormal readings always score higher. 0 while warming up.
 	Score float64
-	// Alert is the detector's own decision after hysteresis.
-	Alert bool
+	// Evidence is the same quantity before the map to [0, 1): the error's
+	// distance from normal in robust standard units of its logarithm. It is
+	// unbounded, which suits trends and forecasts.
+	Evidence float64
+	// Error is the raw error behind both (squared standard deviations,
+	// summed over the scored sensors): whether an excursion still grows is
+	// judged on it, independently of any calibration.
+	Error float64
 	// WarmingUp is true while the detector is still learning normal.
 	WarmingUp bool
 	// Contributions are the sensors behind the score, largest share first;
 	// shares sum to 1 when the score is above 0.
 	Contributions []Contribution
-	// Forecast estimates the time until the health indicator crosses its
-	// failure limit; nil when the model gives none.
-	Forecast *Forecast
 	// Model and Version name what produced the result.
 	Model   string
 	Version string
@@ -38,15 +63,11 @@ type Contribution struct {
 	Share  float64
 }
 
-// Forecast is an estimated time to failure with a range.
-type Forecast struct {
-	TimeToFailure time.Duration
-	Low, High     time.Duration
-}
-
-// Both constructors' results are Detectors: NewOnline for an asset without
+// Both constructors' results are Learners: NewOnline for an asset without
 // a model, FromArtifact for a trained reconstruction or forecaster model.
 var (
-	_ Detector = (*Online)(nil)
-	_ Detector = (*ModelDetector)(nil)
+	_ Learner    = (*Online)(nil)
+	_ Learner    = (*ModelDetector)(nil)
+	_ Calibrated = (*Online)(nil)
+	_ Calibrated = (*ModelDetector)(nil)
 )

@@ -21,13 +21,11 @@ type ForecasterConfig struct {
 	Window, Horizon int
 	// Hidden units (default 2×features, at least 8).
 	Hidden int
-	// Smoothing, Enter, Exit, MinDuration: as in OnlineConfig (defaults
-	// 0.1, 0.99, 0.95, 5).
-	Smoothing   float64
-	Enter, Exit float64
-	MinDuration int
-	// HealthLimit is the score at which the asset counts as failed for the
-	// time-to-failure forecast (default: Enter).
+	// Smoothing: as in OnlineConfig (default 0.1).
+	Smoothing float64
+	// HealthLimit, when set, is the score at which the asset counts as
+	// failed for the time-to-failure forecast (default: the decision's own
+	// failure level, see pdmkit/monitor).
 	HealthLimit float64
 	// Epochs (default 100) and Seed (default 1).
 	Epochs int
@@ -41,10 +39,6 @@ func (c ForecasterConfig) withDefaults(d int) ForecasterConfig {
 	c.Horizon = cmp.Or(c.Horizon, 4)
 	c.Hidden = cmp.Or(c.Hidden, max(8, 2*d))
 	c.Smoothing = cmp.Or(c.Smoothing, 0.1)
-	c.Enter = cmp.Or(c.Enter, 0.99)
-	c.Exit = cmp.Or(c.Exit, 0.95)
-	c.MinDuration = cmp.Or(c.MinDuration, 5)
-	c.HealthLimit = cmp.Or(c.HealthLimit, c.Enter)
 	c.Epochs = cmp.Or(c.Epochs, 100)
 	c.Seed = cmp.Or(c.Seed, 1)
 	return c
@@ -138,15 +132,18 @@ func TrainForecaster(rows [][]float64, times []time.Time, features []string, cfg
 	if !(step > 0) {
 		step = 1
 	}
+	var health *model.Health
+	if cfg.HealthLimit > 0 {
+		health = &model.Health{Limit: cfg.HealthLimit, StepSeconds: step}
+	}
 	a := &model.Artifact{
 		Kind: model.Forecaster, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
 		CreatedAt: times[len(times)-1], Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
 		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
-		Calibration: &model.Calibration{LogMean: calib.logMean, LogStd: calib.logStd, Smoothing: cfg.Smoothing,
-			Enter: cfg.Enter, Exit: cfg.Exit, MinDuration: cfg.MinDuration},
-		Health:   &model.Health{Limit: cfg.HealthLimit, StepSeconds: step},
-		Training: model.Training{From: times[0], To: times[len(times)-1], Rows: len(rows), Seed: cfg.Seed},
-		Metrics:  map[string]float64{"holdout_log_error_median": calib.logMean},
+		Calibration: &model.Calibration{LogMean: calib.logMean, LogStd: calib.logStd, Smoothing: cfg.Smoothing},
+		Health:      health,
+		Training:    model.Training{From: times[0], To: times[len(times)-1], Rows: len(rows), Seed: cfg.Seed},
+		Metrics:     map[string]float64{"holdout_log_error_median": calib.logMean},
 	}
 	return a, a.Seal()
 }
@@ -199,7 +196,8 @@ func (f *forecastScorer) step(x []float64) (raw float64, ok bool) {
 
 // ModelDetector scores readings with a trained model artifact
 // (reconstruction or forecaster). Its state is a function of the readings
-// observed since it was built, so replaying them rebuilds it.
+// observed since it was built (and the LearnRecent calls between them), so
+// replaying them rebuilds it.
 type ModelDetector struct {
 	a        *model.Artifact
 	features []string
@@ -207,15 +205,20 @@ type ModelDetector struct {
 	recon    *reconScorer
 	fore     *forecastScorer
 	calib    calibrator
-	hyst     Hysteresis
-	trend    *trend
+	errs     []float64 // recent raw errors, oldest first, for LearnRecent
 }
+
+// recentErrors is how many raw errors a ModelDetector keeps for LearnRecent.
+const recentErrors = 1000
 
 // FromArtifact builds the detector an artifact describes. RUL artifacts
 // are not stream detectors (see package rul).
 func FromArtifact(a *model.Artifact) (*ModelDetector, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
+	}
+	if a.Kind != model.Reconstruction && a.Kind != model.Forecaster {
+		return nil, fmt.Errorf("%w: a %s model is not a stream detector", model.ErrInvalid, a.Kind)
 	}
 	net, err := a.Network()
 	if err != nil {
@@ -224,31 +227,30 @@ func FromArtifact(a *model.Artifact) (*ModelDetector, error) {
 	c := a.Calibration
 	s := &nn.Scaler{Mean: slices.Clone(a.Scaler.Mean), Std: slices.Clone(a.Scaler.Std)}
 	m := &ModelDetector{a: a, features: slices.Clone(a.Features), x: make([]float64, len(a.Features)),
-		calib: calibrator{logMean: c.LogMean, logStd: c.LogStd},
-		hyst:  Hysteresis{Enter: c.Enter, Exit: c.Exit, MinDuration: c.MinDuration},
-	}
-	limit := c.Enter
-	if a.Health != nil {
-		limit = a.Health.Limit
-	}
-	m.trend = newTrend(120, limit)
-	switch a.Kind {
-	case model.Reconstruction:
+		calib: calibrator{logMean: c.LogMean, logStd: c.LogStd}}
+	if a.Kind == model.Reconstruction {
 		centred := make([]bool, len(a.Features))
 		for j, f := range a.Features {
 			centred[j] = slices.Contains(a.Centred, f)
 		}
 		m.recon = newReconScorer(net, s, centred, a.Window, c.Smoothing)
-	case model.Forecaster:
+	} else {
 		m.fore = newForecastScorer(net, s, a.Window, a.Horizon, c.Smoothing)
-	default:
-		return nil, fmt.Errorf("anomaly: a %s model is not a stream detector", a.Kind)
 	}
 	return m, nil
 }
 
 // Features returns the sensors the model reads, in order.
 func (m *ModelDetector) Features() []string { return slices.Clone(m.features) }
+
+// HealthLimit is the score at which the model says the asset has failed,
+// when the artifact sets one (0 otherwise).
+func (m *ModelDetector) HealthLimit() float64 {
+	if m.a.Health == nil {
+		return 0
+	}
+	return m.a.Health.Limit
+}
 
 // Observe implements Detector. Until the model's first window is full the
 // result says WarmingUp.
@@ -271,12 +273,31 @@ func (m *ModelDetector) Observe(t time.Time, sensors map[string]float64) (Result
 		res.WarmingUp = true
 		return res, nil
 	}
-	res.Score = m.calib.score(raw)
-	res.Alert = m.hyst.Update(res.Score)
-	res.Contributions = contributions(m.features, per, raw)
-	m.trend.add(t, res.Score)
-	if !res.Alert {
-		res.Forecast = m.trend.forecast()
+	if len(m.errs) == recentErrors {
+		m.errs = append(m.errs[:0], m.errs[1:]...)
 	}
+	m.errs = append(m.errs, raw)
+	res.Error = raw
+	res.Evidence = m.calib.evidence(raw)
+	res.Score = Score(res.Evidence)
+	res.Contributions = contributions(m.features, per, raw)
 	return res, nil
+}
+
+// ErrorAt implements Calibrated.
+func (m *ModelDetector) ErrorAt(z float64) float64 { return m.calib.errorAt(z) }
+
+// LearnRecent implements Learner. A trained network cannot be retrained
+// here without the data it learnt from, so the detector widens its normal
+// band instead: the calibration moves to cover the errors of the last n
+// readings as well as the model's own, until a model trained on the new
+// operating point replaces it.
+func (m *ModelDetector) LearnRecent(n int) error {
+	n = min(n, len(m.errs))
+	if n < 10 {
+		return fmt.Errorf("anomaly: %d recent errors are too few to learn from", n)
+	}
+	c := fitCalibrator(m.errs[len(m.errs)-n:])
+	m.calib = calibrator{logMean: math.Max(m.calib.logMean, c.logMean), logStd: math.Max(m.calib.logStd, c.logStd)}
+	return nil
 }

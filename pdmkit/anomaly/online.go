@@ -35,27 +35,23 @@ type OnlineConfig struct {
 	// Smoothing is the weight of the newest error in each sensor's
 	// exponential moving average (default 0.13; 1 means none).
 	Smoothing float64
-	// Enter and Exit are the alert hysteresis levels on the calibrated score
-	// (defaults 0.99 and 0.95); MinDuration is how many consecutive readings
-	// must pass a level to switch (default 3).
-	Enter, Exit float64
-	MinDuration int
 	// Epochs bounds each (re)training (default 60); Seed makes it
 	// reproducible (default 1).
 	Epochs int
 	Seed   uint64
 	// Frozen turns off continuous learning. By default (false) every
 	// RetrainEvery scored readings (default 200) the network is retrained on
-	// the warm-up plus up to HistoryRows (default 1000) recent readings that
-	// passed the guards, as the trainer would retrain it on a rolling history.
+	// the warm-up plus those of the last HistoryRows readings (default 1000)
+	// that passed the guard or were learnt as a new normal, as the trainer
+	// would retrain it on a rolling history. LearnRecent works either way.
 	Frozen       bool
 	RetrainEvery int
 	HistoryRows  int
-	// AdaptBelow is the guard: a reading joins the history only when its
-	// score is below this level and no alert is open (default 0.9), and a
-	// retrain is skipped when the median score since the last one exceeds
-	// DriftGuard (default 0.75; normal data has a median near 0.5 by
-	// construction), so a slow failure is not learned as normal.
+	// AdaptBelow is the guard: a reading joins the training history only
+	// when its score is below this level (default 0.9), and a retrain is
+	// skipped when the median score since the last one exceeds DriftGuard
+	// (default 0.75; normal data has a median near 0.5 by construction), so
+	// a slow failure is not learned as normal.
 	AdaptBelow float64
 	DriftGuard float64
 	// DriftRatio: the warm-up is cut into 8 blocks; a sensor whose block
@@ -64,9 +60,6 @@ type OnlineConfig struct {
 	// (default 0.6; white noise gives about 0.14 over 400 rows, a trend
 	// close to 1).
 	DriftRatio float64
-	// TrendRows is how many recent scores the time-to-failure trend uses
-	// (default 120).
-	TrendRows int
 }
 
 // DefaultOnlineConfig returns the configuration with every default set.
@@ -77,9 +70,6 @@ func (c OnlineConfig) withDefaults() OnlineConfig {
 	c.WarmupRows = cmp.Or(c.WarmupRows, 400)
 	c.Window = cmp.Or(c.Window, 4)
 	c.Smoothing = cmp.Or(c.Smoothing, 0.13)
-	c.Enter = cmp.Or(c.Enter, 0.99)
-	c.Exit = cmp.Or(c.Exit, 0.95)
-	c.MinDuration = cmp.Or(c.MinDuration, 3)
 	c.Epochs = cmp.Or(c.Epochs, 60)
 	c.Seed = cmp.Or(c.Seed, 1)
 	c.RetrainEvery = cmp.Or(c.RetrainEvery, 200)
@@ -87,7 +77,6 @@ func (c OnlineConfig) withDefaults() OnlineConfig {
 	c.AdaptBelow = cmp.Or(c.AdaptBelow, 0.9)
 	c.DriftGuard = cmp.Or(c.DriftGuard, 0.75)
 	c.DriftRatio = cmp.Or(c.DriftRatio, 0.6)
-	c.TrendRows = cmp.Or(c.TrendRows, 120)
 	return c
 }
 
@@ -101,14 +90,12 @@ func (c OnlineConfig) Validate() error {
 		return fmt.Errorf("anomaly: warm-up rows (%d) must be at least window (%d) + 10", c.WarmupRows, c.Window)
 	case !(c.Smoothing > 0 && c.Smoothing <= 1):
 		return fmt.Errorf("anomaly: smoothing (%v) must be in (0, 1]", c.Smoothing)
-	case !(c.Exit > 0 && c.Exit <= c.Enter && c.Enter < 1):
-		return fmt.Errorf("anomaly: exit (%v) and enter (%v) need 0 < exit ≤ enter < 1", c.Exit, c.Enter)
-	case c.MinDuration < 1:
-		return fmt.Errorf("anomaly: min duration (%d) must be at least 1", c.MinDuration)
 	case c.Hidden < 0:
 		return fmt.Errorf("anomaly: hidden (%d) must not be negative", c.Hidden)
 	case !c.Frozen && c.RetrainEvery < 10:
 		return fmt.Errorf("anomaly: retrain every (%d) must be at least 10", c.RetrainEvery)
+	case c.HistoryRows < c.Window:
+		return fmt.Errorf("anomaly: history rows (%d) must be at least the window (%d)", c.HistoryRows, c.Window)
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Features {
@@ -125,8 +112,9 @@ func (c OnlineConfig) Validate() error {
 var ErrFeatures = errors.New("anomaly: reading does not match the features")
 
 // Online is the online learner: warm-up, then score, optionally adapting.
-// Its state is a deterministic function of the readings it has observed, so
-// replaying an asset's readings in order rebuilds it exactly.
+// Its state is a deterministic function of the readings it has observed
+// (and the LearnRecent calls between them), so replaying an asset's
+// readings in order rebuilds it exactly.
 type Online struct {
 	cfg      OnlineConfig
 	features []string
@@ -141,13 +129,11 @@ type Online struct {
 	centred []bool
 	scorer  *reconScorer
 	calib   calibrator
-	hyst    Hysteresis
-	trend   *trend
 	version int
 
-	history    [][]float64 // accepted recent rows, oldest first
+	recent     ring // the last HistoryRows readings, each marked normal or not
 	sinceTrain int
-	recent     []float64 // scores since the last retrain
+	scores     []float64 // scores since the last retrain
 }
 
 // NewOnline returns an online detector. It validates and trains nothing.
@@ -156,12 +142,10 @@ func NewOnline(cfg OnlineConfig) (*Online, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	o := &Online{cfg: cfg}
+	o := &Online{cfg: cfg, recent: newRing(cfg.HistoryRows)}
 	if len(cfg.Features) > 0 {
 		o.setFeatures(cfg.Features)
 	}
-	o.hyst = Hysteresis{Enter: cfg.Enter, Exit: cfg.Exit, MinDuration: cfg.MinDuration}
-	o.trend = newTrend(cfg.TrendRows, cfg.Enter)
 	return o, nil
 }
 
@@ -197,15 +181,14 @@ func (o *Online) Observe(t time.Time, sensors map[string]float64) (Result, error
 		}
 		o.warm = append(o.warm, slices.Clone(o.x))
 		o.warmTo = t
+		res.WarmingUp = true
 		if len(o.warm) < o.cfg.WarmupRows {
-			res.WarmingUp = true
 			return res, nil
 		}
 		if err := o.train(); err != nil {
 			return Result{}, err
 		}
 		res.Version = o.Version()
-		res.WarmingUp = true
 		return res, nil
 	}
 	raw, ok := o.scorer.step(o.x)
@@ -213,13 +196,11 @@ func (o *Online) Observe(t time.Time, sensors map[string]float64) (Result, error
 		res.WarmingUp = true
 		return res, nil
 	}
-	res.Score = o.calib.score(raw)
-	res.Alert = o.hyst.Update(res.Score)
+	res.Error = raw
+	res.Evidence = o.calib.evidence(raw)
+	res.Score = Score(res.Evidence)
 	res.Contributions = contributions(o.features, o.scorer.ema, raw)
-	o.trend.add(t, res.Score)
-	if !res.Alert {
-		res.Forecast = o.trend.forecast()
-	}
+	o.recent.push(o.x, res.Score < o.cfg.AdaptBelow)
 	if !o.cfg.Frozen {
 		o.adapt(res)
 	}
@@ -232,6 +213,21 @@ func (o *Online) Version() string {
 		return ""
 	}
 	return fmt.Sprintf("online-%d", o.version)
+}
+
+// ErrorAt implements Calibrated.
+func (o *Online) ErrorAt(z float64) float64 { return o.calib.errorAt(z) }
+
+// LearnRecent implements Learner: the last n scored readings join the
+// training history as normal and the network is retrained at once (the
+// warm-up stays in it, so the old operating point stays normal too).
+func (o *Online) LearnRecent(n int) error {
+	if o.net == nil {
+		return fmt.Errorf("anomaly: still warming up (%d of %d rows)", len(o.warm), o.cfg.WarmupRows)
+	}
+	o.recent.markLast(n)
+	o.sinceTrain, o.scores = 0, o.scores[:0]
+	return o.train()
 }
 
 func gather(dst []float64, features []string, sensors map[string]float64) error {
@@ -309,46 +305,66 @@ func (o *Online) hidden() int {
 	return max(2, o.cfg.Window*len(o.features)/4)
 }
 
-// train fits scaler, network and calibration on the warm-up (and, when
-// adapting, the accepted history), then replays the newest rows through
-// the scorer so its moving averages continue seamlessly.
+// cvBlocks is how many blocks each training segment is cut into for the
+// out-of-sample calibration; blocks alternate between the two folds.
+const cvBlocks = 8
+
+// train fits scaler, network and calibration on the warm-up and the normal
+// part of the recent history, then replays the newest rows through the
+// scorer so its moving averages continue seamlessly.
 func (o *Online) train() error {
-	if o.scaler == nil {
-		s, err := fitScaler(o.warm)
-		if err != nil {
-			return err
-		}
-		o.scaler = s
+	if o.centred == nil {
 		o.centred = driftingFeatures(o.warm, o.cfg.DriftRatio)
 	}
-	segs := [][][]float64{o.warm}
-	if len(o.history) > 0 {
-		segs = append(segs, o.history)
+	segs := append([][][]float64{o.warm}, o.recent.normalRuns(o.cfg.Window)...)
+	// The scaler follows everything normal, so a learnt operating point
+	// far from the warm-up is scaled like the rest instead of sitting in
+	// the compressed tails, where no network can fit it.
+	var all [][]float64
+	for _, seg := range segs {
+		all = append(all, seg...)
 	}
-	x := windows(o.scaler, o.centred, o.cfg.Window, segs...)
-	if x == nil {
+	s, err := fitScaler(all)
+	if err != nil {
+		return err
+	}
+	o.scaler = s
+	if windows(o.scaler, o.centred, o.cfg.Window, segs...) == nil {
 		return fmt.Errorf("anomaly: %d warm-up rows are fewer than the window %d", len(o.warm), o.cfg.Window)
 	}
-	// Calibrate out of sample: two networks, each trained on one half of
-	// every segment in time order, score the other half. Errors on a
-	// network's own training rows are optimistic and would put the normal
-	// band too low.
+	// Calibrate out of sample: two networks, each trained on alternate
+	// blocks of every segment, score the blocks they did not see. Errors on
+	// a network's own training rows are optimistic and would put the normal
+	// band too low; alternating blocks (rather than halves) let both folds
+	// see every operating state the data holds, such as both halves of a
+	// duty cycle.
+	burn := o.cfg.Window + int(math.Ceil(1/o.cfg.Smoothing))
 	var errs []float64
-	for fold := 0; fold < 2; fold++ {
-		var fit, held [][][]float64
+	for fold := range 2 {
+		var fit [][][]float64
+		type span struct {
+			seg  [][]float64
+			from int
+		}
+		var held []span
 		for _, seg := range segs {
-			h := len(seg) / 2
-			first, second := seg[:h], seg[h:]
-			if fold == 1 {
-				first, second = second, first
+			b := max(len(seg)/cvBlocks, o.cfg.Window+1)
+			for k, from := 0, 0; from < len(seg); k, from = k+1, from+b {
+				to := min(from+b, len(seg))
+				if k%2 == fold {
+					fit = append(fit, seg[from:to])
+				} else {
+					held = append(held, span{seg[:to], from})
+				}
 			}
-			fit, held = append(fit, first), append(held, second)
 		}
 		net, err := o.fit(nil, fit, uint64(fold+1))
 		if err != nil {
 			return err
 		}
-		errs = append(errs, o.replayErrors(net, held)...)
+		for _, h := range held {
+			errs = append(errs, o.replayErrors(net, h.seg, max(h.from-burn, 0), h.from)...)
+		}
 	}
 	// Warm-started on retrains: the network moves from what it knew rather
 	// than starting over, which keeps versions comparable.
@@ -359,15 +375,19 @@ func (o *Online) train() error {
 	o.net = net
 	o.version++
 	o.calib = fitCalibrator(errs)
-	if o.scorer != nil {
-		// A retrain swaps the network under the live window and averages.
-		o.scorer.net = o.net
-		return nil
-	}
-	// After the warm-up, the scorer starts from the warm-up replayed, so its
-	// window and averages are full at the first scored reading.
+	// The scorer restarts from the newest rows replayed through the new
+	// network, so its window and averages are full at the next reading and
+	// hold no errors of the network it replaces.
 	o.scorer = newReconScorer(o.net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
-	for _, row := range o.warm {
+	tail := o.warm
+	if n := len(o.recent.rows); n > 0 {
+		tail = tail[:0:0]
+		for i := max(n-2*burn, 0); i < n; i++ {
+			row, _ := o.recent.at(i)
+			tail = append(tail, row)
+		}
+	}
+	for _, row := range tail {
 		o.scorer.step(row)
 	}
 	return nil
@@ -401,44 +421,31 @@ func (o *Online) fit(init *nn.Network, segs [][][]float64, salt uint64) (*nn.Net
 	return net, nil
 }
 
-// replayErrors runs each segment through a fresh scorer in order and
-// returns the smoothed errors after the moving average has settled.
-func (o *Online) replayErrors(net *nn.Network, segs [][][]float64) []float64 {
-	burn := o.cfg.Window + int(math.Ceil(1/o.cfg.Smoothing))
+// replayErrors runs rows[start:] through a fresh scorer and returns the
+// smoothed errors of rows[from:]; the rows before from only fill the window
+// and the moving averages.
+func (o *Online) replayErrors(net *nn.Network, rows [][]float64, start, from int) []float64 {
+	sc := newReconScorer(net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
 	var errs []float64
-	for _, seg := range segs {
-		sc := newReconScorer(net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
-		var segErrs []float64
-		for _, row := range seg {
-			if e, ok := sc.step(row); ok {
-				segErrs = append(segErrs, e)
-			}
+	for i := start; i < len(rows); i++ {
+		if e, ok := sc.step(rows[i]); ok && i >= from {
+			errs = append(errs, e)
 		}
-		if len(segErrs) > 2*burn {
-			segErrs = segErrs[burn:]
-		}
-		errs = append(errs, segErrs...)
 	}
 	return errs
 }
 
 func (o *Online) adapt(res Result) {
 	o.sinceTrain++
-	o.recent = append(o.recent, res.Score)
-	if res.Score < o.cfg.AdaptBelow && !res.Alert {
-		o.history = append(o.history, slices.Clone(o.x))
-		if len(o.history) > o.cfg.HistoryRows {
-			o.history = o.history[len(o.history)-o.cfg.HistoryRows:]
-		}
-	}
+	o.scores = append(o.scores, res.Score)
 	if o.sinceTrain < o.cfg.RetrainEvery {
 		return
 	}
-	sorted := slices.Clone(o.recent)
+	sorted := slices.Clone(o.scores)
 	sort.Float64s(sorted)
 	drifting := quantile(sorted, 0.5) > o.cfg.DriftGuard
-	o.sinceTrain, o.recent = 0, o.recent[:0]
-	if drifting || len(o.history) < o.cfg.RetrainEvery/2 {
+	o.sinceTrain, o.scores = 0, o.scores[:0]
+	if drifting || o.recent.normal < o.cfg.RetrainEvery/2 {
 		return
 	}
 	// A failed retrain keeps the current network; the next one tries again.
@@ -459,11 +466,8 @@ func (o *Online) Artifact(name, version, parent string, created time.Time) (*mod
 		Architecture: model.SpecArchitecture(o.net.Spec),
 		Scaler:       nn.Scaler{Mean: slices.Clone(o.scaler.Mean), Std: slices.Clone(o.scaler.Std)},
 		Weights:      slices.Clone(o.net.Params),
-		Calibration: &model.Calibration{
-			LogMean: o.calib.logMean, LogStd: o.calib.logStd, Smoothing: o.cfg.Smoothing,
-			Enter: o.cfg.Enter, Exit: o.cfg.Exit, MinDuration: o.cfg.MinDuration,
-		},
-		Training: model.Training{From: o.warmFrom, To: o.warmTo, Rows: len(o.warm) + len(o.history), Seed: o.cfg.Seed},
+		Calibration:  &model.Calibration{LogMean: o.calib.logMean, LogStd: o.calib.logStd, Smoothing: o.cfg.Smoothing},
+		Training:     model.Training{From: o.warmFrom, To: o.warmTo, Rows: len(o.warm) + o.recent.normal, Seed: o.cfg.Seed},
 	}
 	return a, a.Seal()
 }
@@ -476,4 +480,70 @@ func centredNames(features []string, centred []bool) []string {
 		}
 	}
 	return out
+}
+
+// ring holds the last rows a detector scored, oldest first, each marked
+// normal (it joins retraining) or not.
+type ring struct {
+	rows   [][]float64
+	ok     []bool
+	head   int // index of the oldest row once full
+	normal int // rows marked normal
+}
+
+func newRing(n int) ring { return ring{rows: make([][]float64, 0, n), ok: make([]bool, 0, n)} }
+
+func (r *ring) push(x []float64, normal bool) {
+	if len(r.rows) < cap(r.rows) {
+		r.rows = append(r.rows, slices.Clone(x))
+		r.ok = append(r.ok, normal)
+	} else {
+		if r.ok[r.head] {
+			r.normal--
+		}
+		copy(r.rows[r.head], x)
+		r.ok[r.head] = normal
+		r.head = (r.head + 1) % len(r.rows)
+	}
+	if normal {
+		r.normal++
+	}
+}
+
+// at returns the i-th oldest row and its mark.
+func (r *ring) at(i int) ([]float64, *bool) {
+	k := (r.head + i) % len(r.rows)
+	return r.rows[k], &r.ok[k]
+}
+
+// markLast marks the newest n rows normal.
+func (r *ring) markLast(n int) {
+	for i := max(len(r.rows)-n, 0); i < len(r.rows); i++ {
+		if _, ok := r.at(i); !*ok {
+			*ok = true
+			r.normal++
+		}
+	}
+}
+
+// normalRuns returns the runs of consecutive normal rows at least minLen
+// long, oldest first.
+func (r *ring) normalRuns(minLen int) [][][]float64 {
+	var runs [][][]float64
+	var cur [][]float64
+	for i := range r.rows {
+		row, ok := r.at(i)
+		if *ok {
+			cur = append(cur, row)
+			continue
+		}
+		if len(cur) >= minLen {
+			runs = append(runs, cur)
+		}
+		cur = nil
+	}
+	if len(cur) >= minLen {
+		runs = append(runs, cur)
+	}
+	return runs
 }

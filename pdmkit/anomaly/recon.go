@@ -6,10 +6,14 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/nn"
 )
 
-// clipZ bounds a scaled reading, so one sensor gone wild (or a sensor that
-// was constant during training, scaled by a tiny deviation) saturates the
-// score instead of overflowing it.
-const clipZ = 20
+// clipZ is where scaled readings start to be compressed: beyond ±clipZ a
+// value v becomes ±(clipZ + ln(1 + |v| − clipZ)). One sensor gone wild (or
+// a sensor that was constant during training, scaled by a tiny deviation)
+// then cannot overflow the error or dominate it for hours of smoothing, yet
+// a larger excursion still gives a larger error, so scores keep ranking.
+// It is far enough out that a degradation's growth stays visible in the
+// error until well past any failure limit.
+const clipZ = 100
 
 // windower keeps the last w scaled readings flattened oldest first, the
 // layout every windowed network input uses.
@@ -54,11 +58,13 @@ func (win *windower) input(dst []float64, centred []bool) {
 func (win *windower) ready() bool { return win.filled >= win.w }
 func (win *windower) reset()      { win.filled = 0 }
 
-// scaleInto standardises x with s and clips it.
+// scaleInto standardises x with s and compresses its tails.
 func scaleInto(dst []float64, s *nn.Scaler, x []float64) {
 	s.Transform(dst, x)
 	for j, v := range dst {
-		dst[j] = math.Max(-clipZ, math.Min(clipZ, v))
+		if a := math.Abs(v); a > clipZ {
+			dst[j] = math.Copysign(clipZ+math.Log1p(a-clipZ), v)
+		}
 	}
 }
 
@@ -136,8 +142,8 @@ func (r *reconScorer) step(x []float64) (raw float64, ok bool) {
 // over the rows: the rows are cut into 8 consecutive blocks, and a feature
 // whose block means spread more than limit × its overall spread is
 // drifting. White noise gives about 1/√(rows/8) (0.14 for 400 rows), a
-// periodic signal faster than a block less, a trend or random walk close
-// to 1.
+// periodic signal faster than a block less, a trend, a random walk or a
+// cycle slower than a block close to 1.
 func driftingFeatures(rows [][]float64, limit float64) []bool {
 	d := len(rows[0])
 	out := make([]bool, d)

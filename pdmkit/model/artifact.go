@@ -1,7 +1,7 @@
 // Package model is the on-disk format of a trained network: one
 // self-describing, versioned JSON document that the trainer writes and the
 // scorer loads. Everything needed to score (architecture, weights, features
-// in order, scaler, calibration, alert levels) travels in the artifact, and a
+// in order, scaler, calibration) travels in the artifact, and a
 // sha256 over the content guards it.
 //
 // Invariants: Load never panics on any input; an artifact that Load returns
@@ -28,7 +28,7 @@ import (
 // an older loader could misread.
 const (
 	Format        = "pdm-model"
-	FormatVersion = 1
+	FormatVersion = 2
 	// MaxSize bounds what Load reads, so a hostile upload cannot exhaust
 	// memory.
 	MaxSize = 64 << 20
@@ -108,21 +108,18 @@ type Architecture struct {
 	Activations []string `json:"activations"`
 }
 
-// Calibration turns a raw error e into a score: Φ((ln e − LogMean)/LogStd),
-// the normal CDF of the log error under the error distribution seen on
-// normal data. Enter/Exit are the alert hysteresis levels on that score and
-// MinDuration the readings the score must stay past a level to switch.
-// The raw error is the sum over features of each feature's smoothed mean
-// squared error over the window.
+// Calibration turns a raw error e into evidence z = (ln e − LogMean)/LogStd
+// and a score anomaly.Score(z) (Student's t with three degrees of freedom),
+// under the error distribution seen on normal data the model did not train
+// on. The raw error is the sum over features of each feature's smoothed
+// mean squared error over the window. Alert levels are not the model's:
+// they belong to the decision (pdmkit/monitor), the same for every model.
 type Calibration struct {
 	LogMean float64 `json:"log_mean"`
 	LogStd  float64 `json:"log_std"`
 	// Smoothing is the weight of the newest error in the exponential
 	// moving average of each feature's error (1 = no smoothing).
-	Smoothing   float64 `json:"smoothing"`
-	Enter       float64 `json:"enter"`
-	Exit        float64 `json:"exit"`
-	MinDuration int     `json:"min_duration"`
+	Smoothing float64 `json:"smoothing"`
 }
 
 // Health says when a forecaster's health indicator (the calibrated score)
@@ -269,11 +266,8 @@ func (a *Artifact) Validate() error {
 		if !(c.Smoothing > 0 && c.Smoothing <= 1) {
 			return bad("calibration smoothing %v must be in (0, 1]", c.Smoothing)
 		}
-		if !(c.Exit >= 0 && c.Exit <= c.Enter && c.Enter <= 1) || c.MinDuration < 0 {
-			return bad("calibration exit %v enter %v min_duration %d (need 0 ≤ exit ≤ enter ≤ 1)", c.Exit, c.Enter, c.MinDuration)
-		}
 	}
-	if a.Health != nil && (!(a.Health.Limit > 0 && a.Health.Limit <= 1) || !(a.Health.StepSeconds > 0) || !finite(a.Health.StepSeconds)) {
+	if a.Health != nil && (!(a.Health.Limit > 0 && a.Health.Limit < 1) || !(a.Health.StepSeconds > 0) || !finite(a.Health.StepSeconds)) {
 		return bad("health limit %v step %v s", a.Health.Limit, a.Health.StepSeconds)
 	}
 	return nil

@@ -25,7 +25,7 @@ func sample(t testing.TB) *Artifact {
 		Architecture: SpecArchitecture(spec),
 		Scaler:       nn.Scaler{Mean: []float64{1, 2}, Std: []float64{0.5, 3}},
 		Weights:      n.Params,
-		Calibration:  &Calibration{LogMean: -2, LogStd: 0.7, Smoothing: 0.2, Enter: 0.99, Exit: 0.9, MinDuration: 3},
+		Calibration:  &Calibration{LogMean: -2, LogStd: 0.7, Smoothing: 0.2},
 		Training:     Training{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Rows: 400, Seed: 1},
 		Metrics:      map[string]float64{"val_mse": 0.01},
 	}
@@ -98,7 +98,7 @@ func TestLoadRefusesTampering(t *testing.T) {
 		{"truncated", good[:len(good)/2], ErrFormat},
 		{"trailing", good + "{}", ErrFormat},
 		{"unknown field", strings.Replace(good, `"kind"`, `"colour": 1, "kind"`, 1), ErrFormat},
-		{"version", strings.Replace(good, `"format_version": 1`, `"format_version": 2`, 1), ErrFormat},
+		{"version", strings.Replace(good, `"format_version": 2`, `"format_version": 1`, 1), ErrFormat},
 		{"edited name", strings.Replace(good, "pump-7", "pump-8", 1), ErrChecksum},
 		{"edited feature", strings.Replace(good, `"pressure"`, `"volume"`, 1), ErrChecksum},
 		{"edited checksum", strings.Replace(good, `"sha256": "`, `"sha256": "0`, 1), ErrChecksum},
@@ -109,7 +109,7 @@ func TestLoadRefusesTampering(t *testing.T) {
 		{"scaler short", reseal(func(a *Artifact) { a.Scaler.Std = a.Scaler.Std[:1] }), ErrInvalid},
 		{"zero std", reseal(func(a *Artifact) { a.Scaler.Std[0] = 0 }), ErrInvalid},
 		{"no calibration", reseal(func(a *Artifact) { a.Calibration = nil }), ErrInvalid},
-		{"exit above enter", reseal(func(a *Artifact) { a.Calibration.Exit = 1 }), ErrInvalid},
+		{"smoothing above 1", reseal(func(a *Artifact) { a.Calibration.Smoothing = 2 }), ErrInvalid},
 		{"centred unknown", reseal(func(a *Artifact) { a.Centred = []string{"flow"} }), ErrInvalid},
 		{"activation", reseal(func(a *Artifact) { a.Architecture.Activations[0] = "swish" }), ErrInvalid},
 		{"forecaster horizon", reseal(func(a *Artifact) { a.Kind = Forecaster }), ErrInvalid},
@@ -166,7 +166,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(b)
 		f.Add(b[:len(b)/3])
 	}
-	f.Add([]byte(`{"format":"pdm-model","format_version":1}`))
+	f.Add([]byte(`{"format":"pdm-model","format_version":2}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := Load(bytes.NewReader(b))

@@ -1,5 +1,7 @@
-// Package alert turns a stream of anomaly scores into alerts with a
-// lifecycle: opened, updated (severity or forecast changed), resolved.
+// Package alert is the alert an operator receives and its lifecycle:
+// opened, updated (severity, forecast or acknowledgement changed),
+// resolved. The Tracker is the lifecycle; pdmkit/monitor feeds it, so the
+// live scorer, the backtest and the trainer decide alike.
 //
 // Invariants:
 //   - A Tracker is a pure state machine: the same observations in the same
@@ -91,6 +93,10 @@ type Alert struct {
 	FirstTime  time.Time  `json:"first_reading_time"`
 	LastTime   time.Time  `json:"last_reading_time"`
 	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	// Resolution says why a resolved alert ended: "recovered" (the score
+	// fell back), "new_normal" (the new operating point was learnt as
+	// normal) or "operator" (an operator said it is the new normal).
+	Resolution string `json:"resolution,omitempty"`
 	// Revision counts the events of this alert from 1; (ID, Revision)
 	// identifies one event for de-duplication.
 	Revision int `json:"revision"`
@@ -98,7 +104,16 @@ type Alert struct {
 	Acked   bool       `json:"acked"`
 	AckedBy string     `json:"acked_by,omitempty"`
 	AckedAt *time.Time `json:"acked_at,omitempty"`
+	// Reason is what the operator said when acknowledging.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Resolutions of a resolved alert.
+const (
+	Recovered = "recovered"
+	NewNormal = "new_normal"
+	Operator  = "operator"
+)
 
 // EventID names one event of the alert.
 func (a *Alert) EventID() string { return a.ID + "/" + strconv.Itoa(a.Revision) }

@@ -1,0 +1,382 @@
+// Package monitor is the one decision path from a reading to an alert: a
+// Monitor owns one asset's detector and its alert lifecycle, and turns each
+// reading into a score, an alert state and, when something changes, an
+// alert event. The live scorer, `scorer backtest` and the trainer's
+// validation all feed Monitors, so a backtest's alerts are the alerts
+// operators would have received.
+//
+// Beyond the lifecycle of pdmkit/alert, a Monitor knows two things about
+// plants:
+//
+//   - A persistent new operating point is normal. When an alert has been
+//     open for half the new-normal horizon and its evidence has stopped
+//     rising over that time, the detector learns the excursion as normal
+//     and the alert resolves ("new_normal"). A degradation keeps rising,
+//     so it is not learnt; a fault that settles into a steady state is,
+//     which is why the horizon is bounded and configurable.
+//   - A forecast is only given while the evidence keeps rising: never on a
+//     resolving alert or a falling score.
+//
+// Invariants: a Monitor is a deterministic function of the readings and
+// operator actions it was given, in order, so replaying them rebuilds it
+// (same scores, same alert ids and events).
+package monitor
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+)
+
+// Config is the decision's configuration. Zero fields take the defaults
+// noted (WithDefaults); DefaultConfig has them all.
+type Config struct {
+	// Alert is the lifecycle: levels on the score and how long a score must
+	// hold past them.
+	Alert alert.Thresholds
+	// NewNormal is the horizon within which a persistent new operating
+	// point is learnt as normal: Readings (default 300) or Duration (default
+	// 24h) of an open alert, whichever the data reaches first. Off turns
+	// the automatic learning off (operators can still re-baseline).
+	NewNormal Horizon
+	// MaxRise is how much the deviation (the square root of the detector's
+	// error, in standard deviations of the data it learnt) may still rise
+	// across an excursion for it to count as settled (default 0.5). A
+	// degradation keeps growing; a new operating point does not. One that
+	// grows more slowly than this per horizon cannot be told from a new
+	// operating point: give slow machines a longer horizon.
+	MaxRise float64
+	// TrendReadings is how many recent readings the forecast fits (default
+	// 120). A forecast is given only while an alert is open and the
+	// deviation keeps rising.
+	TrendReadings int
+	// FailureScore is the score taken as failure, which the forecast
+	// extrapolates to, unless the model sets its own (default:
+	// Alert.Critical).
+	FailureScore float64
+}
+
+// Horizon bounds a duration in readings and in time.
+type Horizon struct {
+	Readings int           `yaml:"readings"`
+	Duration time.Duration `yaml:"duration"`
+	Off      bool          `yaml:"off"`
+}
+
+// reached reports whether n readings spanning d reach frac of the horizon.
+func (h Horizon) reached(n int, d time.Duration, frac float64) bool {
+	return float64(n) >= frac*float64(h.Readings) || float64(d) >= frac*float64(h.Duration)
+}
+
+// DefaultConfig returns the configuration with every default set.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// Default alert levels, as scores (see anomaly.Score): open at evidence 4
+// held for three readings, resolve below evidence 2.
+var defaultAlert = alert.Thresholds{
+	Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999,
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Alert.Open == 0 {
+		c.Alert.Open, c.Alert.Resolve = defaultAlert.Open, defaultAlert.Resolve
+		c.Alert.Major, c.Alert.Critical = cmp.Or(c.Alert.Major, defaultAlert.Major), cmp.Or(c.Alert.Critical, defaultAlert.Critical)
+	}
+	c.Alert = c.Alert.WithDefaults()
+	c.NewNormal.Readings = cmp.Or(c.NewNormal.Readings, 300)
+	c.NewNormal.Duration = cmp.Or(c.NewNormal.Duration, 24*time.Hour)
+	c.MaxRise = cmp.Or(c.MaxRise, 0.5)
+	c.TrendReadings = cmp.Or(c.TrendReadings, 120)
+	c.FailureScore = cmp.Or(c.FailureScore, c.Alert.Critical)
+	return c
+}
+
+// Validate rejects settings that cannot decide, naming the values.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := c.Alert.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.NewNormal.Readings < 2*max(c.Alert.MinReadings, 1):
+		return fmt.Errorf("monitor: new-normal readings (%d) must be at least twice the alert's min readings (%d)", c.NewNormal.Readings, c.Alert.MinReadings)
+	case c.NewNormal.Duration < 0:
+		return fmt.Errorf("monitor: new-normal duration (%s) must not be negative", c.NewNormal.Duration)
+	case !(c.MaxRise > 0):
+		return fmt.Errorf("monitor: max rise (%v) must be positive", c.MaxRise)
+	case c.TrendReadings < 10:
+		return fmt.Errorf("monitor: trend readings (%d) must be at least 10", c.TrendReadings)
+	case !(c.FailureScore > 0 && c.FailureScore < 1):
+		return fmt.Errorf("monitor: failure score (%v) must be in (0, 1)", c.FailureScore)
+	}
+	return nil
+}
+
+// Decision is what the Monitor made of one reading.
+type Decision struct {
+	anomaly.Result
+	// Open is true while an alert is open after this reading.
+	Open bool
+	// Learning is true while the monitor takes readings as the new normal
+	// after an operator said so (no alert opens meanwhile).
+	Learning bool
+	// Forecast is the time to failure as of this reading, when the open
+	// alert's trend gives one (the alert itself carries the last one
+	// published; see alert.Thresholds.ForecastChange).
+	Forecast *alert.Forecast
+	// Event is the alert event this reading caused, if any.
+	Event *alert.Alert
+}
+
+// Monitor decides for one asset. It is not safe for concurrent use.
+type Monitor struct {
+	cfg     Config
+	det     anomaly.Detector
+	tracker *alert.Tracker
+	trend   *trend
+	limit   float64 // evidence of the failure level
+	// excursion counts the readings since the score first passed Open in
+	// the current pending or open alert; excursionFrom is the first one's
+	// time, and ex the evidence since then (newest last, bounded).
+	excursion     int
+	excursionFrom time.Time
+	ex            []point
+	// relearn > 0: readings still to take as normal after an operator's
+	// re-baseline; learnt is how many have been taken so far.
+	relearn, learnt int
+}
+
+type point struct {
+	t   time.Time
+	dev float64 // the square root of the detector's error
+}
+
+// New returns a Monitor for det. cfg is validated.
+func New(det anomaly.Detector, cfg Config) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	m := &Monitor{cfg: cfg, tracker: alert.NewTracker(alert.KindAnomaly, cfg.Alert), trend: newTrend(cfg.TrendReadings)}
+	m.SetDetector(det)
+	return m, nil
+}
+
+// SetDetector swaps the detector (a new model version) under the running
+// lifecycle: an open alert stays open and the new detector's scores
+// decide from the next reading on.
+func (m *Monitor) SetDetector(det anomaly.Detector) {
+	m.det = det
+	m.trend.reset()
+	m.ex = m.ex[:0]
+	m.limit = anomaly.Evidence(m.cfg.FailureScore)
+	if h, ok := det.(interface{ HealthLimit() float64 }); ok && h.HealthLimit() > 0 {
+		m.limit = anomaly.Evidence(h.HealthLimit())
+	}
+}
+
+// Detector returns the detector in use.
+func (m *Monitor) Detector() anomaly.Detector { return m.det }
+
+// Current returns the open alert, if any.
+func (m *Monitor) Current() (alert.Alert, bool) { return m.tracker.Current() }
+
+// Observe scores one reading and advances the alert lifecycle. A reading
+// the detector cannot score returns its error together with a Decision:
+// it counts as a quiet reading for the lifecycle, so an alert does not
+// stay open on readings nobody could score.
+func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
+	res, err := m.det.Observe(r.Time, r.Sensors)
+	d := Decision{Result: res}
+	if err != nil {
+		d.Result = anomaly.Result{WarmingUp: true}
+	} else if !res.WarmingUp {
+		m.trend.add(r.Time, math.Sqrt(res.Error))
+	}
+	obs := alert.Observation{
+		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: d.Score, WarmingUp: d.WarmingUp,
+		Sensors: sensors(d.Contributions), Model: d.Model, Version: d.Version,
+	}
+	if m.relearn > 0 {
+		d.Learning = true
+		obs.WarmingUp = true
+		if !d.WarmingUp {
+			m.relearn--
+			m.learnt++
+		}
+		if m.relearn == 0 {
+			_ = m.learn(m.learnt) // a detector that cannot learn keeps its normal
+			m.learnt = 0
+		}
+	}
+	if !obs.WarmingUp && m.tracker.Open() && d.Score >= m.cfg.Alert.Resolve {
+		obs.Forecast = m.forecast(r.Time)
+	}
+	if ev, ok := m.tracker.Observe(obs); ok {
+		d.Event = &ev
+	}
+	d.Open = m.tracker.Open()
+	if ev := m.follow(r.Time, d, obs); ev != nil {
+		d.Event, d.Open = ev, false
+	}
+	if d.Open {
+		d.Forecast = obs.Forecast
+	}
+	return d, err
+}
+
+// follow keeps the excursion's evidence and learns it as the new normal
+// once it has settled within the horizon.
+func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.Alert {
+	if d.WarmingUp || d.Learning || (!d.Open && d.Score < m.cfg.Alert.Open) || (!d.Open && d.Event != nil) {
+		m.excursion, m.ex = 0, m.ex[:0]
+		return nil
+	}
+	if m.excursion == 0 {
+		m.excursionFrom = t
+	}
+	m.excursion++
+	m.ex = append(m.ex, point{t, math.Sqrt(d.Error)})
+	if len(m.ex) > m.cfg.NewNormal.Readings {
+		m.ex = m.ex[1:]
+	}
+	h := m.cfg.NewNormal
+	if h.Off || !d.Open || !h.reached(m.excursion, t.Sub(m.excursionFrom), learnAt) || !m.settled() {
+		return nil
+	}
+	// The oldest quarter of the excursion holds the change itself and its
+	// settling; only the settled rest is the new normal.
+	if m.learn(m.excursion-m.excursion/4) != nil {
+		return nil
+	}
+	if ev, ok := m.tracker.Resolve(obs, alert.NewNormal); ok {
+		return &ev
+	}
+	return nil
+}
+
+// settled reports whether the excursion has stopped growing. The oldest
+// quarter of the excursion is the change and its settling; over the rest,
+// the mean deviation of the newest quarter is at most MaxRise above that of
+// the oldest, and a line fitted to the deviation rises by at most MaxRise.
+func (m *Monitor) settled() bool {
+	pts := m.ex[len(m.ex)/4:]
+	q := len(pts) / 4
+	if q < 2 {
+		return false
+	}
+	if mean(pts[len(pts)-q:])-mean(pts[:q]) > m.cfg.MaxRise {
+		return false
+	}
+	var st, sd float64
+	for _, p := range pts {
+		st += p.t.Sub(pts[0].t).Seconds()
+		sd += p.dev
+	}
+	n := float64(len(pts))
+	mt, md := st/n, sd/n
+	var stt, std float64
+	for _, p := range pts {
+		dt := p.t.Sub(pts[0].t).Seconds() - mt
+		stt += dt * dt
+		std += dt * (p.dev - md)
+	}
+	span := pts[len(pts)-1].t.Sub(pts[0].t).Seconds()
+	return stt == 0 || std/stt*span <= m.cfg.MaxRise
+}
+
+func mean(ps []point) float64 {
+	s := 0.0
+	for _, p := range ps {
+		s += p.dev
+	}
+	return s / float64(len(ps))
+}
+
+// learnAt is the share of the horizon an excursion lasts before it is
+// learnt: less than all of it, so that the alert resolves within the
+// horizon of the change even when the change's first readings were still
+// below the alert level.
+const learnAt = 0.9
+
+// errNotLearner: the detector cannot take readings as normal.
+var errNotLearner = errors.New("monitor: the detector cannot learn a new normal")
+
+func (m *Monitor) learn(n int) error {
+	l, ok := m.det.(anomaly.Learner)
+	if !ok {
+		return errNotLearner
+	}
+	if err := l.LearnRecent(n); err != nil {
+		return err
+	}
+	m.trend.reset()
+	m.excursion, m.ex = 0, m.ex[:0]
+	return nil
+}
+
+// NewNormal is an operator's "this is the new normal" at time at: the open
+// alert, if any, resolves now (resolution "operator", acknowledged by by
+// with reason), and the asset's readings from the excursion's start and
+// over the next half horizon are learnt as normal, with no alert opening
+// meanwhile. It returns the resolving event, if an alert was open.
+func (m *Monitor) NewNormal(by, reason string, at time.Time) (alert.Alert, bool) {
+	if _, ok := m.det.(anomaly.Learner); !ok {
+		return alert.Alert{}, false
+	}
+	m.learnt = 0
+	m.relearn = max(m.cfg.NewNormal.Readings/2, 1)
+	m.excursion, m.ex = 0, m.ex[:0]
+	cur, ok := m.tracker.Current()
+	if !ok {
+		return alert.Alert{}, false
+	}
+	obs := alert.Observation{Site: cur.Site, Asset: cur.Asset, Seq: cur.LastSeq, Time: cur.LastTime, Score: cur.Score,
+		Model: cur.Model, Version: cur.Version, Sensors: cur.TopSensors}
+	ev, _ := m.tracker.Resolve(obs, alert.Operator)
+	ev.ResolvedAt = &at
+	ev.Acked, ev.AckedBy, ev.AckedAt, ev.Reason = true, by, &at, reason
+	return ev, true
+}
+
+// Ack records an operator's acknowledgement of the open alert id. With
+// reason "new_normal" it is NewNormal instead.
+func (m *Monitor) Ack(id, by, reason string, at time.Time) (alert.Alert, bool) {
+	if cur, ok := m.tracker.Current(); !ok || cur.ID != id {
+		return alert.Alert{}, false
+	}
+	if reason == alert.NewNormal {
+		return m.NewNormal(by, reason, at)
+	}
+	return m.tracker.Ack(id, by, reason, at)
+}
+
+func (m *Monitor) forecast(t time.Time) *alert.Forecast {
+	c, ok := m.det.(anomaly.Calibrated)
+	if !ok {
+		return nil
+	}
+	ttf, low, high, ok := m.trend.forecast(math.Sqrt(c.ErrorAt(m.limit)))
+	if !ok {
+		return nil
+	}
+	return &alert.Forecast{TimeToFailure: ttf.Seconds(), Low: low.Seconds(), High: high.Seconds(), FailureAt: t.Add(ttf)}
+}
+
+func sensors(cs []anomaly.Contribution) []alert.Sensor {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]alert.Sensor, len(cs))
+	for i, c := range cs {
+		out[i] = alert.Sensor{Name: c.Sensor, Share: c.Share}
+	}
+	return out
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/segmentio/kafka-go"
 )
 

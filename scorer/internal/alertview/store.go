@@ -2,6 +2,8 @@ package alertview
 
 import (
 	"context"
+	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"slices"
 	"sync"
 )
@@ -10,7 +12,7 @@ import (
 // for the API's alert list.
 type Store struct {
 	mu     sync.RWMutex
-	alerts map[string]Alert
+	alerts map[string]alert.Alert
 	// Max bounds how many resolved alerts are kept; the oldest go first.
 	max int
 }
@@ -20,11 +22,23 @@ func NewStore(max int) *Store {
 	if max <= 0 {
 		max = 10_000
 	}
-	return &Store{alerts: map[string]Alert{}, max: max}
+	return &Store{alerts: map[string]alert.Alert{}, max: max}
+}
+
+// Name implements stream.Output: the store is the output that feeds the
+// API's alert list.
+func (s *Store) Name() string { return "memory" }
+
+// Write implements stream.Output.
+func (s *Store) Write(ctx context.Context, b *stream.Batch) error {
+	if len(b.Alerts) > 0 {
+		s.Put(ctx, b.Alerts)
+	}
+	return nil
 }
 
 // Put records events; an older revision never replaces a newer one.
-func (s *Store) Put(_ context.Context, events []Alert) {
+func (s *Store) Put(_ context.Context, events []alert.Alert) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range events {
@@ -46,13 +60,13 @@ func (s *Store) Put(_ context.Context, events []Alert) {
 
 // evict drops the oldest resolved alerts down to max.
 func (s *Store) evict() {
-	var resolved []Alert
+	var resolved []alert.Alert
 	for _, a := range s.alerts {
-		if a.State == Resolved {
+		if a.State == alert.Resolved {
 			resolved = append(resolved, a)
 		}
 	}
-	slices.SortFunc(resolved, func(a, b Alert) int { return a.LastTime.Compare(b.LastTime) })
+	slices.SortFunc(resolved, func(a, b alert.Alert) int { return a.LastTime.Compare(b.LastTime) })
 	for _, a := range resolved {
 		if len(s.alerts) <= s.max {
 			return
@@ -69,17 +83,17 @@ type Filter struct {
 }
 
 // List returns the alerts matching f, latest reading first.
-func (s *Store) List(f Filter) []Alert {
+func (s *Store) List(f Filter) []alert.Alert {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Alert, 0, len(s.alerts))
+	out := make([]alert.Alert, 0, len(s.alerts))
 	for _, a := range s.alerts {
-		if (f.Open && a.State == Resolved) || (f.Asset != "" && a.Asset != f.Asset) {
+		if (f.Open && a.State == alert.Resolved) || (f.Asset != "" && a.Asset != f.Asset) {
 			continue
 		}
 		out = append(out, a)
 	}
-	slices.SortFunc(out, func(a, b Alert) int {
+	slices.SortFunc(out, func(a, b alert.Alert) int {
 		if c := b.LastTime.Compare(a.LastTime); c != 0 {
 			return c
 		}
@@ -89,7 +103,7 @@ func (s *Store) List(f Filter) []Alert {
 }
 
 // Get returns one alert.
-func (s *Store) Get(id string) (Alert, bool) {
+func (s *Store) Get(id string) (alert.Alert, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	a, ok := s.alerts[id]

@@ -2,6 +2,7 @@ package alertview
 
 import (
 	"context"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"testing"
 	"time"
 )
@@ -10,20 +11,20 @@ func TestStoreKeepsLatestAndAck(t *testing.T) {
 	s := NewStore(2)
 	ctx := context.Background()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s.Put(ctx, []Alert{{ID: "x", Asset: "a", State: Opened, Revision: 1, LastTime: at}})
-	s.Put(ctx, []Alert{{ID: "x", Asset: "a", State: Updated, Revision: 2, Acked: true, AckedBy: "op", LastTime: at}})
+	s.Put(ctx, []alert.Alert{{ID: "x", Asset: "a", State: alert.Opened, Revision: 1, LastTime: at}})
+	s.Put(ctx, []alert.Alert{{ID: "x", Asset: "a", State: alert.Updated, Revision: 2, Acked: true, AckedBy: "op", LastTime: at}})
 	// A replayed older revision does not go back; a newer one from an owner
 	// that does not know of the acknowledgement keeps it.
-	s.Put(ctx, []Alert{{ID: "x", Asset: "a", State: Opened, Revision: 1, LastTime: at}})
-	s.Put(ctx, []Alert{{ID: "x", Asset: "a", State: Updated, Revision: 3, LastTime: at.Add(time.Second)}})
+	s.Put(ctx, []alert.Alert{{ID: "x", Asset: "a", State: alert.Opened, Revision: 1, LastTime: at}})
+	s.Put(ctx, []alert.Alert{{ID: "x", Asset: "a", State: alert.Updated, Revision: 3, LastTime: at.Add(time.Second)}})
 	got, _ := s.Get("x")
 	if got.Revision != 3 || !got.Acked || got.AckedBy != "op" {
 		t.Fatalf("stored %+v, want revision 3 still acknowledged by op", got)
 	}
 	// Beyond the bound the oldest resolved alerts go first; open ones stay.
-	s.Put(ctx, []Alert{
-		{ID: "r1", State: Resolved, Revision: 2, LastTime: at.Add(-time.Hour)},
-		{ID: "r2", State: Resolved, Revision: 2, LastTime: at.Add(2 * time.Second)},
+	s.Put(ctx, []alert.Alert{
+		{ID: "r1", State: alert.Resolved, Revision: 2, LastTime: at.Add(-time.Hour)},
+		{ID: "r2", State: alert.Resolved, Revision: 2, LastTime: at.Add(2 * time.Second)},
 	})
 	if _, ok := s.Get("r1"); ok {
 		t.Error("the oldest resolved alert was kept")

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 )
@@ -37,40 +37,41 @@ var ErrUnknown = errors.New("unknown alert")
 
 // Acker applies an acknowledgement where this instance owns the alert.
 type Acker interface {
-	Ack(ctx context.Context, id, by string) (alert.Alert, error)
+	Ack(ctx context.Context, id, by, reason string) (alert.Alert, error)
 }
 
 type ackRequest struct {
-	ID string    `json:"id"`
-	By string    `json:"by"`
-	At time.Time `json:"at"`
+	ID     string    `json:"id"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // View follows the alerts topic into a store.
 type View struct {
 	brokers []string
 	topic   string
-	store   *alert.Store
+	store   *Store
 	acker   Acker
 	log     *slog.Logger
 	w       *kafka.Writer
 }
 
 // New returns a view filling store; it connects nothing until Run.
-func New(brokers []string, topic string, store *alert.Store, acker Acker, log *slog.Logger) *View {
+func New(brokers []string, topic string, store *Store, acker Acker, log *slog.Logger) *View {
 	return &View{brokers: brokers, topic: topic, store: store, acker: acker, log: log,
 		w: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}}
 }
 
 // List implements the API's alert listing.
-func (v *View) List(f alert.Filter) []alert.Alert { return v.store.List(f) }
+func (v *View) List(f Filter) []alert.Alert { return v.store.List(f) }
 
 // Ack acknowledges alert id: directly when this instance owns it,
 // otherwise through an ack request on the topic. queued reports the
 // latter; the returned alert is then the state before the acknowledgement.
-func (v *View) Ack(ctx context.Context, id, by string) (a alert.Alert, queued bool, err error) {
-	a, err = v.acker.Ack(ctx, id, by)
+func (v *View) Ack(ctx context.Context, id, by, reason string) (a alert.Alert, queued bool, err error) {
+	a, err = v.acker.Ack(ctx, id, by, reason)
 	if err == nil || !errors.Is(err, stream.ErrAlertNotHere) {
 		return a, false, err
 	}
@@ -81,7 +82,7 @@ func (v *View) Ack(ctx context.Context, id, by string) (a alert.Alert, queued bo
 	if cur.State == alert.Resolved {
 		return cur, false, fmt.Errorf("%w: %s is resolved", stream.ErrAlertNotHere, id)
 	}
-	b, err := json.Marshal(ackRequest{ID: id, By: by, At: time.Now().UTC()})
+	b, err := json.Marshal(ackRequest{ID: id, By: by, Reason: reason, At: time.Now().UTC()})
 	if err != nil {
 		return alert.Alert{}, false, err
 	}
@@ -149,7 +150,7 @@ func (v *View) apply(ctx context.Context, m *kafka.Message) {
 			// Old requests replayed at start-up are applied again; the
 			// tracker ignores an acknowledgement of an alert it does not
 			// hold open, and a second one of the same alert.
-			if _, err := v.acker.Ack(ctx, req.ID, req.By); err != nil && !errors.Is(err, stream.ErrAlertNotHere) {
+			if _, err := v.acker.Ack(ctx, req.ID, req.By, req.Reason); err != nil && !errors.Is(err, stream.ErrAlertNotHere) {
 				v.log.Warn("ack request", "id", req.ID, "err", err)
 			}
 			return

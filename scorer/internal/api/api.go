@@ -24,9 +24,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -40,14 +42,17 @@ var OpenAPI []byte
 // Alerts is what the API needs from the alert side. Ack reports queued
 // when another instance owns the alert and will apply the acknowledgement.
 type Alerts interface {
-	List(f alert.Filter) []alert.Alert
-	Ack(ctx context.Context, id, by string) (a alert.Alert, queued bool, err error)
+	List(f alertview.Filter) []alert.Alert
+	Ack(ctx context.Context, id, by, reason string) (a alert.Alert, queued bool, err error)
 }
 
 // Options configure the API.
 type Options struct {
 	// Token is the bearer token of write routes; empty refuses all writes.
 	Token string
+	// Decision is the alert decision infer runs over a window, the live
+	// scorer's.
+	Decision monitor.Config
 	// Ready reports whether the scorer is ready (registry read, group joined).
 	Ready func(ctx context.Context) error
 	// MaxUpload bounds an uploaded artifact. Default model.MaxSize.

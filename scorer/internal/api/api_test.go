@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 )
@@ -48,7 +50,7 @@ func (d linearDetector) Observe(_ time.Time, s map[string]float64) (anomaly.Resu
 		cs[i].Share /= total
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Share > cs[j].Share })
-	return anomaly.Result{Score: score, Alert: score > 1, Contributions: cs, Model: d.a.Name, Version: d.a.Version}, nil
+	return anomaly.Result{Score: score, Evidence: score, Contributions: cs, Model: d.a.Name, Version: d.a.Version}, nil
 }
 
 func factory(a *model.Artifact) (anomaly.Detector, error) { return linearDetector{a}, nil }
@@ -81,10 +83,10 @@ func (c catalog) Assets() []string {
 }
 func (c catalog) Sensors(a string) []string { return c[a] }
 
-type fakeAlerts struct{ store *alert.Store }
+type fakeAlerts struct{ store *alertview.Store }
 
-func (f fakeAlerts) List(fl alert.Filter) []alert.Alert { return f.store.List(fl) }
-func (f fakeAlerts) Ack(_ context.Context, id, by string) (alert.Alert, bool, error) {
+func (f fakeAlerts) List(fl alertview.Filter) []alert.Alert { return f.store.List(fl) }
+func (f fakeAlerts) Ack(_ context.Context, id, by, _ string) (alert.Alert, bool, error) {
 	a, ok := f.store.Get(id)
 	if !ok || a.State == alert.Resolved {
 		return alert.Alert{}, false, fmt.Errorf("%w: %s", stream.ErrAlertNotHere, id)
@@ -100,16 +102,19 @@ func (f fakeAlerts) Ack(_ context.Context, id, by string) (alert.Alert, bool, er
 type fixture struct {
 	srv   *httptest.Server
 	reg   *registry.Registry
-	store *alert.Store
+	store *alertview.Store
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(factory, catalog{"pump-1": {"bearing_temp", "vibration", "rpm"}}, log)
-	store := alert.NewStore(0)
+	store := alertview.NewStore(0)
 	prom := telemetry.NewRegistry()
-	a := New(Options{Token: token}, reg, fakeAlerts{store}, prom, log)
+	// One reading at or above the opening level opens an alert, so a short
+	// infer window shows the decision.
+	decision := monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}
+	a := New(Options{Token: token, Decision: decision}, reg, fakeAlerts{store}, prom, log)
 	srv := httptest.NewServer(a.Handler(prom, nil))
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, reg: reg, store: store}
@@ -201,7 +206,7 @@ func TestWritesNeedToken(t *testing.T) {
 	}
 	// Without a configured token every write is refused, even with one sent.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a := New(Options{}, registry.NewMemory(factory, nil, log), fakeAlerts{alert.NewStore(0)}, nil, log)
+	a := New(Options{}, registry.NewMemory(factory, nil, log), fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/models/m/rollback", nil)

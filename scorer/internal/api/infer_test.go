@@ -13,8 +13,10 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 )
 
@@ -53,7 +55,7 @@ func TestInferKnownModel(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(realFactory, nil, log)
-	a := New(Options{Token: token}, reg, fakeAlerts{alert.NewStore(0)}, nil, log)
+	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()
 	f := &fixture{srv: srv, reg: reg}
@@ -67,12 +69,16 @@ func TestInferKnownModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wantRes []anomaly.Result
+	mon, err := monitor.New(want, monitor.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantRes []monitor.Decision
 	for i := range n {
 		temps[i], vibs[i] = signal(i)
 		at := t0.Add(time.Duration(i) * time.Second)
 		ts[i] = float64(at.UnixMilli())
-		r, err := want.Observe(at, map[string]float64{"bearing_temp": temps[i], "vibration": vibs[i]})
+		r, err := mon.Observe(&wire.Reading{Asset: "x", Seq: uint64(i + 1), Time: at, Sensors: map[string]float64{"bearing_temp": temps[i], "vibration": vibs[i]}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,15 +103,15 @@ func TestInferKnownModel(t *testing.T) {
 		if got := outs["score"][i].(float64); got != w.Score {
 			t.Fatalf("score[%d] = %v, the library says %v", i, got, w.Score)
 		}
-		if outs["alert"][i].(bool) != w.Alert || outs["warming_up"][i].(bool) != w.WarmingUp {
-			t.Fatalf("reading %d: alert/warming %v/%v, want %v/%v", i, outs["alert"][i], outs["warming_up"][i], w.Alert, w.WarmingUp)
+		if outs["alert"][i].(bool) != w.Open || outs["warming_up"][i].(bool) != w.WarmingUp {
+			t.Fatalf("reading %d: alert/warming %v/%v, want %v/%v", i, outs["alert"][i], outs["warming_up"][i], w.Open, w.WarmingUp)
 		}
-		if w.Alert {
+		if w.Open {
 			alerts++
 		}
 		wantTTF := -1.0
 		if w.Forecast != nil {
-			wantTTF = w.Forecast.TimeToFailure.Seconds()
+			wantTTF = w.Forecast.TimeToFailure
 		}
 		if got := outs["ttf_seconds"][i].(float64); got != wantTTF {
 			t.Fatalf("ttf[%d] = %v, want %v", i, got, wantTTF)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 )
 
@@ -136,6 +138,11 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "build detector: "+err.Error())
 		return
 	}
+	mon, err := monitor.New(det, a.opt.Decision)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "alert decision: "+err.Error())
+		return
+	}
 	f := len(v.Features)
 	score := make([]float64, n)
 	alerts := make([]bool, n)
@@ -147,12 +154,12 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		for name, col := range sensors {
 			row[name] = col[i]
 		}
-		res, err := det.Observe(times[i], row)
+		res, err := mon.Observe(&wire.Reading{Asset: "infer", Seq: uint64(i + 1), Time: times[i], Sensors: row})
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("reading %d: %v", i, err))
 			return
 		}
-		score[i], alerts[i], warm[i] = res.Score, res.Alert, res.WarmingUp
+		score[i], alerts[i], warm[i] = res.Score, res.Open, res.WarmingUp
 		for _, c := range res.Contributions {
 			if j := slices.Index(v.Features, c.Sensor); j >= 0 {
 				contrib[i*f+j] = c.Share
@@ -160,7 +167,7 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		}
 		ttf[i], low[i], high[i] = -1, -1, -1
 		if res.Forecast != nil {
-			ttf[i], low[i], high[i] = res.Forecast.TimeToFailure.Seconds(), res.Forecast.Low.Seconds(), res.Forecast.High.Seconds()
+			ttf[i], low[i], high[i] = res.Forecast.TimeToFailure, res.Forecast.Low, res.Forecast.High
 		}
 	}
 	outcome = "ok"

@@ -1,7 +1,9 @@
-// Package backtest runs the live online detector over a CSV history and
+// Package backtest runs the live decision path over a CSV history and
 // writes what it would have said, row by row: "how would this have done on
-// my history?". It uses anomaly.NewOnline exactly as the scorer does for a
-// new asset, so the numbers are the production code path's.
+// my history?". Each row goes through a monitor.Monitor over
+// anomaly.NewOnline, exactly as the scorer does for a new asset, so the
+// alert column is the alerts operators would have received, and the
+// metrics are computed from them.
 //
 // Input handling, documented here because the command's help points to it:
 //   - the delimiter is ',' or ';', whichever the header holds more of;
@@ -21,14 +23,19 @@ package backtest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 // Options configure one backtest run.
@@ -40,6 +47,13 @@ type Options struct {
 	// Detector overrides detector settings; WarmupRows and Features are set
 	// by the backtest.
 	Detector anomaly.OnlineConfig
+	// Decision is the alert decision (the scorer's alert configuration).
+	Decision monitor.Config
+	// Asset names the asset in alert events (default "backtest").
+	Asset string
+	// Events, when set, receives every alert event as one JSON line, as
+	// the scorer publishes it.
+	Events io.Writer
 }
 
 // Metrics are pointwise over the scored rows (after the warm-up).
@@ -60,15 +74,24 @@ type Metrics struct {
 
 // Summary is what Run reports.
 type Summary struct {
-	Rows, Warmup, Skipped, Alerts int
-	Sensors                       []string
-	Metrics                       *Metrics
+	// Alerts counts rows with an alert open; Opened the alerts opened, and
+	// Resolutions the resolved ones by why they ended.
+	Rows, Warmup, Skipped, Alerts, Opened int
+	Resolutions                           map[string]int
+	Sensors                               []string
+	Metrics                               *Metrics
 }
 
 // DefaultWarmup is the warm-up for a file of n rows.
 func DefaultWarmup(n int) int { return min(max(n*15/100, 1), 1000) }
 
-// Run scores the table and writes timestamp,anomaly_score,alert,top_sensor.
+// Header is the first line of Run's output. anomaly_score is written with
+// all its digits (it never rounds to 1), alert is 1 where an alert is open
+// after the row, ttf_seconds is the forecast time to failure (empty when
+// there is none).
+const Header = "timestamp,anomaly_score,alert,top_sensor,ttf_seconds"
+
+// Run scores the table and writes one output line per row (see Header).
 func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, error) {
 	n := len(t.Values)
 	warm := opt.WarmupRows
@@ -85,16 +108,25 @@ func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, e
 	if err != nil {
 		return nil, inputErr("%v (file has %d rows)", err, n)
 	}
+	mon, err := monitor.New(det, opt.Decision)
+	if err != nil {
+		return nil, inputErr("%v", err)
+	}
 	if n <= warm {
 		return nil, inputErr("file has %d data rows but the warm-up needs %d and at least one more to score; lower --warmup-rows", n, warm)
 	}
+	asset := cmp.Or(opt.Asset, "backtest")
 	w := bufio.NewWriter(out)
-	fmt.Fprintln(w, "timestamp,anomaly_score,alert,top_sensor")
+	fmt.Fprintln(w, Header)
+	var events *json.Encoder
+	if opt.Events != nil {
+		events = json.NewEncoder(opt.Events)
+	}
 	last := make([]float64, len(t.Sensors))
 	have := make([]bool, len(t.Sensors))
 	reading := make(map[string]float64, len(t.Sensors))
 	alerts := make([]bool, n)
-	sum := &Summary{Rows: n, Warmup: warm, Sensors: t.Sensors}
+	sum := &Summary{Rows: n, Warmup: warm, Sensors: t.Sensors, Resolutions: map[string]int{}}
 	fed := 0
 	for i, row := range t.Values {
 		if i%1024 == 0 && ctx.Err() != nil {
@@ -108,34 +140,48 @@ func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, e
 			complete = complete && have[j]
 			reading[t.Sensors[j]] = last[j]
 		}
-		var res anomaly.Result
+		var d monitor.Decision
 		if complete {
-			res, err = det.Observe(t.Times[i], reading)
-			if err != nil {
+			r := wire.Reading{Site: "backtest", Asset: asset, Seq: uint64(i + 1), Time: t.Times[i], Sensors: reading}
+			if d, err = mon.Observe(&r); err != nil {
 				return nil, fmt.Errorf("backtest: row %d: %w", i+1, err)
 			}
 			fed++
 		} else {
 			sum.Skipped++
 		}
+		if ev := d.Event; ev != nil {
+			switch ev.State {
+			case alert.Opened:
+				sum.Opened++
+			case alert.Resolved:
+				sum.Resolutions[ev.Resolution]++
+			}
+			if events != nil {
+				if err := events.Encode(ev); err != nil {
+					return nil, fmt.Errorf("backtest: events: %w", err)
+				}
+			}
+		}
 		// Rows inside the requested warm-up are reported as warm-up even if
 		// the detector needed a few more readings to fill its first window.
-		score, alert, top := res.Score, res.Alert, ""
+		score, open, top, ttf := d.Score, d.Open, "", ""
 		if i < warm {
-			score, alert = 0, false
+			score, open = 0, false
 		}
-		if score > 0 && len(res.Contributions) > 0 {
-			top = res.Contributions[0].Sensor
+		if score > 0 && len(d.Contributions) > 0 {
+			top = d.Contributions[0].Sensor
 		}
-		alerts[i] = alert
-		if alert {
-			sum.Alerts++
+		if d.Forecast != nil {
+			ttf = strconv.FormatFloat(d.Forecast.TimeToFailure, 'f', 0, 64)
 		}
+		alerts[i] = open
 		b := 0
-		if alert {
+		if open {
+			sum.Alerts++
 			b = 1
 		}
-		fmt.Fprintf(w, "%s,%s,%d,%s\n", csvField(t.Stamps[i]), strconv.FormatFloat(score, 'f', 6, 64), b, csvField(top))
+		fmt.Fprintf(w, "%s,%s,%d,%s,%s\n", csvField(t.Stamps[i]), strconv.FormatFloat(score, 'f', -1, 64), b, csvField(top), ttf)
 	}
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("backtest: write: %w", err)

@@ -1,10 +1,13 @@
 package backtest
 
 import (
+	"encoding/json"
+
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -35,6 +38,37 @@ func synth(t *testing.T, n, shiftAt int, sep string) string {
 	return b.String()
 }
 
+// TestBacktestWritesEvents: --events receives the alert events as the
+// scorer publishes them, in order, and the alert column is 1 exactly while
+// one is open.
+func TestBacktestWritesEvents(t *testing.T) {
+	tab, err := ReadTable(strings.NewReader(synth(t, 900, 600, ",")), ReadOptions{LabelCol: "anomaly", Exclude: []string{"note"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, events bytes.Buffer
+	if _, err := Run(context.Background(), tab, &out, Options{WarmupRows: 300, Events: &events, Asset: "pump-9"}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []alert.Alert
+	dec := json.NewDecoder(&events)
+	for dec.More() {
+		var a alert.Alert
+		if err := dec.Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, a)
+	}
+	if len(evs) < 2 || evs[0].State != alert.Opened || evs[len(evs)-1].State != alert.Resolved || evs[0].Asset != "pump-9" || evs[0].ID != evs[len(evs)-1].ID {
+		t.Fatalf("events %+v", evs)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")[1:]
+	open := func(seq uint64) bool { return strings.Split(lines[seq-1], ",")[2] == "1" }
+	if open(evs[0].LastSeq-1) || !open(evs[0].LastSeq) || !open(evs[len(evs)-1].LastSeq-1) || open(evs[len(evs)-1].LastSeq) {
+		t.Fatalf("alert column around opened (seq %d) and resolved (seq %d) does not match the events", evs[0].LastSeq, evs[len(evs)-1].LastSeq)
+	}
+}
+
 func runString(t *testing.T, in string, warm int, opt ReadOptions) (*Summary, string, error) {
 	t.Helper()
 	tab, err := ReadTable(strings.NewReader(in), opt)
@@ -55,18 +89,23 @@ func TestBacktestDetectsAndReports(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if lines[0] != "timestamp,anomaly_score,alert,top_sensor" || len(lines) != 901 {
+			if lines[0] != Header || len(lines) != 901 {
 				t.Fatalf("header %q, %d lines", lines[0], len(lines))
 			}
-			if !strings.HasPrefix(lines[1], "2026-01-01 00:00:00,0.000000,0,") {
+			if !strings.HasPrefix(lines[1], "2026-01-01 00:00:00,0,0,,") {
 				t.Errorf("first row %q", lines[1])
 			}
 			m := sum.Metrics
 			if m == nil || m.F1 < 0.9 || m.FAR > 5 || m.Events != 1 || m.Detected != 1 {
 				t.Fatalf("metrics %+v", m)
 			}
-			if !strings.HasSuffix(lines[len(lines)-1], ",1,flow") {
-				t.Errorf("last row %q", lines[len(lines)-1])
+			// The shift holds steady for 300 readings, the new-normal
+			// horizon: one alert, learnt as the new normal before the end.
+			if sum.Opened != 1 || sum.Resolutions[alert.NewNormal] != 1 {
+				t.Errorf("%d opened, resolutions %v: want one alert resolved as the new normal", sum.Opened, sum.Resolutions)
+			}
+			if mid := strings.Split(lines[800], ","); mid[2] != "1" || mid[3] != "flow" {
+				t.Errorf("row 800 %q: want an open alert on flow", lines[800])
 			}
 		})
 	}
@@ -142,7 +181,7 @@ func TestLeadingMissingRowsAreSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Skipped != 1 || !strings.Contains(out, "\n1,0.000000,0,\n") {
+	if sum.Skipped != 1 || !strings.Contains(out, "\n1,0,0,,\n") {
 		t.Fatalf("skipped %d, out starts %q", sum.Skipped, out[:60])
 	}
 }

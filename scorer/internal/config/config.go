@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -107,20 +109,63 @@ type Scoring struct {
 	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
 }
 
-// Alert sets the alert lifecycle thresholds.
+// Alert is the alert decision every asset gets (pdmkit/monitor): the
+// lifecycle's levels on the score, how long a score must hold past them,
+// and the horizon within which a new operating point becomes normal. The
+// same settings drive `scorer backtest`.
 type Alert struct {
-	// Open is the score at or above which an alert may open. Default 0.99.
+	// Open is the score at or above which an alert opens. Default 0.986
+	// (evidence 4: the worst normal error seen in training sits at 3).
 	Open float64 `yaml:"open" help:"score that opens an alert"`
-	// Resolve is the score below which an open alert may resolve; below Open
-	// for hysteresis. Default 0.9.
+	// Resolve is the score below which an open alert resolves; below Open
+	// for hysteresis. Default 0.93.
 	Resolve float64 `yaml:"resolve" help:"score that resolves an alert"`
 	// Major is the score from which the severity is major. Default 0.995.
 	Major float64 `yaml:"major" help:"score for major severity"`
-	// Critical is the score from which the severity is critical. Default 0.999.
+	// Critical is the score from which the severity is critical, and the
+	// failure level forecasts extrapolate to. Default 0.999.
 	Critical float64 `yaml:"critical" help:"score for critical severity"`
-	// MinDuration is how long the score must stay above Open before an
-	// alert opens, and below Resolve before it resolves. Default 10s.
-	MinDuration time.Duration `yaml:"min_duration" help:"time above/below a threshold before a change"`
+	// MinReadings and MinDuration are how long a score must stay past a
+	// level before the state changes: both must hold. Defaults 3 and 0s.
+	MinReadings int           `yaml:"min_readings" help:"readings past a level before a change"`
+	MinDuration time.Duration `yaml:"min_duration" help:"reading time past a level before a change"`
+	// NewNormal bounds how long a settled excursion stays an alert before
+	// it is learnt as the asset's new normal. Defaults 300 readings or 24h,
+	// whichever the data reaches first.
+	NewNormal NewNormal `yaml:"new_normal"`
+	// MaxRise is how much an excursion's deviation (in standard deviations)
+	// may still rise for it to count as settled. Default 0.5.
+	MaxRise float64 `yaml:"max_rise" help:"deviation rise below which an excursion has settled"`
+}
+
+// NewNormal is the horizon of a new operating point.
+type NewNormal struct {
+	Readings int           `yaml:"readings" help:"readings of a settled excursion before it is normal"`
+	Duration time.Duration `yaml:"duration" help:"reading time of a settled excursion before it is normal"`
+	// Off turns the automatic learning off; operators can still say "this
+	// is the new normal". Default false.
+	Off bool `yaml:"off" help:"never learn a new normal without an operator"`
+}
+
+// Monitor is the decision's configuration.
+func (a Alert) Monitor() monitor.Config {
+	return monitor.Config{
+		Alert: alert.Thresholds{Open: a.Open, Resolve: a.Resolve, Major: a.Major, Critical: a.Critical,
+			MinReadings: a.MinReadings, MinDuration: a.MinDuration},
+		NewNormal: monitor.Horizon{Readings: a.NewNormal.Readings, Duration: a.NewNormal.Duration, Off: a.NewNormal.Off},
+		MaxRise:   a.MaxRise,
+	}
+}
+
+// DefaultAlert is the decision's defaults, from pdmkit/monitor.
+func DefaultAlert() Alert {
+	m := monitor.DefaultConfig()
+	return Alert{
+		Open: m.Alert.Open, Resolve: m.Alert.Resolve, Major: m.Alert.Major, Critical: m.Alert.Critical,
+		MinReadings: m.Alert.MinReadings, MinDuration: m.Alert.MinDuration,
+		NewNormal: NewNormal{Readings: m.NewNormal.Readings, Duration: m.NewNormal.Duration},
+		MaxRise:   m.MaxRise,
+	}
 }
 
 // Default returns the configuration with every documented default.
@@ -144,7 +189,7 @@ func Default() Config {
 			MaxBatch: 2000,
 			History:  256,
 		},
-		Alert: Alert{Open: 0.99, Resolve: 0.9, Major: 0.995, Critical: 0.999, MinDuration: 10 * time.Second},
+		Alert: DefaultAlert(),
 	}
 }
 
@@ -207,17 +252,8 @@ func (c *Config) Validate() error {
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)
 	}
-	if c.Alert.Resolve >= c.Alert.Open {
-		bad("alert.resolve (%v) must be below alert.open (%v) for hysteresis", c.Alert.Resolve, c.Alert.Open)
-	}
-	if c.Alert.Open <= 0 || c.Alert.Open > 1 {
-		bad("alert.open (%v) must be in (0, 1]", c.Alert.Open)
-	}
-	if c.Alert.Major < c.Alert.Open || c.Alert.Critical < c.Alert.Major || c.Alert.Critical > 1 {
-		bad("alert.open (%v) <= alert.major (%v) <= alert.critical (%v) <= 1 does not hold", c.Alert.Open, c.Alert.Major, c.Alert.Critical)
-	}
-	if c.Alert.MinDuration < 0 {
-		bad("alert.min_duration (%s) must not be negative", c.Alert.MinDuration)
+	if err := c.Alert.Monitor().Validate(); err != nil {
+		bad("alert: %v", err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

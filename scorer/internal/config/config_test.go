@@ -61,7 +61,7 @@ func TestValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"hysteresis", func(c *Config) { c.Alert.Resolve = 0.995 }, "alert.resolve (0.995) must be below alert.open (0.99)"},
+		{"hysteresis", func(c *Config) { c.Alert.Resolve = 0.995 }, "resolve (0.995) must be in (0, open 0.986) for hysteresis"},
 		{"no brokers", func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers is empty"},
 		{"session", func(c *Config) { c.Kafka.SessionTimeout = 0 }, "kafka.session_timeout"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format ("xml")`},

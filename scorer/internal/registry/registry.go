@@ -474,8 +474,9 @@ type ShadowStats struct {
 	AlertDisagreements int64 `json:"alert_disagreements"`
 }
 
-// RecordShadow adds one reading scored by both versions.
-func (r *Registry) RecordShadow(active, shadow *Version, a, s anomaly.Result) {
+// RecordShadow adds one reading scored by both versions, with whether
+// each one's decision had an alert open after it.
+func (r *Registry) RecordShadow(active, shadow *Version, a, s anomaly.Result, aOpen, sOpen bool) {
 	d := math.Abs(a.Score - s.Score)
 	r.shadowMu.Lock()
 	defer r.shadowMu.Unlock()
@@ -491,7 +492,7 @@ func (r *Registry) RecordShadow(active, shadow *Version, a, s anomaly.Result) {
 	st.sumDiff += d
 	st.MeanAbsDiff = st.sumDiff / float64(st.Count)
 	st.MaxAbsDiff = math.Max(st.MaxAbsDiff, d)
-	if a.Alert != s.Alert {
+	if aOpen != sOpen {
 		st.AlertDisagreements++
 	}
 }

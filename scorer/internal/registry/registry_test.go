@@ -154,8 +154,8 @@ func TestShadow(t *testing.T) {
 	if b.Active.Key() != "m@1" || b.Shadow == nil || b.Shadow.Key() != "m@2" {
 		t.Fatalf("binding %+v, want active m@1 shadow m@2", b)
 	}
-	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.5, Alert: true})
-	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.3})
+	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.5}, false, true)
+	r.RecordShadow(b.Active, b.Shadow, anomaly.Result{Score: 0.2}, anomaly.Result{Score: 0.3}, false, false)
 	st, ok := r.ShadowReport("m")
 	if !ok || st.Count != 2 || st.AlertDisagreements != 1 || st.MaxAbsDiff < 0.29 || st.MeanAbsDiff < 0.19 || st.MeanAbsDiff > 0.21 {
 		t.Fatalf("shadow report %+v", st)

@@ -16,7 +16,6 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/api"
 	"github.com/pdmstream/pdm/scorer/internal/config"
@@ -60,7 +59,7 @@ type Service struct {
 	kafka    *sink.Kafka
 	influx   *sink.Influx
 	mqtt     *sink.MQTT
-	alerts   *alert.Store
+	alerts   *alertview.Store
 	view     *alertview.View
 	handler  http.Handler
 
@@ -73,13 +72,13 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alert.NewStore(0)}
+	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0)}
 	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
 	s.reg = registry.New(s.models, Detector, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 
 	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts)
-	outs := []stream.Output{s.kafka, sink.Memory{Store: s.alerts}}
+	outs := []stream.Output{s.kafka, s.alerts}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {
 		s.influx = sink.NewInflux(cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Org, cfg.Influx.Bucket, cfg.Influx.BatchSize, cfg.Influx.Retries)
@@ -97,18 +96,15 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
 		SessionTimeout: cfg.Kafka.SessionTimeout,
 		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
-		Alert: alert.Thresholds{
-			Open: cfg.Alert.Open, Resolve: cfg.Alert.Resolve, Major: cfg.Alert.Major, Critical: cfg.Alert.Critical,
-			MinDuration: cfg.Alert.MinDuration,
-		},
-		Online: Online,
+		Decision: cfg.Alert.Monitor(),
+		Online:   Online,
 	}, s.reg, outs, stream.NewMetrics(s.prom), log.With("component", "stream"))
 	if err != nil {
 		return nil, err
 	}
 	s.reg.SetCatalog(s.consumer.Catalog())
 	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
-	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready}, s.reg, s.view, s.prom, log.With("component", "api"))
+	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Monitor()}, s.reg, s.view, s.prom, log.With("component", "api"))
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil
 }

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/config"
 	"github.com/pdmstream/pdm/scorer/internal/service"
 	"github.com/segmentio/kafka-go"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 )
 

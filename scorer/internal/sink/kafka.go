@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 )
@@ -81,17 +80,3 @@ func (k *Kafka) Write(ctx context.Context, b *stream.Batch) error {
 
 // Close flushes and closes the writer.
 func (k *Kafka) Close() error { return k.w.Close() }
-
-// Memory records published alert events in a store for the API.
-type Memory struct{ Store *alert.Store }
-
-// Name implements stream.Output.
-func (m Memory) Name() string { return "memory" }
-
-// Write implements stream.Output.
-func (m Memory) Write(ctx context.Context, b *stream.Batch) error {
-	if len(b.Alerts) > 0 {
-		m.Store.Put(ctx, b.Alerts)
-	}
-	return nil
-}

@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -30,8 +31,8 @@ type Options struct {
 	MaxBatch int
 	// History is how many recent readings per asset warm a new detector.
 	History int
-	// Alert configures the alert lifecycle.
-	Alert alert.Thresholds
+	// Decision configures every asset's alert decision.
+	Decision monitor.Config
 	// Online builds the detector for an asset without a model.
 	Online func() (anomaly.Detector, error)
 }
@@ -61,9 +62,9 @@ type ackPort struct {
 }
 
 type ackReq struct {
-	id, by string
-	at     time.Time
-	reply  chan ackReply
+	id, by, reason string
+	at             time.Time
+	reply          chan ackReply
 }
 
 type ackReply struct {
@@ -517,7 +518,7 @@ func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error 
 // queues the acknowledged state behind the batches already scored, so it
 // is published in order. The reply does not wait for the write.
 func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes chan<- scored) {
-	a, ok := p.ackAlert(req.id, req.by, req.at)
+	a, ok := p.ackAlert(req.id, req.by, req.reason, req.at)
 	if !ok {
 		req.reply <- ackReply{}
 		return
@@ -531,8 +532,9 @@ func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes cha
 }
 
 // Ack acknowledges an open alert held by one of this instance's
-// partitions and publishes the acknowledged state.
-func (c *Consumer) Ack(ctx context.Context, id, by string) (alert.Alert, error) {
+// partitions and publishes the acknowledged state; with reason
+// "new_normal" the alert resolves and the asset is re-baselined.
+func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert, error) {
 	c.mu.Lock()
 	ports := make([]*ackPort, 0, len(c.acks))
 	for _, p := range c.acks {
@@ -543,7 +545,7 @@ func (c *Consumer) Ack(ctx context.Context, id, by string) (alert.Alert, error) 
 	for _, p := range ports {
 		reply := make(chan ackReply, 1)
 		select {
-		case p.ch <- ackReq{id: id, by: by, at: now, reply: reply}:
+		case p.ch <- ackReq{id: id, by: by, reason: reason, at: now, reply: reply}:
 		case <-p.done:
 			continue
 		case <-ctx.Done():

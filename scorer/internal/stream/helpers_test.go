@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/nn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/sink"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -35,7 +36,7 @@ func (d loadDetector) Observe(_ time.Time, s map[string]float64) (anomaly.Result
 	if !ok {
 		return anomaly.Result{}, errors.New("load missing")
 	}
-	return anomaly.Result{Score: v, Alert: v > 0.9, Model: d.name, Version: d.version,
+	return anomaly.Result{Score: v, Evidence: v, Model: d.name, Version: d.version,
 		Contributions: []anomaly.Contribution{{Sensor: "load", Share: 0.7}, {Sensor: "temp", Share: 0.3}}}, nil
 }
 
@@ -45,7 +46,9 @@ func factory(a *model.Artifact) (anomaly.Detector, error) {
 
 func online() (anomaly.Detector, error) { return loadDetector{"online", "0"}, nil }
 
-var thresholds = alert.Thresholds{Open: 0.8, Resolve: 0.5, Major: 0.9, Critical: 0.99, MinDuration: 2 * time.Second}
+// decision opens an alert on the third reading at or above 0.8 (two
+// seconds of reading time) and resolves it on the third below 0.5.
+var decision = monitor.Config{Alert: alert.Thresholds{Open: 0.8, Resolve: 0.5, Major: 0.9, Critical: 0.99, MinReadings: 3, MinDuration: 2 * time.Second}}
 
 func testLog(t testing.TB) *slog.Logger {
 	if os.Getenv("PDM_TEST_LOG") == "debug" {
@@ -279,7 +282,7 @@ func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.O
 	crasher := &crashAfterWrite{inner: out, cancel: cancel}
 	opt := stream.Options{
 		Brokers: tp.brokers, Group: tp.group, Topic: tp.readings, SessionTimeout: 6 * time.Second,
-		Replay: 100, MaxBatch: 500, History: 16, Alert: thresholds, Online: online,
+		Replay: 100, MaxBatch: 500, History: 16, Decision: decision, Online: online,
 	}
 	if edit != nil {
 		edit(&opt)
@@ -303,9 +306,9 @@ func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.O
 // onlineOnly resolves every asset to the online learner.
 type onlineOnly struct{}
 
-func (onlineOnly) Resolve(string) registry.Binding                          { return registry.Binding{} }
-func (onlineOnly) Refuse(*registry.Version, string)                         {}
-func (onlineOnly) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result) {}
+func (onlineOnly) Resolve(string) registry.Binding                                     { return registry.Binding{} }
+func (onlineOnly) Refuse(*registry.Version, string)                                    {}
+func (onlineOnly) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result, _, _ bool) {}
 
 func assetNames(n int) []string {
 	out := make([]string, n)

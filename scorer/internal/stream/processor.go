@@ -7,9 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/wire"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -19,7 +20,7 @@ import (
 type Resolver interface {
 	Resolve(asset string) registry.Binding
 	Refuse(v *registry.Version, reason string)
-	RecordShadow(active, shadow *registry.Version, a, s anomaly.Result)
+	RecordShadow(active, shadow *registry.Version, a, s anomaly.Result, aOpen, sOpen bool)
 }
 
 // onlineKey marks the online learner, used while an asset has no model.
@@ -30,7 +31,7 @@ const onlineKey = "online"
 type processor struct {
 	partition int
 	history   int
-	th        alert.Thresholds
+	decision  monitor.Config
 	res       Resolver
 	online    func() (anomaly.Detector, error)
 	catalog   *Catalog
@@ -52,14 +53,18 @@ type assetState struct {
 	lastTime time.Time
 	sensors  []string
 
-	det     anomaly.Detector
+	// mon decides for the asset: its detector (the active version, or the
+	// online learner) and its alert lifecycle.
+	mon     *monitor.Monitor
 	key     string
 	ver     *registry.Version
 	scored  prometheus.Counter
 	errs    prometheus.Counter
 	latency prometheus.Observer
 
-	shadow    anomaly.Detector
+	// shadow is the shadow version's own decision path, compared with the
+	// active one and never published.
+	shadow    *monitor.Monitor
 	shadowVer *registry.Version
 	shadowDif prometheus.Observer
 
@@ -70,8 +75,6 @@ type assetState struct {
 
 	hist    []histEntry
 	histPos int
-
-	tracker *alert.Tracker
 }
 
 func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *Metrics, log *slog.Logger) *processor {
@@ -80,7 +83,7 @@ func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *
 	// ones on replay, so it does not judge timestamps against now.
 	limits.MaxPast, limits.MaxFuture = 100*365*24*time.Hour, 100*365*24*time.Hour
 	return &processor{
-		partition: partition, history: o.History, th: o.Alert, res: res, online: o.Online,
+		partition: partition, history: o.History, decision: o.Decision, res: res, online: o.Online,
 		catalog: catalog, m: m, log: log.With("partition", partition), limits: limits,
 		assets: map[string]*assetState{},
 	}
@@ -109,7 +112,7 @@ func (p *processor) handle(msg *kafka.Message, emit bool, b *Batch) {
 func (p *processor) asset(r *wire.Reading) *assetState {
 	st := p.assets[r.Asset]
 	if st == nil {
-		st = &assetState{site: r.Site, tracker: alert.NewTracker(alert.KindAnomaly, p.th)}
+		st = &assetState{site: r.Site}
 		if p.history > 0 {
 			st.hist = make([]histEntry, 0, p.history)
 		}
@@ -150,34 +153,35 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 	p.ensure(r, st, bind.Active)
 	p.ensureShadow(r, st, bind.Shadow)
 
-	var res anomaly.Result
+	var d monitor.Decision
 	err := errNoDetector
-	if st.det != nil {
+	if st.mon != nil {
 		start := time.Now()
-		res, err = st.det.Observe(r.Time, r.Sensors)
+		d, err = st.mon.Observe(r)
 		st.latency.Observe(time.Since(start).Seconds())
 	}
 	name, version := onlineKey, onlineKey
 	if st.ver != nil {
 		name, version = st.ver.Name, st.ver.Version
-	} else if res.Model != "" {
-		name, version = res.Model, res.Version
+	} else if d.Model != "" {
+		name, version = d.Model, d.Version
 	}
 	var shadow *ShadowScore
 	if st.shadow != nil {
-		if sres, serr := st.shadow.Observe(r.Time, r.Sensors); serr == nil && err == nil && emit {
-			shadow = &ShadowScore{Version: st.shadowVer.Version, Score: sres.Score, Alert: sres.Alert}
-			p.res.RecordShadow(st.ver, st.shadowVer, res, sres)
-			st.shadowDif.Observe(math.Abs(res.Score - sres.Score))
+		if sd, serr := st.shadow.Observe(r); serr == nil && err == nil && emit {
+			shadow = &ShadowScore{Version: st.shadowVer.Version, Score: sd.Score, Alert: sd.Open}
+			p.res.RecordShadow(st.ver, st.shadowVer, d.Result, sd.Result, d.Open, sd.Open)
+			st.shadowDif.Observe(math.Abs(d.Score - sd.Score))
 		}
 	}
 	p.remember(st, r)
 	if !emit {
 		p.m.Replayed.Inc()
+		return
 	}
 	s := Score{
 		ID: ScoreID(r.Asset, r.Seq), Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time,
-		Model: name, Version: version, Shadow: shadow,
+		Model: name, Version: version, Shadow: shadow, Alert: d.Open, Forecast: d.Forecast,
 		Source: Source{Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time},
 	}
 	if err != nil {
@@ -186,24 +190,14 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 		}
 		s.Error = err.Error()
 	} else {
-		if emit {
-			st.scored.Inc()
-		}
-		s.Score, s.Alert, s.WarmingUp = res.Score, res.Alert, res.WarmingUp
-		s.Contributions = sensorsOf(res.Contributions)
-		s.Forecast = forecastOf(r.Time, res.Forecast)
-	}
-	ev, ok := st.tracker.Observe(alert.Observation{
-		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: s.Score, WarmingUp: s.WarmingUp || err != nil,
-		Sensors: s.Contributions, Forecast: s.Forecast, Model: name, Version: version,
-	})
-	if !emit {
-		return
+		st.scored.Inc()
+		s.Score, s.WarmingUp = d.Score, d.WarmingUp
+		s.Contributions = sensorsOf(d.Contributions)
 	}
 	b.Scores = append(b.Scores, s)
-	if ok {
+	if ev := d.Event; ev != nil {
 		p.m.Alerts.WithLabelValues(string(ev.State), string(ev.Severity)).Inc()
-		b.Alerts = append(b.Alerts, ev)
+		b.Alerts = append(b.Alerts, *ev)
 	}
 }
 
@@ -215,10 +209,7 @@ func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version)
 	if v != nil {
 		key = v.Key()
 	}
-	if st.det != nil && st.key == key {
-		return
-	}
-	if st.det != nil && st.refused == key {
+	if st.mon != nil && (st.key == key || st.refused == key) {
 		return
 	}
 	det, err := p.build(r, v)
@@ -231,7 +222,7 @@ func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version)
 		p.m.Refused.WithLabelValues(v.Name, v.Version).Inc()
 		p.res.Refuse(v, err.Error())
 		p.log.Warn("model version refused; keeping the current one", "asset", r.Asset, "model", v.Name, "version", v.Version, "current", st.key, "err", err)
-		if st.det != nil {
+		if st.mon != nil {
 			return
 		}
 		v, key = nil, onlineKey
@@ -241,10 +232,14 @@ func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version)
 		}
 	}
 	p.warm(st, det)
-	if st.det != nil {
+	if st.mon != nil {
 		p.log.Info("model swapped", "asset", r.Asset, "from", st.key, "to", key, "seq", r.Seq)
+		st.mon.SetDetector(det)
+	} else if st.mon, err = monitor.New(det, p.decision); err != nil {
+		p.log.Error("alert decision unavailable", "asset", r.Asset, "err", err)
+		return
 	}
-	st.det, st.key, st.ver, st.refused = det, key, v, ""
+	st.key, st.ver, st.refused = key, v, ""
 	name, version := onlineKey, onlineKey
 	if v != nil {
 		name, version = v.Name, v.Version
@@ -274,7 +269,12 @@ func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Ve
 		return
 	}
 	p.warm(st, det)
-	st.shadow, st.shadowVer = det, v
+	mon, err := monitor.New(det, p.decision)
+	if err != nil {
+		st.shadow, st.shadowVer = nil, nil
+		return
+	}
+	st.shadow, st.shadowVer = mon, v
 	st.shadowDif = p.m.ShadowDif.WithLabelValues(v.Name, v.Version)
 }
 
@@ -329,21 +329,14 @@ func sensorsOf(cs []anomaly.Contribution) []alert.Sensor {
 	return out
 }
 
-func forecastOf(t time.Time, f *anomaly.Forecast) *alert.Forecast {
-	if f == nil {
-		return nil
-	}
-	return &alert.Forecast{
-		TimeToFailure: f.TimeToFailure.Seconds(), Low: f.Low.Seconds(), High: f.High.Seconds(),
-		FailureAt: t.Add(f.TimeToFailure),
-	}
-}
-
 // ackAlert records an operator's acknowledgement if this partition holds
 // the alert.
-func (p *processor) ackAlert(id, by string, at time.Time) (alert.Alert, bool) {
+func (p *processor) ackAlert(id, by, reason string, at time.Time) (alert.Alert, bool) {
 	for _, st := range p.assets {
-		if a, ok := st.tracker.Ack(id, by, at); ok {
+		if st.mon == nil {
+			continue
+		}
+		if a, ok := st.mon.Ack(id, by, reason, at); ok {
 			return a, true
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/wire"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/segmentio/kafka-go"
 )
@@ -36,7 +35,7 @@ func (f *fixedResolver) Resolve(string) registry.Binding { return f.b }
 func (f *fixedResolver) Refuse(v *registry.Version, reason string) {
 	f.refused = append(f.refused, v.Key()+": "+reason)
 }
-func (f *fixedResolver) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result) {}
+func (f *fixedResolver) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result, _, _ bool) {}
 
 func version(v string, features ...string) *registry.Version {
 	return &registry.Version{Name: "m", Version: v, Features: features,
@@ -60,7 +59,7 @@ func msg(t *testing.T, seq uint64) *kafka.Message {
 func TestProcessorSwapsAndRefuses(t *testing.T) {
 	res := &fixedResolver{}
 	online := func() (anomaly.Detector, error) { return &countingDetector{version: "online"}, nil }
-	p := newProcessor(0, &Options{History: 4, Alert: alert.Thresholds{Open: 0.9, Resolve: 0.5, Major: 0.95, Critical: 0.99}, Online: online},
+	p := newProcessor(0, &Options{History: 4, Online: online},
 		res, NewCatalog(), NewMetrics(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	steps := []struct {
 		name    string

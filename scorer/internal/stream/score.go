@@ -21,7 +21,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pdmstream/pdm/scorer/internal/alert"
+	"github.com/pdmstream/pdm/pdmkit/alert"
 )
 
 // Score is the record published for one scored reading.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
-	"github.com/pdmstream/pdm/scorer/internal/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 )

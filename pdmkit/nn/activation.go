@@ -110,3 +110,40 @@ func sigmoid(v float64) float64 {
 	e := math.Exp(v)
 	return e / (1 + e)
 }
+
+// backwardT is backward for a transposed gradient: dt[j·rp + r] is the
+// gradient of element (r, j) of z and out (rows×cols, row-major).
+func (a Activation) backwardT(dt []float64, rp int, z, out []float64, rows, cols int) {
+	if a == Linear {
+		return
+	}
+	for j := 0; j < cols; j++ {
+		g := dt[j*rp : j*rp+rows]
+		switch a {
+		case Sigmoid:
+			for r := range g {
+				o := out[r*cols+j]
+				g[r] *= o * (1 - o)
+			}
+		case Tanh:
+			for r := range g {
+				o := out[r*cols+j]
+				g[r] *= 1 - o*o
+			}
+		case ReLU:
+			for r := range g {
+				if z[r*cols+j] <= 0 {
+					g[r] = 0
+				}
+			}
+		case LeakyReLU:
+			for r := range g {
+				if z[r*cols+j] <= 0 {
+					g[r] *= leakySlope
+				}
+			}
+		default:
+			panic("nn: unknown activation")
+		}
+	}
+}

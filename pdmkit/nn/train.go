@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 )
@@ -133,107 +132,9 @@ func (n *Network) Gradient(x, y *mat.Dense, loss Loss, l2 float64) (float64, []f
 	return n.gradient(x.RawMatrix(), y.RawMatrix(), loss, l2)
 }
 
-func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64, []float64) {
-	out := n.forwardBatch(x)
-	L := len(n.Layers)
-	last := n.ws.delta[L-1]
-	val := n.outputDelta(last, out, n.ws.z[L-1], y, loss)
-	if loss == MSE {
-		n.Layers[L-1].Act.backward(last.Data[:last.Rows*last.Stride], n.ws.z[L-1].Data, out.Data)
-	}
-	grad := n.ws.grad
-	off := len(n.Params)
-	for i := L - 1; i >= 0; i-- {
-		l := &n.Layers[i]
-		off -= l.In*l.Out + l.Out
-		gW := grad[off : off+l.In*l.Out]
-		gB := grad[off+l.In*l.Out : off+l.In*l.Out+l.Out]
-		d := n.ws.delta[i]
-		in := x
-		if i > 0 {
-			in = n.ws.a[i-1]
-		}
-		// dW = inᵀ·δ; beta 0 overwrites the previous gradient.
-		blas64.Gemm(blas.Trans, blas.NoTrans, 1, in, d, 0, blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: gW})
-		for j := range gB {
-			gB[j] = 0
-		}
-		for r := 0; r < d.Rows; r++ {
-			row := d.Data[r*d.Stride : r*d.Stride+d.Cols]
-			for j, v := range row {
-				gB[j] += v
-			}
-		}
-		if l2 > 0 {
-			for j, w := range l.W {
-				gW[j] += l2 * w
-				val += 0.5 * l2 * w * w
-			}
-		}
-		if i > 0 {
-			prev := n.ws.delta[i-1]
-			blas64.Gemm(blas.NoTrans, blas.Trans, 1, d, weights(l), 0, prev)
-			n.Layers[i-1].Act.backward(prev.Data[:prev.Rows*prev.Stride], n.ws.z[i-1].Data, n.ws.a[i-1].Data)
-		}
-	}
-	return val, grad
-}
-
-// outputDelta writes dLoss/dOutput (for MSE) or dLoss/dLogits (softmax
-// cross-entropy) into d and returns the loss.
-func (n *Network) outputDelta(d, out, z, y blas64.General, loss Loss) float64 {
-	rows, cols := out.Rows, out.Cols
-	total := 0.0
-	switch loss {
-	case MSE:
-		scale := 1 / float64(rows*cols)
-		for r := 0; r < rows; r++ {
-			o := out.Data[r*out.Stride : r*out.Stride+cols]
-			t := y.Data[r*y.Stride : r*y.Stride+cols]
-			dd := d.Data[r*d.Stride : r*d.Stride+cols]
-			for j := range o {
-				e := o[j] - t[j]
-				total += e * e
-				dd[j] = 2 * e * scale
-			}
-		}
-		return total * scale
-	case SoftmaxCrossEntropy:
-		scale := 1 / float64(rows)
-		for r := 0; r < rows; r++ {
-			zz := z.Data[r*z.Stride : r*z.Stride+cols]
-			t := y.Data[r*y.Stride : r*y.Stride+cols]
-			dd := d.Data[r*d.Stride : r*d.Stride+cols]
-			m := zz[0]
-			for _, v := range zz {
-				m = math.Max(m, v)
-			}
-			sum := 0.0
-			for j, v := range zz {
-				dd[j] = math.Exp(v - m)
-				sum += dd[j]
-			}
-			logSum := math.Log(sum) + m
-			for j := range dd {
-				dd[j] /= sum
-				total -= t[j] * (zz[j] - logSum)
-				dd[j] = (dd[j] - t[j]) * scale
-			}
-		}
-		return total * scale
-	}
-	panic("nn: unknown loss")
-}
-
 // Loss evaluates the loss (without L2) on a data set in one batch.
 func (n *Network) Loss(x, y *mat.Dense, loss Loss) float64 {
 	return n.evalLoss(x.RawMatrix(), y.RawMatrix(), loss)
-}
-
-func (n *Network) evalLoss(x, y blas64.General, loss Loss) float64 {
-	out := n.forwardBatch(x)
-	L := len(n.Layers)
-	return n.outputDelta(n.ws.delta[L-1], out, n.ws.z[L-1], y, loss)
 }
 
 // Softmax writes the softmax of logits into dst (which may alias logits).
@@ -354,14 +255,8 @@ func (n *Network) update(g, m1, m2 []float64, cfg TrainConfig, step int) {
 			n.Params[i] += m1[i]
 		}
 	case Adam:
-		b1, b2 := cfg.Beta1, cfg.Beta2
-		c1 := 1 - math.Pow(b1, float64(step))
-		c2 := 1 - math.Pow(b2, float64(step))
-		for i, gi := range g {
-			m1[i] = b1*m1[i] + (1-b1)*gi
-			m2[i] = b2*m2[i] + (1-b2)*gi*gi
-			n.Params[i] -= lr * (m1[i] / c1) / (math.Sqrt(m2[i]/c2) + cfg.Epsilon)
-		}
+		c := newAdamConsts(lr, cfg.Beta1, cfg.Beta2, cfg.Epsilon, step)
+		adamStep(n.Params, g, m1, m2, &c)
 	}
 }
 

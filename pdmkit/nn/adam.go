@@ -36,3 +36,17 @@ func adamGo(p, g, m1, m2 []float64, c *adamConsts) {
 		p[i] -= c.step * a / (math.Sqrt(b)*c.ic2s + c.eps)
 	}
 }
+
+// l2grad adds the gradient of l2/2·‖w‖² to g and returns ‖w‖²; the
+// assembly version where the CPU has it.
+var l2grad = l2gradGo
+
+func l2gradGo(g, w []float64, l2 float64) float64 {
+	g = g[:len(w)]
+	s := 0.0
+	for i, v := range w {
+		g[i] += l2 * v
+		s += v * v
+	}
+	return s
+}

@@ -81,11 +81,23 @@ func (n *Network) forwardBatch(x blas64.General) blas64.General {
 }
 
 func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64, []float64) {
+	return n.backprop(x, y, loss, l2, nil), n.ws.grad
+}
+
+// backprop computes the loss and its gradient into n.ws.grad. With an
+// updater, each layer's parameters are updated as soon as their gradient is
+// complete and the layer below no longer needs their old values (its delta
+// is computed first), while they are still in cache; a non-finite data
+// loss returns before any update.
+func (n *Network) backprop(x, y blas64.General, loss Loss, l2 float64, u *updater) float64 {
 	out := n.forwardBatch(x)
 	w := &n.ws
 	rows, rp := x.Rows, w.rp
 	L := len(n.Layers)
 	val := outputDelta(w.dt[L-1], rp, out, w.z[L-1], y, loss)
+	if math.IsNaN(val) || math.IsInf(val, 0) {
+		return val
+	}
 	if loss == MSE {
 		n.Layers[L-1].Act.backwardT(w.dt[L-1], rp, w.z[L-1], w.a[L-1], rows, n.Layers[L-1].Out)
 	}
@@ -93,10 +105,18 @@ func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64,
 	off := len(n.Params)
 	for i := L - 1; i >= 0; i-- {
 		l := &n.Layers[i]
+		end := off
 		off -= l.In*l.Out + l.Out
 		gW := grad[off : off+l.In*l.Out]
-		gB := grad[off+l.In*l.Out : off+l.In*l.Out+l.Out]
+		gB := grad[off+l.In*l.Out : end]
 		dt := w.dt[i]
+		if i > 0 {
+			// δᵀ_prev = W·δᵀ, then times f' of the layer below.
+			prev := w.dt[i-1]
+			w.dop.setDirect(dt, l.Out, rows, rp, nr64, true)
+			gemm(view[float64]{l.In, l.Out, l.Out, 1, l.W}, &w.dop, prev, rp, false, 0, w.dop.panels(), &w.s)
+			n.Layers[i-1].Act.backwardT(prev, rp, w.z[i-1], w.a[i-1], rows, l.In)
+		}
 		in := view[float64]{rows, x.Cols, x.Stride, 1, x.Data}
 		if i > 0 {
 			in = view[float64]{rows, l.In, l.In, 1, w.a[i-1]}
@@ -112,20 +132,13 @@ func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64,
 			gB[j] = s
 		}
 		if l2 > 0 {
-			for j, wj := range l.W {
-				gW[j] += l2 * wj
-				val += 0.5 * l2 * wj * wj
-			}
+			val += 0.5 * l2 * l2grad(gW, l.W, l2)
 		}
-		if i > 0 {
-			// δᵀ_prev = W·δᵀ, then times f' of the layer below.
-			prev := w.dt[i-1]
-			w.dop.setDirect(dt, l.Out, rows, rp, nr64, true)
-			gemm(view[float64]{l.In, l.Out, l.Out, 1, l.W}, &w.dop, prev, rp, false, 0, w.dop.panels(), &w.s)
-			n.Layers[i-1].Act.backwardT(prev, rp, w.z[i-1], w.a[i-1], rows, l.In)
+		if u != nil {
+			u.update(n.Params[off:end], grad[off:end], off)
 		}
 	}
-	return val, grad
+	return val
 }
 
 // outputDelta writes dLoss/dOutput (for MSE) or dLoss/dLogits (softmax

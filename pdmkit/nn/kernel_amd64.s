@@ -294,3 +294,38 @@ adam_loop:
 adam_done:
 	VZEROUPPER
 	RET
+
+// func l2grad4(n int, grad, w *float64, l2 float64) float64
+//
+// grad[i] += l2·w[i] for n/4·4 elements, four at a time; returns Σ w[i]²
+// summed in four lanes, added lane 0 to 3.
+TEXT ·l2grad4(SB), NOSPLIT, $0-40
+	MOVQ         n+0(FP), CX
+	MOVQ         grad+8(FP), DI
+	MOVQ         w+16(FP), SI
+	VBROADCASTSD l2+24(FP), Y10
+	VXORPD       Y2, Y2, Y2
+	SHRQ         $2, CX
+	JZ           l2_sum
+
+l2_loop:
+	VMOVUPD     (SI), Y0
+	VMULPD      Y0, Y10, Y1
+	VADDPD      (DI), Y1, Y1
+	VMOVUPD     Y1, (DI)
+	VFMADD231PD Y0, Y0, Y2
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         l2_loop
+
+l2_sum:
+	VEXTRACTF128 $1, Y2, X3
+	VUNPCKHPD    X2, X2, X4
+	VUNPCKHPD    X3, X3, X5
+	VADDSD       X4, X2, X2
+	VADDSD       X3, X2, X2
+	VADDSD       X5, X2, X2
+	VMOVSD       X2, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -150,3 +150,22 @@ func TestAdamKernelMatchesPortable(t *testing.T) {
 		}
 	}
 }
+
+func TestL2KernelMatchesPortable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 37
+	w, g := make([]float64, n), make([]float64, n)
+	for i := range w {
+		w[i], g[i] = rng.NormFloat64(), rng.NormFloat64()
+	}
+	g2 := append([]float64(nil), g...)
+	s, s2 := l2grad(g, w, 0.1), l2gradGo(g2, w, 0.1)
+	if math.Abs(s-s2) > 1e-12*s2 {
+		t.Fatalf("sum of squares %v, portable %v", s, s2)
+	}
+	for i := range g {
+		if g[i] != g2[i] {
+			t.Fatalf("element %d: %v, portable %v", i, g[i], g2[i])
+		}
+	}
+}

@@ -194,10 +194,9 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	xr, yrm := x.RawMatrix(), y.RawMatrix()
 
 	p := len(n.Params)
-	m1 := make([]float64, p) // momentum / Adam first moment
-	var m2 []float64
+	u := &updater{cfg: cfg, m1: make([]float64, p)}
 	if cfg.Optimizer == Adam {
-		m2 = make([]float64, p)
+		u.m2 = make([]float64, p)
 	}
 	best := append([]float64(nil), n.Params...)
 	res := TrainResult{ValLoss: math.NaN()}
@@ -213,14 +212,15 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 				copy(xb.Data[k*cols:(k+1)*cols], xr.Data[r*xr.Stride:r*xr.Stride+cols])
 				copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
 			}
-			l, g := n.gradient(xb, yb, cfg.Loss, cfg.L2)
+			step++
+			u.cfg.LearningRate = cfg.LearningRate
+			u.start(step)
+			l := n.backprop(xb, yb, cfg.Loss, cfg.L2, u)
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return res, fmt.Errorf("nn: training diverged at epoch %d (loss %v); lower the learning rate", epoch, l)
 			}
 			sum += l
 			batches++
-			step++
-			n.update(g, m1, m2, cfg, step)
 		}
 		res.Epochs = epoch
 		trainLoss := sum / float64(batches)
@@ -245,18 +245,32 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	return res, nil
 }
 
-func (n *Network) update(g, m1, m2 []float64, cfg TrainConfig, step int) {
-	lr := cfg.LearningRate
-	switch cfg.Optimizer {
+// updater applies one optimizer step to a range of the parameters.
+type updater struct {
+	cfg    TrainConfig
+	m1, m2 []float64 // momentum / Adam's moments, like Params
+	adam   adamConsts
+}
+
+// start prepares step t (1-based) of the optimizer.
+func (u *updater) start(t int) {
+	if u.cfg.Optimizer == Adam {
+		u.adam = newAdamConsts(u.cfg.LearningRate, u.cfg.Beta1, u.cfg.Beta2, u.cfg.Epsilon, t)
+	}
+}
+
+// update moves p by its gradient g; off is p's offset in Params.
+func (u *updater) update(p, g []float64, off int) {
+	m1 := u.m1[off : off+len(p)]
+	switch u.cfg.Optimizer {
 	case SGD:
-		mu := cfg.Momentum
+		lr, mu := u.cfg.LearningRate, u.cfg.Momentum
 		for i, gi := range g {
 			m1[i] = mu*m1[i] - lr*gi
-			n.Params[i] += m1[i]
+			p[i] += m1[i]
 		}
 	case Adam:
-		c := newAdamConsts(lr, cfg.Beta1, cfg.Beta2, cfg.Epsilon, step)
-		adamStep(n.Params, g, m1, m2, &c)
+		adamStep(p, g, m1, u.m2[off:off+len(p)], &u.adam)
 	}
 }
 

@@ -55,5 +55,5 @@ for round in $(seq "$COUNT"); do
 done
 
 "$BENCHSTAT" -col impl "$file"
-python3 deployments/bench/train_table.py "$file"
+python3 deployments/bench/torch_train.py --table "$file"
 echo "results: $file"

@@ -73,36 +73,6 @@ func (a Activation) apply(dst, z []float64) {
 	}
 }
 
-// backward multiplies grad in place by f'(z), using the already computed
-// output a = f(z) where that is cheaper.
-func (a Activation) backward(grad, z, out []float64) {
-	switch a {
-	case Linear:
-	case Sigmoid:
-		for i := range grad {
-			grad[i] *= out[i] * (1 - out[i])
-		}
-	case Tanh:
-		for i := range grad {
-			grad[i] *= 1 - out[i]*out[i]
-		}
-	case ReLU:
-		for i := range grad {
-			if z[i] <= 0 {
-				grad[i] = 0
-			}
-		}
-	case LeakyReLU:
-		for i := range grad {
-			if z[i] <= 0 {
-				grad[i] *= leakySlope
-			}
-		}
-	default:
-		panic("nn: unknown activation")
-	}
-}
-
 func sigmoid(v float64) float64 {
 	if v >= 0 {
 		return 1 / (1 + math.Exp(-v))

@@ -184,9 +184,5 @@ func (n *Network) Predict(dst, x *mat.Dense) *mat.Dense {
 // predictBlock is the row count of one matrix product in Predict.
 const predictBlock = 64
 
-func weights(l *Dense) blas64.General {
-	return blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: l.W}
-}
-
 // errShape is returned when training data and network disagree.
 var errShape = errors.New("nn: data shape does not match the network")

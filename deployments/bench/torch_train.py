@@ -52,7 +52,7 @@ def data(sizes, kind):
         for j in range(d):
             x[:, w * d + j] = signal(r + w, j)
     if kind == "ae":
-        y = x.clone()
+        y = x
     elif kind == "fc":
         y = torch.empty(ROWS, n_out, dtype=torch.float64)
         for h in range(n_out // d):
@@ -61,7 +61,9 @@ def data(sizes, kind):
     else:
         s = sum(signal(r + window - 1, j) for j in range(d))
         y = (0.5 + 0.4 * torch.tanh(s / d)).unsqueeze(1)
-    return x.float().contiguous(), y.float().contiguous()
+    x32 = x.float().contiguous()
+    # An autoencoder's targets are its inputs: the same tensor, as in Go.
+    return x32, x32 if y is x else y.float().contiguous()
 
 
 def network(sizes, acts, gen):
@@ -101,8 +103,10 @@ def train(case, x, y, epochs, seed=1):
         perm = torch.randperm(ROWS, generator=gen)
         for s in range(0, ROWS, batch):
             idx = perm[s : s + batch]
+            xb = x[idx]
+            yb = xb if y is x else y[idx]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
     elapsed = time.perf_counter() - start

@@ -91,7 +91,8 @@ func randView[T float](rng *rand.Rand, rows, cols int, transposed bool) view[T] 
 }
 
 // BenchmarkGemm times the products of one training step of the largest
-// autoencoder layer (batch 32, 416 inputs, 64 outputs).
+// layers: the 416-input autoencoder (batch 32), the 52-sensor forecaster
+// and the RUL regressor at batch 128.
 func BenchmarkGemm(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, sh := range []struct {
@@ -102,6 +103,10 @@ func BenchmarkGemm(b *testing.B) {
 		{"forward-32x64x416", 32, 64, 416, false, false},
 		{"dW-416x64x32", 416, 64, 32, true, false},
 		{"dX-32x416x64", 32, 416, 64, false, true},
+		{"forward-32x104x832", 32, 104, 832, false, false},
+		{"dW-832x104x32", 832, 104, 32, true, false},
+		{"forward-128x64x750", 128, 64, 750, false, false},
+		{"dW-750x64x128", 750, 64, 128, true, false},
 	} {
 		b.Run("float64/"+sh.name, func(b *testing.B) { benchGemm[float64](b, rng, nr64, sh.m, sh.n, sh.k, sh.ta, sh.tb) })
 		b.Run("float32/"+sh.name, func(b *testing.B) { benchGemm[float32](b, rng, nr32, sh.m, sh.n, sh.k, sh.ta, sh.tb) })

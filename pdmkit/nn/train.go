@@ -192,6 +192,11 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	xb := blas64.General{Rows: bs, Cols: cols, Stride: cols, Data: make([]float64, bs*cols)}
 	yb := blas64.General{Rows: bs, Cols: yc, Stride: yc, Data: make([]float64, bs*yc)}
 	xr, yrm := x.RawMatrix(), y.RawMatrix()
+	// An autoencoder trains on Train(x, x): its batch targets are its inputs.
+	same := x == y
+	if same {
+		yb = xb
+	}
 
 	p := len(n.Params)
 	u := &updater{cfg: cfg, m1: make([]float64, p)}
@@ -210,7 +215,9 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 			xb.Rows, yb.Rows = end-start, end-start
 			for k, r := range trIdx[start:end] {
 				copy(xb.Data[k*cols:(k+1)*cols], xr.Data[r*xr.Stride:r*xr.Stride+cols])
-				copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
+				if !same {
+					copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
+				}
 			}
 			step++
 			u.cfg.LearningRate = cfg.LearningRate

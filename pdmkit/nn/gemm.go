@@ -20,7 +20,9 @@ const (
 )
 
 // The kernels in use: assembly where the CPU has it (kernel_amd64.go),
-// otherwise the portable one.
+// otherwise the portable one. Every pass of the network runs in float64;
+// the float32 kernel (twice the multiply-adds per instruction,
+// BenchmarkGemm) is there for a float32 training pass.
 var (
 	kernel64   kernel[float64] = kernGo[float64](nr64)
 	kernel32   kernel[float32] = kernGo[float32](nr32)

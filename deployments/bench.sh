@@ -5,7 +5,9 @@
 #
 #   BENCH_COUNT   repetitions of each benchmark (default 6, the fewest for
 #                 which benchstat gives a confidence interval)
-#   BENCH_FILTER  run only the benchmarks matching this regexp (default all)
+#   BENCH_FILTER  run only the benchmarks matching this regexp (default all;
+#                 TrainTorch is pdmkit/nn training beside PyTorch,
+#                 deployments/bench-train.sh)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,4 +42,10 @@ for run in "${runs[@]}"; do
 	echo "== $module $pkg -bench $bench -benchtime $benchtime -count $COUNT"
 	(cd "$module" && go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$COUNT" -timeout 60m "$pkg") | tee -a "$file"
 done
-"$BENCHSTAT" "$file"
+if [[ -s $file ]]; then
+	"$BENCHSTAT" "$file"
+fi
+if [[ $FILTER == . || TrainTorch =~ $FILTER ]]; then
+	echo "== pdmkit/nn training beside PyTorch (deployments/bench-train.sh), $COUNT rounds"
+	BENCH_COUNT="$COUNT" BENCH_FILTER=. deployments/bench-train.sh
+fi

@@ -73,40 +73,47 @@ func (a Activation) apply(dst, z []float64) {
 	}
 }
 
-// backward multiplies grad in place by f'(z), using the already computed
-// output a = f(z) where that is cheaper.
-func (a Activation) backward(grad, z, out []float64) {
-	switch a {
-	case Linear:
-	case Sigmoid:
-		for i := range grad {
-			grad[i] *= out[i] * (1 - out[i])
-		}
-	case Tanh:
-		for i := range grad {
-			grad[i] *= 1 - out[i]*out[i]
-		}
-	case ReLU:
-		for i := range grad {
-			if z[i] <= 0 {
-				grad[i] = 0
-			}
-		}
-	case LeakyReLU:
-		for i := range grad {
-			if z[i] <= 0 {
-				grad[i] *= leakySlope
-			}
-		}
-	default:
-		panic("nn: unknown activation")
-	}
-}
-
 func sigmoid(v float64) float64 {
 	if v >= 0 {
 		return 1 / (1 + math.Exp(-v))
 	}
 	e := math.Exp(v)
 	return e / (1 + e)
+}
+
+// backwardT is backward for a transposed gradient: dt[j·rp + r] is the
+// gradient of element (r, j) of z and out (rows×cols, row-major).
+func (a Activation) backwardT(dt []float64, rp int, z, out []float64, rows, cols int) {
+	if a == Linear {
+		return
+	}
+	for j := 0; j < cols; j++ {
+		g := dt[j*rp : j*rp+rows]
+		switch a {
+		case Sigmoid:
+			for r := range g {
+				o := out[r*cols+j]
+				g[r] *= o * (1 - o)
+			}
+		case Tanh:
+			for r := range g {
+				o := out[r*cols+j]
+				g[r] *= 1 - o*o
+			}
+		case ReLU:
+			for r := range g {
+				if z[r*cols+j] <= 0 {
+					g[r] = 0
+				}
+			}
+		case LeakyReLU:
+			for r := range g {
+				if z[r*cols+j] <= 0 {
+					g[r] *= leakySlope
+				}
+			}
+		default:
+			panic("nn: unknown activation")
+		}
+	}
 }

@@ -12,6 +12,11 @@
 //   - Forward (one window) allocates nothing: it writes into buffers owned by
 //     the Network, which is why a Network is not safe for concurrent use.
 //     Clone gives each goroutine its own buffers over the same weights.
+//   - Batch passes (Train, Gradient, Loss, Predict) multiply with the
+//     package's own packed GEMM: an AVX2/FMA assembly kernel where the CPU
+//     has it, a portable Go one otherwise (gemm.go); weights are read in
+//     place. Forward (one window) uses gonum's GEMV.
 //   - Training with the same seed, data and configuration gives bit-identical
-//     weights.
+//     weights on a given CPU and build, whatever GOMAXPROCS is; the
+//     assembly and portable kernels may differ in the last bits.
 package nn

@@ -184,56 +184,5 @@ func (n *Network) Predict(dst, x *mat.Dense) *mat.Dense {
 // predictBlock is the row count of one matrix product in Predict.
 const predictBlock = 64
 
-// workspace holds the batch buffers; they grow to the largest batch seen and
-// are reused after that.
-type workspace struct {
-	rows  int
-	z, a  []blas64.General // per layer, rows×Out
-	delta []blas64.General // per layer, rows×Out
-	grad  []float64        // like Params
-}
-
-func (n *Network) ensure(rows int) {
-	w := &n.ws
-	if w.rows >= rows && len(w.z) == len(n.Layers) {
-		// Shrink the views to the requested row count.
-		for i := range w.z {
-			w.z[i].Rows, w.a[i].Rows, w.delta[i].Rows = rows, rows, rows
-		}
-		return
-	}
-	w.rows = rows
-	w.z, w.a, w.delta = w.z[:0], w.a[:0], w.delta[:0]
-	for _, l := range n.Layers {
-		mk := func() blas64.General {
-			return blas64.General{Rows: rows, Cols: l.Out, Stride: l.Out, Data: make([]float64, rows*l.Out)}
-		}
-		w.z, w.a, w.delta = append(w.z, mk()), append(w.a, mk()), append(w.delta, mk())
-	}
-	if len(w.grad) != len(n.Params) {
-		w.grad = make([]float64, len(n.Params))
-	}
-}
-
-func (n *Network) forwardBatch(x blas64.General) blas64.General {
-	n.ensure(x.Rows)
-	in := x
-	for i := range n.Layers {
-		l := &n.Layers[i]
-		z, a := n.ws.z[i], n.ws.a[i]
-		for r := 0; r < z.Rows; r++ {
-			copy(z.Data[r*z.Stride:r*z.Stride+z.Cols], l.B)
-		}
-		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, in, weights(l), 1, z)
-		l.Act.apply(a.Data[:z.Rows*z.Stride], z.Data[:z.Rows*z.Stride])
-		in = a
-	}
-	return in
-}
-
-func weights(l *Dense) blas64.General {
-	return blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: l.W}
-}
-
 // errShape is returned when training data and network disagree.
 var errShape = errors.New("nn: data shape does not match the network")

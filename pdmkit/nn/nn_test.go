@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -349,6 +350,28 @@ func TestLearningRateDecay(t *testing.T) {
 	for _, c := range []TrainConfig{{LRDecay: 1}, {LRDecay: -0.5}, {LRPatience: -1}} {
 		if _, err := n.Train(x, y, c); err == nil {
 			t.Fatalf("%+v accepted", c)
+		}
+	}
+}
+
+// TestTrainingSameBitsAnyGOMAXPROCS: layers large enough to split their
+// products and Adam steps between goroutines train to the same bits with
+// one processor as with two.
+func TestTrainingSameBitsAnyGOMAXPROCS(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	x, y := randDense(t, rng, 100, 416), randDense(t, rng, 100, 208)
+	train := func(procs int) []float64 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		n, _ := New(Spec{Sizes: []int{416, 104, 64, 208}, Acts: []Activation{Tanh, ReLU, Linear}}, 3)
+		if _, err := n.Train(x, y, TrainConfig{Optimizer: Adam, LearningRate: 0.005, L2: 1e-4, Epochs: 3, ValidationFraction: 0.2, Seed: 5}); err != nil {
+			t.Fatal(err)
+		}
+		return n.Params
+	}
+	a, b := train(1), train(2)
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			t.Fatalf("param %d: %v with GOMAXPROCS 1, %v with 2", i, a[i], b[i])
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 )
@@ -133,107 +132,9 @@ func (n *Network) Gradient(x, y *mat.Dense, loss Loss, l2 float64) (float64, []f
 	return n.gradient(x.RawMatrix(), y.RawMatrix(), loss, l2)
 }
 
-func (n *Network) gradient(x, y blas64.General, loss Loss, l2 float64) (float64, []float64) {
-	out := n.forwardBatch(x)
-	L := len(n.Layers)
-	last := n.ws.delta[L-1]
-	val := n.outputDelta(last, out, n.ws.z[L-1], y, loss)
-	if loss == MSE {
-		n.Layers[L-1].Act.backward(last.Data[:last.Rows*last.Stride], n.ws.z[L-1].Data, out.Data)
-	}
-	grad := n.ws.grad
-	off := len(n.Params)
-	for i := L - 1; i >= 0; i-- {
-		l := &n.Layers[i]
-		off -= l.In*l.Out + l.Out
-		gW := grad[off : off+l.In*l.Out]
-		gB := grad[off+l.In*l.Out : off+l.In*l.Out+l.Out]
-		d := n.ws.delta[i]
-		in := x
-		if i > 0 {
-			in = n.ws.a[i-1]
-		}
-		// dW = inᵀ·δ; beta 0 overwrites the previous gradient.
-		blas64.Gemm(blas.Trans, blas.NoTrans, 1, in, d, 0, blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: gW})
-		for j := range gB {
-			gB[j] = 0
-		}
-		for r := 0; r < d.Rows; r++ {
-			row := d.Data[r*d.Stride : r*d.Stride+d.Cols]
-			for j, v := range row {
-				gB[j] += v
-			}
-		}
-		if l2 > 0 {
-			for j, w := range l.W {
-				gW[j] += l2 * w
-				val += 0.5 * l2 * w * w
-			}
-		}
-		if i > 0 {
-			prev := n.ws.delta[i-1]
-			blas64.Gemm(blas.NoTrans, blas.Trans, 1, d, weights(l), 0, prev)
-			n.Layers[i-1].Act.backward(prev.Data[:prev.Rows*prev.Stride], n.ws.z[i-1].Data, n.ws.a[i-1].Data)
-		}
-	}
-	return val, grad
-}
-
-// outputDelta writes dLoss/dOutput (for MSE) or dLoss/dLogits (softmax
-// cross-entropy) into d and returns the loss.
-func (n *Network) outputDelta(d, out, z, y blas64.General, loss Loss) float64 {
-	rows, cols := out.Rows, out.Cols
-	total := 0.0
-	switch loss {
-	case MSE:
-		scale := 1 / float64(rows*cols)
-		for r := 0; r < rows; r++ {
-			o := out.Data[r*out.Stride : r*out.Stride+cols]
-			t := y.Data[r*y.Stride : r*y.Stride+cols]
-			dd := d.Data[r*d.Stride : r*d.Stride+cols]
-			for j := range o {
-				e := o[j] - t[j]
-				total += e * e
-				dd[j] = 2 * e * scale
-			}
-		}
-		return total * scale
-	case SoftmaxCrossEntropy:
-		scale := 1 / float64(rows)
-		for r := 0; r < rows; r++ {
-			zz := z.Data[r*z.Stride : r*z.Stride+cols]
-			t := y.Data[r*y.Stride : r*y.Stride+cols]
-			dd := d.Data[r*d.Stride : r*d.Stride+cols]
-			m := zz[0]
-			for _, v := range zz {
-				m = math.Max(m, v)
-			}
-			sum := 0.0
-			for j, v := range zz {
-				dd[j] = math.Exp(v - m)
-				sum += dd[j]
-			}
-			logSum := math.Log(sum) + m
-			for j := range dd {
-				dd[j] /= sum
-				total -= t[j] * (zz[j] - logSum)
-				dd[j] = (dd[j] - t[j]) * scale
-			}
-		}
-		return total * scale
-	}
-	panic("nn: unknown loss")
-}
-
 // Loss evaluates the loss (without L2) on a data set in one batch.
 func (n *Network) Loss(x, y *mat.Dense, loss Loss) float64 {
 	return n.evalLoss(x.RawMatrix(), y.RawMatrix(), loss)
-}
-
-func (n *Network) evalLoss(x, y blas64.General, loss Loss) float64 {
-	out := n.forwardBatch(x)
-	L := len(n.Layers)
-	return n.outputDelta(n.ws.delta[L-1], out, n.ws.z[L-1], y, loss)
 }
 
 // Softmax writes the softmax of logits into dst (which may alias logits).
@@ -291,12 +192,16 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	xb := blas64.General{Rows: bs, Cols: cols, Stride: cols, Data: make([]float64, bs*cols)}
 	yb := blas64.General{Rows: bs, Cols: yc, Stride: yc, Data: make([]float64, bs*yc)}
 	xr, yrm := x.RawMatrix(), y.RawMatrix()
+	// An autoencoder trains on Train(x, x): its batch targets are its inputs.
+	same := x == y
+	if same {
+		yb = xb
+	}
 
 	p := len(n.Params)
-	m1 := make([]float64, p) // momentum / Adam first moment
-	var m2 []float64
+	u := &updater{cfg: cfg, m1: make([]float64, p)}
 	if cfg.Optimizer == Adam {
-		m2 = make([]float64, p)
+		u.m2 = make([]float64, p)
 	}
 	best := append([]float64(nil), n.Params...)
 	res := TrainResult{ValLoss: math.NaN()}
@@ -310,16 +215,19 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 			xb.Rows, yb.Rows = end-start, end-start
 			for k, r := range trIdx[start:end] {
 				copy(xb.Data[k*cols:(k+1)*cols], xr.Data[r*xr.Stride:r*xr.Stride+cols])
-				copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
+				if !same {
+					copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
+				}
 			}
-			l, g := n.gradient(xb, yb, cfg.Loss, cfg.L2)
+			step++
+			u.cfg.LearningRate = cfg.LearningRate
+			u.start(step)
+			l := n.backprop(xb, yb, cfg.Loss, cfg.L2, u)
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return res, fmt.Errorf("nn: training diverged at epoch %d (loss %v); lower the learning rate", epoch, l)
 			}
 			sum += l
 			batches++
-			step++
-			n.update(g, m1, m2, cfg, step)
 		}
 		res.Epochs = epoch
 		trainLoss := sum / float64(batches)
@@ -344,24 +252,32 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	return res, nil
 }
 
-func (n *Network) update(g, m1, m2 []float64, cfg TrainConfig, step int) {
-	lr := cfg.LearningRate
-	switch cfg.Optimizer {
+// updater applies one optimizer step to a range of the parameters.
+type updater struct {
+	cfg    TrainConfig
+	m1, m2 []float64 // momentum / Adam's moments, like Params
+	adam   adamConsts
+}
+
+// start prepares step t (1-based) of the optimizer.
+func (u *updater) start(t int) {
+	if u.cfg.Optimizer == Adam {
+		u.adam = newAdamConsts(u.cfg.LearningRate, u.cfg.Beta1, u.cfg.Beta2, u.cfg.Epsilon, t)
+	}
+}
+
+// update moves p by its gradient g; off is p's offset in Params.
+func (u *updater) update(p, g []float64, off int) {
+	m1 := u.m1[off : off+len(p)]
+	switch u.cfg.Optimizer {
 	case SGD:
-		mu := cfg.Momentum
+		lr, mu := u.cfg.LearningRate, u.cfg.Momentum
 		for i, gi := range g {
 			m1[i] = mu*m1[i] - lr*gi
-			n.Params[i] += m1[i]
+			p[i] += m1[i]
 		}
 	case Adam:
-		b1, b2 := cfg.Beta1, cfg.Beta2
-		c1 := 1 - math.Pow(b1, float64(step))
-		c2 := 1 - math.Pow(b2, float64(step))
-		for i, gi := range g {
-			m1[i] = b1*m1[i] + (1-b1)*gi
-			m2[i] = b2*m2[i] + (1-b2)*gi*gi
-			n.Params[i] -= lr * (m1[i] / c1) / (math.Sqrt(m2[i]/c2) + cfg.Epsilon)
-		}
+		adamStep(p, g, m1, u.m2[off:off+len(p)], &u.adam)
 	}
 }
 

@@ -217,8 +217,8 @@ func Healthy() []Stream {
 }
 
 // SetPoints returns healthy streams with one persistent change of
-// operating point at Change: the level moves (at once or over a short
-// ramp) and then holds steady. One alert near the change is right; it must
+// operating point: the level moves (at once or over a short ramp) and from
+// row Change on holds steady. One alert near the change is right; it must
 // resolve, and the new level become normal, within the new-normal horizon.
 func SetPoints() []Stream {
 	at := 2000
@@ -257,7 +257,7 @@ func SetPoints() []Stream {
 			s.sig = append(s.sig, noise(30, 0.5), daily(40, 3, day5m, 0.3))
 		}
 		st := s.build()
-		st.Change = at
+		st.Change = at + p.ramp // where the new level holds
 		out = append(out, st)
 	}
 	return out

@@ -142,9 +142,10 @@ type Monitor struct {
 	tracker *alert.Tracker
 	trend   *trend
 	limit   float64 // evidence of the failure level
-	// excursion counts the readings since the score first passed Open in
-	// the current pending or open alert; excursionFrom is the first one's
-	// time, and ex the evidence since then (newest last, bounded).
+	// excursion counts the readings since the score last left the normal
+	// band (rose to Resolve or above) on the way to the current alert;
+	// excursionFrom is the first one's time, and ex the deviation since
+	// then (newest last, bounded by the horizon).
 	excursion     int
 	excursionFrom time.Time
 	ex            []point
@@ -235,7 +236,7 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 // follow keeps the excursion's evidence and learns it as the new normal
 // once it has settled within the horizon.
 func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.Alert {
-	if d.WarmingUp || d.Learning || (!d.Open && d.Score < m.cfg.Alert.Open) || (!d.Open && d.Event != nil) {
+	if d.WarmingUp || d.Learning || (!d.Open && d.Score < m.cfg.Alert.Resolve) || (!d.Open && d.Event != nil) {
 		m.excursion, m.ex = 0, m.ex[:0]
 		return nil
 	}
@@ -248,7 +249,7 @@ func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.
 		m.ex = m.ex[1:]
 	}
 	h := m.cfg.NewNormal
-	if h.Off || !d.Open || !h.reached(m.excursion, t.Sub(m.excursionFrom), learnAt) || !m.settled() {
+	if h.Off || !d.Open || !h.reached(m.excursion, t.Sub(m.excursionFrom), 1) || !m.settled() {
 		return nil
 	}
 	// The oldest quarter of the excursion holds the change itself and its
@@ -299,12 +300,6 @@ func mean(ps []point) float64 {
 	}
 	return s / float64(len(ps))
 }
-
-// learnAt is the share of the horizon an excursion lasts before it is
-// learnt: less than all of it, so that the alert resolves within the
-// horizon of the change even when the change's first readings were still
-// below the alert level.
-const learnAt = 0.9
 
 // errNotLearner: the detector cannot take readings as normal.
 var errNotLearner = errors.New("monitor: the detector cannot learn a new normal")

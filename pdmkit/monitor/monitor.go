@@ -14,8 +14,9 @@
 //     and the alert resolves ("new_normal"). A degradation keeps rising,
 //     so it is not learnt; a fault that settles into a steady state is,
 //     which is why the horizon is bounded and configurable.
-//   - A forecast is only given while the evidence keeps rising: never on a
-//     resolving alert or a falling score.
+//   - A forecast is only given where a failure level is known (configured,
+//     or carried by the model), while an alert is open and its deviation
+//     keeps rising: never on a resolving alert or a falling score.
 //
 // Invariants: a Monitor is a deterministic function of the readings and
 // operator actions it was given, in order, so replaying them rebuilds it
@@ -56,9 +57,13 @@ type Config struct {
 	// 120). A forecast is given only while an alert is open and the
 	// deviation keeps rising.
 	TrendReadings int
-	// FailureScore is the score taken as failure, which the forecast
-	// extrapolates to, unless the model sets its own (default:
-	// Alert.Critical).
+	// FailureScore is the score at which the asset counts as failed, which
+	// the forecast extrapolates to; a model's own health limit takes
+	// precedence. Default 0: none, and then no forecast is given — an
+	// online learner knows what normal looks like, not where failure lies,
+	// and a time to an arbitrary level would not mean what it says. Set it
+	// from experience with a class of machines, or train a model that
+	// carries one.
 	FailureScore float64
 }
 
@@ -94,7 +99,6 @@ func (c Config) WithDefaults() Config {
 	c.NewNormal.Duration = cmp.Or(c.NewNormal.Duration, 24*time.Hour)
 	c.MaxRise = cmp.Or(c.MaxRise, 0.5)
 	c.TrendReadings = cmp.Or(c.TrendReadings, 120)
-	c.FailureScore = cmp.Or(c.FailureScore, c.Alert.Critical)
 	return c
 }
 
@@ -113,8 +117,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("monitor: max rise (%v) must be positive", c.MaxRise)
 	case c.TrendReadings < 10:
 		return fmt.Errorf("monitor: trend readings (%d) must be at least 10", c.TrendReadings)
-	case !(c.FailureScore > 0 && c.FailureScore < 1):
-		return fmt.Errorf("monitor: failure score (%v) must be in (0, 1)", c.FailureScore)
+	case !(c.FailureScore >= 0 && c.FailureScore < 1):
+		return fmt.Errorf("monitor: failure score (%v) must be in [0, 1)", c.FailureScore)
 	}
 	return nil
 }
@@ -141,11 +145,11 @@ type Monitor struct {
 	det     anomaly.Detector
 	tracker *alert.Tracker
 	trend   *trend
-	limit   float64 // evidence of the failure level
+	limit   float64 // evidence of the failure level, NaN for none
 	// excursion counts the readings since the score last left the normal
 	// band (rose to Resolve or above) on the way to the current alert;
 	// excursionFrom is the first one's time, and ex the deviation since
-	// then (newest last, bounded by the horizon).
+	// then (newest last, at most exSpan horizons of it).
 	excursion     int
 	excursionFrom time.Time
 	ex            []point
@@ -177,7 +181,10 @@ func (m *Monitor) SetDetector(det anomaly.Detector) {
 	m.det = det
 	m.trend.reset()
 	m.ex = m.ex[:0]
-	m.limit = anomaly.Evidence(m.cfg.FailureScore)
+	m.limit = math.NaN()
+	if m.cfg.FailureScore > 0 {
+		m.limit = anomaly.Evidence(m.cfg.FailureScore)
+	}
 	if h, ok := det.(interface{ HealthLimit() float64 }); ok && h.HealthLimit() > 0 {
 		m.limit = anomaly.Evidence(h.HealthLimit())
 	}
@@ -245,7 +252,7 @@ func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.
 	}
 	m.excursion++
 	m.ex = append(m.ex, point{t, math.Sqrt(d.Error)})
-	if len(m.ex) > m.cfg.NewNormal.Readings {
+	if len(m.ex) > exSpan*m.cfg.NewNormal.Readings {
 		m.ex = m.ex[1:]
 	}
 	h := m.cfg.NewNormal
@@ -263,10 +270,17 @@ func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.
 	return nil
 }
 
+// exSpan is how many horizons of an excursion's deviation are kept (its
+// newest part): judging growth over the whole excursion rather than its
+// last horizon keeps a degradation whose growth a daily load cycle hides
+// for hours from passing as settled.
+const exSpan = 4
+
 // settled reports whether the excursion has stopped growing. The oldest
-// quarter of the excursion is the change and its settling; over the rest,
-// the mean deviation of the newest quarter is at most MaxRise above that of
-// the oldest, and a line fitted to the deviation rises by at most MaxRise.
+// quarter of the excursion (as kept) is the change and its settling; over
+// the rest, the mean deviation of the newest quarter is at most MaxRise
+// above that of the oldest, and a line fitted to the deviation rises by at
+// most MaxRise.
 func (m *Monitor) settled() bool {
 	pts := m.ex[len(m.ex)/4:]
 	q := len(pts) / 4
@@ -355,7 +369,7 @@ func (m *Monitor) Ack(id, by, reason string, at time.Time) (alert.Alert, bool) {
 
 func (m *Monitor) forecast(t time.Time) *alert.Forecast {
 	c, ok := m.det.(anomaly.Calibrated)
-	if !ok {
+	if !ok || math.IsNaN(m.limit) {
 		return nil
 	}
 	ttf, low, high, ok := m.trend.forecast(math.Sqrt(c.ErrorAt(m.limit)))

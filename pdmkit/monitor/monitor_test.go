@@ -68,7 +68,7 @@ func TestHealthyCorpusIsQuiet(t *testing.T) {
 	for _, s := range corpus.Healthy() {
 		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
-			ds := replay(t, s, Config{})
+			ds := replay(t, s, Config{FailureScore: 0.999})
 			if ev := events(ds); len(ev) > 0 {
 				t.Fatalf("%d alert events on a healthy stream: %v", len(ev), ev)
 			}
@@ -181,6 +181,7 @@ func TestForecastOnlyWhileRising(t *testing.T) {
 	s := corpus.Ramp(1000, 3000, 30)
 	cfg := DefaultConfig()
 	cfg.NewNormal.Off = true
+	cfg.FailureScore = cfg.Alert.Critical
 	ds := replay(t, s, cfg)
 	limit := anomaly.Evidence(cfg.FailureScore)
 	crossed := -1
@@ -313,11 +314,15 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if DefaultConfig().FailureScore != 0 {
+		t.Error("a failure level by default: forecasts would name a time to an arbitrary level")
+	}
 	bad := map[string]Config{
 		"resolve above open": {Alert: alert.Thresholds{Open: 0.9, Resolve: 0.95, Major: 0.99, Critical: 0.999}},
 		"short horizon":      {NewNormal: Horizon{Readings: 3}},
 		"negative rise":      {MaxRise: -1},
 		"failure score 1":    {FailureScore: 1},
+		"negative failure":   {FailureScore: -0.5},
 	}
 	for name, c := range bad {
 		if err := c.Validate(); err == nil {

@@ -122,8 +122,8 @@ type Alert struct {
 	Resolve float64 `yaml:"resolve" help:"score that resolves an alert"`
 	// Major is the score from which the severity is major. Default 0.995.
 	Major float64 `yaml:"major" help:"score for major severity"`
-	// Critical is the score from which the severity is critical, and the
-	// failure level forecasts extrapolate to. Default 0.999.
+	// Critical is the score from which the severity is critical. Default
+	// 0.999.
 	Critical float64 `yaml:"critical" help:"score for critical severity"`
 	// MinReadings and MinDuration are how long a score must stay past a
 	// level before the state changes: both must hold. Defaults 3 and 0s.
@@ -136,6 +136,11 @@ type Alert struct {
 	// MaxRise is how much an excursion's deviation (in standard deviations)
 	// may still rise for it to count as settled. Default 0.5.
 	MaxRise float64 `yaml:"max_rise" help:"deviation rise below which an excursion has settled"`
+	// FailureScore is the score at which an asset counts as failed; open
+	// alerts then carry a time-to-failure forecast towards it while their
+	// deviation rises. A model's own health limit takes precedence.
+	// Default 0: none, and no forecast from the online learner.
+	FailureScore float64 `yaml:"failure_score" help:"score at which an asset counts as failed (0: none, no forecasts)"`
 }
 
 // NewNormal is the horizon of a new operating point.
@@ -152,8 +157,9 @@ func (a Alert) Monitor() monitor.Config {
 	return monitor.Config{
 		Alert: alert.Thresholds{Open: a.Open, Resolve: a.Resolve, Major: a.Major, Critical: a.Critical,
 			MinReadings: a.MinReadings, MinDuration: a.MinDuration},
-		NewNormal: monitor.Horizon{Readings: a.NewNormal.Readings, Duration: a.NewNormal.Duration, Off: a.NewNormal.Off},
-		MaxRise:   a.MaxRise,
+		NewNormal:    monitor.Horizon{Readings: a.NewNormal.Readings, Duration: a.NewNormal.Duration, Off: a.NewNormal.Off},
+		MaxRise:      a.MaxRise,
+		FailureScore: a.FailureScore,
 	}
 }
 

@@ -164,7 +164,8 @@ func (t *Tracker) Observe(o Observation) (Alert, bool) {
 }
 
 // Resolve ends the open alert now for the given reason (NewNormal or
-// Operator), as of the reading o.
+// Operator), as of the reading o; an alert that was about to open no
+// longer will.
 func (t *Tracker) Resolve(o Observation, reason string) (Alert, bool) {
 	if t.phase != open {
 		t.phase, t.count = idle, 0

@@ -48,7 +48,7 @@ type Config struct {
 	NewNormal Horizon
 	// MaxRise is how much the deviation (the square root of the detector's
 	// error, in standard deviations of the data it learnt) may still rise
-	// across an excursion for it to count as settled (default 0.5). A
+	// across an excursion for it to count as settled (default 0.2). A
 	// degradation keeps growing; a new operating point does not. One that
 	// grows more slowly than this per horizon cannot be told from a new
 	// operating point: give slow machines a longer horizon.
@@ -97,7 +97,7 @@ func (c Config) WithDefaults() Config {
 	c.Alert = c.Alert.WithDefaults()
 	c.NewNormal.Readings = cmp.Or(c.NewNormal.Readings, 300)
 	c.NewNormal.Duration = cmp.Or(c.NewNormal.Duration, 24*time.Hour)
-	c.MaxRise = cmp.Or(c.MaxRise, 0.5)
+	c.MaxRise = cmp.Or(c.MaxRise, 0.2)
 	c.TrendReadings = cmp.Or(c.TrendReadings, 120)
 	return c
 }
@@ -224,6 +224,15 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 			m.learnt = 0
 		}
 	}
+	// A settled excursion under an open alert that has lasted the horizon
+	// is learnt before the lifecycle sees the reading, and the alert
+	// resolves as the new normal.
+	if m.follow(r.Time, d) && m.learn(m.excursion-m.excursion/4) == nil {
+		if ev, ok := m.tracker.Resolve(obs, alert.NewNormal); ok {
+			d.Event = &ev
+		}
+		return d, err
+	}
 	if !obs.WarmingUp && m.tracker.Open() && d.Score >= m.cfg.Alert.Resolve {
 		obs.Forecast = m.forecast(r.Time)
 	}
@@ -231,21 +240,20 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 		d.Event = &ev
 	}
 	d.Open = m.tracker.Open()
-	if ev := m.follow(r.Time, d, obs); ev != nil {
-		d.Event, d.Open = ev, false
-	}
 	if d.Open {
 		d.Forecast = obs.Forecast
 	}
 	return d, err
 }
 
-// follow keeps the excursion's evidence and learns it as the new normal
-// once it has settled within the horizon.
-func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.Alert {
-	if d.WarmingUp || d.Learning || (!d.Open && d.Score < m.cfg.Alert.Resolve) || (!d.Open && d.Event != nil) {
+// follow keeps the excursion's deviation and reports whether it is to be
+// learnt now: an alert is open on it, and it has lasted the horizon and
+// settled. (The oldest quarter of the excursion holds the change itself
+// and its settling; only the settled rest is learnt.)
+func (m *Monitor) follow(t time.Time, d Decision) bool {
+	if d.WarmingUp || d.Learning || (!m.tracker.Open() && d.Score < m.cfg.Alert.Resolve) {
 		m.excursion, m.ex = 0, m.ex[:0]
-		return nil
+		return false
 	}
 	if m.excursion == 0 {
 		m.excursionFrom = t
@@ -256,18 +264,7 @@ func (m *Monitor) follow(t time.Time, d Decision, obs alert.Observation) *alert.
 		m.ex = m.ex[1:]
 	}
 	h := m.cfg.NewNormal
-	if h.Off || !d.Open || !h.reached(m.excursion, t.Sub(m.excursionFrom), 1) || !m.settled() {
-		return nil
-	}
-	// The oldest quarter of the excursion holds the change itself and its
-	// settling; only the settled rest is the new normal.
-	if m.learn(m.excursion-m.excursion/4) != nil {
-		return nil
-	}
-	if ev, ok := m.tracker.Resolve(obs, alert.NewNormal); ok {
-		return &ev
-	}
-	return nil
+	return !h.Off && m.tracker.Open() && h.reached(m.excursion, t.Sub(m.excursionFrom), 1) && m.settled()
 }
 
 // exSpan is how many horizons of an excursion's deviation are kept (its

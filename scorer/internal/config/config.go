@@ -134,7 +134,7 @@ type Alert struct {
 	// whichever the data reaches first.
 	NewNormal NewNormal `yaml:"new_normal"`
 	// MaxRise is how much an excursion's deviation (in standard deviations)
-	// may still rise for it to count as settled. Default 0.5.
+	// may still rise for it to count as settled. Default 0.2.
 	MaxRise float64 `yaml:"max_rise" help:"deviation rise below which an excursion has settled"`
 	// FailureScore is the score at which an asset counts as failed; open
 	// alerts then carry a time-to-failure forecast towards it while their

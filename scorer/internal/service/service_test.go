@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -301,4 +303,99 @@ func TestServiceEndToEnd(t *testing.T) {
 	if want := `pdm_scorer_readings_scored_total{model="bearing",version="7"} 800`; !bytes.Contains(mb, []byte(want)) {
 		t.Errorf("metrics lack %s", want)
 	}
+}
+
+// An operator says "this is the new normal" through the API: the alert an
+// asset's new set point raised resolves at once (resolution operator,
+// acknowledged with the reason), the asset learns the new level, and the
+// readings at it raise no further alert.
+func TestNewNormalThroughTheAPI(t *testing.T) {
+	brokers := stacktest.KafkaBrokers(t)
+	cfg := config.Default()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Group = stacktest.Unique("svc-nn")
+	cfg.Kafka.Readings = stacktest.Topic(t, "svc-nn-readings", 1)
+	cfg.Kafka.Scores = stacktest.Topic(t, "svc-nn-scores", 1)
+	cfg.Kafka.Alerts = stacktest.Topic(t, "svc-nn-alerts", 1)
+	cfg.Kafka.Models = stacktest.Topic(t, "svc-nn-models", 1)
+	cfg.Influx.URL, cfg.MQTT.URL = "", ""
+	cfg.HTTP.Addr, cfg.HTTP.Token = "", token
+	cfg.Alert.NewNormal.Off = true // only the operator re-baselines here
+	_, srv := startService(t, cfg)
+
+	site := stacktest.Unique("site")
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	send := func(from, to uint64, level float64) {
+		t.Helper()
+		var msgs []kafka.Message
+		for seq := from; seq < to; seq++ {
+			r := wire.Reading{Site: site, Asset: "tank", Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second),
+				Sensors: map[string]float64{"level": level + rng.NormFloat64(), "flow": 30 + 0.5*rng.NormFloat64()}}
+			b, err := r.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, kafka.Message{Key: []byte("tank"), Value: b})
+		}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alerts := func() []alert.Alert {
+		_, body := call(t, srv, "GET", "/v1/alerts?asset=tank", nil)
+		var out []alert.Alert
+		b, _ := json.Marshal(body["alerts"])
+		_ = json.Unmarshal(b, &out)
+		return out
+	}
+	send(1, 600, 50)   // warm-up and normal operation
+	send(600, 700, 65) // the set point moves and holds
+	var opened alert.Alert
+	stacktest.Eventually(t, 60*time.Second, func() bool {
+		for _, a := range alerts() {
+			if a.State != alert.Resolved {
+				opened = a
+				return true
+			}
+		}
+		return false
+	}, "no alert at the new set point")
+
+	code, body := call(t, srv, "POST", "/v1/alerts/"+opened.ID+"/ack", []byte(`{"by":"op-3","reason":"new_normal"}`))
+	if code != 200 || body["state"] != "resolved" || body["resolution"] != alert.Operator || body["acked_by"] != "op-3" || body["reason"] != alert.NewNormal {
+		t.Fatalf("new-normal acknowledgement: %d %v", code, body)
+	}
+	send(700, 1200, 65)
+	stacktest.Eventually(t, 60*time.Second, func() bool { return scoredAtLeast(t, srv, 1199) },
+		"the scorer did not score the readings after the acknowledgement")
+	for _, a := range alerts() {
+		if a.ID != opened.ID {
+			t.Fatalf("an alert opened after the operator's new normal: %+v", a)
+		}
+		if a.State != alert.Resolved || a.Resolution != alert.Operator {
+			t.Fatalf("the acknowledged alert is listed as %s/%s", a.State, a.Resolution)
+		}
+	}
+}
+
+// scoredAtLeast reports whether the service has scored n readings.
+func scoredAtLeast(t *testing.T, srv *httptest.Server, n float64) bool {
+	t.Helper()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "pdm_scorer_readings_scored_total{") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			total += v
+		}
+	}
+	return total >= n
 }

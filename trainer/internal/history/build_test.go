@@ -426,6 +426,9 @@ func TestRefused(t *testing.T) {
 		{"2.x bad request", &ihttp.Error{StatusCode: 400, Code: "invalid"}, true},
 		{"401", &ihttp.Error{StatusCode: 401}, true},
 		{"error table in the stream", errors.New("unsupported aggregate column type string"), true},
+		{"1.8 syntax error", &ihttp.Error{StatusCode: 500, Message: "loc 1:37-1:53: expected RPAREN, got EOF"}, true},
+		{"cut short, flattened by the client", errors.New("unexpected EOF,unexpected EOF"), false},
+		{"gzip cut short", errors.New("gzip: invalid header"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,7 +443,7 @@ func TestFlux(t *testing.T) {
 	got := readingsFlux("pdm/autogen", "s1", []string{"p1", "p2"}, nil, at(0), at(time.Hour), 5*time.Minute)
 	for _, want := range []string{
 		`from(bucket: "pdm/autogen")`,
-		`range(start: 2025-03-03T00:00:00Z, stop: 2025-03-03T01:00:00Z)`,
+		`range(start: 2025-03-03T00:00:00Z, stop: 2025-03-03T00:59:59.999999999Z)`,
 		`r._measurement == "readings" and r.site == "s1" and (r.asset == "p1" or r.asset == "p2")`,
 		`r._field != "seq"`,
 		`aggregateWindow(every: 300s, fn: mean, createEmpty: false, timeSrc: "_start")`,

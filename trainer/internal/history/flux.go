@@ -10,6 +10,15 @@ import (
 // filter, aggregateWindow (with timeSrc), drop, pivot. No "types", "schema"
 // or "experimental" imports, so the same text runs on 1.8 and 2.x.
 
+// rangeFlux is the range [from, to). InfluxDB 1.8 returns points at the
+// stop time too (its storage read includes the end), which would put the
+// first point of the next chunk into this one, so the stop is one
+// nanosecond earlier: exact on 1.8, and on 2.x it only leaves out a point
+// stored at to-1ns, which millisecond-precision readings never are.
+func rangeFlux(from, to int64) string {
+	return fmt.Sprintf("  |> range(start: %s, stop: %s)\n", fluxTime(from), fluxTime(to-1))
+}
+
 // readingsFlux reads [from, to) of the readings of assets at one site,
 // each window [t, t+step) reduced to its mean and labelled t (timeSrc
 // "_start", so windows line up with the step grid), one row per asset and
@@ -19,7 +28,7 @@ import (
 func readingsFlux(bucket, site string, assets, sensors []string, from, to int64, step time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "from(bucket: %s)\n", fluxString(bucket))
-	fmt.Fprintf(&b, "  |> range(start: %s, stop: %s)\n", fluxTime(from), fluxTime(to))
+	b.WriteString(rangeFlux(from, to))
 	fmt.Fprintf(&b, "  |> filter(fn: (r) => r._measurement == \"readings\" and r.site == %s and (%s))\n", fluxString(site), fluxAny("asset", assets))
 	if len(sensors) > 0 {
 		fmt.Fprintf(&b, "  |> filter(fn: (r) => %s)\n", fluxAny("_field", sensors))
@@ -38,7 +47,7 @@ func readingsFlux(bucket, site string, assets, sensors []string, from, to int64,
 func eventsFlux(bucket, measurement, site string, assets, fields []string, from, to int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "from(bucket: %s)\n", fluxString(bucket))
-	fmt.Fprintf(&b, "  |> range(start: %s, stop: %s)\n", fluxTime(from), fluxTime(to))
+	b.WriteString(rangeFlux(from, to))
 	fmt.Fprintf(&b, "  |> filter(fn: (r) => r._measurement == %s and r.site == %s and (%s) and (%s))\n",
 		fluxString(measurement), fluxString(site), fluxAny("asset", assets), fluxAny("_field", fields))
 	b.WriteString("  |> pivot(rowKey: [\"_time\"], columnKey: [\"_field\"], valueColumn: \"_value\")\n")

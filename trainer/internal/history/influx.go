@@ -428,7 +428,7 @@ func (r *Reader) do(ctx context.Context, o *outage, what string, fn func(context
 			case ctx.Err() != nil:
 				return err
 			case refused(err):
-				return retry.Permanent(fmt.Errorf("%w: %s: %w", ErrRejected, what, err))
+				return retry.Permanent(fmt.Errorf("%w: %s, bucket %q: %w", ErrRejected, what, r.cfg.Bucket, err))
 			case o.over():
 				return retry.Permanent(fmt.Errorf("%w for %s: %s: %w", ErrUnavailable, o.duration().Round(time.Second), what, err))
 			}
@@ -474,10 +474,18 @@ func (o *outage) duration() time.Duration { return time.Since(o.since) }
 // refusalMarks are in the messages InfluxDB 1.8 sends with status 500 for
 // a query it will never run: 1.8 answers every Flux compile and planning
 // error (unknown database, syntax, types) with 500, not 4xx, so the status
-// alone would retry them forever.
+// alone would retry them forever. "loc " starts a syntax error's position.
 var refusalMarks = []string{
-	"no database", "type error", "undefined identifier", "unknown import path", "expected ",
-	"error calling function", "unsupported", "invalid", "not found", "unauthorized", "authorization",
+	"no database", "type error", "undefined identifier", "unknown import path", "loc ",
+	"error calling function", "unsupported", "not found", "unauthorized", "authorization",
+}
+
+// transientMarks are in the messages of a connection that failed or a
+// response cut short; the client library flattens these to text when it
+// closes a result, so the message is all there is to go by.
+var transientMarks = []string{
+	"eof", "connection reset", "broken pipe", "connection refused", "timeout", "gzip", "flate",
+	"use of closed network connection", "server closed", "no such host",
 }
 
 // refused reports whether err is InfluxDB refusing the query rather than
@@ -500,18 +508,33 @@ func refused(err error) bool {
 		}
 	}
 	// A 500 from 1.8, or an error table in the stream: by the message.
-	msg := strings.ToLower(err.Error())
-	for _, m := range refusalMarks {
-		if strings.Contains(msg, m) {
-			return true
-		}
+	msg := err.Error()
+	if he != nil {
+		msg += " " + he.Message
 	}
-	return false
+	return hasMark(msg, refusalMarks)
 }
 
 // transient reports failures of the connection itself.
 func transient(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var he *ihttp.Error
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		return false // InfluxDB answered; its message is not about the connection
+	}
+	return hasMark(err.Error(), transientMarks)
+}
+
+func hasMark(msg string, marks []string) bool {
+	msg = strings.ToLower(msg)
+	for _, m := range marks {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,11 +20,15 @@ func rangeFlux(from, to int64) string {
 }
 
 // readingsFlux reads [from, to) of the readings of assets at one site,
-// each window [t, t+step) reduced to its mean and labelled t (timeSrc
-// "_start", so windows line up with the step grid), one row per asset and
-// time. Without sensors it takes every field but seq; the pivot makes one
-// column per field present in the chunk. Columns the reader does not use
-// are dropped before the pivot, so InfluxDB neither pivots nor sends them.
+// one row per asset and time. Without sensors it takes every field but
+// seq; the pivot makes one column per field present in the chunk. Columns
+// the reader does not use are dropped before the pivot, so InfluxDB
+// neither pivots nor sends them.
+//
+// With step > 0 each window [t, t+step) is reduced to its mean on the
+// server and labelled t (timeSrc "_start", so windows line up with the
+// step grid). With step 0 the points come as stored, for the reader to
+// average (ResampleReader).
 func readingsFlux(bucket, site string, assets, sensors []string, from, to int64, step time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "from(bucket: %s)\n", fluxString(bucket))
@@ -35,7 +39,9 @@ func readingsFlux(bucket, site string, assets, sensors []string, from, to int64,
 	} else {
 		b.WriteString("  |> filter(fn: (r) => r._field != \"seq\")\n")
 	}
-	fmt.Fprintf(&b, "  |> aggregateWindow(every: %s, fn: mean, createEmpty: false, timeSrc: \"_start\")\n", fluxDuration(step))
+	if step > 0 {
+		fmt.Fprintf(&b, "  |> aggregateWindow(every: %s, fn: mean, createEmpty: false, timeSrc: \"_start\")\n", fluxDuration(step))
+	}
 	b.WriteString("  |> drop(columns: [\"_start\", \"_stop\", \"_measurement\", \"site\"])\n")
 	b.WriteString("  |> pivot(rowKey: [\"_time\"], columnKey: [\"_field\"], valueColumn: \"_value\")\n")
 	return b.String()

@@ -344,27 +344,34 @@ func sameSeries(t *testing.T, what string, a, b *Series) {
 
 func TestReadScenario(t *testing.T) {
 	env := scenario(t)
-	r := newReader(t, Config{URL: env.url, Bucket: env.bucket}, nil)
 	ctx := context.Background()
-	var first map[string]*Series
+	readers := map[Resample]*Reader{
+		ResampleServer: newReader(t, Config{URL: env.url, Bucket: env.bucket}, nil),
+		ResampleReader: newReader(t, Config{URL: env.url, Bucket: env.bucket, Resample: ResampleReader}, nil),
+	}
+	first := map[string]*Series{} // by resample and asset
 	tests := []struct {
-		name   string
-		assets []string
-		chunk  time.Duration
+		name     string
+		resample Resample
+		assets   []string
+		chunk    time.Duration
 	}{
-		{"p1 one chunk", []string{"p1"}, time.Hour},
-		{"p2 one chunk", []string{"p2"}, time.Hour},
-		{"p1 in 37s chunks", []string{"p1"}, 37 * time.Second},
-		{"p2 in 37s chunks", []string{"p2"}, 37 * time.Second},
-		{"class p1+p2, default chunk", []string{"p1", "p2"}, 0},
-		{"class p2+p1 in 1m chunks", []string{"p2", "p1"}, time.Minute},
+		{"p1 one chunk", ResampleServer, []string{"p1"}, time.Hour},
+		{"p2 one chunk", ResampleServer, []string{"p2"}, time.Hour},
+		{"p1 in 37s chunks", ResampleServer, []string{"p1"}, 37 * time.Second},
+		{"p2 in 37s chunks", ResampleServer, []string{"p2"}, 37 * time.Second},
+		{"class p1+p2, default chunk", ResampleServer, []string{"p1", "p2"}, 0},
+		{"class p2+p1 in 1m chunks", ResampleServer, []string{"p2", "p1"}, time.Minute},
+		{"mean in the reader, class, one chunk", ResampleReader, []string{"p1", "p2"}, time.Hour},
+		{"mean in the reader, class, 37s chunks", ResampleReader, []string{"p1", "p2"}, 37 * time.Second},
+		{"mean in the reader, p1, default chunk", ResampleReader, []string{"p1"}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q := baseQuery(tc.assets...)
 			q.Chunk = tc.chunk
 			rep := &recorder{}
-			got, err := r.Read(ctx, q, rep)
+			got, err := readers[tc.resample].Read(ctx, q, rep)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -378,18 +385,18 @@ func TestReadScenario(t *testing.T) {
 				}
 				checkSeries(t, env, s)
 				total += s.Rows
-				if first == nil {
-					first = map[string]*Series{}
-				}
-				if f, ok := first[s.Asset]; ok {
+				key := string(tc.resample) + "/" + s.Asset
+				if f, ok := first[key]; ok {
 					sameSeries(t, tc.name+" vs the first read", f, s)
 				} else {
-					first[s.Asset] = s
+					first[key] = s
 				}
 			}
-			n := q.plan().chunks()
-			if len(rep.chunk) != n || rep.chunk[n-1] != n || rep.chunks[0] != n || rep.rows[n-1] != total {
-				t.Errorf("progress: chunks %v of %v, rows %v; want %d chunks, %d rows", rep.chunk, rep.chunks, rep.rows, n, total)
+			if len(rep.chunk) == 0 || rep.chunk[len(rep.chunk)-1] != rep.chunks[0] || rep.rows[len(rep.rows)-1] != total {
+				t.Errorf("progress: chunks %v of %v, rows %v; want up to the last chunk and %d rows", rep.chunk, rep.chunks, rep.rows, total)
+			}
+			if tc.resample == ResampleServer && len(rep.chunk) != q.plan().chunks() {
+				t.Errorf("%d reports, want one per chunk (%d)", len(rep.chunk), q.plan().chunks())
 			}
 			for i := 1; i < len(rep.rows); i++ {
 				if rep.rows[i] < rep.rows[i-1] {
@@ -397,6 +404,10 @@ func TestReadScenario(t *testing.T) {
 				}
 			}
 		})
+	}
+	for _, a := range []string{"p1", "p2"} {
+		s, r := first["server/"+a], first["reader/"+a]
+		t.Logf("%s: hash with the mean in InfluxDB %s, in the reader %s (equal: %v)", a, s.Hash[:12], r.Hash[:12], s.Hash == r.Hash)
 	}
 }
 

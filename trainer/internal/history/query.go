@@ -32,8 +32,9 @@ type Query struct {
 	Sensors []string
 	// Chunk is the span one Flux query reads, rounded down to a multiple
 	// of Step. Default: about DefaultChunkRows rows, DefaultChunkRows ×
-	// Step / len(Assets). It bounds what InfluxDB and the reader hold for
-	// one query.
+	// Step / len(Assets); with ResampleReader, DefaultChunkRows × min(Step,
+	// 1s) / len(Assets), since every stored point is read. It bounds what
+	// InfluxDB and the reader hold for one query.
 	Chunk time.Duration
 	// Pad widens every excluded span on both sides, because an alert opens
 	// after the excursion began and resolves after the last abnormal
@@ -49,6 +50,15 @@ type Query struct {
 // enough that per-query overhead is small, small enough that InfluxDB's
 // pivot and the chunk held aside for retries stay a few MiB.
 const DefaultChunkRows = 100_000
+
+// readerChunk is the default chunk when the reader averages stored points
+// (ResampleReader): about DefaultChunkRows points for readings a second
+// apart (the edge agents' rate) or one per step when steps are shorter,
+// shared by the assets.
+func readerChunk(step int64, assets int) int64 {
+	per := min(int64(time.Second), step)
+	return max(floorStep(DefaultChunkRows*per/int64(max(assets, 1)), step), step)
+}
 
 // DefaultLookback is the default Query.Lookback.
 const DefaultLookback = 30 * 24 * time.Hour

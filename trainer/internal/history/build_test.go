@@ -236,6 +236,38 @@ func TestChunkCommitSortsAndMerges(t *testing.T) {
 	}
 }
 
+// TestChunkCommitAverages gives the stored points of two windows, out of
+// order, as ResampleReader reads them: each window becomes one row, the
+// mean of each sensor's values in it; a window with no value at all is no
+// row.
+func TestChunkCommitAverages(t *testing.T) {
+	ms := time.Millisecond
+	c := newChunk([]string{"p1"})
+	a := c.rows("p1")
+	x, y := a.column("x"), a.column("y")
+	for _, p := range []struct {
+		at   time.Duration
+		x, y float64
+	}{
+		{1250 * ms, 4, math.NaN()}, {0, 1, 10}, {500 * ms, 2, math.NaN()}, {750 * ms, 3, 30}, {1000 * ms, 5, 50},
+		{3000 * ms, math.NaN(), math.NaN()},
+	} {
+		i := a.newRow(at(p.at))
+		a.cols[x][i], a.cols[y][i] = p.x, p.y
+	}
+	b := newBuilder(int64(time.Second), at(0), at(4*time.Second), nil, false)
+	c.commit(0, b)
+	s := b.finish("s", "p1")
+	if segs(s) != "0s+2" || gaps(s) != "2s-4s(2)" {
+		t.Fatalf("segments %q gaps %q", segs(s), gaps(s))
+	}
+	for i, w := range [][]float64{{2, 20}, {4.5, 50}} {
+		if got := s.Segments[0].Row(i); !sameFloats(got, w) {
+			t.Errorf("row %d: %v, want %v", i, got, w)
+		}
+	}
+}
+
 func sameFloats(a, b []float64) bool {
 	if len(a) != len(b) {
 		return false

@@ -20,7 +20,10 @@
 //   - Hash depends only on Sensors, the row times and the values, so the
 //     same data read in any chunking, from InfluxDB or a file, hashes alike.
 //
-// InfluxDB is read in chunks of Query.Chunk, one streamed Flux query each.
+// InfluxDB is read in chunks of Query.Chunk, one streamed Flux query each;
+// the mean of each step is taken by InfluxDB (aggregateWindow) or, for
+// InfluxDB 1.8 whose aggregateWindow is slow, by the reader from the
+// stored points (Config.Resample), with the same rows either way.
 // A chunk is held aside until its response is complete, so a chunk retried
 // after a failure never adds rows twice. The final rows are kept in one
 // flat []float64 per asset; nothing proportional to Flux's table encoding

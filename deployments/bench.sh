@@ -34,6 +34,7 @@ runs=(
 	"scorer ./internal/stream/ Latency/model 20000x"
 	"scorer ./internal/stream/ Swap 20x"
 	"pdmkit ./wire/ Decode 2s"
+	"trainer ./internal/history/ Read 1x"
 )
 file="$OUT/bench-$stamp.txt"
 for run in "${runs[@]}"; do

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -399,5 +400,37 @@ func BenchmarkObserve(b *testing.B) {
 		if _, err := d.Observe(t0, r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTrainReconstructionScoresLikeTheOnlineLearner: a model trained on
+// stored history with TrainReconstruction is the online learner's model
+// trained on the same rows: same weights, same calibration, same scores.
+func TestTrainReconstructionScoresLikeTheOnlineLearner(t *testing.T) {
+	features := []string{"current", "flow", "pressure", "temperature"}
+	rows, times := toRows(pump(700, 700, 0, 12), features)
+	on, _ := NewOnline(OnlineConfig{WarmupRows: 400, Features: features, Frozen: true})
+	for i, r := range rows[:400] {
+		m := map[string]float64{}
+		for j, f := range features {
+			m[f] = r[j]
+		}
+		if _, err := on.Observe(times[i], m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := TrainReconstruction([][][]float64{rows[:400]}, times[0], times[399], features, ReconstructionConfig{Name: "pump", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Curve) == 0 || tr.Artifact.Training.Rows != 400 || tr.Artifact.Kind != model.Reconstruction {
+		t.Fatalf("trained %+v, curve %d epochs", tr.Artifact.Training, len(tr.Curve))
+	}
+	want, _ := on.Artifact("pump", "1", "", times[399])
+	if !slices.Equal(tr.Artifact.Weights, want.Weights) || tr.Artifact.Calibration.LogStd != want.Calibration.LogStd {
+		t.Fatal("TrainReconstruction and the online learner trained different models on the same rows")
+	}
+	if _, err := TrainReconstruction([][][]float64{rows[:20]}, times[0], times[19], features, ReconstructionConfig{}); err == nil {
+		t.Error("20 rows trained a model")
 	}
 }

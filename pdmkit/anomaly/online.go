@@ -305,9 +305,14 @@ func (o *Online) hidden() int {
 	return max(2, o.cfg.Window*len(o.features)/4)
 }
 
-// cvBlocks is how many blocks each training segment is cut into for the
-// out-of-sample calibration; blocks alternate between the two folds.
-const cvBlocks = 8
+// fitScalerAll fits the scaler on every row of segs.
+func fitScalerAll(segs [][][]float64) (*nn.Scaler, error) {
+	var all [][]float64
+	for _, seg := range segs {
+		all = append(all, seg...)
+	}
+	return fitScaler(all)
+}
 
 // train fits scaler, network and calibration on the warm-up and the normal
 // part of the recent history, then replays the newest rows through the
@@ -317,64 +322,16 @@ func (o *Online) train() error {
 		o.centred = driftingFeatures(o.warm, o.cfg.DriftRatio)
 	}
 	segs := append([][][]float64{o.warm}, o.recent.normalRuns(o.cfg.Window)...)
-	// The scaler follows everything normal, so a learnt operating point
-	// far from the warm-up is scaled like the rest instead of sitting in
-	// the compressed tails, where no network can fit it.
-	var all [][]float64
-	for _, seg := range segs {
-		all = append(all, seg...)
-	}
-	s, err := fitScaler(all)
-	if err != nil {
-		return err
-	}
-	o.scaler = s
-	if windows(o.scaler, o.centred, o.cfg.Window, segs...) == nil {
-		return fmt.Errorf("anomaly: %d warm-up rows are fewer than the window %d", len(o.warm), o.cfg.Window)
-	}
-	// Calibrate out of sample: two networks, each trained on alternate
-	// blocks of every segment, score the blocks they did not see. Errors on
-	// a network's own training rows are optimistic and would put the normal
-	// band too low; alternating blocks (rather than halves) let both folds
-	// see every operating state the data holds, such as both halves of a
-	// duty cycle.
-	burn := o.cfg.Window + int(math.Ceil(1/o.cfg.Smoothing))
-	var errs []float64
-	for fold := range 2 {
-		var fit [][][]float64
-		type span struct {
-			seg  [][]float64
-			from int
-		}
-		var held []span
-		for _, seg := range segs {
-			b := max(len(seg)/cvBlocks, o.cfg.Window+1)
-			for k, from := 0, 0; from < len(seg); k, from = k+1, from+b {
-				to := min(from+b, len(seg))
-				if k%2 == fold {
-					fit = append(fit, seg[from:to])
-				} else {
-					held = append(held, span{seg[:to], from})
-				}
-			}
-		}
-		net, err := o.fit(nil, fit, uint64(fold+1))
-		if err != nil {
-			return err
-		}
-		for _, h := range held {
-			errs = append(errs, o.replayErrors(net, h.seg, max(h.from-burn, 0), h.from)...)
-		}
-	}
+	f := reconFit{window: o.cfg.Window, hidden: o.hidden(), smoothing: o.cfg.Smoothing, epochs: o.cfg.Epochs,
+		seed: o.cfg.Seed + uint64(o.version)*7, initSeed: o.cfg.Seed}
 	// Warm-started on retrains: the network moves from what it knew rather
 	// than starting over, which keeps versions comparable.
-	net, err := o.fit(o.net, segs, 0)
+	m, err := f.fit(o.net, segs, o.centred)
 	if err != nil {
 		return err
 	}
-	o.net = net
+	o.net, o.scaler, o.calib = m.net, m.scaler, m.calib
 	o.version++
-	o.calib = fitCalibrator(errs)
 	// The scorer restarts from the newest rows replayed through the new
 	// network, so its window and averages are full at the next reading and
 	// hold no errors of the network it replaces.
@@ -382,7 +339,7 @@ func (o *Online) train() error {
 	tail := o.warm
 	if n := len(o.recent.rows); n > 0 {
 		tail = tail[:0:0]
-		for i := max(n-2*burn, 0); i < n; i++ {
+		for i := max(n-2*f.burn(), 0); i < n; i++ {
 			row, _ := o.recent.at(i)
 			tail = append(tail, row)
 		}
@@ -391,48 +348,6 @@ func (o *Online) train() error {
 		o.scorer.step(row)
 	}
 	return nil
-}
-
-// fit trains a network on the windows of segs, from init's weights when
-// given (the network is cloned, not changed).
-func (o *Online) fit(init *nn.Network, segs [][][]float64, salt uint64) (*nn.Network, error) {
-	x := windows(o.scaler, o.centred, o.cfg.Window, segs...)
-	if x == nil {
-		return nil, fmt.Errorf("anomaly: too few rows for the window %d", o.cfg.Window)
-	}
-	var net *nn.Network
-	if init != nil {
-		net = init.Clone()
-	} else {
-		in := o.cfg.Window * len(o.features)
-		spec := nn.Spec{Sizes: []int{in, o.hidden(), in}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
-		var err error
-		if net, err = nn.New(spec, o.cfg.Seed+salt); err != nil {
-			return nil, err
-		}
-	}
-	_, err := net.Train(x, x, nn.TrainConfig{
-		Optimizer: nn.Adam, LearningRate: 0.005, Epochs: o.cfg.Epochs, BatchSize: 32,
-		L2: 1e-4, ValidationFraction: 0.2, Patience: 8, Seed: o.cfg.Seed + salt + uint64(o.version)*7,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("anomaly: training: %w", err)
-	}
-	return net, nil
-}
-
-// replayErrors runs rows[start:] through a fresh scorer and returns the
-// smoothed errors of rows[from:]; the rows before from only fill the window
-// and the moving averages.
-func (o *Online) replayErrors(net *nn.Network, rows [][]float64, start, from int) []float64 {
-	sc := newReconScorer(net, o.scaler, o.centred, o.cfg.Window, o.cfg.Smoothing)
-	var errs []float64
-	for i := start; i < len(rows); i++ {
-		if e, ok := sc.step(rows[i]); ok && i >= from {
-			errs = append(errs, e)
-		}
-	}
-	return errs
 }
 
 func (o *Online) adapt(res Result) {

@@ -375,3 +375,22 @@ func TestTrainingSameBitsAnyGOMAXPROCS(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainKeepsTheLearningCurve(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	x := randDense(t, rng, 200, 4)
+	net, err := New(Spec{Sizes: []int{4, 2, 4}, Acts: []Activation{Tanh, Linear}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := net.Train(x, x, TrainConfig{Optimizer: Adam, Epochs: 30, ValidationFraction: 0.2, Patience: 50, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.History) != res.Epochs || res.Epochs != 30 {
+		t.Fatalf("%d epochs in the history of %d", len(res.History), res.Epochs)
+	}
+	if h := res.History; !(h[len(h)-1].Train < h[0].Train) || math.IsNaN(h[0].Val) || h[res.BestEpoch-1].Val != res.ValLoss {
+		t.Fatalf("learning curve %+v, best epoch %d val %v", h, res.BestEpoch, res.ValLoss)
+	}
+}

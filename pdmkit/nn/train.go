@@ -123,6 +123,14 @@ type TrainResult struct {
 	BestEpoch int     // epoch whose weights were kept (1-based)
 	TrainLoss float64 // mean training loss of the kept epoch
 	ValLoss   float64 // validation loss of the kept weights; NaN without validation
+	// History is every epoch's mean training loss and validation loss (NaN
+	// without validation), in order: the learning curve.
+	History []EpochLoss
+}
+
+// EpochLoss is one epoch of a learning curve.
+type EpochLoss struct {
+	Train, Val float64
 }
 
 // Gradient computes the loss of the network on (x, y) and its gradient with
@@ -233,9 +241,11 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 		trainLoss := sum / float64(batches)
 		if nVal == 0 {
 			res.BestEpoch, res.TrainLoss = epoch, trainLoss
+			res.History = append(res.History, EpochLoss{trainLoss, math.NaN()})
 			continue
 		}
 		v := n.evalLoss(xv, yv, cfg.Loss)
+		res.History = append(res.History, EpochLoss{trainLoss, v})
 		if v < bestVal {
 			bestVal, since = v, 0
 			copy(best, n.Params)

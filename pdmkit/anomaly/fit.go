@@ -1,0 +1,212 @@
+package anomaly
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/nn"
+)
+
+// reconFit is how a reconstruction model is fitted, by the online learner
+// on its warm-up and history and by TrainReconstruction on stored history:
+// the same code, so an offline model and the online learner calibrate and
+// score alike.
+type reconFit struct {
+	window, hidden int
+	smoothing      float64
+	epochs         int
+	// seed drives training; initSeed the initial weights of new networks.
+	seed, initSeed uint64
+}
+
+// reconModel is a fitted reconstruction model.
+type reconModel struct {
+	net    *nn.Network
+	scaler *nn.Scaler
+	calib  calibrator
+	// curve is the learning curve of the final network.
+	curve []nn.EpochLoss
+}
+
+// cvBlocks is how many blocks each training segment is cut into for the
+// out-of-sample calibration; blocks alternate between the two folds.
+const cvBlocks = 8
+
+func (f reconFit) burn() int { return f.window + int(math.Ceil(1/f.smoothing)) }
+
+// fit fits scaler, network and calibration on segs (contiguous runs of
+// raw rows), starting the network from init's weights when given.
+func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (reconModel, error) {
+	var m reconModel
+	// The scaler follows everything normal, so a learnt operating point
+	// far from the warm-up is scaled like the rest instead of sitting in
+	// the compressed tails, where no network can fit it.
+	s, err := fitScalerAll(segs)
+	if err != nil {
+		return m, err
+	}
+	m.scaler = s
+	if windows(s, centred, f.window, segs...) == nil {
+		return m, fmt.Errorf("anomaly: too few rows for the window %d", f.window)
+	}
+	// Calibrate out of sample: two networks, each trained on alternate
+	// blocks of every segment, score the blocks they did not see. Errors on
+	// a network's own training rows are optimistic and would put the normal
+	// band too low; alternating blocks (rather than halves) let both folds
+	// see every operating state the data holds, such as both halves of a
+	// duty cycle.
+	var errs []float64
+	for fold := range 2 {
+		var fit [][][]float64
+		type span struct {
+			seg  [][]float64
+			from int
+		}
+		var held []span
+		for _, seg := range segs {
+			b := max(len(seg)/cvBlocks, f.window+1)
+			for k, from := 0, 0; from < len(seg); k, from = k+1, from+b {
+				to := min(from+b, len(seg))
+				if k%2 == fold {
+					fit = append(fit, seg[from:to])
+				} else {
+					held = append(held, span{seg[:to], from})
+				}
+			}
+		}
+		net, _, err := f.train(nil, s, centred, fit, uint64(fold+1))
+		if err != nil {
+			return m, err
+		}
+		for _, h := range held {
+			errs = append(errs, f.replayErrors(net, s, centred, h.seg, max(h.from-f.burn(), 0), h.from)...)
+		}
+	}
+	if m.net, m.curve, err = f.train(init, s, centred, segs, 0); err != nil {
+		return m, err
+	}
+	m.calib = fitCalibrator(errs)
+	return m, nil
+}
+
+// train trains a network on the windows of segs, from init's weights when
+// given (the network is cloned, not changed).
+func (f reconFit) train(init *nn.Network, s *nn.Scaler, centred []bool, segs [][][]float64, salt uint64) (*nn.Network, []nn.EpochLoss, error) {
+	x := windows(s, centred, f.window, segs...)
+	if x == nil {
+		return nil, nil, fmt.Errorf("anomaly: too few rows for the window %d", f.window)
+	}
+	var net *nn.Network
+	if init != nil {
+		net = init.Clone()
+	} else {
+		in := f.window * len(s.Mean)
+		spec := nn.Spec{Sizes: []int{in, f.hidden, in}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
+		var err error
+		if net, err = nn.New(spec, f.initSeed+salt); err != nil {
+			return nil, nil, err
+		}
+	}
+	res, err := net.Train(x, x, nn.TrainConfig{
+		Optimizer: nn.Adam, LearningRate: 0.005, Epochs: f.epochs, BatchSize: 32,
+		L2: 1e-4, ValidationFraction: 0.2, Patience: 8, Seed: f.seed + salt,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("anomaly: training: %w", err)
+	}
+	return net, res.History, nil
+}
+
+// replayErrors runs rows[start:] through a fresh scorer and returns the
+// smoothed errors of rows[from:]; the rows before from only fill the window
+// and the moving averages.
+func (f reconFit) replayErrors(net *nn.Network, s *nn.Scaler, centred []bool, rows [][]float64, start, from int) []float64 {
+	sc := newReconScorer(net, s, centred, f.window, f.smoothing)
+	var errs []float64
+	for i := start; i < len(rows); i++ {
+		if e, ok := sc.step(rows[i]); ok && i >= from {
+			errs = append(errs, e)
+		}
+	}
+	return errs
+}
+
+// ReconstructionConfig configures TrainReconstruction. Zero fields take
+// the online learner's defaults (see OnlineConfig).
+type ReconstructionConfig struct {
+	Name, Version, ParentVersion string
+	// Window readings per input (default 4); Hidden the bottleneck width
+	// (default a quarter of the input, at least 2); Smoothing the weight
+	// of the newest error in each sensor's moving average (default 0.13).
+	Window, Hidden int
+	Smoothing      float64
+	// DriftRatio: see OnlineConfig (default 0.6).
+	DriftRatio float64
+	// Epochs bound the training (default 60); Seed makes it reproducible
+	// (default 1).
+	Epochs int
+	Seed   uint64
+	// HealthLimit, when set, is the score at which the asset counts as
+	// failed, carried in the artifact for forecasts.
+	HealthLimit float64
+}
+
+// Trained is a trained model artifact and its learning curve.
+type Trained struct {
+	Artifact *model.Artifact
+	Curve    []nn.EpochLoss
+}
+
+// TrainReconstruction trains a reconstruction model on stored normal
+// history — segs are contiguous runs of rows in features order, times the
+// first and last row time — exactly as the online learner trains on its
+// warm-up, and returns the sealed artifact.
+func TrainReconstruction(segs [][][]float64, from, to time.Time, features []string, cfg ReconstructionConfig) (*Trained, error) {
+	o := OnlineConfig{Name: cfg.Name, Features: features, Window: cfg.Window, Hidden: cfg.Hidden, Smoothing: cfg.Smoothing,
+		DriftRatio: cfg.DriftRatio, Epochs: cfg.Epochs, Seed: cfg.Seed, Frozen: true}.withDefaults()
+	d := len(features)
+	if d == 0 {
+		return nil, fmt.Errorf("anomaly: no features")
+	}
+	var all [][]float64
+	for k, seg := range segs {
+		for i, r := range seg {
+			if len(r) != d {
+				return nil, fmt.Errorf("anomaly: segment %d row %d has %d values for %d features", k, i, len(r), d)
+			}
+			for _, v := range r {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("anomaly: segment %d row %d holds %v", k, i, v)
+				}
+			}
+		}
+		all = append(all, seg...)
+	}
+	if need := 2 * cvBlocks * (o.Window + 1); len(all) < need {
+		return nil, fmt.Errorf("anomaly: %d rows are too few to train and calibrate a window of %d (need %d)", len(all), o.Window, need)
+	}
+	centred := driftingFeatures(all, o.DriftRatio)
+	hidden := o.Hidden
+	if hidden == 0 {
+		hidden = max(2, o.Window*d/4)
+	}
+	f := reconFit{window: o.Window, hidden: hidden, smoothing: o.Smoothing, epochs: o.Epochs, seed: o.Seed, initSeed: o.Seed}
+	m, err := f.fit(nil, segs, centred)
+	if err != nil {
+		return nil, err
+	}
+	a := &model.Artifact{
+		Kind: model.Reconstruction, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion, CreatedAt: to,
+		Features: slices.Clone(features), Window: o.Window, Centred: centredNames(features, centred),
+		Architecture: model.SpecArchitecture(m.net.Spec), Scaler: *m.scaler, Weights: m.net.Params,
+		Calibration: &model.Calibration{LogMean: m.calib.logMean, LogStd: m.calib.logStd, Smoothing: o.Smoothing},
+		Training:    model.Training{From: from, To: to, Rows: len(all), Seed: o.Seed},
+	}
+	if cfg.HealthLimit > 0 {
+		a.Health = &model.Health{Limit: cfg.HealthLimit, StepSeconds: to.Sub(from).Seconds() / float64(max(len(all)-1, 1))}
+	}
+	return &Trained{Artifact: a, Curve: m.curve}, a.Seal()
+}

@@ -122,7 +122,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 		t.Fatalf("upload: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	req, _ = http.NewRequest("POST", "http://"+addrs[1]+"/v1/models/bearing/activate", strings.NewReader(`{"version":"1"}`))
+	req, _ = http.NewRequest("POST", "http://"+addrs[1]+"/v1/models/bearing/activate", strings.NewReader(`{"version":"1","default":true}`))
 	req.Header.Set("Authorization", "Bearer e2e")
 	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("activate: %v %v", err, resp)

@@ -227,7 +227,7 @@ func TestRegistryEndpoints(t *testing.T) {
 	if code, body := f.do(t, "PUT", "/v1/models/bearing/versions/1", token, v1); code != http.StatusCreated {
 		t.Fatalf("upload: %d %v", code, body)
 	}
-	if code, body := f.do(t, "POST", "/v1/models/bearing/activate", token, []byte(`{"version":"1"}`)); code != 200 {
+	if code, body := f.do(t, "POST", "/v1/models/bearing/activate", token, []byte(`{"version":"1","default":true}`)); code != 200 {
 		t.Fatalf("activate: %d %v", code, body)
 	}
 	refusals := []struct {
@@ -314,7 +314,7 @@ func TestInferenceProtocol(t *testing.T) {
 		t.Fatalf("ready of unknown model: %d, want 404", code)
 	}
 	f.do(t, "PUT", "/v1/models/bearing/versions/1", token, artifact(t, "bearing", "1", []float64{0.5, 0.25, 0.1}, "bearing_temp", "vibration"))
-	f.do(t, "POST", "/v1/models/bearing/activate", token, []byte(`{"version":"1"}`))
+	f.do(t, "POST", "/v1/models/bearing/activate", token, []byte(`{"version":"1","default":true}`))
 	code, meta := f.do(t, "GET", "/v2/models/bearing", "", nil)
 	if code != 200 || meta["name"] != "bearing" || len(meta["inputs"].([]any)) != 3 {
 		t.Fatalf("metadata: %d %v", code, meta)

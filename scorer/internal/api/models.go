@@ -287,17 +287,22 @@ type versionBody struct {
 	Version string `json:"version"`
 }
 
+type activateBody struct {
+	Version string `json:"version"`
+	registry.Scope
+}
+
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
-	var b versionBody
-	if !decodeBody(w, r, 4096, &b) {
+	var b activateBody
+	if !decodeBody(w, r, 64<<10, &b) {
 		return
 	}
-	c, err := a.reg.Activate(r.Context(), r.PathValue("name"), b.Version)
+	c, err := a.reg.Activate(r.Context(), r.PathValue("name"), b.Version, b.Scope)
 	if err != nil {
 		registryError(w, err)
 		return
 	}
-	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version)
+	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version, "default", b.Default, "assets", len(b.Assets))
 	writeJSON(w, http.StatusOK, c)
 }
 

@@ -257,16 +257,28 @@ func (r *Registry) assetsOf(c *Control, name string) []string {
 	return out
 }
 
-// Activate makes version the active version of model name. The first model
-// activated also becomes the default for assets without a pin.
-func (r *Registry) Activate(ctx context.Context, name, version string) (Control, error) {
+// Scope widens an activation beyond the assets already on the model:
+// Default makes the model the default of every asset without a pin, Assets
+// pins those assets to the model (following its active version).
+type Scope struct {
+	Default bool     `json:"default,omitempty"`
+	Assets  []string `json:"assets,omitempty"`
+}
+
+// Activate makes version the active version of model name, for the assets
+// already on it and those scope adds. Every affected asset that has
+// reported sensors must have the version's features.
+func (r *Registry) Activate(ctx context.Context, name, version string, scope Scope) (Control, error) {
 	return r.change(ctx, func(s *snapshot, c *Control) error {
 		v, err := s.version(name, version)
 		if err != nil {
 			return err
 		}
-		if c.Default == "" {
+		if scope.Default {
 			c.Default = name
+		}
+		for _, a := range scope.Assets {
+			c.Pins[a] = Pin{Model: name}
 		}
 		if err := r.fits(v, r.assetsOf(c, name)); err != nil {
 			return err

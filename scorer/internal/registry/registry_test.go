@@ -110,10 +110,10 @@ func TestActivateRollbackPin(t *testing.T) {
 		do   func() error
 		want map[string]string
 	}{
-		{"activate 1", func() error { _, err := r.Activate(ctx, "bearing", "1"); return err }, map[string]string{"a1": "bearing@1", "a2": "bearing@1"}},
-		{"activate 2", func() error { _, err := r.Activate(ctx, "bearing", "2"); return err }, map[string]string{"a1": "bearing@2"}},
+		{"activate 1", func() error { _, err := r.Activate(ctx, "bearing", "1", Scope{Default: true}); return err }, map[string]string{"a1": "bearing@1", "a2": "bearing@1"}},
+		{"activate 2", func() error { _, err := r.Activate(ctx, "bearing", "2", Scope{}); return err }, map[string]string{"a1": "bearing@2"}},
 		{"pin a2 to 1", func() error { _, err := r.Pin(ctx, "a2", "bearing", "1"); return err }, map[string]string{"a1": "bearing@2", "a2": "bearing@1"}},
-		{"activate 3", func() error { _, err := r.Activate(ctx, "bearing", "3"); return err }, map[string]string{"a1": "bearing@3", "a2": "bearing@1"}},
+		{"activate 3", func() error { _, err := r.Activate(ctx, "bearing", "3", Scope{}); return err }, map[string]string{"a1": "bearing@3", "a2": "bearing@1"}},
 		{"rollback to 2", func() error { _, err := r.Rollback(ctx, "bearing"); return err }, map[string]string{"a1": "bearing@2"}},
 		{"rollback to 1", func() error { _, err := r.Rollback(ctx, "bearing"); return err }, map[string]string{"a1": "bearing@1"}},
 		{"unpin a2", func() error { _, err := r.Pin(ctx, "a2", "", ""); return err }, map[string]string{"a2": "bearing@1"}},
@@ -131,7 +131,17 @@ func TestActivateRollbackPin(t *testing.T) {
 	if _, err := r.Rollback(ctx, "bearing"); !errors.Is(err, ErrNoPrevious) {
 		t.Fatalf("rollback past the first version: %v, want ErrNoPrevious", err)
 	}
-	if _, err := r.Activate(ctx, "bearing", "9"); !errors.Is(err, ErrNotFound) {
+	// A model activated for chosen assets is theirs alone: not the default.
+	if _, err := r.Upload(ctx, "pump-7", "1", artifact(t, "pump-7", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Activate(ctx, "pump-7", "1", Scope{Assets: []string{"a3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, other := active(t, r, "a3"), active(t, r, "a4"); got != "pump-7@1" || other != "bearing@1" {
+		t.Fatalf("scoped activation: a3 on %s, a4 on %s; want pump-7@1 and the default bearing@1", got, other)
+	}
+	if _, err := r.Activate(ctx, "bearing", "9", Scope{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("activate unknown: %v, want ErrNotFound", err)
 	}
 }
@@ -144,7 +154,7 @@ func TestShadow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Activate(ctx, "m", "1"); err != nil {
+	if _, err := r.Activate(ctx, "m", "1", Scope{Default: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Shadow(ctx, "m", "2"); err != nil {
@@ -161,7 +171,7 @@ func TestShadow(t *testing.T) {
 		t.Fatalf("shadow report %+v", st)
 	}
 	// Activating the candidate ends its shadow.
-	if _, err := r.Activate(ctx, "m", "2"); err != nil {
+	if _, err := r.Activate(ctx, "m", "2", Scope{}); err != nil {
 		t.Fatal(err)
 	}
 	if b := r.Resolve("any"); b.Shadow != nil || b.Active.Key() != "m@2" {
@@ -175,7 +185,7 @@ func TestRefusals(t *testing.T) {
 	if _, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Activate(ctx, "m", "1"); err != nil {
+	if _, err := r.Activate(ctx, "m", "1", Scope{Default: true}); err != nil {
 		t.Fatal(err)
 	}
 	good := artifact(t, "m", "2")
@@ -221,7 +231,7 @@ func TestRefusals(t *testing.T) {
 	if _, err := r.Upload(ctx, "m", "3", artifact(t, "m", "3", "bearing_temp", "oil_pressure")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := r.Activate(ctx, "m", "3")
+	_, err := r.Activate(ctx, "m", "3", Scope{})
 	if !errors.Is(err, ErrRefused) || !errors.Is(err, model.ErrFeatures) || !strings.Contains(err.Error(), "oil_pressure") {
 		t.Fatalf("activate mismatched: %v", err)
 	}

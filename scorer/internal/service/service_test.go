@@ -105,7 +105,7 @@ func TestAckThroughAnotherInstance(t *testing.T) {
 	if code, body := call(t, a, "PUT", "/v1/models/bearing/versions/7", trained(t)); code != 201 {
 		t.Fatalf("upload: %d %v", code, body)
 	}
-	if code, body := call(t, b, "POST", "/v1/models/bearing/activate", []byte(`{"version":"7"}`)); code != 200 {
+	if code, body := call(t, b, "POST", "/v1/models/bearing/activate", []byte(`{"version":"7","default":true}`)); code != 200 {
 		t.Fatalf("activate through the other instance: %d %v", code, body)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Kafka.Readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
@@ -210,7 +210,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	if code, body := call(t, srv, "PUT", "/v1/models/bearing/versions/7", trained(t)); code != 201 {
 		t.Fatalf("upload: %d %v", code, body)
 	}
-	if code, body := call(t, srv, "POST", "/v1/models/bearing/activate", []byte(`{"version":"7"}`)); code != 200 {
+	if code, body := call(t, srv, "POST", "/v1/models/bearing/activate", []byte(`{"version":"7","default":true}`)); code != 200 {
 		t.Fatalf("activate: %d %v", code, body)
 	}
 

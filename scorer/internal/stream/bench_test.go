@@ -130,7 +130,7 @@ func activeForecaster(b *testing.B) *registry.Registry {
 	if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := reg.Activate(context.Background(), "load", "1"); err != nil {
+	if _, err := reg.Activate(context.Background(), "load", "1", registry.Scope{Default: true}); err != nil {
 		b.Fatal(err)
 	}
 	return reg
@@ -273,7 +273,7 @@ func BenchmarkSwap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := reg.Activate(ctx, "bearing", "1"); err != nil {
+	if _, err := reg.Activate(ctx, "bearing", "1", registry.Scope{Default: true}); err != nil {
 		b.Fatal(err)
 	}
 	var cnt *counting
@@ -303,7 +303,7 @@ func BenchmarkSwap(b *testing.B) {
 		v := []string{"2", "1"}[i%2]
 		cnt.want.Store(v)
 		start := time.Now()
-		if _, err := admin.Activate(ctx, "bearing", v); err != nil {
+		if _, err := admin.Activate(ctx, "bearing", v, registry.Scope{}); err != nil {
 			b.Fatal(err)
 		}
 		select {

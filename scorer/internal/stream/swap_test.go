@@ -117,7 +117,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := reg.Activate(ctx, "bearing", "1"); err != nil {
+	if _, err := reg.Activate(ctx, "bearing", "1", registry.Scope{Default: true}); err != nil {
 		t.Fatal(err)
 	}
 	admin := followRegistry(t, tp.brokers, modelsTopic)
@@ -131,7 +131,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	// Publish through another registry instance, as the API of another
 	// scorer would, and time until the first score by the new version.
 	published := time.Now()
-	if _, err := admin.Activate(ctx, "bearing", "2"); err != nil {
+	if _, err := admin.Activate(ctx, "bearing", "2", registry.Scope{}); err != nil {
 		t.Fatal(err)
 	}
 	sentAtSwap := st.sent()

@@ -135,6 +135,13 @@ type Training struct {
 	To   time.Time `json:"to"`
 	Rows int       `json:"rows"`
 	Seed uint64    `json:"seed"`
+	// The lineage of a trained model: the assets whose history it learnt,
+	// the hash of that data (trainer/internal/history's Series.Hash, in
+	// asset order), the trainer's job and the trainer's build.
+	Assets   []string `json:"assets,omitempty"`
+	DataHash string   `json:"data_hash,omitempty"`
+	Job      string   `json:"job,omitempty"`
+	Trainer  string   `json:"trainer,omitempty"`
 }
 
 // Spec converts the architecture for nn.

@@ -67,11 +67,12 @@ type Config struct {
 	FailureScore float64
 }
 
-// Horizon bounds a duration in readings and in time.
+// Horizon bounds a duration in readings and in time; Off turns what it
+// bounds off.
 type Horizon struct {
-	Readings int           `yaml:"readings"`
-	Duration time.Duration `yaml:"duration"`
-	Off      bool          `yaml:"off"`
+	Readings int           `yaml:"readings" help:"readings of a settled excursion before it is normal"`
+	Duration time.Duration `yaml:"duration" help:"reading time of a settled excursion before it is normal"`
+	Off      bool          `yaml:"off" help:"never learn a new normal without an operator"`
 }
 
 // reached reports whether n readings spanning d reach frac of the horizon.

@@ -330,3 +330,11 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsAreTheDefaults: the services' alert section at its defaults
+// is the decision's default configuration.
+func TestSettingsAreTheDefaults(t *testing.T) {
+	if got, want := DefaultSettings().Config().WithDefaults(), DefaultConfig(); got != want {
+		t.Fatalf("settings give %+v, defaults are %+v", got, want)
+	}
+}

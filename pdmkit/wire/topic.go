@@ -11,6 +11,9 @@ const (
 	TopicReadingsDLQ = "pdm.readings.dlq"
 	TopicScores      = "pdm.scores"
 	TopicAlerts      = "pdm.alerts"
+	// TopicRetrain carries TrainingRequests to the trainer, keyed by asset
+	// or class.
+	TopicRetrain = "pdm.retrain"
 )
 
 // ReadingsTopic is where an asset's readings are published.

@@ -59,7 +59,7 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	cfg.Alert.NewNormal.Readings = cmp.Or(*nnReadings, cfg.Alert.NewNormal.Readings)
 	cfg.Alert.NewNormal.Duration = cmp.Or(*nnDuration, cfg.Alert.NewNormal.Duration)
 	cfg.Alert.NewNormal.Off = cfg.Alert.NewNormal.Off || *nnOff
-	if err := cfg.Alert.Monitor().Validate(); err != nil {
+	if err := cfg.Alert.Config().Validate(); err != nil {
 		return fmt.Errorf("backtest: %w", err)
 	}
 	f, err := os.Open(*in)
@@ -75,7 +75,7 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
-	opt := Options{WarmupRows: *warm, Decision: cfg.Alert.Monitor(), Asset: strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))}
+	opt := Options{WarmupRows: *warm, Decision: cfg.Alert.Config(), Asset: strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))}
 	opt.Detector.Window, opt.Detector.Smoothing = *window, *smoothing
 	opt.Detector.Frozen, opt.Detector.DriftRatio = *frozen, *drift
 	var closers []*os.File

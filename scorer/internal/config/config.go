@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -23,13 +22,13 @@ var Sample string
 
 // Config is everything the scorer can be told.
 type Config struct {
-	Kafka   Kafka   `yaml:"kafka"`
-	MQTT    MQTT    `yaml:"mqtt"`
-	Influx  Influx  `yaml:"influx"`
-	HTTP    HTTP    `yaml:"http"`
-	Log     Log     `yaml:"log"`
-	Scoring Scoring `yaml:"scoring"`
-	Alert   Alert   `yaml:"alert"`
+	Kafka   Kafka            `yaml:"kafka"`
+	MQTT    MQTT             `yaml:"mqtt"`
+	Influx  Influx           `yaml:"influx"`
+	HTTP    HTTP             `yaml:"http"`
+	Log     Log              `yaml:"log"`
+	Scoring Scoring          `yaml:"scoring"`
+	Alert   monitor.Settings `yaml:"alert"`
 }
 
 // Kafka names the brokers, the consumer group and the topics.
@@ -109,71 +108,6 @@ type Scoring struct {
 	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
 }
 
-// Alert is the alert decision every asset gets (pdmkit/monitor): the
-// lifecycle's levels on the score, how long a score must hold past them,
-// and the horizon within which a new operating point becomes normal. The
-// same settings drive `scorer backtest`.
-type Alert struct {
-	// Open is the score at or above which an alert opens. Default 0.986
-	// (evidence 4: the worst normal error seen in training sits at 3).
-	Open float64 `yaml:"open" help:"score that opens an alert"`
-	// Resolve is the score below which an open alert resolves; below Open
-	// for hysteresis. Default 0.93.
-	Resolve float64 `yaml:"resolve" help:"score that resolves an alert"`
-	// Major is the score from which the severity is major. Default 0.995.
-	Major float64 `yaml:"major" help:"score for major severity"`
-	// Critical is the score from which the severity is critical. Default
-	// 0.999.
-	Critical float64 `yaml:"critical" help:"score for critical severity"`
-	// MinReadings and MinDuration are how long a score must stay past a
-	// level before the state changes: both must hold. Defaults 3 and 0s.
-	MinReadings int           `yaml:"min_readings" help:"readings past a level before a change"`
-	MinDuration time.Duration `yaml:"min_duration" help:"reading time past a level before a change"`
-	// NewNormal bounds how long a settled excursion stays an alert before
-	// it is learnt as the asset's new normal. Defaults 300 readings or 24h,
-	// whichever the data reaches first.
-	NewNormal NewNormal `yaml:"new_normal"`
-	// MaxRise is how much an excursion's deviation (in standard deviations)
-	// may still rise for it to count as settled. Default 0.2.
-	MaxRise float64 `yaml:"max_rise" help:"deviation rise below which an excursion has settled"`
-	// FailureScore is the score at which an asset counts as failed; open
-	// alerts then carry a time-to-failure forecast towards it while their
-	// deviation rises. A model's own health limit takes precedence.
-	// Default 0: none, and no forecast from the online learner.
-	FailureScore float64 `yaml:"failure_score" help:"score at which an asset counts as failed (0: none, no forecasts)"`
-}
-
-// NewNormal is the horizon of a new operating point.
-type NewNormal struct {
-	Readings int           `yaml:"readings" help:"readings of a settled excursion before it is normal"`
-	Duration time.Duration `yaml:"duration" help:"reading time of a settled excursion before it is normal"`
-	// Off turns the automatic learning off; operators can still say "this
-	// is the new normal". Default false.
-	Off bool `yaml:"off" help:"never learn a new normal without an operator"`
-}
-
-// Monitor is the decision's configuration.
-func (a Alert) Monitor() monitor.Config {
-	return monitor.Config{
-		Alert: alert.Thresholds{Open: a.Open, Resolve: a.Resolve, Major: a.Major, Critical: a.Critical,
-			MinReadings: a.MinReadings, MinDuration: a.MinDuration},
-		NewNormal:    monitor.Horizon{Readings: a.NewNormal.Readings, Duration: a.NewNormal.Duration, Off: a.NewNormal.Off},
-		MaxRise:      a.MaxRise,
-		FailureScore: a.FailureScore,
-	}
-}
-
-// DefaultAlert is the decision's defaults, from pdmkit/monitor.
-func DefaultAlert() Alert {
-	m := monitor.DefaultConfig()
-	return Alert{
-		Open: m.Alert.Open, Resolve: m.Alert.Resolve, Major: m.Alert.Major, Critical: m.Alert.Critical,
-		MinReadings: m.Alert.MinReadings, MinDuration: m.Alert.MinDuration,
-		NewNormal: NewNormal{Readings: m.NewNormal.Readings, Duration: m.NewNormal.Duration},
-		MaxRise:   m.MaxRise,
-	}
-}
-
 // Default returns the configuration with every documented default.
 func Default() Config {
 	return Config{
@@ -195,7 +129,7 @@ func Default() Config {
 			MaxBatch: 2000,
 			History:  256,
 		},
-		Alert: DefaultAlert(),
+		Alert: monitor.DefaultSettings(),
 	}
 }
 
@@ -258,7 +192,7 @@ func (c *Config) Validate() error {
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)
 	}
-	if err := c.Alert.Monitor().Validate(); err != nil {
+	if err := c.Alert.Config().Validate(); err != nil {
 		bad("alert: %v", err)
 	}
 	if err := errors.Join(errs...); err != nil {

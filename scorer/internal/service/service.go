@@ -96,7 +96,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
 		SessionTimeout: cfg.Kafka.SessionTimeout,
 		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
-		Decision: cfg.Alert.Monitor(),
+		Decision: cfg.Alert.Config(),
 		Online:   Online,
 	}, s.reg, outs, stream.NewMetrics(s.prom), log.With("component", "stream"))
 	if err != nil {
@@ -104,7 +104,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	s.reg.SetCatalog(s.consumer.Catalog())
 	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
-	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Monitor()}, s.reg, s.view, s.prom, log.With("component", "api"))
+	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Config()}, s.reg, s.view, s.prom, log.With("component", "api"))
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil
 }

@@ -1,0 +1,279 @@
+// Package validate backtests a model on held-out history through the live
+// decision (pdmkit/monitor, as the scorer runs it) and decides whether a
+// candidate may replace the active version.
+//
+// Two questions are asked of each version, on the same data:
+//
+//   - Is it quiet on normal operation? The held-out history is normal by
+//     construction (alerts, maintenance and abnormal labels were excluded
+//     when it was read), so every alert event on it is a false alarm.
+//   - Does it still see faults? Into copies of the held-out history, one
+//     fault at a time is injected — a ramp on one sensor, from nothing to
+//     FaultSize times that sensor's noise, over FaultReadings readings —
+//     and a fault counts as detected when an alert is open before it ends.
+//     A model trained on data that held a fault, or on too little data,
+//     misses them or raises false alarms, and is not promoted.
+//
+// Invariant: Backtest is a pure function of its inputs; the same artifact
+// and history give the same Metrics.
+package validate
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/trainer/internal/history"
+)
+
+// Faults configures the injected faults. Zero fields take the defaults
+// noted.
+type Faults struct {
+	// Size is the ramp's end in multiples of the sensor's noise (its
+	// robust deviation from one reading to the next), default 30; Readings
+	// its length, default 60 or a quarter of the segment, whichever is
+	// shorter.
+	Size     float64
+	Readings int
+	// PerSensor faults are injected into each sensor, spread over the
+	// held-out segments (default 2).
+	PerSensor int
+}
+
+// Metrics are one version's results on held-out history.
+type Metrics struct {
+	// Rows were scored (after each segment's first window).
+	Rows int `json:"rows"`
+	// FalseAlarms are the alert events opened on the normal history.
+	FalseAlarms int `json:"false_alarms"`
+	// AlertRows had an alert open; MedianScore is the median score.
+	AlertRows   int     `json:"alert_rows"`
+	MedianScore float64 `json:"median_score"`
+	// Injected faults, how many were Detected, and the Detection share.
+	Injected  int     `json:"injected"`
+	Detected  int     `json:"detected"`
+	Detection float64 `json:"detection"`
+	// MeanDelay is the mean number of readings from a detected fault's
+	// start to its alert.
+	MeanDelay float64 `json:"mean_delay_readings"`
+}
+
+// Map is the metrics as an artifact's metrics map, keys prefixed.
+func (m Metrics) Map(prefix string) map[string]float64 {
+	return map[string]float64{
+		prefix + "rows": float64(m.Rows), prefix + "false_alarms": float64(m.FalseAlarms),
+		prefix + "median_score": m.MedianScore, prefix + "detection": m.Detection, prefix + "mean_delay_readings": m.MeanDelay,
+	}
+}
+
+// Trace is one version's decision over the held-out history (the normal
+// copy), for plots: per row its time, score and whether an alert was open.
+type Trace struct {
+	Times  []time.Time
+	Scores []float64
+	Open   []bool
+}
+
+// Backtest runs a fresh decision over every held-out segment of every
+// series for the artifact a, then once per injected fault.
+func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config, f Faults) (Metrics, Trace, error) {
+	f.Size = cmp.Or(f.Size, 30)
+	f.PerSensor = max(f.PerSensor, 0)
+	if f.PerSensor == 0 {
+		f.PerSensor = 2
+	}
+	var m Metrics
+	var tr Trace
+	var scores []float64
+	type segRef struct {
+		s   *history.Series
+		seg history.Segment
+	}
+	var segs []segRef
+	for _, s := range held {
+		if s == nil {
+			continue
+		}
+		if err := a.CheckFeatures(s.Sensors); err != nil {
+			return m, tr, fmt.Errorf("validate: %s: %w", s.Asset, err)
+		}
+		for _, seg := range s.Segments {
+			if seg.Len() > 2*a.Window {
+				segs = append(segs, segRef{s, seg})
+			}
+		}
+	}
+	if len(segs) == 0 {
+		return m, tr, fmt.Errorf("validate: no held-out segment longer than twice the window (%d)", 2*a.Window)
+	}
+	for _, r := range segs {
+		out, err := run(a, r.s, r.seg, decision, nil)
+		if err != nil {
+			return m, tr, err
+		}
+		for i, d := range out {
+			if d.WarmingUp {
+				continue
+			}
+			m.Rows++
+			scores = append(scores, d.Score)
+			if d.Open {
+				m.AlertRows++
+			}
+			if d.Event != nil && d.Event.State == "opened" {
+				m.FalseAlarms++
+			}
+			tr.Times = append(tr.Times, r.seg.Time(i))
+			tr.Scores = append(tr.Scores, d.Score)
+			tr.Open = append(tr.Open, d.Open)
+		}
+	}
+	sort.Float64s(scores)
+	if len(scores) > 0 {
+		m.MedianScore = scores[len(scores)/2]
+	}
+	// Faults: per sensor, PerSensor ramps, each in the segment next in
+	// turn, starting after the detector's first window and its settling.
+	k := 0
+	delays := 0
+	for j, name := range segs[0].s.Sensors {
+		if !slices.Contains(a.Features, name) {
+			continue
+		}
+		for range f.PerSensor {
+			r := segs[k%len(segs)]
+			k++
+			n := r.seg.Len()
+			length := cmp.Or(f.Readings, min(60, n/4))
+			start := min(2*a.Window+20, n-length)
+			if start < a.Window || length < 3 {
+				continue
+			}
+			noise := noiseOf(r.seg, j)
+			fault := func(i int, row []float64) {
+				if i >= start && i < start+length {
+					row[j] += f.Size * noise * float64(i-start+1) / float64(length)
+				}
+			}
+			out, err := run(a, r.s, r.seg, decision, fault)
+			if err != nil {
+				return m, tr, err
+			}
+			m.Injected++
+			for i := start; i < start+length; i++ {
+				if out[i].Open {
+					m.Detected++
+					delays += i - start
+					break
+				}
+			}
+		}
+	}
+	if m.Injected > 0 {
+		m.Detection = float64(m.Detected) / float64(m.Injected)
+	}
+	if m.Detected > 0 {
+		m.MeanDelay = float64(delays) / float64(m.Detected)
+	}
+	return m, tr, nil
+}
+
+// run scores one segment through a fresh detector and decision, with
+// fault applied to each row when given.
+func run(a *model.Artifact, s *history.Series, seg history.Segment, decision monitor.Config, fault func(int, []float64)) ([]monitor.Decision, error) {
+	det, err := anomaly.FromArtifact(a)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	mon, err := monitor.New(det, decision)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	out := make([]monitor.Decision, seg.Len())
+	row := make([]float64, len(s.Sensors))
+	r := wire.Reading{Site: s.Site, Asset: s.Asset, Sensors: make(map[string]float64, len(s.Sensors))}
+	for i := range seg.Len() {
+		copy(row, seg.Row(i))
+		if fault != nil {
+			fault(i, row)
+		}
+		for j, name := range s.Sensors {
+			r.Sensors[name] = row[j]
+		}
+		r.Seq, r.Time = uint64(i+1), seg.Time(i)
+		if out[i], err = mon.Observe(&r); err != nil {
+			return nil, fmt.Errorf("validate: %s row %d: %w", s.Asset, i, err)
+		}
+	}
+	return out, nil
+}
+
+// noiseOf is sensor j's noise: the robust deviation of its change from one
+// reading to the next, over √2; a floor keeps a constant sensor's faults
+// visible.
+func noiseOf(seg history.Segment, j int) float64 {
+	var diffs []float64
+	level := 0.0
+	for i := 1; i < seg.Len(); i++ {
+		diffs = append(diffs, math.Abs(seg.Row(i)[j]-seg.Row(i - 1)[j]))
+		level += math.Abs(seg.Row(i)[j])
+	}
+	sort.Float64s(diffs)
+	mad := 0.0
+	if len(diffs) > 0 {
+		mad = diffs[len(diffs)/2]
+	}
+	level /= float64(max(seg.Len()-1, 1))
+	return math.Max(1.4826*mad/math.Sqrt2, math.Max(1e-3*level, 1e-6))
+}
+
+// Rule is the promotion rule a candidate must pass on the held-out
+// history.
+type Rule struct {
+	// MaxFalseAlarms is the most alert events a candidate may raise on the
+	// held-out normal history (and at most the active version's, when that
+	// raised more). Default 0.
+	MaxFalseAlarms int `yaml:"max_false_alarms" help:"alert events a candidate may raise on held-out normal history"`
+	// MinDetection is the least share of injected faults the candidate
+	// must detect. Default 0.8.
+	MinDetection float64 `yaml:"min_detection" help:"share of injected faults a candidate must detect"`
+	// Tolerance is how much lower than the active version's the
+	// candidate's detection may be. Default 0.05.
+	Tolerance float64 `yaml:"tolerance" help:"how much worse than the active version's detection a candidate may be"`
+}
+
+// Decide says whether the candidate may replace the active version (nil:
+// there is none), and why.
+func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
+	switch {
+	case cand.FalseAlarms > r.MaxFalseAlarms && (active == nil || cand.FalseAlarms > active.FalseAlarms):
+		return false, fmt.Sprintf("the candidate raised %d false alarms on %d held-out normal readings (allowed %d%s)",
+			cand.FalseAlarms, cand.Rows, r.MaxFalseAlarms, activeNote(active, func(m *Metrics) string { return fmt.Sprint(m.FalseAlarms) }))
+	case cand.Detection < r.MinDetection:
+		return false, fmt.Sprintf("the candidate detected %d of %d injected faults (%.0f%%, needs %.0f%%)",
+			cand.Detected, cand.Injected, 100*cand.Detection, 100*r.MinDetection)
+	case active != nil && cand.Detection < active.Detection-r.Tolerance:
+		return false, fmt.Sprintf("the candidate detected %.0f%% of injected faults, the active version %.0f%% (tolerance %.0f points)",
+			100*cand.Detection, 100*active.Detection, 100*r.Tolerance)
+	}
+	if active == nil {
+		return true, fmt.Sprintf("no active version; the candidate raised %d false alarms on %d held-out readings and detected %.0f%% of injected faults",
+			cand.FalseAlarms, cand.Rows, 100*cand.Detection)
+	}
+	return true, fmt.Sprintf("not worse than the active version: %d false alarms (active %d), detection %.0f%% (active %.0f%%)",
+		cand.FalseAlarms, active.FalseAlarms, 100*cand.Detection, 100*active.Detection)
+}
+
+func activeNote(active *Metrics, f func(*Metrics) string) string {
+	if active == nil {
+		return ""
+	}
+	return "; the active version raised " + f(active)
+}

@@ -434,3 +434,35 @@ func TestTrainReconstructionScoresLikeTheOnlineLearner(t *testing.T) {
 		t.Error("20 rows trained a model")
 	}
 }
+
+// TestTrainForecasterSegments: one segment trains exactly TrainForecaster's
+// model; several segments train without a window spanning two of them
+// (each is a different level, so a spanning pair would be a jump the
+// network has to learn) and report the learning curve.
+func TestTrainForecasterSegments(t *testing.T) {
+	features := []string{"current", "flow", "pressure", "temperature"}
+	rows, times := toRows(pump(600, 600, 0, 21), features)
+	cfg := ForecasterConfig{Name: "fc", Epochs: 10}
+	one, err := TrainForecaster(rows, times, features, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := TrainForecasterSegments([][][]float64{rows}, times[0], times[len(times)-1], features, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seg.Artifact.SHA256 != one.SHA256 || len(seg.Curve) == 0 {
+		t.Fatalf("one segment: %s vs %s, curve %d", seg.Artifact.SHA256, one.SHA256, len(seg.Curve))
+	}
+	a, b := rows[:300], rows[300:]
+	two, err := TrainForecasterSegments([][][]float64{a, b}, times[0], times[len(times)-1], features, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Artifact.Training.Rows != 600 || two.Artifact.SHA256 == one.SHA256 {
+		t.Fatalf("two segments: %+v", two.Artifact.Training)
+	}
+	if _, err := TrainForecasterSegments([][][]float64{rows[:20], rows[20:40], rows[40:60], rows[60:80], rows[80:100]}, times[0], times[99], features, cfg); err == nil {
+		t.Error("segments too short to calibrate trained a model")
+	}
+}

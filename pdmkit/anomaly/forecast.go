@@ -72,63 +72,100 @@ func forecastPairs(s *nn.Scaler, w, h int, rows [][]float64) (x, y *mat.Dense) {
 
 // TrainForecaster trains a forecaster on a contiguous stretch of normal
 // readings (rows[i] in features order, times[i] its time) and returns a
-// sealed artifact. Calibration is out of sample: the error distribution
-// comes from a network trained on the first 70% scoring the last 30%.
+// sealed artifact. It is TrainForecasterSegments on one segment.
 func TrainForecaster(rows [][]float64, times []time.Time, features []string, cfg ForecasterConfig) (*model.Artifact, error) {
+	if len(features) == 0 || len(rows) != len(times) || len(rows) == 0 {
+		return nil, fmt.Errorf("anomaly: %d features, %d rows, %d times", len(features), len(rows), len(times))
+	}
+	tr, err := TrainForecasterSegments([][][]float64{rows}, times[0], times[len(times)-1], features, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return tr.Artifact, nil
+}
+
+// TrainForecasterSegments trains a forecaster on stored normal history:
+// segs are contiguous runs of rows one step apart in features order (no
+// input window or target spans two segments, so a gap or a second asset
+// never becomes a transition the model learns), from and to the first and
+// last row time. Calibration is out of sample: the error distribution
+// comes from a network trained on the first 70% of every segment scoring
+// the last 30% of each; the final network trains on all rows.
+func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []string, cfg ForecasterConfig) (*Trained, error) {
 	d := len(features)
-	if d == 0 || len(rows) != len(times) {
-		return nil, fmt.Errorf("anomaly: %d features, %d rows, %d times", d, len(rows), len(times))
+	if d == 0 {
+		return nil, fmt.Errorf("anomaly: no features")
 	}
 	cfg = cfg.withDefaults(d)
-	if len(rows) < 4*(cfg.Window+cfg.Horizon) {
-		return nil, fmt.Errorf("anomaly: %d rows are too few for window %d and horizon %d (need %d)", len(rows), cfg.Window, cfg.Horizon, 4*(cfg.Window+cfg.Horizon))
-	}
-	for i, r := range rows {
-		if len(r) != d {
-			return nil, fmt.Errorf("anomaly: row %d has %d values for %d features", i, len(r), d)
-		}
-		for _, v := range r {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("anomaly: row %d holds %v", i, v)
+	var all [][]float64
+	for k, seg := range segs {
+		for i, r := range seg {
+			if len(r) != d {
+				return nil, fmt.Errorf("anomaly: segment %d row %d has %d values for %d features", k, i, len(r), d)
+			}
+			for _, v := range r {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("anomaly: segment %d row %d holds %v", k, i, v)
+				}
 			}
 		}
+		all = append(all, seg...)
 	}
-	scaler, err := fitScaler(rows)
+	if len(all) < 4*(cfg.Window+cfg.Horizon) {
+		return nil, fmt.Errorf("anomaly: %d rows are too few for window %d and horizon %d (need %d)", len(all), cfg.Window, cfg.Horizon, 4*(cfg.Window+cfg.Horizon))
+	}
+	scaler, err := fitScaler(all)
 	if err != nil {
 		return nil, err
 	}
 	spec := nn.Spec{Sizes: []int{cfg.Window * d, cfg.Hidden, cfg.Horizon * d}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
-	fit := func(rows [][]float64) (*nn.Network, error) {
-		x, y := forecastPairs(scaler, cfg.Window, cfg.Horizon, rows)
+	fit := func(segs [][][]float64) (*nn.Network, []nn.EpochLoss, error) {
+		x, y := forecastPairsAll(scaler, cfg.Window, cfg.Horizon, segs)
+		if x == nil {
+			return nil, nil, fmt.Errorf("anomaly: no segment is longer than window %d + horizon %d", cfg.Window, cfg.Horizon)
+		}
 		net, err := nn.New(spec, cfg.Seed)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if _, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: cfg.Epochs, BatchSize: 32,
-			L2: 1e-4, ValidationFraction: 0.2, Patience: 10, Seed: cfg.Seed}); err != nil {
-			return nil, fmt.Errorf("anomaly: training forecaster: %w", err)
+		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: cfg.Epochs, BatchSize: 32,
+			L2: 1e-4, ValidationFraction: 0.2, Patience: 10, Seed: cfg.Seed})
+		if err != nil {
+			return nil, nil, fmt.Errorf("anomaly: training forecaster: %w", err)
 		}
-		return net, nil
+		return net, res.History, nil
 	}
-	cut := len(rows) * 7 / 10
-	probe, err := fit(rows[:cut])
+	heads := make([][][]float64, 0, len(segs))
+	for _, seg := range segs {
+		heads = append(heads, seg[:len(seg)*7/10])
+	}
+	probe, _, err := fit(heads)
 	if err != nil {
 		return nil, err
 	}
-	fs := newForecastScorer(probe, scaler, cfg.Window, cfg.Horizon, cfg.Smoothing)
 	burn := cfg.Window + int(math.Ceil(1/cfg.Smoothing))
 	var errs []float64
-	for i, r := range rows[cut-cfg.Window:] {
-		if e, ok := fs.step(r); ok && i > burn {
-			errs = append(errs, e)
+	for _, seg := range segs {
+		cut := len(seg) * 7 / 10
+		if cut < cfg.Window {
+			continue
+		}
+		fs := newForecastScorer(probe, scaler, cfg.Window, cfg.Horizon, cfg.Smoothing)
+		for i, r := range seg[cut-cfg.Window:] {
+			if e, ok := fs.step(r); ok && i > burn {
+				errs = append(errs, e)
+			}
 		}
 	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("anomaly: no segment is long enough to calibrate window %d (the last 30%% of a segment must exceed %d rows)", cfg.Window, burn-cfg.Window+1)
+	}
 	calib := fitCalibrator(errs)
-	net, err := fit(rows)
+	net, curve, err := fit(segs)
 	if err != nil {
 		return nil, err
 	}
-	step := times[len(times)-1].Sub(times[0]).Seconds() / float64(len(times)-1)
+	step := to.Sub(from).Seconds() / float64(max(len(all)-1, 1))
 	if !(step > 0) {
 		step = 1
 	}
@@ -138,14 +175,43 @@ func TrainForecaster(rows [][]float64, times []time.Time, features []string, cfg
 	}
 	a := &model.Artifact{
 		Kind: model.Forecaster, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
-		CreatedAt: times[len(times)-1], Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
+		CreatedAt: to, Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
 		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
 		Calibration: &model.Calibration{LogMean: calib.logMean, LogStd: calib.logStd, Smoothing: cfg.Smoothing},
 		Health:      health,
-		Training:    model.Training{From: times[0], To: times[len(times)-1], Rows: len(rows), Seed: cfg.Seed},
+		Training:    model.Training{From: from, To: to, Rows: len(all), Seed: cfg.Seed},
 		Metrics:     map[string]float64{"holdout_log_error_median": calib.logMean},
 	}
-	return a, a.Seal()
+	return &Trained{Artifact: a, Curve: curve}, a.Seal()
+}
+
+// forecastPairsAll stacks the training pairs of every segment.
+func forecastPairsAll(s *nn.Scaler, w, h int, segs [][][]float64) (x, y *mat.Dense) {
+	var xs, ys []*mat.Dense
+	n := 0
+	for _, seg := range segs {
+		if sx, sy := forecastPairs(s, w, h, seg); sx != nil {
+			xs, ys = append(xs, sx), append(ys, sy)
+			r, _ := sx.Dims()
+			n += r
+		}
+	}
+	switch len(xs) {
+	case 0:
+		return nil, nil
+	case 1:
+		return xs[0], ys[0]
+	}
+	d := len(s.Mean)
+	x, y = mat.NewDense(n, w*d, nil), mat.NewDense(n, h*d, nil)
+	r := 0
+	for k := range xs {
+		m, _ := xs[k].Dims()
+		x.Slice(r, r+m, 0, w*d).(*mat.Dense).Copy(xs[k])
+		y.Slice(r, r+m, 0, h*d).(*mat.Dense).Copy(ys[k])
+		r += m
+	}
+	return x, y
 }
 
 // forecastScorer keeps the prediction made at the previous reading and

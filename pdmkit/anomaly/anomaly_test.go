@@ -419,7 +419,7 @@ func TestTrainReconstructionScoresLikeTheOnlineLearner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tr, err := TrainReconstruction([][][]float64{rows[:400]}, times[0], times[399], features, ReconstructionConfig{Name: "pump", Version: "1"})
+	tr, err := TrainReconstruction([][][]float64{rows[:400]}, times[0], times[399], features, ReconstructionConfig{Name: "pump", Version: "1", DriftRatio: 0.6})
 	if err != nil {
 		t.Fatal(err)
 	}

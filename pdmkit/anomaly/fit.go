@@ -143,7 +143,11 @@ type ReconstructionConfig struct {
 	// of the newest error in each sensor's moving average (default 0.13).
 	Window, Hidden int
 	Smoothing      float64
-	// DriftRatio: see OnlineConfig (default 0.6).
+	// DriftRatio: see OnlineConfig. Default 0: no sensor is centred. The
+	// online learner centres slowly drifting sensors because its short
+	// warm-up has not seen their range; stored history spanning days has
+	// (a daily cycle there is normal variation, not drift), and centring
+	// would hide a level fault in such a sensor.
 	DriftRatio float64
 	// Epochs bound the training (default 60); Seed makes it reproducible
 	// (default 1).
@@ -166,7 +170,7 @@ type Trained struct {
 // warm-up, and returns the sealed artifact.
 func TrainReconstruction(segs [][][]float64, from, to time.Time, features []string, cfg ReconstructionConfig) (*Trained, error) {
 	o := OnlineConfig{Name: cfg.Name, Features: features, Window: cfg.Window, Hidden: cfg.Hidden, Smoothing: cfg.Smoothing,
-		DriftRatio: cfg.DriftRatio, Epochs: cfg.Epochs, Seed: cfg.Seed, Frozen: true}.withDefaults()
+		Epochs: cfg.Epochs, Seed: cfg.Seed, Frozen: true}.withDefaults()
 	d := len(features)
 	if d == 0 {
 		return nil, fmt.Errorf("anomaly: no features")
@@ -188,7 +192,10 @@ func TrainReconstruction(segs [][][]float64, from, to time.Time, features []stri
 	if need := 2 * cvBlocks * (o.Window + 1); len(all) < need {
 		return nil, fmt.Errorf("anomaly: %d rows are too few to train and calibrate a window of %d (need %d)", len(all), o.Window, need)
 	}
-	centred := driftingFeatures(all, o.DriftRatio)
+	centred := make([]bool, d)
+	if cfg.DriftRatio > 0 {
+		centred = driftingFeatures(all, cfg.DriftRatio)
+	}
 	hidden := o.Hidden
 	if hidden == 0 {
 		hidden = max(2, o.Window*d/4)

@@ -29,36 +29,43 @@ const (
 // candidate and active version with their metrics, the decision, and the
 // plots beside it. It is written whole on every change.
 type Record struct {
-	ID      string                `json:"id"`
-	Class   string                `json:"class"`
-	Model   string                `json:"model"`
-	Site    string                `json:"site"`
-	Assets  []string              `json:"assets"`
-	Request wire.TrainingRequest  `json:"request"`
-	Started time.Time             `json:"started"`
-	Ended   *time.Time            `json:"ended,omitempty"`
-	State   string                `json:"state"`
-	Reason  string                `json:"reason,omitempty"`
-	Data    *Data                 `json:"data,omitempty"`
-	Cand    *Version              `json:"candidate,omitempty"`
-	Active  *Version              `json:"active,omitempty"`
-	Plots   []string              `json:"plots,omitempty"`
-	Shadow  *validateShadowResult `json:"shadow,omitempty"`
+	ID      string               `json:"id"`
+	Class   string               `json:"class"`
+	Model   string               `json:"model"`
+	Site    string               `json:"site"`
+	Assets  []string             `json:"assets"`
+	Request wire.TrainingRequest `json:"request"`
+	Started time.Time            `json:"started"`
+	Ended   *time.Time           `json:"ended,omitempty"`
+	State   string               `json:"state"`
+	Reason  string               `json:"reason,omitempty"`
+	Data    *Data                `json:"data,omitempty"`
+	Cand    *Version             `json:"candidate,omitempty"`
+	Active  *Version             `json:"active,omitempty"`
+	Plots   []string             `json:"plots,omitempty"`
+	Shadow  *ShadowCheck         `json:"shadow,omitempty"`
 }
 
-// Data is the history a job read.
+// Data is the history a job read and what it trained on.
 type Data struct {
-	From, To   time.Time     `json:"-"`
-	Range      [2]time.Time  `json:"range"`
-	Step       time.Duration `json:"step_ns"`
-	Rows       int           `json:"rows"`
-	Read       int           `json:"read"`
-	TrainRows  int           `json:"train_rows"`
-	HoldOut    int           `json:"holdout_rows"`
-	Gaps       int           `json:"gaps"`
-	Exclusions int           `json:"exclusions"`
-	Hash       string        `json:"hash"`
-	Trained    [2]time.Time  `json:"trained_window"`
+	// From and To are the range read; Step its resampling.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	Step string    `json:"step"`
+	// Read rows, Rows kept as normal (the rest excluded), TrainRows
+	// trained on, HoldOut held out for validation.
+	Read      int `json:"read"`
+	Rows      int `json:"rows"`
+	TrainRows int `json:"train_rows"`
+	HoldOut   int `json:"holdout_rows"`
+	// Gaps and Exclusions counted over all assets.
+	Gaps       int `json:"gaps"`
+	Exclusions int `json:"exclusions"`
+	// Hash is the data's hash (the assets' Series.Hash, hashed in order).
+	Hash string `json:"hash"`
+	// TrainedFrom and TrainedTo are the first and last training row.
+	TrainedFrom time.Time `json:"trained_from"`
+	TrainedTo   time.Time `json:"trained_to"`
 }
 
 // Version is a model version and its validation.
@@ -68,7 +75,9 @@ type Version struct {
 	Metrics validate.Metrics `json:"metrics"`
 }
 
-type validateShadowResult struct {
+// ShadowCheck is a shadowed candidate's trial: until when, and what the
+// scorer's comparison said at its end.
+type ShadowCheck struct {
 	Until              time.Time `json:"until"`
 	Count              int64     `json:"count"`
 	AlertDisagreements int64     `json:"alert_disagreements"`

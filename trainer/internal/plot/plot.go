@@ -81,7 +81,7 @@ func Scores(w io.Writer, title string, cand validate.Trace, active *validate.Tra
 	p.X.Tick.Marker = plot.TimeTicks{Format: "01-02 15:04"}
 	p.X.Label.Text = "reading time (UTC)"
 	p.Y.Label.Text = "anomaly score"
-	p.Y.Min, p.Y.Max = -0.12, 1
+	p.Y.Min, p.Y.Max = -0.12, 1.45 // room above for the legend
 	if err := addTrace(p, cand, blue, "candidate", -0.05); err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func Scores(w io.Writer, title string, cand validate.Trace, active *validate.Tra
 	lvl.Color, lvl.Dashes = grey, []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(lvl)
 	p.Legend.Add(fmt.Sprintf("alert opens (%.3f)", open), lvl)
-	p.Legend.Top, p.Legend.Left = false, true
+	p.Legend.Top, p.Legend.Left = true, true
 	return writePNG(w, p, 10*vg.Inch, 4*vg.Inch)
 }
 

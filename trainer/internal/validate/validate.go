@@ -12,7 +12,8 @@
 //     FaultSize times that sensor's noise, over FaultReadings readings —
 //     and a fault counts as detected when an alert is open before it ends.
 //     A model trained on data that held a fault, or on too little data,
-//     misses them or raises false alarms, and is not promoted.
+//     misses them or raises false alarms, and is not promoted. A fault is
+//     not counted for a version whose alert is open there without it.
 //
 // Invariant: Backtest is a pure function of its inputs; the same artifact
 // and history give the same Metrics.
@@ -36,15 +37,15 @@ import (
 // Faults configures the injected faults. Zero fields take the defaults
 // noted.
 type Faults struct {
-	// Size is the ramp's end in multiples of the sensor's noise (its
-	// robust deviation from one reading to the next), default 30; Readings
-	// its length, default 60 or a quarter of the segment, whichever is
-	// shorter.
-	Size     float64
+	// Sizes are the ramps' ends in multiples of the sensor's noise (its
+	// robust deviation from one reading to the next); one fault of each
+	// size goes into each sensor, spread over the held-out segments.
+	// Default 8, 16, 32, 64: a model that learnt a fault as normal, or
+	// too little of normal, misses the small ones first.
+	Sizes []float64
+	// Readings is each ramp's length, default 60 or a quarter of the
+	// segment, whichever is shorter.
 	Readings int
-	// PerSensor faults are injected into each sensor, spread over the
-	// held-out segments (default 2).
-	PerSensor int
 }
 
 // Metrics are one version's results on held-out history.
@@ -63,6 +64,11 @@ type Metrics struct {
 	// MeanDelay is the mean number of readings from a detected fault's
 	// start to its alert.
 	MeanDelay float64 `json:"mean_delay_readings"`
+	// BySensor is the detection share of each sensor's faults; Weakest
+	// the lowest of them: a model that learnt one sensor's fault as normal
+	// is blind there however well it sees the others.
+	BySensor map[string]float64 `json:"by_sensor,omitempty"`
+	Weakest  float64            `json:"weakest_sensor_detection"`
 }
 
 // Map is the metrics as an artifact's metrics map, keys prefixed.
@@ -84,10 +90,8 @@ type Trace struct {
 // Backtest runs a fresh decision over every held-out segment of every
 // series for the artifact a, then once per injected fault.
 func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config, f Faults) (Metrics, Trace, error) {
-	f.Size = cmp.Or(f.Size, 30)
-	f.PerSensor = max(f.PerSensor, 0)
-	if f.PerSensor == 0 {
-		f.PerSensor = 2
+	if len(f.Sizes) == 0 {
+		f.Sizes = []float64{8, 16, 32, 64}
 	}
 	var m Metrics
 	var tr Trace
@@ -113,11 +117,13 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 	if len(segs) == 0 {
 		return m, tr, fmt.Errorf("validate: no held-out segment longer than twice the window (%d)", 2*a.Window)
 	}
-	for _, r := range segs {
+	normal := make([][]monitor.Decision, len(segs))
+	for k, r := range segs {
 		out, err := run(a, r.s, r.seg, decision, nil)
 		if err != nil {
 			return m, tr, err
 		}
+		normal[k] = out
 		for i, d := range out {
 			if d.WarmingUp {
 				continue
@@ -139,16 +145,19 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 	if len(scores) > 0 {
 		m.MedianScore = scores[len(scores)/2]
 	}
-	// Faults: per sensor, PerSensor ramps, each in the segment next in
-	// turn, starting after the detector's first window and its settling.
+	// Faults: per sensor, one ramp of each size, each in the segment next
+	// in turn, starting after the detector's first window and settling.
 	k := 0
 	delays := 0
+	m.BySensor = map[string]float64{}
+	m.Weakest = 1
 	for j, name := range segs[0].s.Sensors {
 		if !slices.Contains(a.Features, name) {
 			continue
 		}
-		for range f.PerSensor {
-			r := segs[k%len(segs)]
+		injected, detected := 0, 0
+		for _, size := range f.Sizes {
+			r, quiet := segs[k%len(segs)], normal[k%len(segs)]
 			k++
 			n := r.seg.Len()
 			length := cmp.Or(f.Readings, min(60, n/4))
@@ -156,10 +165,13 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 			if start < a.Window || length < 3 {
 				continue
 			}
+			if slices.ContainsFunc(quiet[start:start+length], func(d monitor.Decision) bool { return d.Open }) {
+				continue // the version alerts there anyway: a detection would not be the fault's
+			}
 			noise := noiseOf(r.seg, j)
 			fault := func(i int, row []float64) {
 				if i >= start && i < start+length {
-					row[j] += f.Size * noise * float64(i-start+1) / float64(length)
+					row[j] += size * noise * float64(i-start+1) / float64(length)
 				}
 			}
 			out, err := run(a, r.s, r.seg, decision, fault)
@@ -167,14 +179,24 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 				return m, tr, err
 			}
 			m.Injected++
+			injected++
 			for i := start; i < start+length; i++ {
 				if out[i].Open {
 					m.Detected++
+					detected++
 					delays += i - start
 					break
 				}
 			}
 		}
+		if injected > 0 {
+			share := float64(detected) / float64(injected)
+			m.BySensor[name] = share
+			m.Weakest = min(m.Weakest, share)
+		}
+	}
+	if m.Injected == 0 {
+		m.Weakest = 0
 	}
 	if m.Injected > 0 {
 		m.Detection = float64(m.Detected) / float64(m.Injected)
@@ -259,9 +281,12 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 	case cand.Detection < r.MinDetection:
 		return false, fmt.Sprintf("the candidate detected %d of %d injected faults (%.0f%%, needs %.0f%%)",
 			cand.Detected, cand.Injected, 100*cand.Detection, 100*r.MinDetection)
-	case active != nil && cand.Detection < active.Detection-r.Tolerance:
+	case active != nil && active.Injected > 0 && cand.Detection < active.Detection-r.Tolerance:
 		return false, fmt.Sprintf("the candidate detected %.0f%% of injected faults, the active version %.0f%% (tolerance %.0f points)",
 			100*cand.Detection, 100*active.Detection, 100*r.Tolerance)
+	case active != nil && active.Injected > 0 && cand.Weakest < active.Weakest-r.Tolerance:
+		return false, fmt.Sprintf("the candidate's weakest sensor detection is %.0f%% (%v), the active version's %.0f%% (%v): it has learnt to miss faults there",
+			100*cand.Weakest, cand.BySensor, 100*active.Weakest, active.BySensor)
 	}
 	if active == nil {
 		return true, fmt.Sprintf("no active version; the candidate raised %d false alarms on %d held-out readings and detected %.0f%% of injected faults",

@@ -223,11 +223,15 @@ func set(v reflect.Value, s string) error {
 // -print-config and one per field of cfg (BindFlags), then file,
 // environment and flags applied in rising precedence. With -print-config it
 // writes sample to stdout and reports printed, and the command should exit.
-func Parse(name string, args []string, cfg any, sample string, stdout io.Writer) (printed bool, err error) {
+// extra adds a command's own flags that are not configuration.
+func Parse(name string, args []string, cfg any, sample string, stdout io.Writer, extra ...func(*flag.FlagSet)) (printed bool, err error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file (flags > environment > file > defaults)")
 	printCfg := fs.Bool("print-config", false, "print the annotated sample configuration and exit")
 	apply := BindFlags(fs, cfg)
+	for _, add := range extra {
+		add(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return false, err
 	}

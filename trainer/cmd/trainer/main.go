@@ -1,15 +1,21 @@
 // Command trainer trains models:
 //
+//	trainer serve   the training service: requests from Kafka, schedules, shadow trials, the jobs API
+//	trainer run     one training job by hand (--asset or --class; --file, --dry-run)
 //	trainer cmapss  the remaining-useful-life benchmark on NASA C-MAPSS FD001
 package main
 
 import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	"github.com/pdmstream/pdm/trainer/internal/cmapss"
+	"github.com/pdmstream/pdm/trainer/internal/run"
+	"github.com/pdmstream/pdm/trainer/internal/service"
 )
 
 func main() {
 	cli.Main("trainer", map[string]cli.Command{
 		"cmapss": cmapss.Command,
+		"run":    run.Command,
+		"serve":  service.Command,
 	})
 }

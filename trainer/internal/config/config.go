@@ -63,6 +63,9 @@ type Influx struct {
 	// is about 20× slower) or "server" (Flux aggregateWindow, less data over
 	// the network on 2.x). Default reader.
 	Resample string `yaml:"resample" help:"reader or server"`
+	// RetryFor is how long InfluxDB may be unreachable before a job gives
+	// up (and its request is tried again later). Default 10m.
+	RetryFor time.Duration `yaml:"retry_for" help:"how long InfluxDB may fail before a job gives up"`
 }
 
 // Kafka carries training requests.
@@ -141,7 +144,7 @@ type Job struct {
 	FailureScore float64 `yaml:"failure_score" help:"score at which the class counts as failed (0: none)"`
 	// Promote is the rule a candidate must pass against the active
 	// version on the held-out history (see trainer/internal/validate).
-	// Defaults: max_false_alarms 0, min_detection 0.8, tolerance 0.05.
+	// Defaults: max_false_alarms 0, min_detection 0.5, tolerance 0.05.
 	Promote validate.Rule `yaml:"promote"`
 }
 
@@ -156,7 +159,7 @@ type Class struct {
 // Default returns the configuration with every documented default.
 func Default() Config {
 	return Config{
-		Influx:  Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", Resample: "reader"},
+		Influx:  Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", Resample: "reader", RetryFor: 10 * time.Minute},
 		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Requests: wire.TopicRetrain, Group: "pdm-trainer"},
 		Scorer:  Scorer{URL: "http://127.0.0.1:8080"},
 		HTTP:    HTTP{Addr: ":9104"},
@@ -164,7 +167,7 @@ func Default() Config {
 		DataDir: "trainer-data",
 		Alert:   monitor.DefaultSettings(),
 		Job: Job{Site: "demo", Kind: string(model.Reconstruction), Step: time.Second, History: 7 * 24 * time.Hour,
-			MinRows: 600, Holdout: 0.2, Promote: validate.Rule{MinDetection: 0.8, Tolerance: 0.05}},
+			MinRows: 600, Holdout: 0.2, Promote: validate.Rule{MinDetection: 0.5, Tolerance: 0.05}},
 	}
 }
 

@@ -190,7 +190,7 @@ func TestColdStartPublishesWithLineage(t *testing.T) {
 		!slices.Equal(a.Training.Assets, []string{"pump-1"}) || a.Training.Rows != rec.Data.TrainRows || a.Metrics["candidate_false_alarms"] != 0 {
 		t.Fatalf("lineage %+v metrics %v, record data %+v", a.Training, a.Metrics, rec.Data)
 	}
-	if rec.Cand.Metrics.FalseAlarms != 0 || rec.Cand.Metrics.Detection < 0.8 || rec.Cand.Metrics.Injected == 0 {
+	if rec.Cand.Metrics.FalseAlarms != 0 || rec.Cand.Metrics.Detection < 0.5 || rec.Cand.Metrics.Injected == 0 {
 		t.Fatalf("candidate metrics %+v", rec.Cand.Metrics)
 	}
 	for _, p := range []string{"loss.png", "scores.png"} {

@@ -9,8 +9,9 @@
 //     when it was read), so every alert event on it is a false alarm.
 //   - Does it still see faults? Into copies of the held-out history, one
 //     fault at a time is injected — a ramp on one sensor, from nothing to
-//     FaultSize times that sensor's noise, over FaultReadings readings —
+//     a size, over a number of readings (Faults) —
 //     and a fault counts as detected when an alert is open before it ends.
+//     Sizes are in multiples of the sensor's spread on the held-out data.
 //     A model trained on data that held a fault, or on too little data,
 //     misses them or raises false alarms, and is not promoted. A fault is
 //     not counted for a version whose alert is open there without it.
@@ -37,11 +38,11 @@ import (
 // Faults configures the injected faults. Zero fields take the defaults
 // noted.
 type Faults struct {
-	// Sizes are the ramps' ends in multiples of the sensor's noise (its
-	// robust deviation from one reading to the next); one fault of each
-	// size goes into each sensor, spread over the held-out segments.
-	// Default 8, 16, 32, 64: a model that learnt a fault as normal, or
-	// too little of normal, misses the small ones first.
+	// Sizes are the ramps' ends in multiples of the sensor's spread (the
+	// robust deviation of its values on the held-out history); one fault
+	// of each size goes into each sensor, spread over the held-out
+	// segments. Default 1, 2, 4, 8: a model that learnt a fault as normal,
+	// or too little of normal, misses the small ones first.
 	Sizes []float64
 	// Readings is each ramp's length, default 60 or a quarter of the
 	// segment, whichever is shorter.
@@ -91,7 +92,7 @@ type Trace struct {
 // series for the artifact a, then once per injected fault.
 func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config, f Faults) (Metrics, Trace, error) {
 	if len(f.Sizes) == 0 {
-		f.Sizes = []float64{8, 16, 32, 64}
+		f.Sizes = []float64{1, 2, 4, 8}
 	}
 	var m Metrics
 	var tr Trace
@@ -168,10 +169,10 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 			if slices.ContainsFunc(quiet[start:start+length], func(d monitor.Decision) bool { return d.Open }) {
 				continue // the version alerts there anyway: a detection would not be the fault's
 			}
-			noise := noiseOf(r.seg, j)
+			spread := spreadOf(r.seg, j)
 			fault := func(i int, row []float64) {
 				if i >= start && i < start+length {
-					row[j] += size * noise * float64(i-start+1) / float64(length)
+					row[j] += size * spread * float64(i-start+1) / float64(length)
 				}
 			}
 			out, err := run(a, r.s, r.seg, decision, fault)
@@ -237,23 +238,22 @@ func run(a *model.Artifact, s *history.Series, seg history.Segment, decision mon
 	return out, nil
 }
 
-// noiseOf is sensor j's noise: the robust deviation of its change from one
-// reading to the next, over √2; a floor keeps a constant sensor's faults
-// visible.
-func noiseOf(seg history.Segment, j int) float64 {
-	var diffs []float64
-	level := 0.0
-	for i := 1; i < seg.Len(); i++ {
-		diffs = append(diffs, math.Abs(seg.Row(i)[j]-seg.Row(i - 1)[j]))
-		level += math.Abs(seg.Row(i)[j])
+// spreadOf is sensor j's spread: the robust deviation (1.4826 · median
+// absolute deviation) of its values; a floor keeps a constant sensor's
+// faults visible.
+func spreadOf(seg history.Segment, j int) float64 {
+	vals := make([]float64, seg.Len())
+	for i := range vals {
+		vals[i] = seg.Row(i)[j]
 	}
-	sort.Float64s(diffs)
-	mad := 0.0
-	if len(diffs) > 0 {
-		mad = diffs[len(diffs)/2]
+	sort.Float64s(vals)
+	med := vals[len(vals)/2]
+	dev := make([]float64, len(vals))
+	for i, v := range vals {
+		dev[i] = math.Abs(v - med)
 	}
-	level /= float64(max(seg.Len()-1, 1))
-	return math.Max(1.4826*mad/math.Sqrt2, math.Max(1e-3*level, 1e-6))
+	sort.Float64s(dev)
+	return math.Max(1.4826*dev[len(dev)/2], math.Max(1e-3*math.Abs(med), 1e-6))
 }
 
 // Rule is the promotion rule a candidate must pass on the held-out
@@ -264,7 +264,7 @@ type Rule struct {
 	// raised more). Default 0.
 	MaxFalseAlarms int `yaml:"max_false_alarms" help:"alert events a candidate may raise on held-out normal history"`
 	// MinDetection is the least share of injected faults the candidate
-	// must detect. Default 0.8.
+	// must detect. Default 0.5.
 	MinDetection float64 `yaml:"min_detection" help:"share of injected faults a candidate must detect"`
 	// Tolerance is how much lower than the active version's the
 	// candidate's detection may be. Default 0.05.

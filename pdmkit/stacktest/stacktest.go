@@ -178,6 +178,20 @@ func InfluxBucket(t testing.TB) string {
 	db := strings.ReplaceAll(Unique("test"), "-", "_")
 	InfluxQL(t, base, "CREATE DATABASE "+db)
 	t.Cleanup(func() { InfluxQL(t, base, "DROP DATABASE "+db) })
+	// The write endpoint can answer "database not found" for a moment
+	// after the database is created on a loaded machine: wait until a
+	// write is taken.
+	Eventually(t, 10*time.Second, func() bool {
+		resp, err := http.Post(base+"/write?db="+db, "text/plain", strings.NewReader("stacktest_ready v=1 1"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNoContent
+	}, "database %s not writable", db)
+	if resp, err := http.PostForm(base+"/query", url.Values{"db": {db}, "q": {"DROP MEASUREMENT stacktest_ready"}}); err == nil {
+		resp.Body.Close()
+	}
 	return db + "/autogen"
 }
 

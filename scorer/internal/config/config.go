@@ -45,6 +45,10 @@ type Kafka struct {
 	Alerts string `yaml:"alerts" help:"topic of alerts"`
 	// Models is the compacted topic holding the model registry. Default pdm.models.
 	Models string `yaml:"models" help:"compacted topic of the model registry"`
+	// Retrain receives training requests for the trainer: an asset learnt
+	// a new normal, or needs a model of its own. Empty sends none. Default
+	// pdm.retrain.
+	Retrain string `yaml:"retrain" help:"topic of training requests (empty: none)"`
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout" help:"consumer group session timeout"`
@@ -103,6 +107,10 @@ type Scoring struct {
 	// History is how many recent readings per asset are kept to warm a newly
 	// swapped-in model. Default 256.
 	History int `yaml:"history" help:"readings per asset kept to warm a new model"`
+	// ColdStart: an asset scored by the online learner asks the trainer for
+	// a model of its own every this many scored readings (0: never).
+	// Default 3600.
+	ColdStart int `yaml:"cold_start" help:"readings on the online learner between requests for a model (0: never)"`
 	// DefaultModel scores assets with no model of their own; empty means the
 	// online learner. Default empty.
 	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
@@ -118,6 +126,7 @@ func Default() Config {
 			Scores:         wire.TopicScores,
 			Alerts:         wire.TopicAlerts,
 			Models:         "pdm.models",
+			Retrain:        wire.TopicRetrain,
 			SessionTimeout: 10 * time.Second,
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
@@ -125,9 +134,10 @@ func Default() Config {
 		HTTP:   HTTP{Addr: ":8080"},
 		Log:    Log{Level: "info", Format: "text"},
 		Scoring: Scoring{
-			Replay:   2000,
-			MaxBatch: 2000,
-			History:  256,
+			Replay:    2000,
+			MaxBatch:  2000,
+			History:   256,
+			ColdStart: 3600,
 		},
 		Alert: monitor.DefaultSettings(),
 	}
@@ -188,6 +198,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.MaxBatch < 1 {
 		bad("scoring.max_batch (%d) must be at least 1", c.Scoring.MaxBatch)
+	}
+	if c.Scoring.ColdStart < 0 {
+		bad("scoring.cold_start (%d) must not be negative", c.Scoring.ColdStart)
 	}
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)

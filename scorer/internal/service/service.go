@@ -77,7 +77,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	s.reg = registry.New(s.models, Detector, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 
-	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts)
+	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)
 	outs := []stream.Output{s.kafka, s.alerts}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {

@@ -18,16 +18,18 @@ import (
 // de-duplicate replays.
 const HeaderID = "pdm-id"
 
-// Kafka writes scores and alert events, keyed by asset, with acks=all.
+// Kafka writes scores and alert events, keyed by asset, and training
+// requests (when retrain names a topic), with acks=all.
 type Kafka struct {
-	w              *kafka.Writer
-	scores, alerts string
+	w                       *kafka.Writer
+	scores, alerts, retrain string
 }
 
-// NewKafka returns a Kafka output; it connects on first write.
-func NewKafka(brokers []string, scores, alerts string) *Kafka {
+// NewKafka returns a Kafka output; it connects on first write. An empty
+// retrain topic drops the batches' training requests.
+func NewKafka(brokers []string, scores, alerts, retrain string) *Kafka {
 	return &Kafka{
-		scores: scores, alerts: alerts,
+		scores: scores, alerts: alerts, retrain: retrain,
 		w: &kafka.Writer{
 			Addr: kafka.TCP(brokers...),
 			// Murmur2 puts an asset on the same partition a Java producer
@@ -71,6 +73,16 @@ func (k *Kafka) Write(ctx context.Context, b *stream.Batch) error {
 		}
 		msgs = append(msgs, kafka.Message{Topic: k.alerts, Key: []byte(a.Asset), Value: v, Time: a.LastTime,
 			Headers: []kafka.Header{{Key: HeaderID, Value: []byte(a.EventID())}}})
+	}
+	for _, r := range b.Requests {
+		if k.retrain == "" {
+			break
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("sink: encode training request: %w", err)
+		}
+		msgs = append(msgs, kafka.Message{Topic: k.retrain, Key: []byte(r.Key()), Value: v, Time: r.At})
 	}
 	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("sink: kafka: %w", err)

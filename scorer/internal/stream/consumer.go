@@ -13,6 +13,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -33,6 +34,9 @@ type Options struct {
 	History int
 	// Decision configures every asset's alert decision.
 	Decision monitor.Config
+	// ColdStart: an asset on the online learner asks the trainer for a
+	// model of its own every ColdStart scored readings (0: never).
+	ColdStart int
 	// Online builds the detector for an asset without a model.
 	Online func() (anomaly.Detector, error)
 }
@@ -523,8 +527,13 @@ func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes cha
 		req.reply <- ackReply{}
 		return
 	}
+	b := &Batch{Partition: p.partition, Alerts: []alert.Alert{a}}
+	if a.Resolution == alert.Operator {
+		// "This is the new normal": the trainer learns it for good.
+		b.Requests = []wire.TrainingRequest{{Site: a.Site, Asset: a.Asset, Reason: wire.ReasonOperator, By: a.AckedBy, At: req.at}}
+	}
 	select {
-	case writes <- scored{b: &Batch{Partition: p.partition, Alerts: []alert.Alert{a}}, next: -1}:
+	case writes <- scored{b: b, next: -1}:
 		req.reply <- ackReply{a: a, ok: true}
 	case <-ctx.Done():
 		req.reply <- ackReply{a: a, ok: true, err: ctx.Err()}

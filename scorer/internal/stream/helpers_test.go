@@ -272,7 +272,7 @@ func start(t testing.TB, tp topics, res stream.Resolver, replay int) *instance {
 // its Kafka output wrapped.
 func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.Options), wrap func(stream.Output) stream.Output) *instance {
 	t.Helper()
-	k := sink.NewKafka(tp.brokers, tp.scores, tp.alerts)
+	k := sink.NewKafka(tp.brokers, tp.scores, tp.alerts, "")
 	t.Cleanup(func() { k.Close() })
 	var out stream.Output = k
 	if wrap != nil {

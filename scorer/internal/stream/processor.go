@@ -31,6 +31,7 @@ const onlineKey = "online"
 type processor struct {
 	partition int
 	history   int
+	coldStart int
 	decision  monitor.Config
 	res       Resolver
 	online    func() (anomaly.Detector, error)
@@ -75,6 +76,10 @@ type assetState struct {
 
 	hist    []histEntry
 	histPos int
+
+	// online counts the readings scored by the online learner since the
+	// asset last asked for a model of its own.
+	online int
 }
 
 func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *Metrics, log *slog.Logger) *processor {
@@ -83,7 +88,7 @@ func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *
 	// ones on replay, so it does not judge timestamps against now.
 	limits.MaxPast, limits.MaxFuture = 100*365*24*time.Hour, 100*365*24*time.Hour
 	return &processor{
-		partition: partition, history: o.History, decision: o.Decision, res: res, online: o.Online,
+		partition: partition, history: o.History, coldStart: o.ColdStart, decision: o.Decision, res: res, online: o.Online,
 		catalog: catalog, m: m, log: log.With("partition", partition), limits: limits,
 		assets: map[string]*assetState{},
 	}
@@ -198,6 +203,18 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 	if ev := d.Event; ev != nil {
 		p.m.Alerts.WithLabelValues(string(ev.State), string(ev.Severity)).Inc()
 		b.Alerts = append(b.Alerts, *ev)
+		switch ev.Resolution {
+		case alert.NewNormal:
+			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time})
+		case alert.Operator:
+			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonOperator, By: ev.AckedBy, At: r.Time})
+		}
+	}
+	if st.ver == nil && err == nil && !d.WarmingUp && p.coldStart > 0 {
+		if st.online++; st.online >= p.coldStart {
+			st.online = 0
+			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonColdStart, By: "scorer", At: r.Time})
+		}
 	}
 }
 

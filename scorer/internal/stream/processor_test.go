@@ -2,12 +2,15 @@ package stream
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/corpus"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
@@ -94,5 +97,43 @@ func TestProcessorSwapsAndRefuses(t *testing.T) {
 	}
 	if got := p.catalog.Sensors("a"); len(got) != 2 || got[0] != "temp" {
 		t.Fatalf("catalog %v", got)
+	}
+}
+
+// The processor asks the trainer for a model: every ColdStart readings an
+// asset spends on the online learner, and when an asset's decision learns
+// a new normal (the new set point of a corpus stream).
+func TestProcessorRequestsTraining(t *testing.T) {
+	s := corpus.SetPoints()[0]
+	online := func() (anomaly.Detector, error) {
+		return anomaly.NewOnline(anomaly.OnlineConfig{WarmupRows: s.Warmup})
+	}
+	p := newProcessor(0, &Options{Online: online, ColdStart: 1000}, &fixedResolver{}, NewCatalog(), NewMetrics(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var got []string
+	for i, row := range s.Rows {
+		r := wire.Reading{Site: "s", Asset: "tank", Seq: uint64(i + 1), Time: s.Times[i], Sensors: map[string]float64{s.Sensors[0]: row[0]}}
+		v, _ := json.Marshal(r)
+		b := &Batch{}
+		p.handle(&kafka.Message{Value: v, Offset: int64(i)}, true, b)
+		for _, q := range b.Requests {
+			if q.Asset != "tank" || q.Site != "s" || !q.At.Equal(r.Time) {
+				t.Fatalf("request %+v at reading %d", q, i)
+			}
+			got = append(got, fmt.Sprintf("%d:%s", i, q.Reason))
+		}
+	}
+	// Cold start at readings 1000, 2000, 3000 after the warm-up; the set
+	// point at row 2000 is learnt as the new normal about a day later.
+	var cold, drift int
+	for _, g := range got {
+		switch {
+		case strings.HasSuffix(g, wire.ReasonColdStart):
+			cold++
+		case strings.HasSuffix(g, wire.ReasonDrift):
+			drift++
+		}
+	}
+	if cold != 3 || drift != 1 {
+		t.Fatalf("requests %v: want 3 cold starts and 1 drift", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 // Score is the record published for one scored reading.
@@ -67,6 +68,10 @@ type Batch struct {
 	Partition int
 	Scores    []Score
 	Alerts    []alert.Alert
+	// Requests ask the trainer for a model: an asset learnt a new normal
+	// (drift, or an operator's), or has run on the online learner for the
+	// cold-start count of readings.
+	Requests []wire.TrainingRequest
 }
 
 // Output stores a batch's results. Write returns only once the results

@@ -294,20 +294,29 @@ func (a *Agent) streams() []stream {
 	return out
 }
 
-// simSource paces a simulated asset at rate readings per second.
+// simSource paces a simulated asset at rate readings per second. Each
+// reading is stamped with its due time, start + n/rate, so a simulated
+// asset's readings are exactly 1/rate apart (to the millisecond), as a
+// PLC sampled on a fixed cycle would be, whatever the scheduler's jitter.
 type simSource struct {
 	a     *sim.Asset
 	rate  float64
 	n     int64
 	start time.Time
+	due   time.Time
 }
+
+// Due is the sampling time of the reading Next returned last (zero when
+// unpaced).
+func (s *simSource) Due() time.Time { return s.due }
 
 func (s *simSource) Next(ctx context.Context) (map[string]float64, error) {
 	if s.rate > 0 {
 		if s.start.IsZero() {
-			s.start = time.Now()
+			s.start = time.Now().Truncate(time.Millisecond)
 		}
 		due := s.start.Add(time.Duration(float64(s.n) / s.rate * float64(time.Second)))
+		s.due = due
 		if d := time.Until(due); d > 0 {
 			t := time.NewTimer(d)
 			select {
@@ -381,6 +390,9 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 		}
 		now := time.Now()
 		ts := now.Truncate(time.Millisecond)
+		if d, ok := st.src.(interface{ Due() time.Time }); ok && st.paced {
+			ts = d.Due().Truncate(time.Millisecond)
+		}
 		if !ts.After(last) {
 			ts = last.Add(time.Millisecond)
 		}

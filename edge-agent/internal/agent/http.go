@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
@@ -15,11 +16,13 @@ import (
 //	GET  /v1/assets                          state and ground truth of every asset
 //	POST /v1/assets/{asset}/degrade?mode=M   start mode M now (optional ttf=48h, simulated)
 //	POST /v1/assets/{asset}/repair           end every fault of the asset
+//	POST /v1/assets/{asset}/setpoint?load=L  run the asset at mean load L (0.3..1) from now on
 func (a *Agent) Handler() http.Handler {
 	mux := telemetry.Handler(a.reg, map[string]telemetry.ReadyFunc{"mqtt": a.Ready})
 	mux.HandleFunc("GET /v1/assets", a.listAssets)
 	mux.HandleFunc("POST /v1/assets/{asset}/degrade", a.degrade)
 	mux.HandleFunc("POST /v1/assets/{asset}/repair", a.repair)
+	mux.HandleFunc("POST /v1/assets/{asset}/setpoint", a.setPoint)
 	return mux
 }
 
@@ -91,4 +94,23 @@ func (a *Agent) repair(w http.ResponseWriter, r *http.Request) {
 		ended = []sim.Fault{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"asset": s.ID(), "repaired": ended})
+}
+
+func (a *Agent) setPoint(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.byID[r.PathValue("asset")]
+	if !ok {
+		writeErr(w, http.StatusNotFound, errors.New("unknown simulated asset"))
+		return
+	}
+	load, err := strconv.ParseFloat(r.URL.Query().Get("load"), 64)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, errors.New("load must be a number in [0.3, 1]"))
+		return
+	}
+	prev, err := s.SetPoint(load)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"asset": s.ID(), "load": load, "previous": prev})
 }

@@ -126,6 +126,7 @@ type Asset struct {
 	ou                 float64 // slow load fluctuation
 	running            bool
 	switchAt           float64
+	setPoint           float64 // mean load; 0: DefaultLoad
 	speed              float64
 	bearingT, windingT float64
 
@@ -345,8 +346,34 @@ func severity(mode string, x float64) float64 {
 // load is the duty the asset is asked for, 0.3..1: a daily profile plus a
 // slow random fluctuation.
 func (a *Asset) load() float64 {
-	l := 0.72 + 0.15*math.Sin(2*math.Pi*a.t/86400+a.phase) + a.ou
+	l := a.base() + 0.15*math.Sin(2*math.Pi*a.t/86400+a.phase) + a.ou
 	return math.Max(0.3, math.Min(1, l))
+}
+
+// DefaultLoad is the mean load an asset is run at until its set point is
+// changed.
+const DefaultLoad = 0.72
+
+func (a *Asset) base() float64 {
+	if a.setPoint > 0 {
+		return a.setPoint
+	}
+	return DefaultLoad
+}
+
+// SetPoint changes the mean load the asset is run at (0.3..1): a new
+// operating point, not a fault — the readings move to a new level and
+// hold it. It returns the previous set point.
+func (a *Asset) SetPoint(load float64) (float64, error) {
+	if !(load >= 0.3 && load <= 1) {
+		return 0, fmt.Errorf("sim: set point %v: want a load in [0.3, 1]", load)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := a.base()
+	a.setPoint = load
+	a.log.Info("set point changed", "from", prev, "to", load)
+	return prev, nil
 }
 
 // Next advances the simulation by one step and returns the sensor values at

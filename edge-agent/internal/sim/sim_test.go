@@ -281,3 +281,35 @@ func corr(x, y []float64) float64 {
 	}
 	return sxy / math.Sqrt(sxx*syy)
 }
+
+// TestSetPointMovesTheLevel: a new set point moves flow and current to a
+// new level that then holds, and refuses loads outside [0.3, 1].
+func TestSetPointMovesTheLevel(t *testing.T) {
+	a, err := New("p", Pump, Options{Seed: 3, Step: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := func(n int) (flow float64) {
+		k := 0
+		for range n {
+			v := a.Next(time.Now())
+			if v["speed"] > 1000 { // running
+				flow += v["flow"]
+				k++
+			}
+		}
+		return flow / float64(k)
+	}
+	before := mean(1440)
+	if _, err := a.SetPoint(0.95); err != nil {
+		t.Fatal(err)
+	}
+	mean(60) // the speed settles
+	after := mean(1440)
+	if after < before*1.08 {
+		t.Fatalf("flow %.1f before, %.1f after raising the set point", before, after)
+	}
+	if _, err := a.SetPoint(1.2); err == nil {
+		t.Error("a load of 1.2 was accepted")
+	}
+}

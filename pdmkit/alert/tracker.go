@@ -55,11 +55,15 @@ func (th Thresholds) Validate() error {
 
 // Observation is one scored reading.
 type Observation struct {
-	Site, Asset    string
-	Seq            uint64
-	Time           time.Time
-	Score          float64
-	WarmingUp      bool
+	Site, Asset string
+	Seq         uint64
+	Time        time.Time
+	Score       float64
+	WarmingUp   bool
+	// Hold: the reading cannot tell whether an open alert's cause has
+	// gone (it was taken while the machine moved); below the resolve level
+	// it does not count towards resolving.
+	Hold           bool
 	Sensors        []Sensor
 	Forecast       *Forecast
 	Model, Version string
@@ -141,6 +145,10 @@ func (t *Tracker) Observe(o Observation) (Alert, bool) {
 		return t.openAlert(o, score), true
 	}
 	t.peak = math.Max(t.peak, score)
+	if score < t.th.Resolve && o.Hold {
+		t.touch(o, score)
+		return Alert{}, false
+	}
 	if score < t.th.Resolve {
 		if t.held(o.Time) {
 			return t.resolve(o, score, Recovered), true

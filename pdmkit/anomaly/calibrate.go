@@ -3,6 +3,8 @@ package anomaly
 import (
 	"math"
 	"sort"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
 )
 
 // calibrator maps a raw error to evidence and a score. Errors are sums of
@@ -98,6 +100,132 @@ func Evidence(s float64) float64 {
 	}
 	return (lo + hi) / 2
 }
+
+// calibration is a calibrator per state of the machine. Readings whose
+// smoothed window change (the scorers' act) is above cut are judged by
+// active, the others by steady. A duty cycle's switches make errors far
+// larger than steady running does; with one calibration for both, the
+// switches would set the normal band for everything and a fault while
+// running would have to outgrow a switch to be seen. The split is made
+// only when it matters: when the active band's errors are clearly larger.
+type calibration struct {
+	steady calibrator
+	active *calibrator
+	cut    float64
+}
+
+// Band splitting: the active band is the readings above the activeShare
+// quantile of change; it gets a calibration of its own when its median
+// log error exceeds the steady band's by splitGap and it holds at least
+// minBand errors.
+const (
+	activeShare = 0.85
+	splitGap    = 1.0
+	minBand     = 20
+	// minCut: a window whose readings moved by less than half a standard
+	// deviation of normal is not moving, whatever the quantile says.
+	minCut = 0.5
+)
+
+// fitCalibration calibrates on held-out errors and the change at each.
+func fitCalibration(errs, acts []float64) calibration {
+	c := calibration{steady: fitCalibrator(errs)}
+	if len(acts) != len(errs) || len(errs) < 4*minBand {
+		return c
+	}
+	sorted := append([]float64(nil), acts...)
+	sort.Float64s(sorted)
+	cut := math.Max(quantile(sorted, activeShare), minCut)
+	var st, ac []float64
+	for i, e := range errs {
+		if acts[i] > cut {
+			ac = append(ac, e)
+		} else {
+			st = append(st, e)
+		}
+	}
+	if len(ac) < minBand || len(st) < minBand {
+		return c
+	}
+	s, a := fitCalibrator(st), fitCalibrator(ac)
+	if a.logMean-s.logMean < splitGap || s.logStd <= minLogStd {
+		// Bands of like errors, or a steady band with no spread of its own
+		// (a noise-free signal between switches): one calibration.
+		return c
+	}
+	return calibration{steady: s, active: &a, cut: cut}
+}
+
+// artifact is the calibration as an artifact stores it.
+func (c calibration) artifact(smoothing float64) *model.Calibration {
+	a := &model.Calibration{LogMean: c.steady.logMean, LogStd: c.steady.logStd, Smoothing: smoothing}
+	if c.active != nil {
+		a.Active = &model.Band{Cut: c.cut, LogMean: c.active.logMean, LogStd: c.active.logStd}
+	}
+	return a
+}
+
+// calibrationOf reads an artifact's calibration.
+func calibrationOf(a *model.Calibration) calibration {
+	c := calibration{steady: calibrator{logMean: a.LogMean, logStd: a.LogStd}}
+	if b := a.Active; b != nil {
+		c.active, c.cut = &calibrator{logMean: b.LogMean, logStd: b.LogStd}, b.Cut
+	}
+	return c
+}
+
+// widened covers both c and o, band by band: the calibration of a model
+// that takes recent errors as normal too (ModelDetector.LearnRecent).
+func (c calibration) widened(o calibration) calibration {
+	w := func(a, b calibrator) calibrator {
+		return calibrator{logMean: math.Max(a.logMean, b.logMean), logStd: math.Max(a.logStd, b.logStd)}
+	}
+	out := calibration{steady: w(c.steady, o.steady), active: c.active, cut: c.cut}
+	switch {
+	case c.active != nil && o.active != nil:
+		a := w(*c.active, *o.active)
+		out.active, out.cut = &a, math.Max(c.cut, o.cut)
+	case c.active == nil && o.active != nil:
+		out.active, out.cut = o.active, o.cut
+	}
+	return out
+}
+
+// bands follows one detector's readings through the bands: how often of
+// late the machine has been moving. Switches are rare by construction
+// (the active band is the most moving 1 − activeShare of normal
+// readings); a machine that keeps moving — a cavitating pump's bursts,
+// a loose part — is not switching, and is judged by the steady band.
+type bands struct {
+	share float64 // smoothed share of recent readings in the active band
+}
+
+// bandMemory is the weight of the newest reading in bands.share (about
+// the last 100 readings count); maxShare is how far above its normal
+// share of readings the active band may go before it is no longer trusted.
+const (
+	bandMemory = 0.005
+	maxShare   = 3 * (1 - activeShare)
+)
+
+// judge returns the evidence of error e at change act, and whether the
+// reading was judged as taken while moving.
+func (b *bands) judge(c calibration, e, act float64) (z float64, moving bool) {
+	in := c.active != nil && act > c.cut
+	if in {
+		b.share += bandMemory * (1 - b.share)
+	} else {
+		b.share -= bandMemory * b.share
+	}
+	if in && b.share <= maxShare {
+		return c.active.evidence(e), true
+	}
+	return c.steady.evidence(e), false
+}
+
+// errorAt is the steady band's raw error at evidence z: a degradation the
+// forecast follows is judged there.
+func (c calibration) errorAt(z float64) float64 { return c.steady.errorAt(z) }
 
 // quantile of sorted values, linear interpolation.
 func quantile(sorted []float64, q float64) float64 {

@@ -49,6 +49,11 @@ type Result struct {
 	Error float64
 	// WarmingUp is true while the detector is still learning normal.
 	WarmingUp bool
+	// Moving is true when the reading was taken while the machine moved
+	// (a switch of a duty cycle): it was judged by the calibration of such
+	// readings, which is laxer, so it says less about whether an alert's
+	// cause has gone.
+	Moving bool
 	// Contributions are the sensors behind the score, largest share first;
 	// shares sum to 1 when the score is above 0.
 	Contributions []Contribution

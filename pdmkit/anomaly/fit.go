@@ -26,7 +26,7 @@ type reconFit struct {
 type reconModel struct {
 	net    *nn.Network
 	scaler *nn.Scaler
-	calib  calibrator
+	calib  calibration
 	// curve is the learning curve of the final network.
 	curve []nn.EpochLoss
 }
@@ -58,7 +58,7 @@ func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (rec
 	// band too low; alternating blocks (rather than halves) let both folds
 	// see every operating state the data holds, such as both halves of a
 	// duty cycle.
-	var errs []float64
+	var errs, acts []float64
 	for fold := range 2 {
 		var fit [][][]float64
 		type span struct {
@@ -82,13 +82,14 @@ func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (rec
 			return m, err
 		}
 		for _, h := range held {
-			errs = append(errs, f.replayErrors(net, s, centred, h.seg, max(h.from-f.burn(), 0), h.from)...)
+			e, a := f.replayErrors(net, s, centred, h.seg, max(h.from-f.burn(), 0), h.from)
+			errs, acts = append(errs, e...), append(acts, a...)
 		}
 	}
 	if m.net, m.curve, err = f.train(init, s, centred, segs, 0); err != nil {
 		return m, err
 	}
-	m.calib = fitCalibrator(errs)
+	m.calib = fitCalibration(errs, acts)
 	return m, nil
 }
 
@@ -121,17 +122,16 @@ func (f reconFit) train(init *nn.Network, s *nn.Scaler, centred []bool, segs [][
 }
 
 // replayErrors runs rows[start:] through a fresh scorer and returns the
-// smoothed errors of rows[from:]; the rows before from only fill the window
-// and the moving averages.
-func (f reconFit) replayErrors(net *nn.Network, s *nn.Scaler, centred []bool, rows [][]float64, start, from int) []float64 {
+// smoothed errors and changes of rows[from:]; the rows before from only
+// fill the window and the moving averages.
+func (f reconFit) replayErrors(net *nn.Network, s *nn.Scaler, centred []bool, rows [][]float64, start, from int) (errs, acts []float64) {
 	sc := newReconScorer(net, s, centred, f.window, f.smoothing)
-	var errs []float64
 	for i := start; i < len(rows); i++ {
 		if e, ok := sc.step(rows[i]); ok && i >= from {
-			errs = append(errs, e)
+			errs, acts = append(errs, e), append(acts, sc.act)
 		}
 	}
-	return errs
+	return errs, acts
 }
 
 // ReconstructionConfig configures TrainReconstruction. Zero fields take
@@ -209,7 +209,7 @@ func TrainReconstruction(segs [][][]float64, from, to time.Time, features []stri
 		Kind: model.Reconstruction, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion, CreatedAt: to,
 		Features: slices.Clone(features), Window: o.Window, Centred: centredNames(features, centred),
 		Architecture: model.SpecArchitecture(m.net.Spec), Scaler: *m.scaler, Weights: m.net.Params,
-		Calibration: &model.Calibration{LogMean: m.calib.logMean, LogStd: m.calib.logStd, Smoothing: o.Smoothing},
+		Calibration: m.calib.artifact(o.Smoothing),
 		Training:    model.Training{From: from, To: to, Rows: len(all), Seed: o.Seed},
 	}
 	if cfg.HealthLimit > 0 {

@@ -144,7 +144,7 @@ func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []
 		return nil, err
 	}
 	burn := cfg.Window + int(math.Ceil(1/cfg.Smoothing))
-	var errs []float64
+	var errs, acts []float64
 	for _, seg := range segs {
 		cut := len(seg) * 7 / 10
 		if cut < cfg.Window {
@@ -153,14 +153,14 @@ func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []
 		fs := newForecastScorer(probe, scaler, cfg.Window, cfg.Horizon, cfg.Smoothing)
 		for i, r := range seg[cut-cfg.Window:] {
 			if e, ok := fs.step(r); ok && i > burn {
-				errs = append(errs, e)
+				errs, acts = append(errs, e), append(acts, fs.act)
 			}
 		}
 	}
 	if len(errs) == 0 {
 		return nil, fmt.Errorf("anomaly: no segment is long enough to calibrate window %d (the last 30%% of a segment must exceed %d rows)", cfg.Window, burn-cfg.Window+1)
 	}
-	calib := fitCalibrator(errs)
+	calib := fitCalibration(errs, acts)
 	net, curve, err := fit(segs)
 	if err != nil {
 		return nil, err
@@ -177,10 +177,10 @@ func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []
 		Kind: model.Forecaster, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
 		CreatedAt: to, Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
 		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
-		Calibration: &model.Calibration{LogMean: calib.logMean, LogStd: calib.logStd, Smoothing: cfg.Smoothing},
+		Calibration: calib.artifact(cfg.Smoothing),
 		Health:      health,
 		Training:    model.Training{From: from, To: to, Rows: len(all), Seed: cfg.Seed},
-		Metrics:     map[string]float64{"holdout_log_error_median": calib.logMean},
+		Metrics:     map[string]float64{"holdout_log_error_median": calib.steady.logMean},
 	}
 	return &Trained{Artifact: a, Curve: curve}, a.Seal()
 }
@@ -228,6 +228,7 @@ type forecastScorer struct {
 	ema    []float64
 	primed bool
 	next   []float64 // full horizon of the last forecast, scaled
+	act    float64   // the window's change, smoothed (see reconScorer)
 }
 
 func newForecastScorer(net *nn.Network, s *nn.Scaler, window, horizon int, alpha float64) *forecastScorer {
@@ -252,6 +253,14 @@ func (f *forecastScorer) step(x []float64) (raw float64, ok bool) {
 	}
 	f.win.push(f.z)
 	if f.win.ready() {
+		c := f.win.change()
+		if f.primed {
+			f.act = f.alpha*c + (1-f.alpha)*f.act
+		} else {
+			f.act = c
+		}
+	}
+	if f.win.ready() {
 		out := f.net.Forward(f.win.buf)
 		copy(f.next, out)
 		copy(f.pred, out[:len(f.pred)])
@@ -270,8 +279,10 @@ type ModelDetector struct {
 	x        []float64
 	recon    *reconScorer
 	fore     *forecastScorer
-	calib    calibrator
+	calib    calibration
+	bands    bands
 	errs     []float64 // recent raw errors, oldest first, for LearnRecent
+	acts     []float64 // and the change at each
 }
 
 // recentErrors is how many raw errors a ModelDetector keeps for LearnRecent.
@@ -293,7 +304,7 @@ func FromArtifact(a *model.Artifact) (*ModelDetector, error) {
 	c := a.Calibration
 	s := &nn.Scaler{Mean: slices.Clone(a.Scaler.Mean), Std: slices.Clone(a.Scaler.Std)}
 	m := &ModelDetector{a: a, features: slices.Clone(a.Features), x: make([]float64, len(a.Features)),
-		calib: calibrator{logMean: c.LogMean, logStd: c.LogStd}}
+		calib: calibrationOf(c)}
 	if a.Kind == model.Reconstruction {
 		centred := make([]bool, len(a.Features))
 		for j, f := range a.Features {
@@ -325,26 +336,26 @@ func (m *ModelDetector) Observe(t time.Time, sensors map[string]float64) (Result
 		return Result{}, err
 	}
 	res := Result{Model: m.a.Name, Version: m.a.Version}
-	var raw float64
+	var raw, act float64
 	var ok bool
 	var per []float64
 	if m.recon != nil {
 		raw, ok = m.recon.step(m.x)
-		per = m.recon.ema
+		per, act = m.recon.ema, m.recon.act
 	} else {
 		raw, ok = m.fore.step(m.x)
-		per = m.fore.ema
+		per, act = m.fore.ema, m.fore.act
 	}
 	if !ok {
 		res.WarmingUp = true
 		return res, nil
 	}
 	if len(m.errs) == recentErrors {
-		m.errs = append(m.errs[:0], m.errs[1:]...)
+		m.errs, m.acts = append(m.errs[:0], m.errs[1:]...), append(m.acts[:0], m.acts[1:]...)
 	}
-	m.errs = append(m.errs, raw)
+	m.errs, m.acts = append(m.errs, raw), append(m.acts, act)
 	res.Error = raw
-	res.Evidence = m.calib.evidence(raw)
+	res.Evidence, res.Moving = m.bands.judge(m.calib, raw, act)
 	res.Score = Score(res.Evidence)
 	res.Contributions = contributions(m.features, per, raw)
 	return res, nil
@@ -363,7 +374,6 @@ func (m *ModelDetector) LearnRecent(n int) error {
 	if n < 10 {
 		return fmt.Errorf("anomaly: %d recent errors are too few to learn from", n)
 	}
-	c := fitCalibrator(m.errs[len(m.errs)-n:])
-	m.calib = calibrator{logMean: math.Max(m.calib.logMean, c.logMean), logStd: math.Max(m.calib.logStd, c.logStd)}
+	m.calib = m.calib.widened(fitCalibration(m.errs[len(m.errs)-n:], m.acts[len(m.acts)-n:]))
 	return nil
 }

@@ -128,7 +128,8 @@ type Online struct {
 	scaler  *nn.Scaler
 	centred []bool
 	scorer  *reconScorer
-	calib   calibrator
+	calib   calibration
+	bands   bands
 	version int
 
 	recent     ring // the last HistoryRows readings, each marked normal or not
@@ -197,7 +198,7 @@ func (o *Online) Observe(t time.Time, sensors map[string]float64) (Result, error
 		return res, nil
 	}
 	res.Error = raw
-	res.Evidence = o.calib.evidence(raw)
+	res.Evidence, res.Moving = o.bands.judge(o.calib, raw, o.scorer.act)
 	res.Score = Score(res.Evidence)
 	res.Contributions = contributions(o.features, o.scorer.ema, raw)
 	o.recent.push(o.x, res.Score < o.cfg.AdaptBelow)
@@ -381,7 +382,7 @@ func (o *Online) Artifact(name, version, parent string, created time.Time) (*mod
 		Architecture: model.SpecArchitecture(o.net.Spec),
 		Scaler:       nn.Scaler{Mean: slices.Clone(o.scaler.Mean), Std: slices.Clone(o.scaler.Std)},
 		Weights:      slices.Clone(o.net.Params),
-		Calibration:  &model.Calibration{LogMean: o.calib.logMean, LogStd: o.calib.logStd, Smoothing: o.cfg.Smoothing},
+		Calibration:  o.calib.artifact(o.cfg.Smoothing),
 		Training:     model.Training{From: o.warmFrom, To: o.warmTo, Rows: len(o.warm) + o.recent.normal, Seed: o.cfg.Seed},
 	}
 	return a, a.Seal()

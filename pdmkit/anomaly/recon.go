@@ -56,7 +56,19 @@ func (win *windower) input(dst []float64, centred []bool) {
 }
 
 func (win *windower) ready() bool { return win.filled >= win.w }
-func (win *windower) reset()      { win.filled = 0 }
+
+// change is how far the window's readings moved: the largest absolute
+// difference, over the features, between its newest and oldest scaled
+// reading. A switch of a duty cycle moves far; steady operation does not.
+func (win *windower) change() float64 {
+	c := 0.0
+	last := (win.w - 1) * win.d
+	for j := range win.d {
+		c = math.Max(c, math.Abs(win.buf[last+j]-win.buf[j]))
+	}
+	return c
+}
+func (win *windower) reset() { win.filled = 0 }
 
 // scaleInto standardises x with s and compresses its tails.
 func scaleInto(dst []float64, s *nn.Scaler, x []float64) {
@@ -87,6 +99,9 @@ type reconScorer struct {
 	ema     []float64 // per-feature smoothed error
 	weight  []float64 // 1 for scored features, 0 for context
 	primed  bool
+	// act is the window's change smoothed like the errors: how much the
+	// machine is moving, which picks the calibration band.
+	act float64
 }
 
 func newReconScorer(net *nn.Network, s *nn.Scaler, centred []bool, window int, alpha float64) *reconScorer {
@@ -125,6 +140,7 @@ func (r *reconScorer) step(x []float64) (raw float64, ok bool) {
 		a = 1
 		r.primed = true
 	}
+	r.act = a*r.win.change() + (1-a)*r.act
 	for j := 0; j < d; j++ {
 		e := 0.0
 		for p := 0; p < w; p++ {

@@ -31,8 +31,13 @@ var knownEnv = map[string]bool{
 	"PDM_HTTP_ADDR":     true,
 	"PDM_LOG_LEVEL":     true,
 	"PDM_LOG_FORMAT":    true,
-	// scorer only
+	// scorer (and the trainer, to publish)
 	"PDM_API_TOKEN": true,
+	// trainer only
+	"PDM_INFLUX_RESAMPLE": true,
+	"PDM_SCORER_URL":      true,
+	"PDM_TRAINER_DATA":    true,
+	"PDM_TRAINER_TOKEN":   true,
 	// edge-agent only
 	"PDM_SITE":      true,
 	"PDM_AGENT_ID":  true,
@@ -136,6 +141,7 @@ func TestServices(t *testing.T) {
 		{"ingest-bridge", "./ingest/cmd/ingest", "bridge", ":9102"},
 		{"ingest-historian", "./ingest/cmd/ingest", "historian", ":9103"},
 		{"scorer", "./scorer/cmd/scorer", "serve", ":8080"},
+		{"trainer", "./trainer/cmd/trainer", "serve", ":9104"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {

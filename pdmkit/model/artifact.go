@@ -120,6 +120,18 @@ type Calibration struct {
 	// Smoothing is the weight of the newest error in the exponential
 	// moving average of each feature's error (1 = no smoothing).
 	Smoothing float64 `json:"smoothing"`
+	// Active, when set, calibrates the readings taken while the machine
+	// moves: those whose window change (the largest difference, over the
+	// scaled features, between the window's newest and oldest reading,
+	// smoothed like the errors) is above Active.Cut.
+	Active *Band `json:"active,omitempty"`
+}
+
+// Band is the calibration of the readings above a level of change.
+type Band struct {
+	Cut     float64 `json:"cut"`
+	LogMean float64 `json:"log_mean"`
+	LogStd  float64 `json:"log_std"`
 }
 
 // Health says when a forecaster's health indicator (the calibrated score)
@@ -272,6 +284,9 @@ func (a *Artifact) Validate() error {
 		}
 		if !(c.Smoothing > 0 && c.Smoothing <= 1) {
 			return bad("calibration smoothing %v must be in (0, 1]", c.Smoothing)
+		}
+		if b := c.Active; b != nil && (!finite(b.Cut) || b.Cut < 0 || !finite(b.LogMean) || !(b.LogStd > 0) || !finite(b.LogStd)) {
+			return bad("calibration active band cut %v log_mean %v log_std %v", b.Cut, b.LogMean, b.LogStd)
 		}
 	}
 	if a.Health != nil && (!(a.Health.Limit > 0 && a.Health.Limit < 1) || !(a.Health.StepSeconds > 0) || !finite(a.Health.StepSeconds)) {

@@ -210,7 +210,7 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 		m.trend.add(r.Time, math.Sqrt(res.Error))
 	}
 	obs := alert.Observation{
-		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: d.Score, WarmingUp: d.WarmingUp,
+		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: d.Score, WarmingUp: d.WarmingUp, Hold: d.Moving,
 		Sensors: sensors(d.Contributions), Model: d.Model, Version: d.Version,
 	}
 	if m.relearn > 0 {
@@ -301,8 +301,34 @@ func (m *Monitor) settled() bool {
 		stt += dt * dt
 		std += dt * (p.dev - md)
 	}
+	if stt == 0 {
+		return true
+	}
+	slope := std / stt
 	span := pts[len(pts)-1].t.Sub(pts[0].t).Seconds()
-	return stt == 0 || std/stt*span <= m.cfg.MaxRise
+	if slope*span > m.cfg.MaxRise {
+		return false
+	}
+	// A rise too small to pass MaxRise but steady enough to be real is a
+	// slow degradation: not settled while the slope is significantly
+	// positive (over 3 standard errors, widened for the autocorrelation
+	// of the smoothed errors, as in the forecast).
+	var sse, lag, prev float64
+	for i, p := range pts {
+		r := p.dev - (md + slope*(p.t.Sub(pts[0].t).Seconds()-mt))
+		sse += r * r
+		if i > 0 {
+			lag += r * prev
+		}
+		prev = r
+	}
+	se := math.Sqrt(sse/math.Max(n-2, 1)) / math.Sqrt(stt)
+	if sse > 0 {
+		if rho := math.Min(lag/sse, 0.99); rho > 0 {
+			se *= math.Sqrt((1 + rho) / (1 - rho))
+		}
+	}
+	return slope <= 3*se
 }
 
 func mean(ps []point) float64 {

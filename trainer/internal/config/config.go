@@ -62,7 +62,7 @@ type Influx struct {
 	// reads stored points and averages them: InfluxDB 1.8's aggregateWindow
 	// is about 20× slower) or "server" (Flux aggregateWindow, less data over
 	// the network on 2.x). Default reader.
-	Resample string `yaml:"resample" help:"reader or server"`
+	Resample string `yaml:"resample" env:"PDM_INFLUX_RESAMPLE" help:"reader or server"`
 	// RetryFor is how long InfluxDB may be unreachable before a job gives
 	// up (and its request is tried again later). Default 10m.
 	RetryFor time.Duration `yaml:"retry_for" help:"how long InfluxDB may fail before a job gives up"`

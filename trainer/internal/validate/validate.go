@@ -41,7 +41,7 @@ type Faults struct {
 	// Sizes are the ramps' ends in multiples of the sensor's spread (the
 	// robust deviation of its values on the held-out history); one fault
 	// of each size goes into each sensor, spread over the held-out
-	// segments. Default 1, 2, 4, 8: a model that learnt a fault as normal,
+	// segments. Default 2, 4, 8, 16: a model that learnt a fault as normal,
 	// or too little of normal, misses the small ones first.
 	Sizes []float64
 	// Readings is each ramp's length, default 60 or a quarter of the
@@ -92,7 +92,7 @@ type Trace struct {
 // series for the artifact a, then once per injected fault.
 func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config, f Faults) (Metrics, Trace, error) {
 	if len(f.Sizes) == 0 {
-		f.Sizes = []float64{1, 2, 4, 8}
+		f.Sizes = []float64{2, 4, 8, 16}
 	}
 	var m Metrics
 	var tr Trace

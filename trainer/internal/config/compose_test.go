@@ -1,0 +1,42 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pdmstream/pdm/pdmkit/compose"
+	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+)
+
+// TestComposeUsesRealKeys checks the trainer service in docker-compose.yml
+// sets only environment variables this config reads, with values it
+// accepts, and listens where its port is published.
+func TestComposeUsesRealKeys(t *testing.T) {
+	cfg := Default()
+	keys := map[string]bool{}
+	for _, k := range pdmconfig.EnvKeys(&cfg) {
+		keys[k] = true
+	}
+	env, err := compose.ServiceEnv("../../../docker-compose.yml", "trainer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "PDM_") && !keys[k] {
+			t.Errorf("compose sets %s, which the trainer does not read", k)
+		}
+	}
+	if got, want := env["PDM_HTTP_ADDR"], cfg.HTTP.Addr; got != want {
+		t.Errorf("PDM_HTTP_ADDR %q, want the default %q", got, want)
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	c := Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the compose environment gives an invalid configuration: %v", err)
+	}
+}

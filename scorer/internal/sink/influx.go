@@ -17,7 +17,7 @@ import (
 // Schema:
 //
 //	scores,site,asset,model,version  score,alert,warming_up,seq,ttf_seconds,ttf_low_seconds,ttf_high_seconds,share_<sensor>,shadow_score,shadow_version
-//	alerts,site,asset,kind,severity,state  id,score,peak,revision,first_seq,last_seq,model,version,top_sensor,acked
+//	alerts,site,asset,kind,severity,state  id,score,peak,revision,first_seq,last_seq,first_ms,model,version,top_sensor,acked[,resolution][,ttf_seconds]
 type Influx struct {
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
@@ -51,8 +51,11 @@ func (i *Influx) Write(ctx context.Context, b *stream.Batch) error {
 		p := influxdb2.NewPoint("alerts",
 			map[string]string{"site": a.Site, "asset": a.Asset, "kind": a.Kind, "severity": string(a.Severity), "state": string(a.State)},
 			map[string]any{"id": a.ID, "score": a.Score, "peak": a.Peak, "revision": a.Revision, "first_seq": int64(a.FirstSeq), "last_seq": int64(a.LastSeq),
-				"model": a.Model, "version": a.Version, "top_sensor": top, "acked": a.Acked},
+				"first_ms": a.FirstTime.UnixMilli(), "model": a.Model, "version": a.Version, "top_sensor": top, "acked": a.Acked},
 			a.LastTime)
+		if a.Resolution != "" {
+			p.AddField("resolution", a.Resolution)
+		}
 		if a.Forecast != nil {
 			p.AddField("ttf_seconds", a.Forecast.TimeToFailure)
 		}

@@ -13,6 +13,8 @@ type alertEvent struct {
 	// firstMs is the Unix ms of the first reading of the excursion, when
 	// the scorer recorded it (0 = absent).
 	firstMs int64
+	// resolution is why a resolved alert ended (pdmkit/alert).
+	resolution string
 }
 
 // annotation is one point of the measurement "annotations": a span an
@@ -31,12 +33,18 @@ type annotation struct {
 //     lookback) it is taken to have begun before the range, at from;
 //   - it ends at the resolved event, or at to when none came before to.
 //
+// An alert resolved as the new normal (the scorer learnt the excursion as
+// a new operating point) or by an operator's "this is the new normal"
+// excludes nothing: its span is normal operation, and exactly what a
+// model trained after it should learn.
+//
 // Spans outside the range are dropped by builder.exclude, after padding.
 func alertExclusions(events []alertEvent, from, to int64) []Exclusion {
 	type acc struct {
 		start, end  int64
 		first, open int64
 		resolved    bool
+		normal      bool
 		order       int
 	}
 	byID := map[string]*acc{}
@@ -60,11 +68,15 @@ func alertExclusions(events []alertEvent, from, to int64) []Exclusion {
 			if !a.resolved || e.at < a.end {
 				a.end, a.resolved = e.at, true
 			}
+			a.normal = a.normal || e.resolution == "new_normal" || e.resolution == "operator"
 		}
 	}
 	var out []Exclusion
 	for _, id := range ids {
 		a := byID[id]
+		if a.normal {
+			continue
+		}
 		start := from
 		switch {
 		case a.first != 0:

@@ -204,11 +204,11 @@ func (r *Reader) readingsPlan(q Query) (plan, time.Duration) {
 func (r *Reader) exclusions(ctx context.Context, q Query, p plan, o *outage) (map[string][]Exclusion, error) {
 	from := p.from - p.lookback
 	var events []alertEvent
-	flux := eventsFlux(r.cfg.Bucket, "alerts", q.Site, q.Assets, []string{"id", "first_ms"}, from, p.to)
+	flux := eventsFlux(r.cfg.Bucket, "alerts", q.Site, q.Assets, []string{"id", "first_ms", "resolution"}, from, p.to)
 	err := r.do(ctx, o, "alerts", func(ctx context.Context) error {
 		events = events[:0]
 		return r.records(ctx, flux, func(rec *query.FluxRecord) {
-			e := alertEvent{asset: str(rec, "asset"), id: str(rec, "id"), state: str(rec, "state"), at: rec.Time().UnixNano(), firstMs: integer(rec, "first_ms")}
+			e := alertEvent{asset: str(rec, "asset"), id: str(rec, "id"), state: str(rec, "state"), at: rec.Time().UnixNano(), firstMs: integer(rec, "first_ms"), resolution: str(rec, "resolution")}
 			if e.id != "" {
 				events = append(events, e)
 			}

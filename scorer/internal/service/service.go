@@ -96,8 +96,8 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
 		SessionTimeout: cfg.Kafka.SessionTimeout,
 		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
-		Decision: cfg.Alert.Config(),
-		Online:   Online,
+		Decision: cfg.Alert.Config(), ColdStart: cfg.Scoring.ColdStart,
+		Online: Online,
 	}, s.reg, outs, stream.NewMetrics(s.prom), log.With("component", "stream"))
 	if err != nil {
 		return nil, err

@@ -5,15 +5,21 @@
 // validation all feed Monitors, so a backtest's alerts are the alerts
 // operators would have received.
 //
-// Beyond the lifecycle of pdmkit/alert, a Monitor knows two things about
+// Beyond the lifecycle of pdmkit/alert, a Monitor knows three things about
 // plants:
 //
-//   - A persistent new operating point is normal. When an alert has been
-//     open for half the new-normal horizon and its evidence has stopped
-//     rising over that time, the detector learns the excursion as normal
-//     and the alert resolves ("new_normal"). A degradation keeps rising,
-//     so it is not learnt; a fault that settles into a steady state is,
-//     which is why the horizon is bounded and configurable.
+//   - A persistent new operating point is normal. When an excursion under
+//     an open alert has lasted the new-normal horizon and its deviation,
+//     judged from the excursion's start, has stopped rising, the detector
+//     learns it as normal and the alert resolves ("new_normal"). A
+//     degradation keeps rising, so it is not learnt, nor is a failure level
+//     that holds after a rise; an excursion that has not settled within
+//     four horizons waits for an operator.
+//   - A new operating point the model finds plausible raises no alert but
+//     shifts the scores: when most quiet readings score above what one in
+//     ten did after the detector was set, for two windows, at a settled
+//     level, the Decision reports a drift once (the scorer then asks the
+//     trainer for a model of the new normal).
 //   - A forecast is only given where a failure level is known (configured,
 //     or carried by the model), while an alert is open and its deviation
 //     keeps rising: never on a resolving alert or a falling score.
@@ -136,6 +142,11 @@ type Decision struct {
 	// alert's trend gives one (the alert itself carries the last one
 	// published; see alert.Thresholds.ForecastChange).
 	Forecast *alert.Forecast
+	// Drift is true on the reading at which the scores of quiet readings
+	// (no alert open) have shifted to a new, settled level since the
+	// detector was set: the asset needs a model of its new normal though
+	// nothing alerted. It is reported once per shift.
+	Drift bool
 	// Event is the alert event this reading caused, if any.
 	Event *alert.Alert
 }
@@ -146,11 +157,12 @@ type Monitor struct {
 	det     anomaly.Detector
 	tracker *alert.Tracker
 	trend   *trend
+	drift   *drift
 	limit   float64 // evidence of the failure level, NaN for none
 	// excursion counts the readings since the score last left the normal
 	// band (rose to Resolve or above) on the way to the current alert;
 	// excursionFrom is the first one's time, and ex the deviation since
-	// then (newest last, at most exSpan horizons of it).
+	// then (oldest first, at most exSpan horizons of it).
 	excursion     int
 	excursionFrom time.Time
 	ex            []point
@@ -170,7 +182,8 @@ func New(det anomaly.Detector, cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	m := &Monitor{cfg: cfg, tracker: alert.NewTracker(alert.KindAnomaly, cfg.Alert), trend: newTrend(cfg.TrendReadings)}
+	m := &Monitor{cfg: cfg, tracker: alert.NewTracker(alert.KindAnomaly, cfg.Alert), trend: newTrend(cfg.TrendReadings),
+		drift: newDrift(cfg.NewNormal, cfg.MaxRise)}
 	m.SetDetector(det)
 	return m, nil
 }
@@ -181,6 +194,7 @@ func New(det anomaly.Detector, cfg Config) (*Monitor, error) {
 func (m *Monitor) SetDetector(det anomaly.Detector) {
 	m.det = det
 	m.trend.reset()
+	m.drift.reset()
 	m.ex = m.ex[:0]
 	m.limit = math.NaN()
 	if m.cfg.FailureScore > 0 {
@@ -241,6 +255,9 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 		d.Event = &ev
 	}
 	d.Open = m.tracker.Open()
+	if !obs.WarmingUp && !d.Open && d.Event == nil {
+		d.Drift = m.drift.add(r.Time, d.Score, math.Sqrt(d.Error))
+	}
 	if d.Open {
 		d.Forecast = obs.Forecast
 	}
@@ -260,32 +277,37 @@ func (m *Monitor) follow(t time.Time, d Decision) bool {
 		m.excursionFrom = t
 	}
 	m.excursion++
-	m.ex = append(m.ex, point{t, math.Sqrt(d.Error)})
-	if len(m.ex) > exSpan*m.cfg.NewNormal.Readings {
-		m.ex = m.ex[1:]
-	}
 	h := m.cfg.NewNormal
+	if h.reached(m.excursion, t.Sub(m.excursionFrom), exSpan) {
+		return false
+	}
+	m.ex = append(m.ex, point{t, math.Sqrt(d.Error)})
 	return !h.Off && m.tracker.Open() && h.reached(m.excursion, t.Sub(m.excursionFrom), 1) && m.settled()
 }
 
-// exSpan is how many horizons of an excursion's deviation are kept (its
-// newest part): judging growth over the whole excursion rather than its
-// last horizon keeps a degradation whose growth a daily load cycle hides
-// for hours from passing as settled.
+// exSpan is how many horizons an excursion may last and still be learnt
+// without an operator. Its growth is judged from its start: a degradation
+// that stops growing at its failure level is still a rise over the whole
+// excursion, and one whose growth a daily load cycle hides for hours does
+// not pass as settled.
 const exSpan = 4
 
-// settled reports whether the excursion has stopped growing. The oldest
-// quarter of the excursion (as kept) is the change and its settling; over
-// the rest, the mean deviation of the newest quarter is at most MaxRise
-// above that of the oldest, and a line fitted to the deviation rises by at
-// most MaxRise.
+// settled reports whether the excursion has stopped growing: its oldest
+// quarter is the change and its settling, and the rest must be flat.
 func (m *Monitor) settled() bool {
-	pts := m.ex[len(m.ex)/4:]
+	return flat(m.ex[len(m.ex)/4:], m.cfg.MaxRise)
+}
+
+// flat reports whether a deviation series has stopped growing: the mean
+// of its newest quarter is at most maxRise above that of its oldest, a
+// line fitted to it rises by at most maxRise, and its slope is not
+// significantly positive.
+func flat(pts []point, maxRise float64) bool {
 	q := len(pts) / 4
 	if q < 2 {
 		return false
 	}
-	if mean(pts[len(pts)-q:])-mean(pts[:q]) > m.cfg.MaxRise {
+	if mean(pts[len(pts)-q:])-mean(pts[:q]) > maxRise {
 		return false
 	}
 	var st, sd float64
@@ -306,7 +328,7 @@ func (m *Monitor) settled() bool {
 	}
 	slope := std / stt
 	span := pts[len(pts)-1].t.Sub(pts[0].t).Seconds()
-	if slope*span > m.cfg.MaxRise {
+	if slope*span > maxRise {
 		return false
 	}
 	// A rise too small to pass MaxRise but steady enough to be real is a
@@ -351,6 +373,7 @@ func (m *Monitor) learn(n int) error {
 		return err
 	}
 	m.trend.reset()
+	m.drift.reset()
 	m.excursion, m.ex = 0, m.ex[:0]
 	return nil
 }
@@ -367,6 +390,7 @@ func (m *Monitor) NewNormal(by, reason string, at time.Time) (alert.Alert, bool)
 	m.learnt = 0
 	m.relearn = max(m.cfg.NewNormal.Readings/2, 1)
 	m.excursion, m.ex = 0, m.ex[:0]
+	m.drift.reset()
 	cur, ok := m.tracker.Current()
 	if !ok {
 		return alert.Alert{}, false

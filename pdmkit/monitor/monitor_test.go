@@ -132,7 +132,9 @@ func TestSetPointIsLearnt(t *testing.T) {
 // TestDegradationIsNotLearnt: a degradation towards failure — accelerating
 // wear, steady ramps, and wear that starts right after a set-point change
 // — has an alert open before its failure, and that alert is not resolved
-// (as the new normal or otherwise) before the failure.
+// (as the new normal or otherwise) before the failure, nor while the
+// failed machine then holds its failure level (up to 732 readings, beyond
+// the horizon).
 func TestDegradationIsNotLearnt(t *testing.T) {
 	for _, s := range []corpus.Stream{corpus.Wear(2500, 3500, -1), corpus.Wear(1500, 3900, -1), corpus.Ramp(2500, 3500, 10),
 		corpus.Ramp(2000, 3900, 8), corpus.Wear(2100, 3300, 2000)} {
@@ -149,6 +151,11 @@ func TestDegradationIsNotLearnt(t *testing.T) {
 			lead := s.Failure - opened
 			if lead < 100 {
 				t.Fatalf("the alert open at the failure opened only %d readings before it: %v", lead, events(ds))
+			}
+			for i := s.Failure; i < len(ds); i++ {
+				if !ds[i].Open {
+					t.Fatalf("row %d, %d readings after the failure: the alert closed: %v", i, i-s.Failure, events(ds))
+				}
 			}
 			t.Logf("alert open %d readings (%s) before the failure: %v", lead, time.Duration(lead)*s.Step, events(ds))
 		})

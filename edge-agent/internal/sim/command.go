@@ -26,6 +26,8 @@ func Command(_ context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&r.Step, "step", 3*time.Minute, "simulated time between readings")
 	fs.IntVar(&r.Rows, "rows", 2000, "readings to write")
 	fs.Uint64Var(&r.Seed, "seed", 1, "random seed")
+	fs.Float64Var(&r.SetPoint, "set-point", 0, "move the asset to this mean load (0.3..1), a new operating point, --set-point-after the first reading")
+	fs.DurationVar(&r.SetPointAfter, "set-point-after", 0, "simulated time from the first reading to the --set-point change")
 	start := fs.String("start", "2026-01-05T00:00:00Z", "time of the first reading (RFC 3339)")
 	out := fs.String("out", "", "CSV to write: timestamp, the kind's sensors, anomaly (required; - for stdout)")
 	truthOut := fs.String("truth", "", "also write the ground truth (onset and failure times) as JSON to this file")

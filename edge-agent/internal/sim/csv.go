@@ -21,6 +21,11 @@ type Run struct {
 	Seed       uint64
 	// Start is the time of the first reading.
 	Start time.Time
+	// SetPoint, when not 0, is the mean load (0.3..1) the asset is moved
+	// to SetPointAfter the first reading: a new operating point, not a
+	// fault (the rows stay labelled 0).
+	SetPoint      float64
+	SetPointAfter time.Duration
 }
 
 // Truth is when the degradation of a Run began and reached its failure
@@ -57,6 +62,11 @@ func WriteCSV(w io.Writer, r Run) (Truth, error) {
 	truth := Truth{Asset: r.Asset, Mode: r.Mode}
 	for i := range r.Rows {
 		at := r.Start.Add(time.Duration(i) * r.Step)
+		if r.SetPoint != 0 && time.Duration(i)*r.Step >= r.SetPointAfter && time.Duration(i-1)*r.Step < r.SetPointAfter {
+			if _, err := a.SetPoint(r.SetPoint); err != nil {
+				return Truth{}, err
+			}
+		}
 		v := a.Next(at)
 		label := 0
 		if st := a.State(); len(st.History) > 0 {

@@ -1,9 +1,10 @@
 // Package backtest runs the live decision path over a CSV history and
 // writes what it would have said, row by row: "how would this have done on
 // my history?". Each row goes through a monitor.Monitor over
-// anomaly.NewOnline, exactly as the scorer does for a new asset, so the
-// alert column is the alerts operators would have received, and the
-// metrics are computed from them.
+// anomaly.NewOnline, exactly as the scorer does for a new asset (or, with
+// a model, over that model version, as the scorer does once it is
+// active), so the alert column is the alerts operators would have
+// received, and the metrics are computed from them.
 //
 // Input handling, documented here because the command's help points to it:
 //   - the delimiter is ',' or ';', whichever the header holds more of;
@@ -34,6 +35,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -47,6 +49,9 @@ type Options struct {
 	// Detector overrides detector settings; WarmupRows and Features are set
 	// by the backtest.
 	Detector anomaly.OnlineConfig
+	// Model, when set, scores instead of the online learner: the rows are
+	// the model's input from the first (no warm-up unless WarmupRows says).
+	Model *model.Artifact
 	// Decision is the alert decision (the scorer's alert configuration).
 	Decision monitor.Config
 	// Asset names the asset in alert events (default "backtest").
@@ -75,8 +80,10 @@ type Metrics struct {
 // Summary is what Run reports.
 type Summary struct {
 	// Alerts counts rows with an alert open; Opened the alerts opened, and
-	// Resolutions the resolved ones by why they ended.
-	Rows, Warmup, Skipped, Alerts, Opened int
+	// Resolutions the resolved ones by why they ended. Drifts counts the
+	// shifts of the quiet scores for which the scorer would have asked the
+	// trainer for a model.
+	Rows, Warmup, Skipped, Alerts, Opened, Drifts int
 	Resolutions                           map[string]int
 	Sensors                               []string
 	Metrics                               *Metrics
@@ -95,18 +102,15 @@ const Header = "timestamp,anomaly_score,alert,top_sensor,ttf_seconds"
 func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, error) {
 	n := len(t.Values)
 	warm := opt.WarmupRows
-	if warm == 0 {
+	if warm == 0 && opt.Model == nil {
 		warm = DefaultWarmup(n)
 	}
 	if warm < 0 {
 		return nil, inputErr("warm-up rows (%d) must not be negative", warm)
 	}
-	cfg := opt.Detector
-	cfg.WarmupRows = warm
-	cfg.Features = t.Sensors
-	det, err := anomaly.NewOnline(cfg)
+	det, err := detector(t, warm, opt)
 	if err != nil {
-		return nil, inputErr("%v (file has %d rows)", err, n)
+		return nil, err
 	}
 	mon, err := monitor.New(det, opt.Decision)
 	if err != nil {
@@ -149,6 +153,9 @@ func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, e
 			fed++
 		} else {
 			sum.Skipped++
+		}
+		if d.Drift {
+			sum.Drifts++
 		}
 		if ev := d.Event; ev != nil {
 			switch ev.State {
@@ -193,6 +200,29 @@ func Run(ctx context.Context, t *Table, out io.Writer, opt Options) (*Summary, e
 		sum.Metrics = Evaluate(t.Labels[warm:], alerts[warm:], t.Times[warm:])
 	}
 	return sum, nil
+}
+
+// detector is the model's detector, or the online learner warmed up on
+// the first warm rows.
+func detector(t *Table, warm int, opt Options) (anomaly.Detector, error) {
+	if opt.Model != nil {
+		if err := opt.Model.CheckFeatures(t.Sensors); err != nil {
+			return nil, inputErr("%v", err)
+		}
+		det, err := anomaly.FromArtifact(opt.Model)
+		if err != nil {
+			return nil, inputErr("%v", err)
+		}
+		return det, nil
+	}
+	cfg := opt.Detector
+	cfg.WarmupRows = warm
+	cfg.Features = t.Sensors
+	det, err := anomaly.NewOnline(cfg)
+	if err != nil {
+		return nil, inputErr("%v (file has %d rows)", err, len(t.Values))
+	}
+	return det, nil
 }
 
 func csvField(s string) string {

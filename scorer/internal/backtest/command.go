@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/scorer/internal/config"
 )
 
@@ -31,6 +32,7 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	warm := fs.Int("warmup-rows", 0, "rows learned as normal before scoring (default 15% of the rows, at most 1000)")
 	timeCol := fs.String("time-col", "", "time column (default: the first named timestamp, datetime, time or date)")
 	excl := fs.String("exclude-cols", "", "comma-separated columns that are neither sensors nor the label")
+	modelPath := fs.String("model", "", "score with this model artifact (JSON, as uploaded to the registry) instead of the online learner")
 	label := fs.String("label-col", "", "0/1 label column; prints precision, recall, F1, FAR, MAR and lead times")
 	// The decision's settings most worth trying; the rest come from --config.
 	nnReadings := fs.Int("new-normal-readings", 0, "readings of a settled excursion before it is learnt as normal (default: the scorer's, 300)")
@@ -42,7 +44,7 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	drift := fs.Float64("drift-ratio", 0, "advanced: spread of warm-up block means over overall spread above which a sensor counts as drifting (default 0.6)")
 	frozen := fs.Bool("frozen", false, "advanced: stop learning after the warm-up (default: keep adapting on guarded recent history, as the live scorer does)")
 	fs.Usage = func() {
-		fmt.Fprintln(log, "usage: scorer backtest --in FILE.csv --out SCORES.csv [--events EVENTS.jsonl] [--config scorer.yaml] [--warmup-rows N] [--time-col NAME] [--exclude-cols a,b] [--label-col NAME]")
+		fmt.Fprintln(log, "usage: scorer backtest --in FILE.csv --out SCORES.csv [--events EVENTS.jsonl] [--config scorer.yaml] [--model ARTIFACT.json] [--warmup-rows N] [--time-col NAME] [--exclude-cols a,b] [--label-col NAME]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +78,11 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	opt := Options{WarmupRows: *warm, Decision: cfg.Alert.Config(), Asset: strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))}
+	if *modelPath != "" {
+		if opt.Model, err = loadModel(*modelPath); err != nil {
+			return err
+		}
+	}
 	opt.Detector.Window, opt.Detector.Smoothing = *window, *smoothing
 	opt.Detector.Frozen, opt.Detector.DriftRatio = *frozen, *drift
 	var closers []*os.File
@@ -108,12 +115,25 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
-	fmt.Fprintf(log, "%s: %d rows, %d sensors, warm-up %d, %d rows skipped (no value yet), %d missing cells carried forward, %d alert rows, %d alerts opened, resolved %v\n",
-		*in, sum.Rows, len(sum.Sensors), sum.Warmup, sum.Skipped, t.Missing, sum.Alerts, sum.Opened, sum.Resolutions)
+	fmt.Fprintf(log, "%s: %d rows, %d sensors, warm-up %d, %d rows skipped (no value yet), %d missing cells carried forward, %d alert rows, %d alerts opened, resolved %v, %d drifts\n",
+		*in, sum.Rows, len(sum.Sensors), sum.Warmup, sum.Skipped, t.Missing, sum.Alerts, sum.Opened, sum.Resolutions, sum.Drifts)
 	if m := sum.Metrics; m != nil {
 		fmt.Fprintf(log, "precision %.3f recall %.3f F1 %.3f FAR %.2f%% MAR %.2f%% (TP %d FP %d FN %d TN %d)\n",
 			m.Precision, m.Recall, m.F1, m.FAR, m.MAR, m.TP, m.FP, m.FN, m.TN)
 		fmt.Fprintf(log, "events %d detected %d mean delay %v mean lead %v\n", m.Events, m.Detected, m.MeanDelay, m.MeanLead)
 	}
 	return nil
+}
+
+func loadModel(path string) (*model.Artifact, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: --model: %w", err)
+	}
+	defer f.Close()
+	a, err := model.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: --model %s: %w", path, err)
+	}
+	return a, nil
 }

@@ -210,6 +210,9 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonOperator, By: ev.AckedBy, At: r.Time})
 		}
 	}
+	if d.Drift {
+		b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time})
+	}
 	if st.ver == nil && err == nil && !d.WarmingUp && p.coldStart > 0 {
 		if st.online++; st.online >= p.coldStart {
 			st.online = 0

@@ -143,6 +143,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.Rows <= FaultStart {
+			return nil, fmt.Errorf("tep: %s has %d rows; a test file has 960, the fault from row %d on", TestFile(f), s.Rows, FaultStart+1)
+		}
 		if traces[f], err = score(res.Artifact, rep.PCA, s, dec, kept); err != nil {
 			return nil, fmt.Errorf("tep: %s: %w", TestFile(f), err)
 		}
@@ -198,13 +201,18 @@ func score(a *model.Artifact, p *PCA, s *history.Series, dec, kept monitor.Confi
 		tr.stat[m] = make([]float64, len(rs))
 	}
 	tr.open, tr.kept = make([]bool, len(rs)), make([]bool, len(rs))
-	times := s.Segments[0]
+	var times []time.Time
+	for _, sg := range s.Segments {
+		for k := range sg.N {
+			times = append(times, sg.Time(k))
+		}
+	}
 	for i, r := range rs {
 		sensors := make(map[string]float64, len(s.Sensors))
 		for j, name := range s.Sensors {
 			sensors[name] = r[j]
 		}
-		rd := &wire.Reading{Site: s.Site, Asset: s.Asset, Time: times.Time(i), Seq: uint64(i + 1), Sensors: sensors}
+		rd := &wire.Reading{Site: s.Site, Asset: s.Asset, Time: times[i], Seq: uint64(i + 1), Sensors: sensors}
 		d, err := mons[0].Observe(rd)
 		if err != nil {
 			return tr, err

@@ -3,10 +3,7 @@ package tep
 import (
 	"math"
 	"slices"
-	"sort"
 )
-
-func sortFloats(v []float64) { sort.Float64s(v) }
 
 // scored returns the values of v that are not NaN (NaN marks a row the
 // detector did not score: its window was still filling).
@@ -28,7 +25,7 @@ func threshold5(normal []float64) float64 {
 	if len(s) == 0 {
 		return math.Inf(1)
 	}
-	sortFloats(s)
+	slices.Sort(s)
 	k := int(math.Ceil(0.95*float64(len(s)))) - 1
 	return s[max(k, 0)]
 }
@@ -65,7 +62,7 @@ func auc(neg, pos []float64) float64 {
 	if len(n) == 0 || len(pos) == 0 {
 		return math.NaN()
 	}
-	sortFloats(n)
+	slices.Sort(n)
 	var sum float64
 	for _, p := range pos {
 		if math.IsNaN(p) {

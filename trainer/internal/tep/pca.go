@@ -3,6 +3,7 @@ package tep
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
@@ -107,7 +108,7 @@ func (p *PCA) Stats(r []float64) (t2, spe float64) {
 // percentile is the q-quantile of v (linear interpolation), v unchanged.
 func percentile(v []float64, q float64) float64 {
 	s := append([]float64(nil), v...)
-	sortFloats(s)
+	slices.Sort(s)
 	if len(s) == 0 {
 		return math.NaN()
 	}

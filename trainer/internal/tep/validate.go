@@ -66,12 +66,15 @@ const Settle = 20
 
 // Validate cross-validates spec on d00 (folds blocks, at least 2).
 func Validate(ctx context.Context, d00 *history.Series, spec train.Spec, folds int) (*Validation, error) {
+	if len(d00.Segments) != 1 {
+		return nil, fmt.Errorf("tep: d00 has %d segments; the cross-validation cuts one contiguous run", len(d00.Segments))
+	}
 	rs := rows(d00)
 	if folds < 2 || len(rs)/folds <= validateContext {
 		return nil, fmt.Errorf("tep: %d folds of %d rows leave blocks of at most %d rows (need more than %d)", folds, len(rs), len(rs)/max(folds, 1), validateContext)
 	}
 	spec.HoldOut = -1
-	std := rep(d00)
+	std := deviations(d00)
 	b := len(rs) / folds
 	v := &Validation{Folds: folds, Detect: make([]float64, len(Synthetic)), AUC: make([]float64, len(Synthetic))}
 	n := make([]int, len(Synthetic))
@@ -169,8 +172,8 @@ func ValidateDir(ctx context.Context, dir string, spec train.Spec, folds int) (*
 	return Validate(ctx, d00, spec, folds)
 }
 
-// rep is each variable's standard deviation over s.
-func rep(s *history.Series) []float64 {
+// deviations are each variable's standard deviation over s.
+func deviations(s *history.Series) []float64 {
 	rs := rows(s)
 	d := len(s.Sensors)
 	out := make([]float64, d)

@@ -50,7 +50,7 @@ demo: build up
 bench: up
 	deployments/bench.sh
 
-## bench-quality: detection quality on the public data sets (SKAB, C-MAPSS).
+## bench-quality: detection quality on the public data sets (SKAB, C-MAPSS, Tennessee Eastman).
 bench-quality:
 	deployments/bench-quality.sh
 

@@ -3,11 +3,13 @@
 # makes (`scorer backtest` feeds pdmkit/monitor exactly as the scorer
 # does): the SKAB protocol, the generated healthy / set-point / degradation
 # corpus (pdmkit/corpus), the edge agent's simulator with ground truth,
-# the C-MAPSS FD001 protocol through `trainer cmapss`, and inference
-# throughput from Go benchmarks.
+# the C-MAPSS FD001 protocol through `trainer cmapss`, the Tennessee
+# Eastman protocol through `trainer tep` (trained by train.Fit on d00.dat,
+# scored through pdmkit/monitor), and inference throughput from Go
+# benchmarks.
 #
 # usage: deployments/bench-quality.sh [DATASETS_DIR]
-#   DATASETS_DIR (or $PDM_DATASETS) holds skab/ and cmapss-fd001/;
+#   DATASETS_DIR (or $PDM_DATASETS) holds skab/, cmapss-fd001/ and tep/;
 #   default: ../shared/datasets relative to the repository root.
 #   CMAPSS_MEMBERS (default 5) sets the C-MAPSS ensemble size.
 set -euo pipefail
@@ -28,11 +30,14 @@ Download the public data sets and pass their folder as the first argument
                  valve2/, other/ with ';'-separated CSVs, columns ...;anomaly;changepoint)
   cmapss-fd001/  NASA C-MAPSS turbofan data (PCoE data repository, "Turbofan
                  Engine Degradation Simulation"): train_FD001.txt, test_FD001.txt, RUL_FD001.txt
+  tep/           Tennessee Eastman, Braatz data (github.com/camaramm/tennessee-eastman-profBraatz):
+                 d00.dat and d00_te.dat ... d21_te.dat
 MSG
 	exit 1
 }
 [ -d "$data/skab/valve1" ] || missing "skab/valve1"
 [ -f "$data/cmapss-fd001/train_FD001.txt" ] || missing "cmapss-fd001/train_FD001.txt"
+[ -f "$data/tep/d21_te.dat" ] || missing "tep/d00.dat ... tep/d21_te.dat"
 
 echo "== building scorer, trainer, edge-agent and pdmcorpus"
 (cd "$root/scorer" && go build -o "$work/scorer" ./cmd/scorer)
@@ -90,6 +95,17 @@ rmse=$(sed -n 's/.*RMSE \([0-9.]*\)  PHM08 score \([0-9.]*\).*/\1/p' "$work/cmap
 phm=$(sed -n 's/.*RMSE \([0-9.]*\)  PHM08 score \([0-9.]*\).*/\2/p' "$work/cmapss.out")
 cm_secs=$(sed -n 's/^training time \([0-9.]*\)s.*/\1/p' "$work/cmapss.out")
 
+echo "== Tennessee Eastman: trainer tep (train.Fit on d00.dat, the decision over d00_te ... d21_te, PCA baseline in the same run)"
+"$work/trainer" tep --data "$data/tep" 2>"$work/tep.log" | tee "$work/tep.out" || { cat "$work/tep.log" >&2; exit 1; }
+tep_field() { sed -n "s/^TEP summary: .*$1 \([0-9.]*\).*/\1/p" "$work/tep.out"; }
+tep_ours=$(tep_field "18 faults ours")
+tep_t2=$(tep_field "18 faults ours [0-9.]* T2")
+tep_spe=$(tep_field "18 faults ours [0-9.]* T2 [0-9.]* SPE")
+tep_ours21=$(tep_field "21 faults ours")
+tep_far=$(awk -v f="$(tep_field "FAR own")" 'BEGIN { printf "%.1f", 100 * f }')
+tep_own=$(tep_field "FDR own 18 faults")
+tep_kept=$(tep_field "FDR own 18 faults [0-9.]* kept")
+
 echo "== inference throughput (one core: -cpu 1)"
 (cd "$root/pdmkit" && go test -run '^$' -bench 'ForwardWindow|PredictBatch' -benchmem -cpu 1 ./nn/ &&
 	go test -run '^$' -bench 'Observe' -benchmem -cpu 1 ./anomaly/) | tee "$work/bench.out"
@@ -111,6 +127,9 @@ $($quality corpus "$work/corpus" "$work/corpus-out")
 $($quality sim "$work/sim" "$work/sim-out")
 | C-MAPSS FD001, $members-member ensemble | RMSE / PHM08 | $rmse / $phm | RMSE ≤ 12.5 (DCNN 12.61 / 274, deep LSTM 16.14 / 338) |
 | C-MAPSS training time | s | $cm_secs | |
+| Tennessee Eastman, mean FDR over the 18 detectable faults at 5 % FAR on d00_te | ours / PCA T² / PCA SPE | $tep_ours / $tep_t2 / $tep_spe | ≥ 0.90 (PCA SPE 0.785 on these files) |
+| Tennessee Eastman, the same over all 21 faults | ours | $tep_ours21 | |
+| Tennessee Eastman, the decision's own alerts: FAR on d00_te / mean FDR over 18 | % / share | $tep_far / $tep_kept (new-normal horizon off; $tep_own with it) | FAR ≤ 5 % |
 | one window forward (80 inputs), one core | windows/s | $single | 0 allocs/op |
 | batch scoring, 1024 windows per product, one core | windows/s | $batch | |
 | online detector Observe, 8 sensors, one core | readings/s | $observe | |
@@ -118,5 +137,5 @@ $($quality sim "$work/sim" "$work/sim-out")
 SKAB targets: F1 ≥ 0.82 at FAR ≤ 12 % (Conv-AE 0.78 / 13.55 / 28.02).
 Commands: scorer backtest --in F --out O --warmup-rows N [--label-col anomaly --exclude-cols changepoint] [--no-new-normal];
           edge-agent simulate --mode M --after 30h --rows 3400 --seed S; pdmcorpus -out DIR;
-          trainer cmapss --data DIR --members $members
+          trainer cmapss --data DIR --members $members; trainer tep --data DIR/tep
 TABLE

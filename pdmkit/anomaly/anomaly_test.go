@@ -466,3 +466,129 @@ func TestTrainForecasterSegments(t *testing.T) {
 		t.Error("segments too short to calibrate trained a model")
 	}
 }
+
+// TestAverageNetworks: the merged network's output is the mean of its
+// members' outputs, to rounding.
+func TestAverageNetworks(t *testing.T) {
+	spec := nn.Spec{Sizes: []int{6, 4, 3}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
+	var nets []*nn.Network
+	for seed := range uint64(3) {
+		n, err := nn.New(spec, seed+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n.Params {
+			n.Params[i] += 0.1 * math.Sin(float64(i)+float64(seed)) // non-zero biases too
+		}
+		nets = append(nets, n)
+	}
+	avg, err := averageNetworks(nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if avg.Spec.Sizes[1] != 12 {
+		t.Fatalf("hidden %d, want 12", avg.Spec.Sizes[1])
+	}
+	x := []float64{0.3, -1, 2, 0.5, -0.2, 1.1}
+	want := make([]float64, 3)
+	for _, n := range nets {
+		for o, v := range n.Forward(x) {
+			want[o] += v / 3
+		}
+	}
+	for o, v := range avg.Forward(x) {
+		if math.Abs(v-want[o]) > 1e-12 {
+			t.Fatalf("output %d: %v, want %v", o, v, want[o])
+		}
+	}
+	deep := nn.Spec{Sizes: []int{6, 4, 4, 3}, Acts: []nn.Activation{nn.Tanh, nn.Tanh, nn.Linear}}
+	d, _ := nn.New(deep, 1)
+	if _, err := averageNetworks([]*nn.Network{d, d}); err == nil {
+		t.Error("three-layer networks averaged into one")
+	}
+}
+
+// TestForecasterOptions: an ensemble, calibration on folds and residual
+// scaling give an artifact the scorer loads and runs, whose normal
+// readings stay quiet and whose fault is heard; bad settings are refused.
+func TestForecasterOptions(t *testing.T) {
+	features := []string{"current", "flow", "pressure", "temperature"}
+	rows, times := toRows(pump(800, 800, 0, 6), features)
+	cfg := ForecasterConfig{Name: "pump-fc", Epochs: 30, Window: 8, Horizon: 1, Members: 3, CalibrationFolds: 2, ResidualScale: true}
+	a, err := TrainForecaster(rows, times, features, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := a.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := model.Load(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Architecture.Sizes[1] != 3*8 {
+		t.Fatalf("ensemble of 3 with hidden 8 stored as %v", loaded.Architecture.Sizes)
+	}
+	d, err := FromArtifact(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := pump(1200, 700, 20, 7)
+	rs := run(t, d, test)
+	if fa := alertShare(rs[50:700]); fa > 0.02 {
+		t.Errorf("alerting on %.1f%% of normal rows", 100*fa)
+	}
+	if hit := alertShare(rs[700:800]); hit < 0.5 {
+		t.Errorf("a drop in flow of 20 noise deviations alerts on %.0f%% of its rows", 100*hit)
+	}
+	for _, bad := range []ForecasterConfig{{CalibrationFolds: 1}, {CalibrationFolds: 9}, {Members: -1}, {L2: -1}, {Smoothing: 2}, {ResidualFloor: 2}} {
+		if _, err := TrainForecaster(rows, times, features, bad); err == nil {
+			t.Errorf("%+v trained", bad)
+		}
+	}
+}
+
+// TestReconstructionOptions: an ensemble with residual scaling trains on
+// stored history into an artifact the scorer runs; the scale of a feature
+// the others explain well shrinks, normal readings stay quiet and a shift
+// is heard.
+func TestReconstructionOptions(t *testing.T) {
+	features := []string{"current", "flow", "pressure", "temperature"}
+	rows, times := toRows(pump(600, 600, 0, 12), features)
+	plain, err := TrainReconstruction([][][]float64{rows}, times[0], times[599], features, ReconstructionConfig{Name: "p", Version: "1", DriftRatio: 0.6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The temperature drifts beyond its training range: centred.
+	tr, err := TrainReconstruction([][][]float64{rows}, times[0], times[599], features, ReconstructionConfig{Name: "p", Version: "2", Members: 3, ResidualScale: true, DriftRatio: 0.6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tr.Artifact
+	if a.Architecture.Sizes[1] != 3*plain.Artifact.Architecture.Sizes[1] {
+		t.Fatalf("ensemble of 3 stored as %v (one member %v)", a.Architecture.Sizes, plain.Artifact.Architecture.Sizes)
+	}
+	for j, f := range features {
+		centred := slices.Contains(a.Centred, f)
+		if ratio := a.Scaler.Std[j] / plain.Artifact.Scaler.Std[j]; centred && ratio != 1 || !centred && !(ratio < 1) {
+			t.Errorf("%s (centred %v): scale changed by %v", f, centred, ratio)
+		}
+	}
+	d, err := FromArtifact(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := run(t, d, pump(1200, 800, 6, 13))
+	if fa := alertShare(rs[50:800]); fa > 0.02 {
+		t.Errorf("alerting on %.1f%% of normal rows", 100*fa)
+	}
+	if hit := alertShare(rs[900:]); hit < 0.9 {
+		t.Errorf("a drop in flow of 6 noise deviations alerts on %.0f%% of its rows", 100*hit)
+	}
+	for _, bad := range []ReconstructionConfig{{Name: "p", Version: "1", Members: -1}, {Name: "p", Version: "1", ResidualFloor: 2}} {
+		if _, err := TrainReconstruction([][][]float64{rows}, times[0], times[599], features, bad); err == nil {
+			t.Errorf("%+v trained", bad)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -20,6 +21,13 @@ type reconFit struct {
 	epochs         int
 	// seed drives training; initSeed the initial weights of new networks.
 	seed, initSeed uint64
+	// The online learner leaves the rest zero. members > 1 averages that
+	// many networks into one (see averageNetworks); scale multiplies the
+	// fitted scaler's deviations per feature; measure makes fit report
+	// each feature's held-out residual (reconModel.resid).
+	members int
+	scale   []float64
+	measure bool
 }
 
 // reconModel is a fitted reconstruction model.
@@ -29,6 +37,9 @@ type reconModel struct {
 	calib  calibration
 	// curve is the learning curve of the final network.
 	curve []nn.EpochLoss
+	// resid is, when measured, each feature's mean squared reconstruction
+	// error on the held-out blocks, before smoothing (0 for context).
+	resid []float64
 }
 
 // cvBlocks is how many blocks each training segment is cut into for the
@@ -48,7 +59,14 @@ func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (rec
 	if err != nil {
 		return m, err
 	}
+	for j := range f.scale {
+		s.Std[j] *= f.scale[j]
+	}
 	m.scaler = s
+	if f.measure {
+		m.resid = make([]float64, len(s.Mean))
+	}
+	measured := 0
 	if windows(s, centred, f.window, segs...) == nil {
 		return m, fmt.Errorf("anomaly: too few rows for the window %d", f.window)
 	}
@@ -84,7 +102,13 @@ func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (rec
 		for _, h := range held {
 			e, a := f.replayErrors(net, s, centred, h.seg, max(h.from-f.burn(), 0), h.from)
 			errs, acts = append(errs, e...), append(acts, a...)
+			if f.measure {
+				measured += f.replayResiduals(m.resid, net, s, centred, h.seg, h.from)
+			}
 		}
+	}
+	for j := range m.resid {
+		m.resid[j] /= float64(max(measured, 1))
 	}
 	if m.net, m.curve, err = f.train(init, s, centred, segs, 0); err != nil {
 		return m, err
@@ -96,6 +120,20 @@ func (f reconFit) fit(init *nn.Network, segs [][][]float64, centred []bool) (rec
 // train trains a network on the windows of segs, from init's weights when
 // given (the network is cloned, not changed).
 func (f reconFit) train(init *nn.Network, s *nn.Scaler, centred []bool, segs [][][]float64, salt uint64) (*nn.Network, []nn.EpochLoss, error) {
+	if f.members > 1 && init == nil {
+		nets := make([]*nn.Network, f.members)
+		curves := make([][]nn.EpochLoss, f.members)
+		one := f
+		one.members = 0
+		for k := range nets {
+			var err error
+			if nets[k], curves[k], err = one.train(nil, s, centred, segs, salt+uint64(k)*memberSalt); err != nil {
+				return nil, nil, err
+			}
+		}
+		net, err := averageNetworks(nets)
+		return net, meanCurve(curves), err
+	}
 	x := windows(s, centred, f.window, segs...)
 	if x == nil {
 		return nil, nil, fmt.Errorf("anomaly: too few rows for the window %d", f.window)
@@ -134,6 +172,27 @@ func (f reconFit) replayErrors(net *nn.Network, s *nn.Scaler, centred []bool, ro
 	return errs, acts
 }
 
+// memberSalt separates the seeds of an ensemble's members from those of
+// the calibration folds (salts 1 and 2) and the final network (0).
+const memberSalt = 1000
+
+// replayResiduals adds, per feature, the unsmoothed window errors of
+// rows[from:] (replayed from the start of rows) to sum and returns how
+// many rows it added.
+func (f reconFit) replayResiduals(sum []float64, net *nn.Network, s *nn.Scaler, centred []bool, rows [][]float64, from int) int {
+	sc := newReconScorer(net, s, centred, f.window, 1)
+	n := 0
+	for i := max(from-f.window, 0); i < len(rows); i++ {
+		if _, ok := sc.step(rows[i]); ok && i >= from {
+			for j, e := range sc.ema {
+				sum[j] += e
+			}
+			n++
+		}
+	}
+	return n
+}
+
 // ReconstructionConfig configures TrainReconstruction. Zero fields take
 // the online learner's defaults (see OnlineConfig).
 type ReconstructionConfig struct {
@@ -156,6 +215,17 @@ type ReconstructionConfig struct {
 	// HealthLimit, when set, is the score at which the asset counts as
 	// failed, carried in the artifact for forecasts.
 	HealthLimit float64
+	// Members is how many networks are trained and averaged into the
+	// model, as for a forecaster (default 1, the online learner's one).
+	Members int
+	// ResidualScale measures each scored feature's reconstruction error on
+	// the calibration's held-out blocks and multiplies its scale by the
+	// error's deviation (at least ResidualFloor, default 0.05), then fits
+	// again on that scale, so each sensor's error counts in units of how
+	// well the others explain it, not of how much it varies (see
+	// ForecasterConfig.ResidualScale). Default false.
+	ResidualScale bool
+	ResidualFloor float64
 }
 
 // Trained is a trained model artifact and its learning curve.
@@ -200,10 +270,27 @@ func TrainReconstruction(segs [][][]float64, from, to time.Time, features []stri
 	if hidden == 0 {
 		hidden = max(2, o.Window*d/4)
 	}
-	f := reconFit{window: o.Window, hidden: hidden, smoothing: o.Smoothing, epochs: o.Epochs, seed: o.Seed, initSeed: o.Seed}
+	if cfg.Members < 0 || cfg.ResidualFloor < 0 || cfg.ResidualFloor > 1 {
+		return nil, fmt.Errorf("anomaly: members (%d) must not be negative and residual floor (%v) must be in (0, 1]", cfg.Members, cfg.ResidualFloor)
+	}
+	f := reconFit{window: o.Window, hidden: hidden, smoothing: o.Smoothing, epochs: o.Epochs, seed: o.Seed, initSeed: o.Seed,
+		members: cfg.Members, measure: cfg.ResidualScale}
 	m, err := f.fit(nil, segs, centred)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ResidualScale {
+		floor := cmp.Or(cfg.ResidualFloor, 0.05)
+		f.scale, f.measure = make([]float64, d), false
+		for j := range f.scale {
+			f.scale[j] = 1 // context features are not scored: their scale stays
+			if !centred[j] || !slices.Contains(centred, false) {
+				f.scale[j] = math.Max(math.Sqrt(m.resid[j]), floor)
+			}
+		}
+		if m, err = f.fit(nil, segs, centred); err != nil {
+			return nil, err
+		}
 	}
 	a := &model.Artifact{
 		Kind: model.Reconstruction, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion, CreatedAt: to,

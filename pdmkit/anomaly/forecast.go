@@ -14,7 +14,7 @@ import (
 )
 
 // ForecasterConfig configures TrainForecaster. Zero fields take the
-// defaults noted.
+// defaults noted; the defaults train what TrainForecaster always trained.
 type ForecasterConfig struct {
 	Name, Version, ParentVersion string
 	// Window readings in (default 16), Horizon steps out (default 4).
@@ -30,6 +30,31 @@ type ForecasterConfig struct {
 	// Epochs (default 100) and Seed (default 1).
 	Epochs int
 	Seed   uint64
+	// L2 is the weight decay of training (default 1e-4).
+	L2 float64
+	// Members is how many networks (seeds Seed, Seed+1, …) are trained and
+	// averaged (default 1). Their average is stored as one network whose
+	// hidden layer holds the members' side by side, which is exactly the
+	// mean of their forecasts for this two-layer shape, so the scorer runs
+	// an ensemble as one model. Averaging cancels much of what each member
+	// fits to noise in a short history.
+	Members int
+	// CalibrationFolds, when 2 or more, calibrates on every row: each
+	// segment is cut into 8 blocks, block k belongs to fold k mod
+	// CalibrationFolds, and networks trained without a fold score it. The
+	// default (0) trains on the first 70 % of each segment and scores the
+	// last 30 %, which sees only the newest states of a short history.
+	CalibrationFolds int
+	// ResidualScale measures each feature's one-step residual out of
+	// sample (with CalibrationFolds, or the 70/30 split) and multiplies its
+	// scale by the residual's deviation (at least ResidualFloor, default
+	// 0.05), then trains again on that scale: each sensor's error then
+	// counts in units of how well it is normally predicted rather than of
+	// how much it varies, so a sensor the process pins down tightly (a
+	// controlled loop) is heard when it breaks away, and a noisy one does
+	// not drown the others. Default false.
+	ResidualScale bool
+	ResidualFloor float64
 }
 
 func (c ForecasterConfig) withDefaults(d int) ForecasterConfig {
@@ -41,7 +66,31 @@ func (c ForecasterConfig) withDefaults(d int) ForecasterConfig {
 	c.Smoothing = cmp.Or(c.Smoothing, 0.1)
 	c.Epochs = cmp.Or(c.Epochs, 100)
 	c.Seed = cmp.Or(c.Seed, 1)
+	c.L2 = cmp.Or(c.L2, 1e-4)
+	c.Members = cmp.Or(c.Members, 1)
+	c.ResidualFloor = cmp.Or(c.ResidualFloor, 0.05)
 	return c
+}
+
+// validate rejects settings that cannot train, naming the values.
+func (c ForecasterConfig) validate() error {
+	switch {
+	case c.Window < 1 || c.Horizon < 1:
+		return fmt.Errorf("anomaly: window (%d) and horizon (%d) must be at least 1", c.Window, c.Horizon)
+	case c.Hidden < 1:
+		return fmt.Errorf("anomaly: hidden (%d) must be at least 1", c.Hidden)
+	case !(c.Smoothing > 0 && c.Smoothing <= 1):
+		return fmt.Errorf("anomaly: smoothing (%v) must be in (0, 1]", c.Smoothing)
+	case c.Epochs < 1 || c.Members < 1:
+		return fmt.Errorf("anomaly: epochs (%d) and members (%d) must be at least 1", c.Epochs, c.Members)
+	case c.L2 < 0:
+		return fmt.Errorf("anomaly: L2 (%v) must not be negative", c.L2)
+	case c.CalibrationFolds == 1 || c.CalibrationFolds < 0 || c.CalibrationFolds > cvBlocks:
+		return fmt.Errorf("anomaly: calibration folds (%d) must be 0 (the 70/30 split) or 2 to %d", c.CalibrationFolds, cvBlocks)
+	case !(c.ResidualFloor > 0 && c.ResidualFloor <= 1):
+		return fmt.Errorf("anomaly: residual floor (%v) must be in (0, 1]", c.ResidualFloor)
+	}
+	return nil
 }
 
 // forecastPairs builds (window → next horizon rows) training pairs from a
@@ -88,15 +137,18 @@ func TrainForecaster(rows [][]float64, times []time.Time, features []string, cfg
 // segs are contiguous runs of rows one step apart in features order (no
 // input window or target spans two segments, so a gap or a second asset
 // never becomes a transition the model learns), from and to the first and
-// last row time. Calibration is out of sample: the error distribution
-// comes from a network trained on the first 70% of every segment scoring
-// the last 30% of each; the final network trains on all rows.
+// last row time. Calibration is out of sample (see
+// ForecasterConfig.CalibrationFolds); the final network trains on all
+// rows.
 func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []string, cfg ForecasterConfig) (*Trained, error) {
 	d := len(features)
 	if d == 0 {
 		return nil, fmt.Errorf("anomaly: no features")
 	}
 	cfg = cfg.withDefaults(d)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	var all [][]float64
 	for k, seg := range segs {
 		for i, r := range seg {
@@ -118,50 +170,21 @@ func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []
 	if err != nil {
 		return nil, err
 	}
-	spec := nn.Spec{Sizes: []int{cfg.Window * d, cfg.Hidden, cfg.Horizon * d}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}
-	fit := func(segs [][][]float64) (*nn.Network, []nn.EpochLoss, error) {
-		x, y := forecastPairsAll(scaler, cfg.Window, cfg.Horizon, segs)
-		if x == nil {
-			return nil, nil, fmt.Errorf("anomaly: no segment is longer than window %d + horizon %d", cfg.Window, cfg.Horizon)
-		}
-		net, err := nn.New(spec, cfg.Seed)
-		if err != nil {
-			return nil, nil, err
-		}
-		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: cfg.Epochs, BatchSize: 32,
-			L2: 1e-4, ValidationFraction: 0.2, Patience: 10, Seed: cfg.Seed})
-		if err != nil {
-			return nil, nil, fmt.Errorf("anomaly: training forecaster: %w", err)
-		}
-		return net, res.History, nil
-	}
-	heads := make([][][]float64, 0, len(segs))
-	for _, seg := range segs {
-		heads = append(heads, seg[:len(seg)*7/10])
-	}
-	probe, _, err := fit(heads)
+	f := forecastFit{cfg: cfg, spec: nn.Spec{Sizes: []int{cfg.Window * d, cfg.Hidden, cfg.Horizon * d}, Acts: []nn.Activation{nn.Tanh, nn.Linear}}}
+	errs, acts, resid, err := f.heldOut(scaler, segs)
 	if err != nil {
 		return nil, err
 	}
-	burn := cfg.Window + int(math.Ceil(1/cfg.Smoothing))
-	var errs, acts []float64
-	for _, seg := range segs {
-		cut := len(seg) * 7 / 10
-		if cut < cfg.Window {
-			continue
+	if cfg.ResidualScale {
+		for j := range scaler.Std {
+			scaler.Std[j] *= math.Max(math.Sqrt(resid[j]), cfg.ResidualFloor)
 		}
-		fs := newForecastScorer(probe, scaler, cfg.Window, cfg.Horizon, cfg.Smoothing)
-		for i, r := range seg[cut-cfg.Window:] {
-			if e, ok := fs.step(r); ok && i > burn {
-				errs, acts = append(errs, e), append(acts, fs.act)
-			}
+		if errs, acts, _, err = f.heldOut(scaler, segs); err != nil {
+			return nil, err
 		}
-	}
-	if len(errs) == 0 {
-		return nil, fmt.Errorf("anomaly: no segment is long enough to calibrate window %d (the last 30%% of a segment must exceed %d rows)", cfg.Window, burn-cfg.Window+1)
 	}
 	calib := fitCalibration(errs, acts)
-	net, curve, err := fit(segs)
+	net, curve, err := f.train(scaler, segs)
 	if err != nil {
 		return nil, err
 	}
@@ -176,13 +199,195 @@ func TrainForecasterSegments(segs [][][]float64, from, to time.Time, features []
 	a := &model.Artifact{
 		Kind: model.Forecaster, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
 		CreatedAt: to, Features: slices.Clone(features), Window: cfg.Window, Horizon: cfg.Horizon,
-		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
+		Architecture: model.SpecArchitecture(net.Spec), Scaler: *scaler, Weights: net.Params,
 		Calibration: calib.artifact(cfg.Smoothing),
 		Health:      health,
 		Training:    model.Training{From: from, To: to, Rows: len(all), Seed: cfg.Seed},
 		Metrics:     map[string]float64{"holdout_log_error_median": calib.steady.logMean},
 	}
 	return &Trained{Artifact: a, Curve: curve}, a.Seal()
+}
+
+// forecastFit is how a forecaster is fitted.
+type forecastFit struct {
+	cfg  ForecasterConfig
+	spec nn.Spec
+}
+
+// train trains cfg.Members networks on the windows of segs and returns
+// their average as one network, with the members' mean learning curve.
+func (f forecastFit) train(s *nn.Scaler, segs [][][]float64) (*nn.Network, []nn.EpochLoss, error) {
+	c := f.cfg
+	x, y := forecastPairsAll(s, c.Window, c.Horizon, segs)
+	if x == nil {
+		return nil, nil, fmt.Errorf("anomaly: no segment is longer than window %d + horizon %d", c.Window, c.Horizon)
+	}
+	nets := make([]*nn.Network, c.Members)
+	var curves [][]nn.EpochLoss
+	for m := range nets {
+		seed := c.Seed + uint64(m)
+		net, err := nn.New(f.spec, seed)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: c.Epochs, BatchSize: 32,
+			L2: c.L2, ValidationFraction: 0.2, Patience: 10, Seed: seed})
+		if err != nil {
+			return nil, nil, fmt.Errorf("anomaly: training forecaster: %w", err)
+		}
+		nets[m] = net
+		curves = append(curves, res.History)
+	}
+	if len(nets) == 1 {
+		return nets[0], curves[0], nil
+	}
+	net, err := averageNetworks(nets)
+	return net, meanCurve(curves), err
+}
+
+// heldOut returns the smoothed errors of rows scored by networks that did
+// not train on them, and each feature's mean squared one-step residual on
+// those rows (in s's units).
+func (f forecastFit) heldOut(s *nn.Scaler, segs [][][]float64) (errs, acts, resid []float64, err error) {
+	c := f.cfg
+	burn := c.Window + int(math.Ceil(1/c.Smoothing))
+	d := len(s.Mean)
+	resid = make([]float64, d)
+	n := 0
+	// replay scores rows[start:] with net and keeps what rows[from:] give.
+	replay := func(net *nn.Network, rows [][]float64, start, from int) {
+		fs := newForecastScorer(net, s, c.Window, c.Horizon, c.Smoothing)
+		raw := newForecastScorer(net, s, c.Window, c.Horizon, 1)
+		for i := start; i < len(rows); i++ {
+			e, ok := fs.step(rows[i])
+			raw.step(rows[i])
+			if ok && i >= from {
+				errs, acts = append(errs, e), append(acts, fs.act)
+				for j, v := range raw.ema {
+					resid[j] += v
+				}
+				n++
+			}
+		}
+	}
+	if c.CalibrationFolds == 0 {
+		heads := make([][][]float64, 0, len(segs))
+		for _, seg := range segs {
+			heads = append(heads, seg[:len(seg)*7/10])
+		}
+		probe, _, err := f.train(s, heads)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, seg := range segs {
+			cut := len(seg) * 7 / 10
+			if cut < c.Window {
+				continue
+			}
+			// The first burn rows after the window only fill the moving
+			// averages; the rows before cut fill the window.
+			replay(probe, seg, cut-c.Window, cut-c.Window+burn+1)
+		}
+	} else {
+		type span struct {
+			seg      [][]float64
+			from, to int
+		}
+		for fold := range c.CalibrationFolds {
+			var fit [][][]float64
+			var held []span
+			for _, seg := range segs {
+				b := max(len(seg)/cvBlocks, c.Window+c.Horizon+1)
+				run := -1 // start of the current run of training blocks
+				for k, from := 0, 0; from < len(seg); k, from = k+1, from+b {
+					to := min(from+b, len(seg))
+					if k%c.CalibrationFolds == fold {
+						if run >= 0 {
+							fit = append(fit, seg[run:from])
+							run = -1
+						}
+						held = append(held, span{seg, from, to})
+					} else if run < 0 {
+						run = from
+					}
+				}
+				if run >= 0 {
+					fit = append(fit, seg[run:])
+				}
+			}
+			net, _, err := f.train(s, fit)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			for _, h := range held {
+				replay(net, h.seg[:h.to], max(h.from-burn, 0), h.from)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil, nil, nil, fmt.Errorf("anomaly: no segment is long enough to calibrate window %d (the held-out part of a segment must exceed %d rows)", c.Window, burn+1)
+	}
+	for j := range resid {
+		resid[j] /= float64(n)
+	}
+	return errs, acts, resid, nil
+}
+
+// averageNetworks returns one network computing the mean of nets' outputs:
+// nets share a two-layer shape (any hidden activation, linear output), so
+// the average is their hidden layers side by side and their output layers
+// stacked, scaled by 1/len(nets).
+func averageNetworks(nets []*nn.Network) (*nn.Network, error) {
+	s := nets[0].Spec
+	if len(s.Sizes) != 3 || s.Acts[1] != nn.Linear {
+		return nil, fmt.Errorf("anomaly: only two-layer networks with a linear output average into one, have %v", s.Sizes)
+	}
+	in, h, out := s.Sizes[0], s.Sizes[1], s.Sizes[2]
+	k := len(nets)
+	spec := nn.Spec{Sizes: []int{in, k * h, out}, Acts: slices.Clone(s.Acts)}
+	avg, err := nn.New(spec, 1)
+	if err != nil {
+		return nil, err
+	}
+	l1, l2 := avg.Layers[0], avg.Layers[1]
+	clear(l2.B)
+	for m, n := range nets {
+		a, b := n.Layers[0], n.Layers[1]
+		for i := range in {
+			copy(l1.W[i*k*h+m*h:i*k*h+(m+1)*h], a.W[i*h:(i+1)*h])
+		}
+		copy(l1.B[m*h:(m+1)*h], a.B)
+		for i := range h {
+			for o := range out {
+				l2.W[(m*h+i)*out+o] = b.W[i*out+o] / float64(k)
+			}
+		}
+		for o := range out {
+			l2.B[o] += b.B[o] / float64(k)
+		}
+	}
+	return avg, nil
+}
+
+// meanCurve averages learning curves epoch by epoch over the members that
+// ran that epoch.
+func meanCurve(curves [][]nn.EpochLoss) []nn.EpochLoss {
+	var out []nn.EpochLoss
+	for e := 0; ; e++ {
+		var sum nn.EpochLoss
+		n := 0
+		for _, c := range curves {
+			if e < len(c) {
+				sum.Train += c[e].Train
+				sum.Val += c[e].Val
+				n++
+			}
+		}
+		if n == 0 {
+			return out
+		}
+		out = append(out, nn.EpochLoss{Train: sum.Train / float64(n), Val: sum.Val / float64(n)})
+	}
 }
 
 // forecastPairsAll stacks the training pairs of every segment.

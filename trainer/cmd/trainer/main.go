@@ -3,6 +3,7 @@
 //	trainer serve   the training service: requests from Kafka, schedules, shadow trials, the jobs API
 //	trainer run     one training job by hand (--asset or --class; --file, --dry-run)
 //	trainer cmapss  the remaining-useful-life benchmark on NASA C-MAPSS FD001
+//	trainer tep     the fault-detection benchmark on the Tennessee Eastman process
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"github.com/pdmstream/pdm/trainer/internal/cmapss"
 	"github.com/pdmstream/pdm/trainer/internal/run"
 	"github.com/pdmstream/pdm/trainer/internal/service"
+	"github.com/pdmstream/pdm/trainer/internal/tep"
 )
 
 func main() {
@@ -17,5 +19,6 @@ func main() {
 		"cmapss": cmapss.Command,
 		"run":    run.Command,
 		"serve":  service.Command,
+		"tep":    tep.Command,
 	})
 }

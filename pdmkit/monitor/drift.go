@@ -69,8 +69,8 @@ func (d *drift) reset() {
 func (d *drift) endShift() { d.shift, d.above, d.count = d.shift[:0], 0, 0 }
 
 // add takes one quiet reading's score and deviation and reports whether
-// the distribution has now shifted.
-func (d *drift) add(t time.Time, score, dev float64) bool {
+// the distribution has now shifted, and since when.
+func (d *drift) add(t time.Time, score, dev float64) (bool, time.Time) {
 	if math.IsNaN(d.p90) {
 		if d.n == 0 {
 			d.from = t
@@ -81,7 +81,7 @@ func (d *drift) add(t time.Time, score, dev float64) bool {
 			d.p90 = d.quantile(0.9)
 			d.size = max(d.n/driftBlocks, 1)
 		}
-		return false
+		return false, time.Time{}
 	}
 	if d.cur.n == 0 {
 		d.cur.t0 = t
@@ -93,28 +93,29 @@ func (d *drift) add(t time.Time, score, dev float64) bool {
 		d.cur.above++
 	}
 	if d.cur.n < d.size {
-		return false
+		return false, time.Time{}
 	}
 	b := d.cur
 	d.cur = block{}
 	if len(d.shift) == 0 && float64(b.above) < driftShare*float64(b.n) {
-		return false
+		return false, time.Time{}
 	}
 	if len(d.shift) == exSpan*driftBlocks {
-		return false // too long to settle: not a step
+		return false, time.Time{} // too long to settle: not a step
 	}
 	d.shift = append(d.shift, b)
 	d.above += b.above
 	d.count += b.n
 	if float64(d.above) < driftShare*float64(d.count) {
 		d.endShift()
-		return false
+		return false, time.Time{}
 	}
 	if len(d.shift) < driftWindows*driftBlocks || !d.settled() {
-		return false
+		return false, time.Time{}
 	}
+	since := d.shift[0].t0
 	d.reset()
-	return true
+	return true, since
 }
 
 func (d *drift) quantile(q float64) float64 {

@@ -25,8 +25,9 @@ func (s *scripted) Observe(time.Time, map[string]float64) (anomaly.Result, error
 }
 
 // drifts runs n readings a minute apart and returns the rows that reported
-// a drift, and whether any alert opened.
-func drifts(t *testing.T, n int, dev func(i int) float64) (rows []int, alerted bool) {
+// a drift, the row each said its shift began, and whether any alert
+// opened.
+func drifts(t *testing.T, n int, dev func(i int) float64) (rows, since []int, alerted bool) {
 	t.Helper()
 	m, err := New(&scripted{dev: dev}, Config{NewNormal: Horizon{Readings: 300, Duration: 5 * time.Hour}})
 	if err != nil {
@@ -41,10 +42,11 @@ func drifts(t *testing.T, n int, dev func(i int) float64) (rows []int, alerted b
 		}
 		if d.Drift {
 			rows = append(rows, i)
+			since = append(since, int(d.Since.Sub(start)/time.Minute))
 		}
 		alerted = alerted || d.Open
 	}
-	return rows, alerted
+	return rows, since, alerted
 }
 
 // noisy is |N(0,1)| deviations, smoothed like a detector's moving error.
@@ -64,7 +66,7 @@ func noisy(seed uint64) func(int) float64 {
 func TestDriftOnAQuietStep(t *testing.T) {
 	for seed := range uint64(10) {
 		base := noisy(seed)
-		rows, alerted := drifts(t, 3000, func(i int) float64 {
+		rows, since, alerted := drifts(t, 3000, func(i int) float64 {
 			if i >= 1000 {
 				return base(i) + 0.9
 			}
@@ -76,13 +78,16 @@ func TestDriftOnAQuietStep(t *testing.T) {
 		if len(rows) != 1 || rows[0] < 1000 || rows[0] > 1000+3*300 {
 			t.Fatalf("seed %d: drift at rows %v, want once within three windows after the step at 1000", seed, rows)
 		}
+		if since[0] < 1000-25 || since[0] > 1000+50 {
+			t.Fatalf("seed %d: the shift began at row %d by the drift, the step was at 1000", seed, since[0])
+		}
 	}
 }
 
 // TestNoDriftWhenStationary: stationary deviations never report a drift.
 func TestNoDriftWhenStationary(t *testing.T) {
 	for seed := range uint64(10) {
-		if rows, _ := drifts(t, 5000, noisy(seed)); len(rows) > 0 {
+		if rows, _, _ := drifts(t, 5000, noisy(seed)); len(rows) > 0 {
 			t.Fatalf("seed %d: drift at rows %v on stationary scores", seed, rows)
 		}
 	}
@@ -95,7 +100,7 @@ func TestNoDriftWhenStationary(t *testing.T) {
 func TestNoDriftOnARise(t *testing.T) {
 	for seed := range uint64(10) {
 		base := noisy(seed)
-		rows, _ := drifts(t, 3000, func(i int) float64 {
+		rows, _, _ := drifts(t, 3000, func(i int) float64 {
 			return base(i) + 0.3*math.Max(0, float64(i-1000))/300
 		})
 		if len(rows) > 0 {

@@ -147,6 +147,9 @@ type Decision struct {
 	// detector was set: the asset needs a model of its new normal though
 	// nothing alerted. It is reported once per shift.
 	Drift bool
+	// Since is, with Drift or an alert resolved as the new normal, when
+	// the new normal began (the shift's or the excursion's start).
+	Since time.Time
 	// Event is the alert event this reading caused, if any.
 	Event *alert.Alert
 }
@@ -243,6 +246,7 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 	// is learnt before the lifecycle sees the reading, and the alert
 	// resolves as the new normal.
 	if m.follow(r.Time, d) && m.learn(m.excursion-m.excursion/4) == nil {
+		d.Since = m.excursionFrom
 		if ev, ok := m.tracker.Resolve(obs, alert.NewNormal); ok {
 			d.Event = &ev
 		}
@@ -256,7 +260,7 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 	}
 	d.Open = m.tracker.Open()
 	if !obs.WarmingUp && !d.Open && d.Event == nil {
-		d.Drift = m.drift.add(r.Time, d.Score, math.Sqrt(d.Error))
+		d.Drift, d.Since = m.drift.add(r.Time, d.Score, math.Sqrt(d.Error))
 	}
 	if d.Open {
 		d.Forecast = obs.Forecast

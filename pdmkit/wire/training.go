@@ -25,6 +25,11 @@ type TrainingRequest struct {
 	// At is when the request was made: a job that started after it
 	// satisfies it, so a burst of requests for one class makes one job.
 	At time.Time `json:"at"`
+	// Since is, for drift and operator requests, when the asset's new
+	// normal began: the trainer validates on the newest part of the
+	// history since then and trains on the rest, so the candidate has
+	// seen the new normal it is judged on.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Reasons of a TrainingRequest.

@@ -196,6 +196,10 @@ func TestClosedLoop(t *testing.T) {
 	requests := followTopic(t, retrain)
 	scoreLog := followTopic(t, scores)
 
+	// Readings are stamped with wall time, 100 ms apart: the decision's
+	// horizon in time is the 300 readings' 30 s (one simulated day at
+	// this time scale is 48 s).
+	const horizon = "30s"
 	bridge := stacktest.FreeAddr(t)
 	stacktest.Start(t, nil, ingestBin, "bridge", "-http-addr", bridge, "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
@@ -208,7 +212,7 @@ func TestClosedLoop(t *testing.T) {
 	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.group", stacktest.Unique("loop-scorer"), "-kafka.readings", readings, "-kafka.scores", scores, "-kafka.alerts", alerts,
 		"-kafka.models", models, "-kafka.retrain", retrain, "-mqtt.url", "", "-influx.url", influxURL, "-influx.bucket", bucket,
-		"-http.addr", scorer, "-scoring.cold-start", "300")
+		"-http.addr", scorer, "-scoring.cold-start", "300", "-alert.new-normal.duration", horizon)
 	for _, a := range []string{bridge, historian} {
 		stacktest.WaitReady(t, "http://"+a+"/readyz")
 	}
@@ -218,7 +222,7 @@ func TestClosedLoop(t *testing.T) {
 	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info", "-kafka.brokers", brokers,
 		"-kafka.requests", retrain, "-kafka.group", stacktest.Unique("loop-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
 		"-scorer.url", "http://"+scorer, "-http.addr", trainer, "-data-dir", data,
-		"-job.site", site, "-job.step", "100ms", "-job.history", "1h", "-job.min-rows", "500", "-job.epochs", "40")
+		"-alert.new-normal.duration", horizon, "-job.site", site, "-job.step", "100ms", "-job.history", "1h", "-job.min-rows", "500", "-job.epochs", "40")
 	stacktest.WaitReady(t, "http://"+trainer+"/readyz")
 
 	// Two pumps, ten readings a second, three simulated minutes each.

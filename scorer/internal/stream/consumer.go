@@ -530,7 +530,7 @@ func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes cha
 	b := &Batch{Partition: p.partition, Alerts: []alert.Alert{a}}
 	if a.Resolution == alert.Operator {
 		// "This is the new normal": the trainer learns it for good.
-		b.Requests = []wire.TrainingRequest{{Site: a.Site, Asset: a.Asset, Reason: wire.ReasonOperator, By: a.AckedBy, At: req.at}}
+		b.Requests = []wire.TrainingRequest{{Site: a.Site, Asset: a.Asset, Reason: wire.ReasonOperator, By: a.AckedBy, At: req.at, Since: a.FirstTime}}
 	}
 	select {
 	case writes <- scored{b: b, next: -1}:

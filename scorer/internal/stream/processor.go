@@ -205,13 +205,13 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 		b.Alerts = append(b.Alerts, *ev)
 		switch ev.Resolution {
 		case alert.NewNormal:
-			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time})
+			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time, Since: d.Since})
 		case alert.Operator:
-			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonOperator, By: ev.AckedBy, At: r.Time})
+			b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonOperator, By: ev.AckedBy, At: r.Time, Since: ev.FirstTime})
 		}
 	}
 	if d.Drift {
-		b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time})
+		b.Requests = append(b.Requests, wire.TrainingRequest{Site: r.Site, Asset: r.Asset, Reason: wire.ReasonDrift, By: "scorer", At: r.Time, Since: d.Since})
 	}
 	if st.ver == nil && err == nil && !d.WarmingUp && p.coldStart > 0 {
 		if st.online++; st.online >= p.coldStart {

@@ -154,6 +154,9 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	if active != nil {
 		spec.ParentVersion = active.Version
 	}
+	if !req.Since.IsZero() && req.Asset != "" {
+		spec.NewNormal = map[string]time.Time{req.Asset: req.Since}
+	}
 	res, err := train.Fit(ctx, data, spec)
 	if err != nil {
 		return end(Failed, "training: "+err.Error())

@@ -7,9 +7,10 @@
 //   - No input window spans two assets, a gap, an exclusion or a row where
 //     a feature has no value: every asset's segments stay separate
 //     segments, and a row with a missing feature ends its segment.
-//   - The hold-out is the newest part of every asset's history, never
-//     seen by the training; Result.HoldOut holds it for the caller's
-//     backtest, and Result.From/To is the window the model learnt from.
+//   - The hold-out is the newest part of every asset's history (of its
+//     new normal, see Spec.NewNormal), never seen by the training;
+//     Result.HoldOut holds it for the caller's backtest, and
+//     Result.From/To is the window the model learnt from.
 //   - The same data and Spec give the same artifact, bit for bit (the
 //     seeded training of pdmkit/nn).
 package train
@@ -61,6 +62,11 @@ type Spec struct {
 	// validation (default DefaultHoldOut, 0.2; negative: none, train on
 	// everything).
 	HoldOut float64
+	// NewNormal maps assets to when their new normal began (a drift or an
+	// operator's re-baseline): such an asset's hold-out is the newest share
+	// of its rows since then, so the candidate trains on the rest of the
+	// new normal and is judged on its newest part.
+	NewNormal map[string]time.Time
 	// Log receives one line per training (default: discarded).
 	Log *slog.Logger
 }
@@ -147,7 +153,7 @@ func Fit(ctx context.Context, data []*history.Series, spec Spec) (*Result, error
 		if err != nil {
 			return nil, err
 		}
-		cut := cutTime(s, share)
+		cut := cutTime(s, share, spec.NewNormal[s.Asset])
 		res.HoldOut[i] = holdOutPart(s, cut)
 		if res.HoldOut[i] != nil {
 			res.HoldOutRows += res.HoldOut[i].Rows
@@ -244,9 +250,21 @@ func pick(row []float64, idx []int) ([]float64, bool) {
 }
 
 // cutTime is the time of the first held-out row of s: the newest share of
-// its rows lie at or after it. Without a hold-out it is past the range.
-func cutTime(s *history.Series, share float64) time.Time {
-	n := int(math.Round(share * float64(s.Rows)))
+// its rows (of those at or after since, when that is in its range) lie at
+// or after it. Without a hold-out it is past the range.
+func cutTime(s *history.Series, share float64, since time.Time) time.Time {
+	rows := s.Rows
+	if since.After(s.From) {
+		rows = 0
+		for _, sg := range s.Segments {
+			for r := range sg.N {
+				if !sg.Time(r).Before(since) {
+					rows++
+				}
+			}
+		}
+	}
+	n := int(math.Round(share * float64(rows)))
 	end := s.To
 	if len(s.Segments) > 0 {
 		end = s.Segments[len(s.Segments)-1].End()

@@ -143,6 +143,23 @@ func TestFitHoldOutPerAsset(t *testing.T) {
 	}
 }
 
+// TestFitHoldOutOfANewNormal: an asset whose new normal began at row 600
+// holds out the newest 20 % of the 400 rows since then (80), not of all
+// its rows (200, which would keep the whole new normal from training);
+// the other asset keeps the plain newest share.
+func TestFitHoldOutOfANewNormal(t *testing.T) {
+	data := table(t, map[string][][]float64{"p1": rowsOf(1000, 0, 0), "p2": rowsOf(500, 1, 3)}, []string{"p1", "p2"}, nil, nil)
+	res, err := Fit(context.Background(), data, Spec{Kind: model.Reconstruction, Reconstruction: anomaly.ReconstructionConfig{Epochs: 3},
+		NewNormal: map[string]time.Time{"p1": at(600)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := res.HoldOut[0], res.HoldOut[1]
+	if h1.Rows != 80 || !h1.From.Equal(at(920)) || h2.Rows != 100 || !h2.From.Equal(at(400)) || res.TrainRows != 920+400 {
+		t.Fatalf("hold-outs %d from %s / %d from %s, %d rows trained", h1.Rows, h1.From, h2.Rows, h2.From, res.TrainRows)
+	}
+}
+
 func TestFitRefuses(t *testing.T) {
 	data := table(t, map[string][][]float64{"p1": rowsOf(300, 0, 0)}, []string{"p1"}, nil, nil)
 	ctx := context.Background()

@@ -84,9 +84,9 @@ type Summary struct {
 	// shifts of the quiet scores for which the scorer would have asked the
 	// trainer for a model.
 	Rows, Warmup, Skipped, Alerts, Opened, Drifts int
-	Resolutions                           map[string]int
-	Sensors                               []string
-	Metrics                               *Metrics
+	Resolutions                                   map[string]int
+	Sensors                                       []string
+	Metrics                                       *Metrics
 }
 
 // DefaultWarmup is the warm-up for a file of n rows.

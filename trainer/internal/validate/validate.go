@@ -264,7 +264,9 @@ type Rule struct {
 	// raised more). Default 0.
 	MaxFalseAlarms int `yaml:"max_false_alarms" help:"alert events a candidate may raise on held-out normal history"`
 	// MinDetection is the least share of injected faults the candidate
-	// must detect. Default 0.5.
+	// must detect, unless the active version detects less (then the
+	// candidate must not be worse than it by more than Tolerance). Default
+	// 0.5.
 	MinDetection float64 `yaml:"min_detection" help:"share of injected faults a candidate must detect"`
 	// Tolerance is how much lower than the active version's the
 	// candidate's detection may be. Default 0.05.
@@ -278,7 +280,7 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 	case cand.FalseAlarms > r.MaxFalseAlarms && (active == nil || cand.FalseAlarms > active.FalseAlarms):
 		return false, fmt.Sprintf("the candidate raised %d false alarms on %d held-out normal readings (allowed %d%s)",
 			cand.FalseAlarms, cand.Rows, r.MaxFalseAlarms, activeNote(active, func(m *Metrics) string { return fmt.Sprint(m.FalseAlarms) }))
-	case cand.Detection < r.MinDetection:
+	case cand.Detection < r.MinDetection && (active == nil || active.Injected == 0 || active.Detection >= r.MinDetection):
 		return false, fmt.Sprintf("the candidate detected %d of %d injected faults (%.0f%%, needs %.0f%%)",
 			cand.Detected, cand.Injected, 100*cand.Detection, 100*r.MinDetection)
 	case active != nil && active.Injected > 0 && cand.Detection < active.Detection-r.Tolerance:
@@ -292,8 +294,8 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 		return true, fmt.Sprintf("no active version; the candidate raised %d false alarms on %d held-out readings and detected %.0f%% of injected faults",
 			cand.FalseAlarms, cand.Rows, 100*cand.Detection)
 	}
-	return true, fmt.Sprintf("not worse than the active version: %d false alarms (active %d), detection %.0f%% (active %.0f%%)",
-		cand.FalseAlarms, active.FalseAlarms, 100*cand.Detection, 100*active.Detection)
+	return true, fmt.Sprintf("not worse than the active version: %d false alarms (active %d), detection %.0f%% (active %.0f%%), median score %.2f (active %.2f)",
+		cand.FalseAlarms, active.FalseAlarms, 100*cand.Detection, 100*active.Detection, cand.MedianScore, active.MedianScore)
 }
 
 func activeNote(active *Metrics, f func(*Metrics) string) string {

@@ -118,6 +118,16 @@ func scored(addr string) int {
 	return n
 }
 
+func (f *follow) values() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, m := range f.msgs {
+		fmt.Fprintf(&b, "\n  %s", m.Value)
+	}
+	return b.String()
+}
+
 // drifts counts the drift requests for asset.
 func (f *follow) drifts(asset string) int {
 	f.mu.Lock()
@@ -292,7 +302,7 @@ func TestClosedLoop(t *testing.T) {
 	swapped := time.Now()
 	t.Logf("version 2 %s active %s after the set-point change", v2, swapped.Sub(changed).Round(time.Second))
 	if requests.drifts("steady") == 0 {
-		t.Errorf("version 2 came without a drift request for the pump")
+		t.Errorf("version 2 came without a drift request for the pump (%d requests: %s)", requests.len(), requests.values())
 	}
 	// Any alert the change raised was resolved as the new normal.
 	for _, a := range alertLog.alerts("steady") {

@@ -1,11 +1,14 @@
 package stacktest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,21 +18,43 @@ import (
 type Proc struct {
 	Cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
+	log  logBuffer
 }
 
 // Start runs bin with args, env added to its environment and its standard
-// error the test's. When the test ends the process is stopped as Stop does.
+// error the test's (and kept: Log). When the test ends the process is
+// stopped as Stop does.
 func Start(t testing.TB, env []string, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.Cmd.Env = append(os.Environ(), env...)
-	p.Cmd.Stderr = os.Stderr
+	p.Cmd.Stderr = io.MultiWriter(os.Stderr, &p.log)
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = p.Cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.Stop(t) })
 	return p
+}
+
+// Log returns what the process has written to its standard error so far.
+func (p *Proc) Log() string { return p.log.String() }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Stop sends SIGTERM and waits for the process to exit; one that has not

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -193,6 +194,30 @@ func InfluxBucket(t testing.TB) string {
 		resp.Body.Close()
 	}
 	return db + "/autogen"
+}
+
+// InfluxWrite writes line-protocol lines (millisecond timestamps) to
+// bucket through the v2 write endpoint, 5,000 lines a request.
+func InfluxWrite(t testing.TB, base, bucket string, lines []string) {
+	t.Helper()
+	for len(lines) > 0 {
+		n := min(len(lines), 5000)
+		u := fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ms", base, url.QueryEscape(bucket))
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(strings.Join(lines[:n], "\n")))
+		if tok := InfluxToken(); tok != "" {
+			req.Header.Set("Authorization", "Token "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("stacktest: influx write: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("stacktest: influx write: %s: %s", resp.Status, body)
+		}
+		lines = lines[n:]
+	}
 }
 
 // InfluxQL runs one InfluxQL statement through the 1.x /query endpoint.

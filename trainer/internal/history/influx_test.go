@@ -164,24 +164,7 @@ func fmtFloat(v float64) string { return fmt.Sprintf("%.17g", v) }
 // 1.8 and 2.x share.
 func writeLines(t testing.TB, env *influxEnv, lines []string) {
 	t.Helper()
-	for len(lines) > 0 {
-		n := min(len(lines), 5000)
-		u := fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ms", env.url, url.QueryEscape(env.bucket))
-		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(strings.Join(lines[:n], "\n")))
-		if tok := stacktest.InfluxToken(); tok != "" {
-			req.Header.Set("Authorization", "Token "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("write: %s: %s", resp.Status, body)
-		}
-		lines = lines[n:]
-	}
+	stacktest.InfluxWrite(t, env.url, env.bucket, lines)
 }
 
 // influxCount runs an InfluxQL count and returns its value (0 for none).

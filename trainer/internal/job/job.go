@@ -121,7 +121,7 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	case errors.Is(err, history.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		rec.State, rec.Reason = Failed, err.Error()
 		_ = r.Store.Put(rec)
-		return rec, fmt.Errorf("%w: history: %w", ErrUnavailable, err)
+		return rec, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case err != nil:
 		return end(Failed, "history: "+err.Error())
 	}

@@ -71,7 +71,7 @@ func Command(ctx context.Context, args []string) error {
 		reader = fileReader{path: file, opt: opt}
 	} else {
 		r, err := history.New(history.Config{URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket,
-			Resample: history.Resample(cfg.Influx.Resample), RetryFor: cfg.Influx.RetryFor}, log.With("component", "history"))
+			Resample: history.Resample(cfg.Influx.Resample), RetryFor: cfg.Influx.RetryFor}, log)
 		if err != nil {
 			return err
 		}

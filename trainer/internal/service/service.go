@@ -84,7 +84,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	hist, err := history.New(history.Config{URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket,
-		Resample: history.Resample(cfg.Influx.Resample), RetryFor: cfg.Influx.RetryFor}, log.With("component", "history"))
+		Resample: history.Resample(cfg.Influx.Resample), RetryFor: cfg.Influx.RetryFor}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -2,15 +2,11 @@ package anomaly
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/model"
-	"github.com/pdmstream/pdm/pdmkit/rul"
 )
 
 // FuzzFromArtifact: whatever an artifact holds, loading it, building a
@@ -59,22 +55,3 @@ func FuzzFromArtifact(f *testing.F) {
 	})
 }
 
-// TestFromArtifactRefusesRUL: an RUL artifact (no calibration) is refused
-// with an error naming its kind, not a panic.
-func TestFromArtifactRefusesRUL(t *testing.T) {
-	var series []rul.Series
-	for u := range 6 {
-		s := rul.Series{Unit: fmt.Sprint(u)}
-		for i := range 60 {
-			s.Rows = append(s.Rows, []float64{float64(i) + float64(u), 1})
-		}
-		series = append(series, s)
-	}
-	m, err := rul.Train(series, []string{"wear", "flat"}, rul.Config{Window: 5, Epochs: 2, Hidden: []int{4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := FromArtifact(m.Artifact); !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), "rul") {
-		t.Fatalf("FromArtifact(rul) = %v, want an ErrInvalid naming the kind", err)
-	}
-}

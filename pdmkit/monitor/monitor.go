@@ -252,7 +252,9 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 		}
 		return d, err
 	}
-	if !obs.WarmingUp && m.tracker.Open() && d.Score >= m.cfg.Alert.Resolve {
+	// A forecast is worked out while the score is past the resolve level;
+	// it is given only with an alert open (from the reading that opens it).
+	if !obs.WarmingUp && d.Score >= m.cfg.Alert.Resolve {
 		obs.Forecast = m.forecast(r.Time)
 	}
 	if ev, ok := m.tracker.Observe(obs); ok {
@@ -419,7 +421,21 @@ func (m *Monitor) Ack(id, by, reason string, at time.Time) (alert.Alert, bool) {
 	return m.tracker.Ack(id, by, reason, at)
 }
 
+// LifePredictor is a detector that predicts the time to failure itself (a
+// remaining-useful-life model, pdmkit/rul): its forecast is its own
+// prediction rather than a trend extrapolated to a failure level.
+type LifePredictor interface {
+	RemainingLife() (ttf, low, high time.Duration, ok bool)
+}
+
 func (m *Monitor) forecast(t time.Time) *alert.Forecast {
+	if p, ok := m.det.(LifePredictor); ok {
+		ttf, low, high, ok := p.RemainingLife()
+		if !ok {
+			return nil
+		}
+		return &alert.Forecast{TimeToFailure: ttf.Seconds(), Low: low.Seconds(), High: high.Seconds(), FailureAt: t.Add(ttf)}
+	}
 	c, ok := m.det.(anomaly.Calibrated)
 	if !ok || math.IsNaN(m.limit) {
 		return nil

@@ -58,6 +58,9 @@ type Config struct {
 	// ValidationFraction of the units is held out for early stopping
 	// (default 0.2).
 	ValidationFraction float64
+	// CreatedAt stamps the artifact (default now): a trainer sets the end
+	// of its data, so the same data trains the same artifact.
+	CreatedAt time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -85,9 +88,11 @@ func (c Config) withDefaults() Config {
 // Model predicts remaining useful life.
 type Model struct {
 	Artifact *model.Artifact
-	net      *nn.Network
-	cap      float64
-	in       []float64
+	// Curve is the learning curve, when the model was trained here.
+	Curve []nn.EpochLoss
+	net   *nn.Network
+	cap   float64
+	in    []float64
 }
 
 // Features are the columns Predict expects, in order.
@@ -164,7 +169,6 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 	if len(series) < 2 {
 		return nil, fmt.Errorf("rul: need at least 2 run-to-failure series, have %d", len(series))
 	}
-	start := time.Now()
 	var all [][]float64
 	var targets []float64
 	for _, s := range series {
@@ -249,18 +253,23 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 	}
 	a := &model.Artifact{
 		Kind: model.RUL, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
-		CreatedAt: time.Now().UTC().Truncate(time.Second), Features: names, Window: w, InputSmoothing: cfg.Smoothing,
+		CreatedAt: cmp.Or(cfg.CreatedAt, time.Now()).UTC().Truncate(time.Second), Features: names, Window: w, InputSmoothing: cfg.Smoothing,
 		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
 		Training: model.Training{Rows: len(selAll) - yv.RawMatrix().Rows, Seed: cfg.Seed},
 		Metrics: map[string]float64{
 			"target_cap": cfg.Cap, "val_rmse": math.Sqrt(res.ValLoss) * cfg.Cap,
-			"epochs": float64(res.Epochs), "train_seconds": time.Since(start).Seconds(),
+			"epochs": float64(res.Epochs),
 		},
 	}
 	if err := a.Seal(); err != nil {
 		return nil, err
 	}
-	return FromArtifact(a)
+	m, err := FromArtifact(a)
+	if err != nil {
+		return nil, err
+	}
+	m.Curve = res.History
+	return m, nil
 }
 
 // selectFeatures keeps columns whose absolute Pearson correlation with the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/detect"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/api"
@@ -74,7 +75,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0)}
 	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
-	s.reg = registry.New(s.models, Detector, nil, log.With("component", "registry"))
+	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 
 	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)

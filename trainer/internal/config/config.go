@@ -112,8 +112,10 @@ type Log struct {
 type Job struct {
 	// Site of the class's readings. Default "demo".
 	Site string `yaml:"site" help:"site of the readings"`
-	// Kind of model: reconstruction or forecaster. Default reconstruction.
-	Kind string `yaml:"kind" help:"model kind: reconstruction or forecaster"`
+	// Kind of model: reconstruction, forecaster, or rul (remaining useful
+	// life: every asset's history is one run to failure, ending at its
+	// failure). Default reconstruction.
+	Kind string `yaml:"kind" help:"model kind: reconstruction, forecaster or rul"`
 	// Step is the resampling step of the history; it should be the
 	// readings' interval, which is what the scorer scores. Default 1s.
 	Step time.Duration `yaml:"step" help:"history resampling step (the readings' interval)"`
@@ -267,8 +269,10 @@ func (c *Config) Validate() error {
 func (j Job) validate(at string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+"."+format, args...)) }
-	if j.Kind != string(model.Reconstruction) && j.Kind != string(model.Forecaster) {
-		bad("kind (%q) must be reconstruction or forecaster", j.Kind)
+	switch model.Kind(j.Kind) {
+	case model.Reconstruction, model.Forecaster, model.RUL:
+	default:
+		bad("kind (%q) must be reconstruction, forecaster or rul", j.Kind)
 	}
 	if j.Step < time.Millisecond || j.History < 100*j.Step {
 		bad("step (%s) must be at least 1ms and history (%s) at least 100 steps", j.Step, j.History)

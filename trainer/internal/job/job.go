@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -30,6 +31,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/rul"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/config"
 	"github.com/pdmstream/pdm/trainer/internal/history"
@@ -150,7 +152,11 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	version := req.At.UTC().Format("20060102T150405.000Z")
 	spec := train.Spec{Kind: model.Kind(j.Kind), Name: class.Name, Version: version, HoldOut: j.Holdout, Log: log,
 		Reconstruction: anomaly.ReconstructionConfig{Window: j.Window, Hidden: j.Hidden, Epochs: j.Epochs, Smoothing: j.Smoothing, HealthLimit: j.FailureScore},
-		Forecaster:     anomaly.ForecasterConfig{Window: j.Window, Hidden: j.Hidden, Epochs: j.Epochs, Smoothing: j.Smoothing, HealthLimit: j.FailureScore}}
+		Forecaster:     anomaly.ForecasterConfig{Window: j.Window, Hidden: j.Hidden, Epochs: j.Epochs, Smoothing: j.Smoothing, HealthLimit: j.FailureScore},
+		RUL:            rul.Config{Window: j.Window, Epochs: j.Epochs, Smoothing: j.Smoothing}}
+	if j.Hidden > 0 {
+		spec.RUL.Hidden = []int{j.Hidden}
+	}
 	if active != nil {
 		spec.ParentVersion = active.Version
 	}
@@ -167,7 +173,13 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	// Validation of both on the same held-out history, through the
 	// decision the scorer runs.
 	decision := r.Config.Alert.Config()
-	cm, ctr, err := validate.Backtest(res.Artifact, res.HoldOut, decision, validate.Faults{})
+	backtest := func(a *model.Artifact) (validate.Metrics, validate.Trace, error) {
+		if a.Kind == model.RUL {
+			return validate.Runs(a, res.HoldOut, decision)
+		}
+		return validate.Backtest(a, res.HoldOut, decision, validate.Faults{})
+	}
+	cm, ctr, err := backtest(res.Artifact)
 	if err != nil {
 		return end(Failed, "validating the candidate: "+err.Error())
 	}
@@ -175,7 +187,7 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	var am *validate.Metrics
 	var atr *validate.Trace
 	if active != nil {
-		mm, tr, err := validate.Backtest(active, res.HoldOut, decision, validate.Faults{})
+		mm, tr, err := backtest(active)
 		if err != nil {
 			log.Warn("the active version cannot score the held-out history; the candidate is judged alone", "version", active.Version, "err", err)
 		} else {
@@ -192,11 +204,12 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	// Lineage, then publishing.
 	a := res.Artifact
 	a.Training.Assets, a.Training.DataHash, a.Training.Job, a.Training.Trainer = class.Assets, rec.Data.Hash, id, trainerVersion()
-	a.Metrics = cm.Map("candidate_")
+	if a.Metrics == nil {
+		a.Metrics = map[string]float64{}
+	}
+	maps.Copy(a.Metrics, cm.Map("candidate_"))
 	if am != nil {
-		for k, v := range am.Map("active_") {
-			a.Metrics[k] = v
-		}
+		maps.Copy(a.Metrics, am.Map("active_"))
 	}
 	a.SHA256 = ""
 	if err := a.Seal(); err != nil {

@@ -26,18 +26,19 @@ import (
 	"github.com/pdmstream/pdm/trainer/internal/registry"
 )
 
-// Command is `trainer run --asset A | --class C [--file F] [--dry-run]`
+// Command is `trainer run --asset A | --class C [--file F [--asset-col C]] [--dry-run]`
 // plus every configuration flag of `trainer serve`.
 func Command(ctx context.Context, args []string) error {
 	var asset, class, file, by string
 	var dry bool
-	var cols, label string
+	var cols, label, assetCol string
 	cfg := config.Default()
 	extra := func(fs *flag.FlagSet) {
 		fs.StringVar(&asset, "asset", "", "the asset to train (its class, if it has one)")
 		fs.StringVar(&class, "class", "", "the class to train")
 		fs.StringVar(&file, "file", "", "read the history from this CSV or whitespace file instead of InfluxDB")
 		fs.StringVar(&cols, "columns", "", "the file's column names, comma separated, when it has no header line")
+		fs.StringVar(&assetCol, "asset-col", "", "the file's asset (or unit) column: each value is a series of its own (for the rul kind, one run to failure)")
 		fs.StringVar(&label, "label-col", "", "the file's 0/1 label column: labelled rows are not normal operation")
 		fs.BoolVar(&dry, "dry-run", false, "validate without a registry: no active version, the artifact written to the job's folder")
 		fs.StringVar(&by, "by", "trainer run", "who asks, for the record")
@@ -64,7 +65,7 @@ func Command(ctx context.Context, args []string) error {
 	req.Site = k.Job.Site
 	var reader job.Reader
 	if file != "" {
-		opt := history.FileOptions{Site: req.Site, Asset: k.Assets[0], Step: k.Job.Step, LabelCol: label}
+		opt := history.FileOptions{Site: req.Site, Asset: k.Assets[0], AssetCol: assetCol, Step: k.Job.Step, LabelCol: label}
 		if cols != "" {
 			opt.Columns = strings.Split(cols, ",")
 		}

@@ -18,7 +18,6 @@ package train
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,11 +28,9 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/nn"
+	"github.com/pdmstream/pdm/pdmkit/rul"
 	"github.com/pdmstream/pdm/trainer/internal/history"
 )
-
-// ErrNotYet is returned for a model kind Fit does not train yet.
-var ErrNotYet = errors.New("train: model kind not trained yet")
 
 // DefaultHoldOut is the share of every asset's newest rows kept out of
 // training for validation when Spec.HoldOut is zero.
@@ -41,8 +38,8 @@ const DefaultHoldOut = 0.2
 
 // Spec says what to train. Zero fields take the defaults noted.
 type Spec struct {
-	// Kind is model.Reconstruction or model.Forecaster (model.RUL is not
-	// trained here yet: ErrNotYet).
+	// Kind is model.Reconstruction, model.Forecaster or model.RUL (every
+	// series then is one run to failure; see fitRUL).
 	Kind model.Kind
 	// Name, Version and ParentVersion name the artifact; set, they
 	// override the per-kind configuration's (default there, else the
@@ -56,6 +53,7 @@ type Spec struct {
 	// a reconstruction).
 	Reconstruction anomaly.ReconstructionConfig
 	Forecaster     anomaly.ForecasterConfig
+	RUL            rul.Config
 	// Seed, when set, replaces the kind's seed (default: the kind's, 1).
 	Seed uint64
 	// HoldOut is the share of every asset's newest rows kept for
@@ -131,9 +129,6 @@ func Fit(ctx context.Context, data []*history.Series, spec Spec) (*Result, error
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if spec.Kind == model.RUL {
-		return nil, fmt.Errorf("%w: %s (see pdmkit/rul)", ErrNotYet, spec.Kind)
-	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("train: no history: %w", history.ErrNoData)
 	}
@@ -144,6 +139,9 @@ func Fit(ctx context.Context, data []*history.Series, spec Spec) (*Result, error
 	features := spec.Features
 	if len(features) == 0 {
 		features = data[0].Sensors
+	}
+	if spec.Kind == model.RUL {
+		return fitRUL(ctx, data, spec, features, log)
 	}
 	res := &Result{HoldOut: make([]*history.Series, len(data))}
 	var segs [][][]float64

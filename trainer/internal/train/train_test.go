@@ -11,6 +11,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/rul"
 	"github.com/pdmstream/pdm/trainer/internal/history"
 )
 
@@ -160,6 +161,43 @@ func TestFitHoldOutOfANewNormal(t *testing.T) {
 	}
 }
 
+// TestFitRUL: every series is a run to failure; the newest 20 % of the
+// runs are held out whole, the rest train a RUL artifact whose live
+// detector builds, and the same runs train the same artifact.
+func TestFitRUL(t *testing.T) {
+	runs := map[string][][]float64{}
+	var order []string
+	for u := range 10 {
+		life := 150 + 13*u
+		rows := make([][]float64, life)
+		for i := range rows {
+			wear := math.Exp(-float64(life-1-i) / 40)
+			rows[i] = []float64{wear + 0.01*math.Sin(float64(i)), 1 + 0.1*math.Cos(float64(3*i)), 5 + 2*wear}
+		}
+		name := fmt.Sprintf("u%02d", u)
+		runs[name], order = rows, append(order, name)
+	}
+	data := table(t, runs, order, nil, nil)
+	spec := Spec{Kind: model.RUL, Name: "fleet", Version: "1", RUL: rul.Config{Window: 10, Epochs: 20, Hidden: []int{8}}}
+	res, err := Fit(context.Background(), data, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.HoldOut[8] == nil || res.HoldOut[9] == nil || res.HoldOut[7] != nil || res.Segments != 8 || res.HoldOutRows != 150+13*8+150+13*9 {
+		t.Fatalf("runs %d, held out %d rows: %v", res.Segments, res.HoldOutRows, res.HoldOut)
+	}
+	if res.Artifact.Kind != model.RUL || len(res.Curve) == 0 || !res.Artifact.CreatedAt.Equal(res.To) {
+		t.Fatalf("artifact %s created %s (data to %s), curve %d", res.Artifact.Kind, res.Artifact.CreatedAt, res.To, len(res.Curve))
+	}
+	if _, err := rul.NewDetector(res.Artifact); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Fit(context.Background(), data, spec)
+	if again.Artifact.SHA256 != res.Artifact.SHA256 {
+		t.Error("the same runs trained different artifacts")
+	}
+}
+
 func TestFitRefuses(t *testing.T) {
 	data := table(t, map[string][][]float64{"p1": rowsOf(300, 0, 0)}, []string{"p1"}, nil, nil)
 	ctx := context.Background()
@@ -172,7 +210,7 @@ func TestFitRefuses(t *testing.T) {
 		spec Spec
 		is   error
 	}{
-		{"rul", ctx, data, Spec{Kind: model.RUL}, ErrNotYet},
+		{"rul, one run", ctx, data, Spec{Kind: model.RUL}, history.ErrNoData},
 		{"unknown kind", ctx, data, Spec{Kind: "svm"}, nil},
 		{"no kind", ctx, data, Spec{}, nil},
 		{"hold-out 1", ctx, data, Spec{Kind: model.Reconstruction, HoldOut: 1}, nil},

@@ -16,8 +16,13 @@
 //     misses them or raises false alarms, and is not promoted. A fault is
 //     not counted for a version whose alert is open there without it.
 //
-// Invariant: Backtest is a pure function of its inputs; the same artifact
-// and history give the same Metrics.
+// A remaining-useful-life model is asked other questions (Runs): every
+// held-out series is a run to failure; how far are its predictions from
+// the true remaining life, does its alert open before the failure, and
+// does it open while the run is still healthy?
+//
+// Invariant: Backtest and Runs are pure functions of their inputs; the
+// same artifact and history give the same Metrics.
 package validate
 
 import (
@@ -28,7 +33,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/detect"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -70,6 +75,12 @@ type Metrics struct {
 	// is blind there however well it sees the others.
 	BySensor map[string]float64 `json:"by_sensor,omitempty"`
 	Weakest  float64            `json:"weakest_sensor_detection"`
+	// RMSE (remaining-useful-life models) is the error of the predicted
+	// remaining life against the true one (capped as the model was
+	// trained), in readings, over every scored reading; MeanLead the mean
+	// readings from an alert's opening to its run's failure.
+	RMSE     float64 `json:"rmse_readings,omitempty"`
+	MeanLead float64 `json:"mean_lead_readings,omitempty"`
 }
 
 // Map is the metrics as an artifact's metrics map, keys prefixed.
@@ -77,7 +88,98 @@ func (m Metrics) Map(prefix string) map[string]float64 {
 	return map[string]float64{
 		prefix + "rows": float64(m.Rows), prefix + "false_alarms": float64(m.FalseAlarms),
 		prefix + "median_score": m.MedianScore, prefix + "detection": m.Detection, prefix + "mean_delay_readings": m.MeanDelay,
+		prefix + "rmse_readings": m.RMSE, prefix + "mean_lead_readings": m.MeanLead,
 	}
+}
+
+// Runs backtests a remaining-useful-life model on held-out runs to
+// failure (each series one run, its last row the failure). Injected and
+// Detected count runs, and a run is detected when an alert is open at its
+// last reading, having opened before it; FalseAlarms are alerts that
+// opened while the true remaining life was above the model's target cap
+// (the run still healthy by the model's own definition).
+func Runs(a *model.Artifact, held []*history.Series, decision monitor.Config) (Metrics, Trace, error) {
+	var m Metrics
+	var tr Trace
+	var scores []float64
+	capped := a.Metrics["target_cap"]
+	var se float64
+	var leads int
+	for _, s := range held {
+		if s == nil {
+			continue
+		}
+		if err := a.CheckFeatures(s.Sensors); err != nil {
+			return m, tr, fmt.Errorf("validate: %s: %w", s.Asset, err)
+		}
+		det, err := detect.New(a)
+		if err != nil {
+			return m, tr, fmt.Errorf("validate: %w", err)
+		}
+		life, ok := det.(interface{ RUL() float64 })
+		if !ok {
+			return m, tr, fmt.Errorf("validate: a %s model does not predict remaining life", a.Kind)
+		}
+		mon, err := monitor.New(det, decision)
+		if err != nil {
+			return m, tr, fmt.Errorf("validate: %w", err)
+		}
+		n := 0
+		for _, sg := range s.Segments {
+			n += sg.N
+		}
+		m.Injected++
+		opened, i := -1, 0
+		r := wire.Reading{Site: s.Site, Asset: s.Asset, Sensors: make(map[string]float64, len(s.Sensors))}
+		var d monitor.Decision
+		for _, sg := range s.Segments {
+			for k := range sg.N {
+				for j, name := range s.Sensors {
+					r.Sensors[name] = sg.Row(k)[j]
+				}
+				r.Seq, r.Time = uint64(i+1), sg.Time(k)
+				if d, err = mon.Observe(&r); err != nil {
+					i++ // a row without a value: not scored
+					continue
+				}
+				left := float64(n - 1 - i)
+				if !d.WarmingUp {
+					m.Rows++
+					e := life.RUL() - math.Min(capped, left)
+					se += e * e
+					scores = append(scores, d.Score)
+					tr.Times, tr.Scores, tr.Open = append(tr.Times, r.Time), append(tr.Scores, d.Score), append(tr.Open, d.Open)
+					if d.Open {
+						m.AlertRows++
+					}
+				}
+				if d.Event != nil && d.Event.State == "opened" {
+					if left > capped {
+						m.FalseAlarms++
+					} else {
+						opened = i
+					}
+				}
+				i++
+			}
+		}
+		if d.Open && opened >= 0 && opened < n-1 {
+			m.Detected++
+			leads += n - 1 - opened
+		}
+	}
+	if m.Injected == 0 || m.Rows == 0 {
+		return m, tr, fmt.Errorf("validate: no held-out run longer than the window (%d)", a.Window)
+	}
+	sort.Float64s(scores)
+	m.MedianScore = scores[len(scores)/2]
+	m.RMSE = math.Sqrt(se / float64(m.Rows))
+	m.Detection = float64(m.Detected) / float64(m.Injected)
+	m.Weakest = m.Detection
+	if m.Detected > 0 {
+		m.MeanLead = float64(leads) / float64(m.Detected)
+	}
+	return m, tr, nil
 }
 
 // Trace is one version's decision over the held-out history (the normal
@@ -211,7 +313,7 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 // run scores one segment through a fresh detector and decision, with
 // fault applied to each row when given.
 func run(a *model.Artifact, s *history.Series, seg history.Segment, decision monitor.Config, fault func(int, []float64)) ([]monitor.Decision, error) {
-	det, err := anomaly.FromArtifact(a)
+	det, err := detect.New(a)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
@@ -286,6 +388,9 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 	case active != nil && active.Injected > 0 && cand.Detection < active.Detection-r.Tolerance:
 		return false, fmt.Sprintf("the candidate detected %.0f%% of injected faults, the active version %.0f%% (tolerance %.0f points)",
 			100*cand.Detection, 100*active.Detection, 100*r.Tolerance)
+	case active != nil && cand.RMSE > 0 && active.RMSE > 0 && cand.RMSE > active.RMSE*(1+r.Tolerance):
+		return false, fmt.Sprintf("the candidate's remaining-life error is %.1f readings, the active version's %.1f (tolerance %.0f%%)",
+			cand.RMSE, active.RMSE, 100*r.Tolerance)
 	case active != nil && active.Injected > 0 && cand.Weakest < active.Weakest-r.Tolerance:
 		return false, fmt.Sprintf("the candidate's weakest sensor detection is %.0f%% (%v), the active version's %.0f%% (%v): it has learnt to miss faults there",
 			100*cand.Weakest, cand.BySensor, 100*active.Weakest, active.BySensor)

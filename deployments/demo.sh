@@ -4,12 +4,18 @@
 #   edge-agent (3 assets, pump-1 starts wearing a bearing)
 #     → Mosquitto → ingest bridge → Kafka → ingest historian → InfluxDB
 #                                        → scorer → alerts (Kafka + MQTT)
+#   scorer → training requests (Kafka) → trainer → InfluxDB history
+#     → a validated model version → the scorer's registry → hot swap
+#
+# Each asset starts on the scorer's online learner; once it has scored 400
+# readings the scorer asks the trainer for a model of its own, which the
+# trainer trains from InfluxDB, validates and activates if it passes.
 #
 # It prints the flow every few seconds and every alert as the scorer
 # publishes it, then stops what it started. Run it through `make demo`,
 # which builds the binaries and starts the stack first.
 #
-#   DEMO_SECONDS   how long to run (default 120)
+#   DEMO_SECONDS   how long to run (default 130)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +24,7 @@ cd "$ROOT"
 . deployments/stack/env.sh
 BIN="$ROOT/bin"
 RUN="$ROOT/.stack/demo"
-SECONDS_TOTAL="${DEMO_SECONDS:-120}"
+SECONDS_TOTAL="${DEMO_SECONDS:-130}"
 # Asset ids are unique across the fleet (they are the Kafka key and the
 # scorer's state key), so each run names its machines afresh: every detector
 # then learns from this run's readings only.
@@ -26,6 +32,9 @@ SITE="demo"
 RUN_ID="$(date -u +%H%M%S)"
 P1="pump-1-$RUN_ID" P2="pump-2-$RUN_ID" M1="motor-1-$RUN_ID"
 mkdir -p "$RUN"
+# The scorer's registry takes uploads only with its write token; the
+# trainer publishes with the same one.
+export PDM_API_TOKEN="${PDM_API_TOKEN:-demo-$RUN_ID}"
 rm -f "$RUN"/*.log
 
 pids=()
@@ -73,6 +82,22 @@ for line in sys.stdin:
 ' "$RUN_ID"
 }
 
+# jobs_summary prints each training job of this run once, when it ends.
+declare -A job_seen=()
+jobs_summary() {
+	local line
+	while IFS= read -r line; do
+		[[ -z "$line" || -n "${job_seen[$line]:-}" ]] && continue
+		job_seen[$line]=1
+		echo "demo: TRAINER $line"
+	done < <(curl -fs http://127.0.0.1:8090/v1/jobs 2>/dev/null | python3 -c '
+import json, sys
+for j in json.load(sys.stdin).get("jobs") or []:
+    if j.get("ended") and any(a.endswith(sys.argv[1]) for a in j.get("assets", [])):
+        print("%s %s: %s" % (j["id"], j["state"], j["reason"]))
+' "$RUN_ID" || true)
+}
+
 metric() { # admin address, metric name
 	curl -fs "http://$1/metrics" 2>/dev/null | awk -v m="$2" '$1 == m { printf "%d", $2 }'
 }
@@ -86,8 +111,14 @@ start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mq
 start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
-start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer
+start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400
 ready 127.0.0.1:8080
+# Readings come 20 a second (50 ms apart): the trainer resamples to that
+# step. The demo's models see minutes of history, so the promotion rule asks
+# for a quarter of the injected faults, not the default half.
+start trainer "$BIN/trainer" serve -http.addr 127.0.0.1:8090 -kafka.group demo-trainer -data-dir "$RUN/trainer" \
+	-job.site "$SITE" -job.step 50ms -job.history 30m -job.min-rows 400 -job.epochs 40 -job.promote.min-detection 0.25
+ready 127.0.0.1:8090
 
 echo "demo: watching alerts on MQTT pdm/v1/$SITE/+/alerts"
 mosquitto_sub -h 127.0.0.1 -p "${PDM_MQTT_PORT}" -t "pdm/v1/$SITE/+/alerts" -v >"$RUN/alerts.log" 2>&1 &
@@ -95,16 +126,16 @@ pids+=("$!")
 
 # One simulated hour per real second, 20 readings per second per asset.
 # The scorer's online learner takes each asset's first 400 readings (20 s)
-# as normal; pump-1's bearing starts to wear after 36 simulated hours and
-# fails 48 simulated hours later (about 84 s into the demo). At REPAIR_AT
-# seconds the demo repairs it through the agent's control API, and the alert
-# resolves.
-REPAIR_AT="${DEMO_REPAIR_AT:-100}"
-echo "demo: starting edge-agent: $P1 wears a bearing from t≈36s (failure ≈84s), $P2 and $M1 stay healthy"
+# as normal and, 400 readings later, asks for a trained model; pump-1's
+# bearing starts to wear after 60 simulated hours and fails 40 simulated
+# hours later (about 100 s into the demo). At REPAIR_AT seconds the demo
+# repairs it through the agent's control API, and the alert resolves.
+REPAIR_AT="${DEMO_REPAIR_AT:-110}"
+echo "demo: starting edge-agent: $P1 wears a bearing from t≈60s (failure ≈100s), $P2 and $M1 stay healthy"
 rm -rf "$RUN/spool"
 start agent "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http-addr 127.0.0.1:9101 \
 	-assets "$P1=pump,$P2=pump,$M1=motor" -rate 20 -time-scale 3600 \
-	-degrade "$P1=bearing_wear@36h/48h" -spool.dir "$RUN/spool"
+	-degrade "$P1=bearing_wear@60h/40h" -spool.dir "$RUN/spool"
 ready 127.0.0.1:9101
 
 shown=0
@@ -120,6 +151,7 @@ for ((t = 5; t <= SECONDS_TOTAL; t += 5)); do
 		echo "demo: repairing $P1"
 		curl -fs -XPOST "http://127.0.0.1:9101/v1/assets/$P1/repair" >/dev/null || true
 	fi
+	jobs_summary
 	lines=$(wc -l <"$RUN/alerts.log")
 	if ((lines > shown)); then
 		tail -n +"$((shown + 1))" "$RUN/alerts.log" | summarize

@@ -54,4 +54,3 @@ func FuzzFromArtifact(f *testing.F) {
 		_ = d.ErrorAt(4)
 	})
 }
-

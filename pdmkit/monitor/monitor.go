@@ -228,7 +228,7 @@ func (m *Monitor) Observe(r *wire.Reading) (Decision, error) {
 	}
 	obs := alert.Observation{
 		Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time, Score: d.Score, WarmingUp: d.WarmingUp, Hold: d.Moving,
-		Sensors: sensors(d.Contributions), Model: d.Model, Version: d.Version,
+		Sensors: Sensors(d.Contributions), Model: d.Model, Version: d.Version,
 	}
 	if m.relearn > 0 {
 		d.Learning = true
@@ -447,7 +447,8 @@ func (m *Monitor) forecast(t time.Time) *alert.Forecast {
 	return &alert.Forecast{TimeToFailure: ttf.Seconds(), Low: low.Seconds(), High: high.Seconds(), FailureAt: t.Add(ttf)}
 }
 
-func sensors(cs []anomaly.Contribution) []alert.Sensor {
+// Sensors are a result's contributions as an alert's sensors.
+func Sensors(cs []anomaly.Contribution) []alert.Sensor {
 	if len(cs) == 0 {
 		return nil
 	}

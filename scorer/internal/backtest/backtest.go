@@ -7,7 +7,8 @@
 // received, and the metrics are computed from them.
 //
 // Input handling, documented here because the command's help points to it:
-//   - the delimiter is ',' or ';', whichever the header holds more of;
+//   - the file is read by pdmkit/table: a CSV with a header, ',' or ';'
+//     (whichever the header holds more of), or whitespace-separated columns;
 //   - the time column is --time-col or the first named timestamp, datetime,
 //     time or date; without one, rows are numbered and taken 1 s apart;
 //   - every other column not excluded (and not the label) is a sensor and

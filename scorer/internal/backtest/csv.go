@@ -1,17 +1,15 @@
 package backtest
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/table"
 )
 
 // Table is a parsed input file: one row per data line, in file order.
@@ -36,11 +34,6 @@ type Table struct {
 // ErrInput marks a problem with the input file (as opposed to an I/O error).
 var ErrInput = errors.New("backtest: bad input")
 
-// timeNames are the column names taken as the time column, case-insensitive.
-var timeNames = []string{"timestamp", "datetime", "time", "date"}
-
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006/01/02 15:04:05"}
-
 // ReadOptions says which columns are which.
 type ReadOptions struct {
 	TimeCol  string
@@ -52,114 +45,37 @@ func inputErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInput, fmt.Sprintf(format, args...))
 }
 
-// ReadTable parses a CSV with a header. The delimiter (',' or ';') is the one
-// the header line holds more of.
+// ReadTable parses a data file with a header (pdmkit/table: a CSV with
+// ',' or ';', or whitespace-separated columns).
 func ReadTable(r io.Reader, opt ReadOptions) (*Table, error) {
-	br := bufio.NewReader(r)
-	head, err := br.Peek(64 << 10)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, fmt.Errorf("backtest: read: %w", err)
-	}
-	if len(bytes.TrimSpace(head)) == 0 {
-		return nil, inputErr("empty file: expected a header line")
-	}
-	first := head
-	if i := bytes.IndexByte(head, '\n'); i >= 0 {
-		first = head[:i]
-	}
-	cr := csv.NewReader(br)
-	cr.Comma = ','
-	if bytes.Count(first, []byte{';'}) > bytes.Count(first, []byte{','}) {
-		cr.Comma = ';'
-	}
-	cr.FieldsPerRecord = 0 // every row must have as many fields as the header
-	cr.ReuseRecord = true
-	header, err := cr.Read()
+	tr, err := table.NewReader(r, nil)
 	if err != nil {
-		return nil, inputErr("header: %v", err)
+		return nil, inputErr("%v", err)
 	}
-	header = slices.Clone(header)
-	for i, h := range header {
-		header[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+	lay, err := tr.Layout(table.Columns{Time: opt.TimeCol, Label: opt.LabelCol, Exclude: opt.Exclude})
+	if err != nil {
+		return nil, inputErr("%v", err)
 	}
-	idx := map[string]int{}
-	for i, h := range header {
-		if h == "" {
-			return nil, inputErr("header column %d has no name", i+1)
-		}
-		if _, dup := idx[h]; dup {
-			return nil, inputErr("header names column %q twice", h)
-		}
-		idx[h] = i
+	header := tr.Header
+	t := &Table{Sensors: lay.Sensors}
+	if lay.Time >= 0 {
+		t.TimeCol = header[lay.Time]
 	}
-	t := &Table{}
-	timeIdx, labelIdx := -1, -1
-	if opt.TimeCol != "" {
-		i, ok := idx[opt.TimeCol]
-		if !ok {
-			return nil, inputErr("time column %q not in header %v", opt.TimeCol, header)
-		}
-		timeIdx = i
-	} else {
-		for i, h := range header {
-			if slices.Contains(timeNames, strings.ToLower(h)) {
-				timeIdx = i
-				break
-			}
-		}
-	}
-	if timeIdx >= 0 {
-		t.TimeCol = header[timeIdx]
-	}
-	if opt.LabelCol != "" {
-		i, ok := idx[opt.LabelCol]
-		if !ok {
-			return nil, inputErr("label column %q not in header %v", opt.LabelCol, header)
-		}
-		labelIdx = i
-	}
-	skip := map[int]bool{timeIdx: true, labelIdx: true}
-	for _, e := range opt.Exclude {
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		i, ok := idx[e]
-		if !ok {
-			return nil, inputErr("excluded column %q not in header %v", e, header)
-		}
-		skip[i] = true
-	}
-	var cols []int
-	for i, h := range header {
-		if !skip[i] {
-			cols = append(cols, i)
-			t.Sensors = append(t.Sensors, h)
-		}
-	}
-	if len(cols) == 0 {
-		return nil, inputErr("no sensor columns left in header %v", header)
-	}
-	timeOK := timeIdx >= 0
-	line := 1
+	timeOK := lay.Time >= 0
 	for {
-		rec, err := cr.Read()
+		rec, err := tr.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line++
 		if err != nil {
-			return nil, inputErr("line %d: %v", line, err)
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
+			return nil, inputErr("%v", err)
 		}
 		row := len(t.Values)
-		vals := make([]float64, len(cols))
-		for k, c := range cols {
-			v, missing, err := parseCell(rec[c])
+		vals := make([]float64, len(lay.Cols))
+		for k, c := range lay.Cols {
+			v, missing, err := table.Cell(rec[c])
 			if err != nil {
-				return nil, inputErr("line %d, column %q: %q is not a number (exclude the column with --exclude-cols if it is not a sensor)", line, header[c], rec[c])
+				return nil, inputErr("line %d, column %q: %q is not a number (exclude the column with --exclude-cols if it is not a sensor)", tr.Line, header[c], rec[c])
 			}
 			if missing {
 				t.Missing++
@@ -167,10 +83,10 @@ func ReadTable(r io.Reader, opt ReadOptions) (*Table, error) {
 			vals[k] = v
 		}
 		t.Values = append(t.Values, vals)
-		if timeIdx >= 0 {
-			s := strings.TrimSpace(rec[timeIdx])
+		if lay.Time >= 0 {
+			s := strings.TrimSpace(rec[lay.Time])
 			t.Stamps = append(t.Stamps, s)
-			ts, ok := parseTime(s)
+			ts, ok := table.Time(s)
 			if !ok {
 				timeOK = false
 			}
@@ -178,10 +94,10 @@ func ReadTable(r io.Reader, opt ReadOptions) (*Table, error) {
 		} else {
 			t.Stamps = append(t.Stamps, strconv.Itoa(row))
 		}
-		if labelIdx >= 0 {
-			v, missing, err := parseCell(rec[labelIdx])
+		if lay.Label >= 0 {
+			v, missing, err := table.Cell(rec[lay.Label])
 			if err != nil || missing {
-				return nil, inputErr("line %d: label %q is not a number", line, rec[labelIdx])
+				return nil, inputErr("line %d: label %q is not a number", tr.Line, rec[lay.Label])
 			}
 			t.Labels = append(t.Labels, v != 0)
 		}
@@ -210,33 +126,4 @@ func ReadTable(r io.Reader, opt ReadOptions) (*Table, error) {
 		}
 	}
 	return t, nil
-}
-
-func parseCell(s string) (v float64, missing bool, err error) {
-	s = strings.TrimSpace(s)
-	switch strings.ToLower(s) {
-	case "", "nan", "na", "null", "none":
-		return math.NaN(), true, nil
-	}
-	v, err = strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, false, err
-	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return math.NaN(), true, nil
-	}
-	return v, false, nil
-}
-
-func parseTime(s string) (time.Time, bool) {
-	for _, l := range timeLayouts {
-		if ts, err := time.Parse(l, s); err == nil {
-			return ts, true
-		}
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) < 1e11 {
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
-	}
-	return time.Time{}, false
 }

@@ -197,7 +197,7 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 	} else {
 		st.scored.Inc()
 		s.Score, s.WarmingUp = d.Score, d.WarmingUp
-		s.Contributions = sensorsOf(d.Contributions)
+		s.Contributions = monitor.Sensors(d.Contributions)
 	}
 	b.Scores = append(b.Scores, s)
 	if ev := d.Event; ev != nil {
@@ -336,17 +336,6 @@ func (p *processor) remember(st *assetState, r *wire.Reading) {
 	}
 	st.hist[st.histPos] = e
 	st.histPos = (st.histPos + 1) % p.history
-}
-
-func sensorsOf(cs []anomaly.Contribution) []alert.Sensor {
-	if len(cs) == 0 {
-		return nil
-	}
-	out := make([]alert.Sensor, len(cs))
-	for i, c := range cs {
-		out[i] = alert.Sensor{Name: c.Sensor, Share: c.Share}
-	}
-	return out
 }
 
 // ackAlert records an operator's acknowledgement if this partition holds

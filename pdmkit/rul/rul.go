@@ -58,6 +58,12 @@ type Config struct {
 	// ValidationFraction of the units is held out for early stopping
 	// (default 0.2).
 	ValidationFraction float64
+	// Members is how many networks are trained, each with its own seed
+	// (Seed, Seed+1, ...) and its own early-stopping units, and averaged
+	// (default 1). The average is itself one network, the members side by
+	// side (see stack), so the artifact holds the whole ensemble and scores
+	// like any other.
+	Members int
 	// CreatedAt stamps the artifact (default now): a trainer sets the end
 	// of its data, so the same data trains the same artifact.
 	CreatedAt time.Time
@@ -82,6 +88,7 @@ func (c Config) withDefaults() Config {
 		c.LRDecay = 0
 	}
 	c.ValidationFraction = cmp.Or(c.ValidationFraction, 0.2)
+	c.Members = max(c.Members, 1)
 	return c
 }
 
@@ -210,12 +217,6 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 		return nil, err
 	}
 	d, w := len(keep), cfg.Window
-	// Whole units are held out for early stopping (a seeded choice): windows
-	// of one unit overlap, so a random share of windows would validate on
-	// near-copies of training windows.
-	rng := rand.New(rand.NewPCG(cfg.Seed, 77))
-	order := rng.Perm(len(sel))
-	nVal := max(1, int(math.Round(cfg.ValidationFraction*float64(len(sel)))))
 	build := func(units []int) (*mat.Dense, *mat.Dense) {
 		n := 0
 		for _, u := range units {
@@ -233,8 +234,6 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 		}
 		return x, y
 	}
-	x, y := build(order[nVal:])
-	xv, yv := build(order[:nVal])
 	sizes := append(append([]int{w * d}, cfg.Hidden...), 1)
 	acts := make([]nn.Activation, len(sizes)-1)
 	for i := range acts {
@@ -242,23 +241,52 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 	}
 	acts[len(acts)-1] = nn.Linear
 	spec := nn.Spec{Sizes: sizes, Acts: acts}
-	net, err := nn.New(spec, cfg.Seed)
+	nVal := max(1, int(math.Round(cfg.ValidationFraction*float64(len(sel)))))
+	var (
+		nets      []*nn.Network
+		curve     []nn.EpochLoss
+		valRMSE   float64
+		epochs    float64
+		trainedOn int
+	)
+	for k := range cfg.Members {
+		seed := cfg.Seed + uint64(k)
+		// Whole units are held out for early stopping (a seeded choice):
+		// windows of one unit overlap, so a random share of windows would
+		// validate on near-copies of training windows.
+		order := rand.New(rand.NewPCG(seed, 77)).Perm(len(sel))
+		x, y := build(order[nVal:])
+		xv, yv := build(order[:nVal])
+		net, err := nn.New(spec, seed)
+		if err != nil {
+			return nil, err
+		}
+		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.001, Epochs: cfg.Epochs,
+			BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, LRDecay: cfg.LRDecay, Seed: seed})
+		if err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			curve, trainedOn = res.History, x.RawMatrix().Rows
+		}
+		nets = append(nets, net)
+		valRMSE += math.Sqrt(res.ValLoss) * cfg.Cap / float64(cfg.Members)
+		epochs += float64(res.Epochs) / float64(cfg.Members)
+	}
+	net, err := stack(nets)
 	if err != nil {
 		return nil, err
 	}
-	res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.001, Epochs: cfg.Epochs,
-		BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, LRDecay: cfg.LRDecay, Seed: cfg.Seed})
-	if err != nil {
-		return nil, err
+	if cfg.Members > 1 {
+		trainedOn = len(selAll) // every member's units, early-stopping ones included
 	}
 	a := &model.Artifact{
 		Kind: model.RUL, Name: cfg.Name, Version: cfg.Version, ParentVersion: cfg.ParentVersion,
 		CreatedAt: cmp.Or(cfg.CreatedAt, time.Now()).UTC().Truncate(time.Second), Features: names, Window: w, InputSmoothing: cfg.Smoothing,
-		Architecture: model.SpecArchitecture(spec), Scaler: *scaler, Weights: net.Params,
-		Training: model.Training{Rows: len(selAll) - yv.RawMatrix().Rows, Seed: cfg.Seed},
+		Architecture: model.SpecArchitecture(net.Spec), Scaler: *scaler, Weights: net.Params,
+		Training: model.Training{Rows: trainedOn, Seed: cfg.Seed},
 		Metrics: map[string]float64{
-			"target_cap": cfg.Cap, "val_rmse": math.Sqrt(res.ValLoss) * cfg.Cap,
-			"epochs": float64(res.Epochs),
+			"target_cap": cfg.Cap, "val_rmse": valRMSE, "epochs": epochs, "members": float64(cfg.Members),
 		},
 	}
 	if err := a.Seal(); err != nil {
@@ -268,8 +296,59 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Curve = res.History
+	m.Curve = curve
 	return m, nil
+}
+
+// stack returns one network computing the mean of nets, which share an
+// architecture ending in one linear layer: the hidden layers side by side
+// (the first reads the whole input, the others block-diagonal) and the
+// output layer weighting each member by 1/len(nets). It is exact, so a
+// stacked ensemble is one artifact that predicts what the members' average
+// does.
+func stack(nets []*nn.Network) (*nn.Network, error) {
+	if len(nets) == 1 {
+		return nets[0], nil
+	}
+	k := len(nets)
+	base := nets[0].Spec
+	if base.Acts[len(base.Acts)-1] != nn.Linear {
+		return nil, errors.New("rul: only networks with a linear output layer stack")
+	}
+	sizes := slices.Clone(base.Sizes)
+	for i := 1; i < len(sizes)-1; i++ {
+		sizes[i] *= k
+	}
+	out, err := nn.New(nn.Spec{Sizes: sizes, Acts: slices.Clone(base.Acts)}, 1)
+	if err != nil {
+		return nil, err
+	}
+	clear(out.Params)
+	last := len(base.Acts) - 1
+	for m, n := range nets {
+		for l, src := range n.Layers {
+			dst := out.Layers[l]
+			// Member m's units of this layer are columns [m·Out, (m+1)·Out)
+			// of dst (all of them in the output layer), and it reads rows
+			// [m·In, (m+1)·In) of dst's input (all of them in the first).
+			rowOff, colOff, scale := m*src.In, m*src.Out, 1.0
+			if l == 0 {
+				rowOff = 0
+			}
+			if l == last {
+				colOff, scale = 0, 1/float64(k)
+			}
+			for i := range src.In {
+				for j := range src.Out {
+					dst.W[(rowOff+i)*dst.Out+colOff+j] += scale * src.W[i*src.Out+j]
+				}
+			}
+			for j := range src.Out {
+				dst.B[colOff+j] += scale * src.B[j]
+			}
+		}
+	}
+	return out, nil
 }
 
 // selectFeatures keeps columns whose absolute Pearson correlation with the

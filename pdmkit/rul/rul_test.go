@@ -114,3 +114,52 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// An ensemble is one artifact that predicts exactly the mean of its
+// members, each trained as a single model with its seed would be.
+func TestMembersPredictTheirMean(t *testing.T) {
+	features := []string{"wear", "noise", "flat"}
+	cfg := Config{Window: 8, Epochs: 5, Hidden: []int{6, 4}, Seed: 3}
+	data := fleet(12, 5)
+	ens := cfg
+	ens.Members = 3
+	m, err := Train(data, features, ens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Artifact.Architecture.Sizes; fmt.Sprint(got) != fmt.Sprint([]int{8, 18, 12, 1}) {
+		t.Fatalf("stacked sizes %v", got)
+	}
+	var single []*Model
+	for k := range ens.Members {
+		c := cfg
+		c.Seed += uint64(k)
+		s, err := Train(data, features, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		single = append(single, s)
+	}
+	for _, u := range fleet(4, 9) {
+		for _, end := range []int{3, 40, len(u.Rows)} {
+			rows := make([][]float64, end)
+			for i := range rows {
+				rows[i] = u.Rows[i][:1]
+			}
+			got, err := m.Predict(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The ensemble clamps the mean of its members' unclamped outputs.
+			var sum float64
+			for _, s := range single {
+				windowInto(s.in, &s.Artifact.Scaler, smooth(rows, s.Artifact.InputSmoothing), len(rows)-1, s.Artifact.Window)
+				sum += s.net.Forward(s.in)[0] * s.cap
+			}
+			want := math.Max(0, math.Min(m.cap, sum/float64(len(single))))
+			if math.Abs(got-want) > 1e-9*m.cap {
+				t.Fatalf("ensemble predicts %v, its members' mean is %v", got, want)
+			}
+		}
+	}
+}

@@ -1,98 +1,65 @@
-// Package cmapss reads NASA's C-MAPSS turbofan data (subset files
-// train_FDxxx.txt, test_FDxxx.txt, RUL_FDxxx.txt) and runs the benchmark
-// protocol: train the remaining-useful-life model on the training engines,
-// predict the last cycle of every test engine, score RMSE and the PHM08
-// score.
+// Package cmapss runs NASA's C-MAPSS turbofan benchmark (subset files
+// train_FDxxx.txt, test_FDxxx.txt, RUL_FDxxx.txt) the way the trainer
+// trains and the scorer scores: the training engines are read by the
+// trainer's file reader (one run to failure per unit) and trained by
+// train.Fit as a job's rul kind, or a model `trainer run` made is loaded;
+// every test engine's readings are then fed to the live detector
+// (pdmkit/detect) and its remaining life after the last cycle is scored
+// by RMSE and the PHM08 score.
 package cmapss
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/detect"
+	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/rul"
+	"github.com/pdmstream/pdm/trainer/internal/history"
+	"github.com/pdmstream/pdm/trainer/internal/train"
 )
 
-// Columns are the 24 measurement columns after unit and cycle.
+// Columns name the 26 columns of a C-MAPSS file: the unit, its age in
+// cycles, three operating settings and 21 sensors. The age is a sensor
+// like the others: every test trajectory starts at cycle 1 as the training
+// ones do, so it is known at prediction time, and engines of one fleet
+// wear out at a similar age, which tells the model where in the life a
+// reading is while the sensors are still flat.
 var Columns = func() []string {
-	c := []string{"setting1", "setting2", "setting3"}
+	c := []string{"unit", "cycle", "setting1", "setting2", "setting3"}
 	for i := 1; i <= 21; i++ {
 		c = append(c, fmt.Sprintf("s%d", i))
 	}
 	return c
 }()
 
-// Features are the model's candidate inputs: the measurement columns and
-// "cycle", the number of cycles the engine has run (its age). Every test
-// trajectory starts at cycle 1 as the training ones do, so the age is known
-// at prediction time; engines of one fleet wear out at a similar age, which
-// tells the model where in the life a reading is when the sensors are still
-// flat.
-var Features = append(append([]string(nil), Columns...), "cycle")
-
-// WithCycle returns the series with the cycle count (1 for the first row)
-// appended to every row, as the column "cycle" of Features.
-func WithCycle(series []rul.Series) []rul.Series {
-	out := make([]rul.Series, len(series))
-	for i, s := range series {
-		out[i] = rul.Series{Unit: s.Unit, Rows: make([][]float64, len(s.Rows))}
-		for r, row := range s.Rows {
-			out[i].Rows[r] = append(append(make([]float64, 0, len(row)+1), row...), float64(r+1))
-		}
-	}
-	return out
+// ReadFile reads a C-MAPSS file through the trainer's file reader: one
+// series per unit, one row per cycle.
+func ReadFile(path string) ([]*history.Series, error) {
+	return history.ReadFile(path, history.FileOptions{Site: "cmapss", Columns: Columns, AssetCol: "unit"})
 }
 
-// ReadSeries parses a space-separated C-MAPSS file into one series per unit,
-// in file order.
-func ReadSeries(r io.Reader) ([]rul.Series, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var out []rul.Series
-	line := 0
-	for sc.Scan() {
-		line++
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 2+len(Columns) {
-			return nil, fmt.Errorf("cmapss: line %d has %d fields, want %d", line, len(f), 2+len(Columns))
-		}
-		unit := f[0]
-		row := make([]float64, len(Columns))
-		for j := range Columns {
-			v, err := strconv.ParseFloat(f[2+j], 64)
-			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("cmapss: line %d column %s: %q is not a number", line, Columns[j], f[2+j])
-			}
-			row[j] = v
-		}
-		if len(out) == 0 || out[len(out)-1].Unit != unit {
-			out = append(out, rul.Series{Unit: unit})
-		}
-		out[len(out)-1].Rows = append(out[len(out)-1].Rows, row)
-	}
-	if err := sc.Err(); err != nil {
+// readRUL reads the true RUL file, one integer per line.
+func readRUL(path string) ([]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
 		return nil, fmt.Errorf("cmapss: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("cmapss: no rows")
-	}
-	return out, nil
+	defer f.Close()
+	return parseRUL(f)
 }
 
-// ReadRUL parses the true RUL file, one integer per line.
-func ReadRUL(r io.Reader) ([]float64, error) {
+func parseRUL(r io.Reader) ([]float64, error) {
 	sc := bufio.NewScanner(r)
 	var out []float64
 	for sc.Scan() {
@@ -125,135 +92,150 @@ func Score(pred, truth []float64) (rmse, phm float64) {
 
 // Result of one benchmark run.
 type Result struct {
-	Members       int
-	RMSE, PHM     float64
-	MemberRMSE    []float64
-	TrainTime     time.Duration
-	PredictPerSec float64
+	// Artifact is the model scored: trained here, or loaded.
+	Artifact  *model.Artifact
+	Engines   int
+	RMSE, PHM float64
+	// TrainTime is train.Fit's (zero for a loaded model), ScoreTime the
+	// detectors' over every test engine.
+	TrainTime, ScoreTime time.Duration
+	Cycles               int
 }
 
-func readFile[T any](dir, name string, parse func(io.Reader) (T, error)) (T, error) {
-	var zero T
-	f, err := os.Open(filepath.Join(dir, name))
-	if err != nil {
-		return zero, fmt.Errorf("cmapss: %w (download the NASA C-MAPSS data set and put %s in %s)", err, name, dir)
-	}
-	defer f.Close()
-	return parse(f)
+// Options of Run.
+type Options struct {
+	// Dir holds the subset's files; Subset names it (FD001).
+	Dir, Subset string
+	// Model, when set, is the artifact file to score instead of training
+	// one.
+	Model string
+	// RUL is what train.Fit trains (Members networks averaged into one).
+	RUL rul.Config
+	// Out, when set, is where the trained artifact is written.
+	Out string
 }
 
-// Run trains members models with different seeds, averages their
-// predictions, and scores the ensemble.
-func Run(ctx context.Context, dir, subset string, cfg rul.Config, members int, out string) (*Result, error) {
-	train, err := readFile(dir, "train_"+subset+".txt", ReadSeries)
+// Run trains (or loads) the model and scores every test engine.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	test, err := ReadFile(filepath.Join(o.Dir, "test_"+o.Subset+".txt"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cmapss: %w (download the NASA C-MAPSS data set into %s)", err, o.Dir)
 	}
-	test, err := readFile(dir, "test_"+subset+".txt", ReadSeries)
-	if err != nil {
-		return nil, err
-	}
-	truth, err := readFile(dir, "RUL_"+subset+".txt", ReadRUL)
+	truth, err := readRUL(filepath.Join(o.Dir, "RUL_"+o.Subset+".txt"))
 	if err != nil {
 		return nil, err
 	}
 	if len(truth) != len(test) {
 		return nil, fmt.Errorf("cmapss: %d test engines but %d RUL values", len(test), len(truth))
 	}
-	train, test = WithCycle(train), WithCycle(test)
-	res := &Result{Members: members}
-	sum := make([]float64, len(test))
-	start := time.Now()
-	var predTime time.Duration
-	for m := 0; m < members; m++ {
-		if err := ctx.Err(); err != nil {
+	res := &Result{Engines: len(test)}
+	if o.Model != "" {
+		if res.Artifact, err = loadArtifact(o.Model); err != nil {
 			return nil, err
 		}
-		c := cfg
-		c.Seed = max(cfg.Seed, 1) + uint64(m)
-		c.Version = fmt.Sprintf("%s-%d", subset, m+1)
-		model, err := rul.Train(train, Features, c)
+	} else {
+		runs, err := ReadFile(filepath.Join(o.Dir, "train_"+o.Subset+".txt"))
+		if err != nil {
+			return nil, fmt.Errorf("cmapss: %w", err)
+		}
+		start := time.Now()
+		// The protocol trains on every training engine: the test engines
+		// are the hold-out.
+		fit, err := train.Fit(ctx, runs, train.Spec{Kind: model.RUL, Name: "cmapss-rul", Version: o.Subset, HoldOut: -1, RUL: o.RUL})
 		if err != nil {
 			return nil, err
 		}
-		idx := make([]int, len(model.Features()))
-		for k, f := range model.Features() {
-			for j, col := range Features {
-				if col == f {
-					idx[k] = j
-				}
-			}
-		}
-		pred := make([]float64, len(test))
-		t0 := time.Now()
-		for i, s := range test {
-			rows := make([][]float64, len(s.Rows))
-			for r, full := range s.Rows {
-				rows[r] = make([]float64, len(idx))
-				for k, j := range idx {
-					rows[r][k] = full[j]
-				}
-			}
-			if pred[i], err = model.Predict(rows); err != nil {
-				return nil, err
-			}
-			sum[i] += pred[i]
-		}
-		predTime += time.Since(t0)
-		r, _ := Score(pred, truth)
-		res.MemberRMSE = append(res.MemberRMSE, r)
-		fmt.Fprintf(os.Stderr, "member %d: test RMSE %.2f, validation RMSE %.2f, %v epochs, features %v\n", m+1, r,
-			model.Artifact.Metrics["val_rmse"], model.Artifact.Metrics["epochs"], model.Features())
-		if out != "" {
-			if err := writeArtifact(out, m, model); err != nil {
+		res.Artifact, res.TrainTime = fit.Artifact, time.Since(start)
+		if o.Out != "" {
+			if err := writeArtifact(o.Out, res.Artifact); err != nil {
 				return nil, err
 			}
 		}
 	}
-	res.TrainTime = time.Since(start) - predTime
-	for i := range sum {
-		sum[i] /= float64(members)
+	start := time.Now()
+	pred := make([]float64, len(test))
+	for i, s := range test {
+		if pred[i], err = lastLife(res.Artifact, s); err != nil {
+			return nil, err
+		}
+		res.Cycles += s.Rows
 	}
-	res.RMSE, res.PHM = Score(sum, truth)
-	res.PredictPerSec = float64(len(test)*members) / predTime.Seconds()
+	res.ScoreTime = time.Since(start)
+	res.RMSE, res.PHM = Score(pred, truth)
 	return res, nil
 }
 
-func writeArtifact(dir string, m int, model *rul.Model) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("rul-%d.json", m+1)))
+func loadArtifact(path string) (*model.Artifact, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("cmapss: %w", err)
 	}
-	if err := model.Artifact.Write(f); err != nil {
+	defer f.Close()
+	a, err := model.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("cmapss: %s: %w", path, err)
+	}
+	return a, nil
+}
+
+func writeArtifact(path string, a *model.Artifact) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cmapss: %w", err)
+	}
+	if err := a.Write(f); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("cmapss: %s: %w", path, err)
 	}
 	return f.Close()
 }
 
-// Command is `trainer cmapss --data DIR`.
+// lastLife feeds an engine's cycles to a fresh live detector and returns
+// its remaining life after the last one.
+func lastLife(a *model.Artifact, s *history.Series) (float64, error) {
+	det, err := detect.New(a)
+	if err != nil {
+		return 0, err
+	}
+	life, ok := det.(interface{ RUL() float64 })
+	if !ok {
+		return 0, fmt.Errorf("cmapss: a %s model does not predict remaining life", a.Kind)
+	}
+	sensors := make(map[string]float64, len(s.Sensors))
+	for _, sg := range s.Segments {
+		for k := range sg.N {
+			for j, name := range s.Sensors {
+				sensors[name] = sg.Row(k)[j]
+			}
+			if _, err := det.Observe(sg.Time(k), sensors); err != nil {
+				return 0, fmt.Errorf("cmapss: engine %s: %w", s.Asset, err)
+			}
+		}
+	}
+	return life.RUL(), nil
+}
+
+// Command is `trainer cmapss --data DIR [--model ARTIFACT]`.
 func Command(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("cmapss", flag.ContinueOnError)
 	dir := fs.String("data", "../shared/datasets/cmapss-fd001", "folder holding train_FD001.txt, test_FD001.txt and RUL_FD001.txt")
 	subset := fs.String("subset", "FD001", "C-MAPSS subset")
-	members := fs.Int("members", 5, "ensemble members (seeds) averaged")
-	epochs := fs.Int("epochs", 0, "maximum epochs per member (default 80)")
+	modelFile := fs.String("model", "", "score this rul artifact (e.g. from trainer run) instead of training one")
+	members := fs.Int("members", 5, "networks trained with successive seeds and averaged into the model")
+	epochs := fs.Int("epochs", 0, "maximum epochs per network (default 80)")
 	window := fs.Int("window", 0, "cycles per input window (default 50)")
 	hidden := fs.String("hidden", "", "hidden layer widths, comma-separated (default 64,32)")
 	l2 := fs.Float64("l2", 0, "L2 regularisation (default 3e-3)")
 	decay := fs.Float64("lr-decay", 0, "factor on the learning rate after 5 epochs without validation improvement (default 0.5; negative: constant rate)")
 	smoothing := fs.Float64("smoothing", 0, "weight of the newest cycle in a moving average over each sensor (default 0: none)")
-	out := fs.String("out", "", "folder to write the members' model artifacts into (optional)")
+	out := fs.String("out", "", "file to write the trained model artifact to (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *members < 1 {
 		return fmt.Errorf("cmapss: members (%d) must be at least 1", *members)
 	}
-	cfg := rul.Config{Epochs: *epochs, Window: *window, L2: *l2, LRDecay: *decay, Smoothing: *smoothing, Name: "cmapss-rul"}
+	cfg := rul.Config{Epochs: *epochs, Window: *window, L2: *l2, LRDecay: *decay, Smoothing: *smoothing, Members: *members}
 	if *hidden != "" {
 		for _, h := range strings.Split(*hidden, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(h))
@@ -263,19 +245,18 @@ func Command(ctx context.Context, args []string) error {
 			cfg.Hidden = append(cfg.Hidden, n)
 		}
 	}
-	res, err := Run(ctx, *dir, *subset, cfg, *members, *out)
+	res, err := Run(ctx, Options{Dir: *dir, Subset: *subset, Model: *modelFile, RUL: cfg, Out: *out})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("C-MAPSS %s: RMSE %.2f  PHM08 score %.0f  (%d members, member RMSE %s)\n", *subset, res.RMSE, res.PHM, res.Members, fmtList(res.MemberRMSE))
-	fmt.Printf("training time %.1fs, prediction %.0f engines/s\n", res.TrainTime.Seconds(), res.PredictPerSec)
-	return nil
-}
-
-func fmtList(v []float64) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	a := res.Artifact
+	how := fmt.Sprintf("trained by train.Fit in %.1fs", res.TrainTime.Seconds())
+	if *modelFile != "" {
+		how = "loaded from " + *modelFile
 	}
-	return strings.Join(s, " ")
+	fmt.Printf("C-MAPSS %s: RMSE %.2f  PHM08 score %.0f  (%d test engines; model %s version %s, %.0f networks, %s; features %v)\n",
+		*subset, res.RMSE, res.PHM, res.Engines, a.Name, a.Version, max(a.Metrics["members"], 1), how, a.Features)
+	fmt.Printf("training time %.1fs, scoring %.0f cycles/s through the live detector (%d cores)\n",
+		res.TrainTime.Seconds(), float64(res.Cycles)/res.ScoreTime.Seconds(), runtime.GOMAXPROCS(0))
+	return nil
 }

@@ -141,6 +141,9 @@ type Job struct {
 	Hidden    int     `yaml:"hidden" help:"hidden units (0: the kind's default)"`
 	Epochs    int     `yaml:"epochs" help:"training epochs at most (0: the kind's default)"`
 	Smoothing float64 `yaml:"smoothing" help:"weight of the newest error in the moving average (0: the kind's default)"`
+	// Members (rul kind) is how many networks are trained with successive
+	// seeds and averaged into the one model (0: one).
+	Members int `yaml:"members" help:"rul kind: networks trained and averaged into the model (0: one)"`
 	// FailureScore, when set, is carried in the model as the score at
 	// which the asset counts as failed, for time-to-failure forecasts.
 	FailureScore float64 `yaml:"failure_score" help:"score at which the class counts as failed (0: none)"`
@@ -188,6 +191,7 @@ func (j Job) Or(def Job) Job {
 	j.Hidden = cmp.Or(j.Hidden, def.Hidden)
 	j.Epochs = cmp.Or(j.Epochs, def.Epochs)
 	j.Smoothing = cmp.Or(j.Smoothing, def.Smoothing)
+	j.Members = cmp.Or(j.Members, def.Members)
 	j.FailureScore = cmp.Or(j.FailureScore, def.FailureScore)
 	j.Promote.MaxFalseAlarms = cmp.Or(j.Promote.MaxFalseAlarms, def.Promote.MaxFalseAlarms)
 	j.Promote.MinDetection = cmp.Or(j.Promote.MinDetection, def.Promote.MinDetection)

@@ -153,7 +153,7 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	spec := train.Spec{Kind: model.Kind(j.Kind), Name: class.Name, Version: version, HoldOut: j.Holdout, Log: log,
 		Reconstruction: anomaly.ReconstructionConfig{Window: j.Window, Hidden: j.Hidden, Epochs: j.Epochs, Smoothing: j.Smoothing, HealthLimit: j.FailureScore},
 		Forecaster:     anomaly.ForecasterConfig{Window: j.Window, Hidden: j.Hidden, Epochs: j.Epochs, Smoothing: j.Smoothing, HealthLimit: j.FailureScore},
-		RUL:            rul.Config{Window: j.Window, Epochs: j.Epochs, Smoothing: j.Smoothing}}
+		RUL:            rul.Config{Window: j.Window, Epochs: j.Epochs, Smoothing: j.Smoothing, Members: j.Members}}
 	if j.Hidden > 0 {
 		spec.RUL.Hidden = []int{j.Hidden}
 	}

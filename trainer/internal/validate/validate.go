@@ -383,11 +383,11 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 		return false, fmt.Sprintf("the candidate raised %d false alarms on %d held-out normal readings (allowed %d%s)",
 			cand.FalseAlarms, cand.Rows, r.MaxFalseAlarms, activeNote(active, func(m *Metrics) string { return fmt.Sprint(m.FalseAlarms) }))
 	case cand.Detection < r.MinDetection && (active == nil || active.Injected == 0 || active.Detection >= r.MinDetection):
-		return false, fmt.Sprintf("the candidate detected %d of %d injected faults (%.0f%%, needs %.0f%%)",
-			cand.Detected, cand.Injected, 100*cand.Detection, 100*r.MinDetection)
+		return false, fmt.Sprintf("the candidate detected %d of %d %s (%.0f%%, needs %.0f%%)",
+			cand.Detected, cand.Injected, cand.events(), 100*cand.Detection, 100*r.MinDetection)
 	case active != nil && active.Injected > 0 && cand.Detection < active.Detection-r.Tolerance:
-		return false, fmt.Sprintf("the candidate detected %.0f%% of injected faults, the active version %.0f%% (tolerance %.0f points)",
-			100*cand.Detection, 100*active.Detection, 100*r.Tolerance)
+		return false, fmt.Sprintf("the candidate detected %.0f%% of %s, the active version %.0f%% (tolerance %.0f points)",
+			100*cand.Detection, cand.events(), 100*active.Detection, 100*r.Tolerance)
 	case active != nil && cand.RMSE > 0 && active.RMSE > 0 && cand.RMSE > active.RMSE*(1+r.Tolerance):
 		return false, fmt.Sprintf("the candidate's remaining-life error is %.1f readings, the active version's %.1f (tolerance %.0f%%)",
 			cand.RMSE, active.RMSE, 100*r.Tolerance)
@@ -396,11 +396,24 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 			100*cand.Weakest, cand.BySensor, 100*active.Weakest, active.BySensor)
 	}
 	if active == nil {
-		return true, fmt.Sprintf("no active version; the candidate raised %d false alarms on %d held-out readings and detected %.0f%% of injected faults",
-			cand.FalseAlarms, cand.Rows, 100*cand.Detection)
+		why := fmt.Sprintf("no active version; the candidate raised %d false alarms on %d held-out readings and detected %.0f%% of %s",
+			cand.FalseAlarms, cand.Rows, 100*cand.Detection, cand.events())
+		if cand.RMSE > 0 {
+			why += fmt.Sprintf(", remaining-life error %.1f readings", cand.RMSE)
+		}
+		return true, why
 	}
 	return true, fmt.Sprintf("not worse than the active version: %d false alarms (active %d), detection %.0f%% (active %.0f%%), median score %.2f (active %.2f)",
 		cand.FalseAlarms, active.FalseAlarms, 100*cand.Detection, 100*active.Detection, cand.MedianScore, active.MedianScore)
+}
+
+// events names what Injected counts: faults injected into normal history,
+// or, for a remaining-life model, held-out runs to their failure.
+func (m Metrics) events() string {
+	if m.RMSE > 0 {
+		return "held-out runs to failure (an alert open at the failure)"
+	}
+	return "injected faults"
 }
 
 func activeNote(active *Metrics, f func(*Metrics) string) string {

@@ -31,7 +31,7 @@ type Series struct {
 // Config controls Train; zero fields take the defaults noted.
 type Config struct {
 	Name, Version, ParentVersion string
-	// Window is the readings per input (default 50); shorter histories are
+	// Window is the readings per input (default 60); shorter histories are
 	// padded with their first reading.
 	Window int
 	// Cap is the largest training target (default 125 cycles).
@@ -72,7 +72,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.Name = cmp.Or(c.Name, "rul")
 	c.Version = cmp.Or(c.Version, "1")
-	c.Window = cmp.Or(c.Window, 50)
+	c.Window = cmp.Or(c.Window, 60)
 	c.Cap = cmp.Or(c.Cap, 125)
 	if c.Hidden == nil {
 		c.Hidden = []int{64, 32}

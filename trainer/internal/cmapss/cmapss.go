@@ -223,7 +223,7 @@ func Command(ctx context.Context, args []string) error {
 	modelFile := fs.String("model", "", "score this rul artifact (e.g. from trainer run) instead of training one")
 	members := fs.Int("members", 5, "networks trained with successive seeds and averaged into the model")
 	epochs := fs.Int("epochs", 0, "maximum epochs per network (default 80)")
-	window := fs.Int("window", 0, "cycles per input window (default 50)")
+	window := fs.Int("window", 0, "cycles per input window (default 60)")
 	hidden := fs.String("hidden", "", "hidden layer widths, comma-separated (default 64,32)")
 	l2 := fs.Float64("l2", 0, "L2 regularisation (default 3e-3)")
 	decay := fs.Float64("lr-decay", 0, "factor on the learning rate after 5 epochs without validation improvement (default 0.5; negative: constant rate)")

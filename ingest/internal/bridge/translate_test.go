@@ -49,7 +49,7 @@ func TestTranslate(t *testing.T) {
 		{"garbage", topic, "\x00\x01", []want{{topic: "pdm.readings.dlq", code: "malformed"}}},
 		{"unknown version", topic, `{"v":9}`, []want{{topic: "pdm.readings.dlq", code: "version"}}},
 		{"bad topic", "pdm/v1/s1/readings", string(single), []want{{topic: "pdm.readings.dlq", code: "topic_mismatch"}}},
-		{"string value", topic, strings.Replace(string(single), "1.5", `"1.5"`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_value"}}},
+		{"string value", topic, strings.Replace(string(single), `"vibration_rms":1.5`, `"vibration_rms":"1.5"`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_value"}}},
 		{"huge", topic, `{"v":1,"x":"` + strings.Repeat("a", 2<<20) + `"}`, []want{{topic: "pdm.readings.dlq", code: "oversize"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,10 +46,10 @@ func TestTrainersShareTheRequests(t *testing.T) {
 	// Forty minutes of each asset's readings, a second apart, ending now.
 	now := time.Now().Truncate(time.Second)
 	var lines []string
-	for k, a := range assets {
+	for _, a := range assets {
 		for i := range 2400 {
 			at := now.Add(time.Duration(i-2400) * time.Second)
-			load := 60 + 10*math.Sin(2*math.Pi*float64(i)/(500+50*float64(k))) + 0.3*math.Sin(float64(i)*1.7)
+			load := 60 + 10*math.Sin(2*math.Pi*float64(i)/600) + 0.3*math.Sin(float64(i)*1.7)
 			lines = append(lines, fmt.Sprintf("readings,site=%s,asset=%s flow=%.3f,load=%.3f,vibration=%.4f,seq=%di %d",
 				site, a, 2*load+0.5*math.Sin(float64(i)*2.3), load, 1+0.01*load+0.01*math.Sin(float64(i)*3.1), i+1, at.UnixMilli()))
 		}
@@ -72,7 +72,7 @@ func TestTrainersShareTheRequests(t *testing.T) {
 		stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
 			"-kafka.brokers", strings.Join(brokers, ","), "-kafka.requests", requests, "-kafka.group", group,
 			"-influx.url", influxURL, "-influx.bucket", bucket, "-scorer.url", "http://"+scorer, "-http.addr", addr, "-data-dir", t.TempDir(),
-			"-job.site", site, "-job.step", "1s", "-job.history", "2h", "-job.min-rows", "500", "-job.epochs", "30",
+			"-job.site", site, "-job.step", "1s", "-job.history", "2h", "-job.min-rows", "500", "-job.epochs", "40",
 			"-job.promote.min-detection", "0.25")
 		stacktest.WaitReady(t, "http://"+addr+"/readyz")
 		trainers = append(trainers, addr)

@@ -24,8 +24,8 @@ var trainCases = []trainCase{
 	{"ae-416-64-16-64-416/batch=32", Spec{Sizes: []int{416, 64, 16, 64, 416}, Acts: []Activation{Tanh, Tanh, Tanh, Linear}}, "ae", 0.005, 1e-4, 32},
 	{"fc-96-12-24/batch=32", Spec{Sizes: []int{96, 12, 24}, Acts: []Activation{Tanh, Linear}}, "fc", 0.005, 1e-4, 32},
 	{"fc-832-104-208/batch=32", Spec{Sizes: []int{832, 104, 208}, Acts: []Activation{Tanh, Linear}}, "fc", 0.005, 1e-4, 32},
-	{"rul-750-64-32-1/batch=32", Spec{Sizes: []int{750, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 32},
-	{"rul-750-64-32-1/batch=128", Spec{Sizes: []int{750, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 128},
+	{"rul-960-64-32-1/batch=32", Spec{Sizes: []int{960, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 32},
+	{"rul-960-64-32-1/batch=128", Spec{Sizes: []int{960, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 128},
 }
 
 // Shared with torch_train.py: rows, epochs and the data formula.
@@ -44,8 +44,8 @@ func benchSignal(t, j int) float64 {
 
 // benchData builds the rows of a case: an autoencoder reconstructs windows
 // of 8 readings (4 for 32 inputs) of in/window sensors; a forecaster maps 16
-// readings of d sensors to the next 4; the RUL regressor maps 50 readings of
-// 15 sensors to a value in (0, 1).
+// readings of d sensors to the next 4; the RUL regressor maps 60 readings of
+// 16 sensors (pdmkit/rul's default window over C-MAPSS's features) to a value in (0, 1).
 func benchData(c trainCase) (x, y *mat.Dense) {
 	in, out := c.spec.Sizes[0], c.spec.Sizes[len(c.spec.Sizes)-1]
 	window := 8
@@ -55,7 +55,7 @@ func benchData(c trainCase) (x, y *mat.Dense) {
 	case c.kind == "fc":
 		window = 16
 	case c.kind == "rul":
-		window = 50
+		window = 60
 	}
 	d := in / window
 	x = mat.NewDense(benchRows, in, nil)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -28,25 +26,9 @@ func TestKilledTrainerPublishesNothing(t *testing.T) {
 	site := stacktest.Unique("kill")
 
 	// Two days of one pump's readings, a second apart, ending now: enough
-	// that its job trains for seconds.
-	const rows = 2 * 86400
-	now := time.Now().Truncate(time.Second)
-	lines := make([]string, 0, rows)
-	for i := range rows {
-		at := now.Add(time.Duration(i-rows) * time.Second)
-		load := 60 + 10*math.Sin(2*math.Pi*float64(i)/600) + 0.3*math.Sin(float64(i)*1.7)
-		lines = append(lines, fmt.Sprintf("readings,site=%s,asset=p1 flow=%.3f,load=%.3f,vibration=%.4f,seq=%di %d",
-			site, 2*load+0.5*math.Sin(float64(i)*2.3), load, 1+0.01*load+0.01*math.Sin(float64(i)*3.1), i+1, at.UnixMilli()))
-	}
-	stacktest.InfluxWrite(t, influxURL, bucket, lines)
-
-	scorer := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", strings.Join(brokers, ","),
-		"-kafka.group", stacktest.Unique("kill-scorer"), "-kafka.readings", stacktest.Topic(t, "kill-readings", 1),
-		"-kafka.scores", stacktest.Topic(t, "kill-scores", 1), "-kafka.alerts", stacktest.Topic(t, "kill-alerts", 1),
-		"-kafka.models", stacktest.Topic(t, "kill-models", 1, "cleanup.policy=compact"), "-mqtt.url", "",
-		"-influx.url", influxURL, "-influx.bucket", bucket, "-http.addr", scorer)
-	stacktest.WaitReady(t, "http://"+scorer+"/v2/health/ready")
+	// that its job trains for a second or more.
+	stacktest.InfluxWrite(t, influxURL, bucket, pumpLines(site, "p1", 2*86400, time.Now().Truncate(time.Second)))
+	scorer := startScorer(t, scorerBin, "kill", brokers, influxURL, bucket)
 
 	requests := stacktest.Topic(t, "kill-retrain", 1)
 	group := stacktest.Unique("kill-trainer")

@@ -50,13 +50,7 @@ func TestEveryKindThroughTheScorer(t *testing.T) {
 	brokers := stacktest.KafkaBrokers(t) // skips under -short before the build
 	bins := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer", "github.com/pdmstream/pdm/trainer/cmd/trainer")
 	scorerBin, trainerBin := bins[0], bins[1]
-	scorer := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", strings.Join(brokers, ","),
-		"-kafka.group", stacktest.Unique("kinds-scorer"), "-kafka.readings", stacktest.Topic(t, "kinds-readings", 1),
-		"-kafka.scores", stacktest.Topic(t, "kinds-scores", 1), "-kafka.alerts", stacktest.Topic(t, "kinds-alerts", 1),
-		"-kafka.models", stacktest.Topic(t, "kinds-models", 1, "cleanup.policy=compact"), "-mqtt.url", "", "-influx.url", "",
-		"-http.addr", scorer)
-	stacktest.WaitReady(t, "http://"+scorer+"/v2/health/ready")
+	scorer := startScorer(t, scorerBin, "kinds", brokers, "", "")
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		kind, asset, data string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -45,24 +44,10 @@ func TestTrainersShareTheRequests(t *testing.T) {
 
 	// Forty minutes of each asset's readings, a second apart, ending now.
 	now := time.Now().Truncate(time.Second)
-	var lines []string
 	for _, a := range assets {
-		for i := range 2400 {
-			at := now.Add(time.Duration(i-2400) * time.Second)
-			load := 60 + 10*math.Sin(2*math.Pi*float64(i)/600) + 0.3*math.Sin(float64(i)*1.7)
-			lines = append(lines, fmt.Sprintf("readings,site=%s,asset=%s flow=%.3f,load=%.3f,vibration=%.4f,seq=%di %d",
-				site, a, 2*load+0.5*math.Sin(float64(i)*2.3), load, 1+0.01*load+0.01*math.Sin(float64(i)*3.1), i+1, at.UnixMilli()))
-		}
+		stacktest.InfluxWrite(t, influxURL, bucket, pumpLines(site, a, 2400, now))
 	}
-	stacktest.InfluxWrite(t, influxURL, bucket, lines)
-
-	scorer := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", strings.Join(brokers, ","),
-		"-kafka.group", stacktest.Unique("scale-scorer"), "-kafka.readings", stacktest.Topic(t, "scale-readings", 1),
-		"-kafka.scores", stacktest.Topic(t, "scale-scores", 1), "-kafka.alerts", stacktest.Topic(t, "scale-alerts", 1),
-		"-kafka.models", stacktest.Topic(t, "scale-models", 1, "cleanup.policy=compact"), "-mqtt.url", "",
-		"-influx.url", influxURL, "-influx.bucket", bucket, "-http.addr", scorer)
-	stacktest.WaitReady(t, "http://"+scorer+"/v2/health/ready")
+	scorer := startScorer(t, scorerBin, "scale", brokers, influxURL, bucket)
 
 	requests := stacktest.Topic(t, "scale-retrain", partitions)
 	group := stacktest.Unique("scale-trainer")

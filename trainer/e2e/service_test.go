@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math"
 	"net"
 	"strings"
 	"sync"
@@ -78,23 +76,8 @@ func TestTrainerServiceOneJobThroughAnOutage(t *testing.T) {
 	site := stacktest.Unique("svc")
 
 	// An hour of one pump's readings, a second apart, ending now.
-	now := time.Now().Truncate(time.Second)
-	var lines []string
-	for i := range 3600 {
-		at := now.Add(time.Duration(i-3600) * time.Second)
-		load := 60 + 10*math.Sin(2*math.Pi*float64(i)/600) + 0.3*math.Sin(float64(i)*1.7)
-		lines = append(lines, fmt.Sprintf("readings,site=%s,asset=p1 flow=%.3f,load=%.3f,vibration=%.4f,seq=%di %d",
-			site, 2*load+0.5*math.Sin(float64(i)*2.3), load, 1+0.01*load+0.01*math.Sin(float64(i)*3.1), i+1, at.UnixMilli()))
-	}
-	stacktest.InfluxWrite(t, influxURL, bucket, lines)
-
-	scorer := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", strings.Join(brokers, ","),
-		"-kafka.group", stacktest.Unique("svc-scorer"), "-kafka.readings", stacktest.Topic(t, "svc-readings", 1),
-		"-kafka.scores", stacktest.Topic(t, "svc-scores", 1), "-kafka.alerts", stacktest.Topic(t, "svc-alerts", 1),
-		"-kafka.models", stacktest.Topic(t, "svc-models", 1, "cleanup.policy=compact"), "-mqtt.url", "",
-		"-influx.url", influxURL, "-influx.bucket", bucket, "-http.addr", scorer)
-	stacktest.WaitReady(t, "http://"+scorer+"/v2/health/ready")
+	stacktest.InfluxWrite(t, influxURL, bucket, pumpLines(site, "p1", 3600, time.Now().Truncate(time.Second)))
+	scorer := startScorer(t, scorerBin, "svc", brokers, influxURL, bucket)
 
 	// The trainer reaches InfluxDB through a proxy that is not up yet.
 	px := &proxy{addr: stacktest.FreeAddr(t), upstream: strings.TrimPrefix(influxURL, "http://")}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/nn"
@@ -321,6 +322,33 @@ func (a *Artifact) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", " ")
 	return enc.Encode(a)
+}
+
+// WriteFile writes the artifact to a new file at path (see Write).
+func (a *Artifact) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if err := a.Write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("model: %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// LoadFile loads the artifact in the file at path (see Load).
+func LoadFile(path string) (*Artifact, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	defer f.Close()
+	a, err := Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return a, nil
 }
 
 // Load reads, verifies and validates an artifact. Every failure is an error

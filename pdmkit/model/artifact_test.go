@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,37 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if err := got.CheckFeatures([]string{"pressure"}); !errors.Is(err, ErrFeatures) {
 		t.Fatalf("missing feature: %v", err)
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	a := sample(t)
+	path := filepath.Join(t.TempDir(), "a.json")
+	if err := a.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SHA256 != a.SHA256 || len(got.Weights) != len(a.Weights) {
+		t.Fatalf("file round trip lost data: %+v", got)
+	}
+	if err := os.WriteFile(path, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadFile(path)
+	if !errors.Is(err, ErrFormat) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrChecksum) {
+		t.Fatalf("an empty object: %v", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("the error does not name the file: %v", err)
+	}
+	if _, err := LoadFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("a missing file: want an error")
+	}
+	if err := a.WriteFile(filepath.Join(t.TempDir(), "no", "such", "dir.json")); err == nil {
+		t.Fatal("an impossible path: want an error")
 	}
 }
 

@@ -79,8 +79,8 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 	}
 	opt := Options{WarmupRows: *warm, Decision: cfg.Alert.Config(), Asset: strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))}
 	if *modelPath != "" {
-		if opt.Model, err = loadModel(*modelPath); err != nil {
-			return err
+		if opt.Model, err = model.LoadFile(*modelPath); err != nil {
+			return fmt.Errorf("backtest: --model: %w", err)
 		}
 	}
 	opt.Detector.Window, opt.Detector.Smoothing = *window, *smoothing
@@ -123,17 +123,4 @@ func command(ctx context.Context, args []string, log io.Writer) error {
 		fmt.Fprintf(log, "events %d detected %d mean delay %v mean lead %v\n", m.Events, m.Detected, m.MeanDelay, m.MeanLead)
 	}
 	return nil
-}
-
-func loadModel(path string) (*model.Artifact, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("backtest: --model: %w", err)
-	}
-	defer f.Close()
-	a, err := model.Load(f)
-	if err != nil {
-		return nil, fmt.Errorf("backtest: --model %s: %w", path, err)
-	}
-	return a, nil
 }

@@ -130,7 +130,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Engines: len(test)}
 	if o.Model != "" {
-		if res.Artifact, err = loadArtifact(o.Model); err != nil {
+		if res.Artifact, err = model.LoadFile(o.Model); err != nil {
 			return nil, err
 		}
 	} else {
@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Artifact, res.TrainTime = fit.Artifact, time.Since(start)
 		if o.Out != "" {
-			if err := writeArtifact(o.Out, res.Artifact); err != nil {
+			if err := res.Artifact.WriteFile(o.Out); err != nil {
 				return nil, err
 			}
 		}
@@ -163,31 +163,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.ScoreTime = time.Since(start)
 	res.RMSE, res.PHM = Score(pred, truth)
 	return res, nil
-}
-
-func loadArtifact(path string) (*model.Artifact, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("cmapss: %w", err)
-	}
-	defer f.Close()
-	a, err := model.Load(f)
-	if err != nil {
-		return nil, fmt.Errorf("cmapss: %s: %w", path, err)
-	}
-	return a, nil
-}
-
-func writeArtifact(path string, a *model.Artifact) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("cmapss: %w", err)
-	}
-	if err := a.Write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("cmapss: %s: %w", path, err)
-	}
-	return f.Close()
 }
 
 // lastLife feeds an engine's cycles to a fresh live detector and returns

@@ -3,7 +3,6 @@ package job
 import (
 	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/pdmstream/pdm/pdmkit/model"
@@ -30,16 +29,12 @@ func (o Offline) Artifact(context.Context, string, string) (*model.Artifact, err
 
 // Upload writes the artifact to Dir/name-version.json.
 func (o Offline) Upload(_ context.Context, a *model.Artifact) error {
-	f, err := os.Create(filepath.Join(o.Dir, a.Name+"-"+a.Version+".json"))
-	if err != nil {
+	path := filepath.Join(o.Dir, a.Name+"-"+a.Version+".json")
+	if err := a.WriteFile(path); err != nil {
 		return err
 	}
-	if err := a.Write(f); err != nil {
-		f.Close()
-		return err
-	}
-	o.Log.Info("artifact written", "path", f.Name())
-	return f.Close()
+	o.Log.Info("artifact written", "path", path)
+	return nil
 }
 
 // Activate implements Registry: nothing to activate.

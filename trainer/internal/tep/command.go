@@ -86,15 +86,9 @@ func Command(ctx context.Context, args []string) error {
 	}
 	Print(os.Stdout, rep)
 	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
+		if err := rep.Train.Artifact.WriteFile(*out); err != nil {
 			return fmt.Errorf("tep: %w", err)
 		}
-		if err := rep.Train.Artifact.Write(f); err != nil {
-			f.Close()
-			return fmt.Errorf("tep: %s: %w", *out, err)
-		}
-		return f.Close()
 	}
 	return nil
 }

@@ -97,6 +97,18 @@ func TestTrainersShareTheRequests(t *testing.T) {
 			return get(t, "http://"+scorer+"/v1/models/"+a, &m) == 200 && m.Active != ""
 		}, "no active version of "+a)
 	}
+	// A version is published before its job's record ends.
+	ended := func(addr string) bool {
+		var list jobList
+		get(t, "http://"+addr+"/v1/jobs", &list)
+		for _, j := range list.Jobs {
+			if j.State == "running" {
+				return false
+			}
+		}
+		return true
+	}
+	stacktest.Eventually(t, 30*time.Second, func() bool { return ended(trainers[0]) && ended(trainers[1]) }, "jobs still running")
 	var all []string
 	for i, addr := range trainers {
 		var list jobList

@@ -276,6 +276,11 @@ func TestClosedLoop(t *testing.T) {
 	}
 	// The scorer scores with it.
 	waitScoredBy(t, scores, "steady", "steady", v1["steady"])
+	// The drift baseline is the first horizon of quiet readings a new
+	// model scores: a change inside it is that model's normal, so the set
+	// point moves after it.
+	h, _ := time.ParseDuration(horizon)
+	time.Sleep(h + 5*time.Second)
 
 	// The set point moves (not a fault); the other pump's bearing wears.
 	post(t, "http://"+agent+"/v1/assets/steady/setpoint?load=0.97")

@@ -56,10 +56,7 @@ func (a Activation) apply(dst, z []float64) {
 		}
 	case ReLU:
 		for i, v := range z {
-			if v < 0 {
-				v = 0
-			}
-			dst[i] = v
+			dst[i] = max(v, 0)
 		}
 	case LeakyReLU:
 		for i, v := range z {

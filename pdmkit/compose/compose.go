@@ -15,6 +15,7 @@ package compose
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,4 +276,18 @@ func ServiceEnv(path, service string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
+}
+
+// Unread returns, sorted, the PDM_* keys of env that are not among reads
+// (a config's keys, config.EnvKeys): settings docker-compose.yml gives a
+// service that it would silently ignore.
+func Unread(env map[string]string, reads []string) []string {
+	var out []string
+	for k := range env {
+		if strings.HasPrefix(k, "PDM_") && !slices.Contains(reads, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -409,5 +410,12 @@ func TestPartitionsOverride(t *testing.T) {
 		if got != tt.want || (err != nil) != tt.err {
 			t.Errorf("override %q: %d, %v", tt.env, got, err)
 		}
+	}
+}
+
+func TestUnread(t *testing.T) {
+	env := map[string]string{"PDM_B": "1", "PDM_A": "2", "TZ": "UTC", "PDM_KNOWN": "3"}
+	if got := compose.Unread(env, []string{"PDM_KNOWN"}); !slices.Equal(got, []string{"PDM_A", "PDM_B"}) {
+		t.Fatalf("unread %v, want [PDM_A PDM_B]", got)
 	}
 }

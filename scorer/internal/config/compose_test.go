@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/pdmstream/pdm/pdmkit/compose"
@@ -13,18 +12,12 @@ import (
 // port is published.
 func TestComposeUsesRealKeys(t *testing.T) {
 	cfg := Default()
-	keys := map[string]bool{}
-	for _, k := range pdmconfig.EnvKeys(&cfg) {
-		keys[k] = true
-	}
 	env, err := compose.ServiceEnv("../../../docker-compose.yml", "scorer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range env {
-		if strings.HasPrefix(k, "PDM_") && !keys[k] {
-			t.Errorf("compose sets %s, which the scorer does not read", k)
-		}
+	for _, k := range compose.Unread(env, pdmconfig.EnvKeys(&cfg)) {
+		t.Errorf("compose sets %s, which the scorer does not read", k)
 	}
 	if got, want := env["PDM_HTTP_ADDR"], cfg.HTTP.Addr; got != want {
 		t.Errorf("PDM_HTTP_ADDR %q, want the default %q", got, want)

@@ -2,51 +2,75 @@ package nn
 
 import "math"
 
-// adamConsts are the factors of one Adam step, laid out as adam4 reads
-// them.
-type adamConsts struct {
-	b1, omb1 float64 // β₁, 1−β₁
-	b2, omb2 float64 // β₂, 1−β₂
-	step     float64 // lr / (1−β₁ᵗ)
-	ic2s     float64 // 1 / √(1−β₂ᵗ)
-	eps      float64
+// adamConsts are the factors of one Adam step in precision T, laid out as
+// the assembly kernels read them.
+type adamConsts[T float] struct {
+	b1, omb1 T // β₁, 1−β₁
+	b2, omb2 T // β₂, 1−β₂
+	step     T // lr / (1−β₁ᵗ)
+	ic2s     T // 1 / √(1−β₂ᵗ)
+	eps      T
 }
 
-func newAdamConsts(lr, b1, b2, eps float64, t int) adamConsts {
-	return adamConsts{
-		b1: b1, omb1: 1 - b1, b2: b2, omb2: 1 - b2,
-		step: lr / (1 - math.Pow(b1, float64(t))),
-		ic2s: 1 / math.Sqrt(1-math.Pow(b2, float64(t))),
-		eps:  eps,
+func newAdamConsts[T float](lr, b1, b2, eps float64, t int) adamConsts[T] {
+	return adamConsts[T]{
+		b1: T(b1), omb1: T(1 - b1), b2: T(b2), omb2: T(1 - b2),
+		step: T(lr / (1 - math.Pow(b1, float64(t)))),
+		ic2s: T(1 / math.Sqrt(1-math.Pow(b2, float64(t)))),
+		eps:  T(eps),
 	}
 }
 
-// adamStep updates p from the gradient g and the moments m1, m2 (all the
-// same length); the assembly version where the CPU has it.
-var adamStep = adamGo
+// The vector kernels in use (kernel_amd64.go), otherwise the portable
+// loops: adamStep* update p from the gradient g and the moments m1, m2
+// (all the same length); l2grad* add the gradient of l2/2·‖w‖² to g and
+// return ‖w‖².
+var (
+	adamStep   = adamGo[float64]
+	adamStep32 = adamGo[float32]
+	l2grad     = l2gradGo[float64]
+	l2grad32   = l2gradGo[float32]
+)
 
 // adamGo is one Adam step, bias-corrected as PyTorch does: the step is
-// lr/(1−β₁ᵗ)·m₁ / (√m₂/√(1−β₂ᵗ) + ε).
-func adamGo(p, g, m1, m2 []float64, c *adamConsts) {
+// lr/(1−β₁ᵗ)·m₁ / (√m₂/√(1−β₂ᵗ) + ε). The square root is correctly rounded
+// in either precision, as the kernels' is.
+func adamGo[T float](p, g, m1, m2 []T, c *adamConsts[T]) {
 	g, m1, m2 = g[:len(p)], m1[:len(p)], m2[:len(p)]
 	for i, gi := range g {
 		a := c.b1*m1[i] + c.omb1*gi
 		b := c.b2*m2[i] + c.omb2*gi*gi
 		m1[i], m2[i] = a, b
-		p[i] -= c.step * a / (math.Sqrt(b)*c.ic2s + c.eps)
+		p[i] -= c.step * a / (T(math.Sqrt(float64(b)))*c.ic2s + c.eps)
 	}
 }
 
-// l2grad adds the gradient of l2/2·‖w‖² to g and returns ‖w‖²; the
-// assembly version where the CPU has it.
-var l2grad = l2gradGo
-
-func l2gradGo(g, w []float64, l2 float64) float64 {
+func l2gradGo[T float](g, w []T, l2 T) T {
 	g = g[:len(w)]
-	s := 0.0
+	var s T
 	for i, v := range w {
 		g[i] += l2 * v
 		s += v * v
 	}
 	return s
+}
+
+// adamFor and addL2 pick the step and the L2 term of precision T.
+func adamFor[T float]() func(p, g, m1, m2 []T, c *adamConsts[T]) {
+	var f any = adamStep
+	if _, ok := any(T(0)).(float32); ok {
+		f = adamStep32
+	}
+	return f.(func(p, g, m1, m2 []T, c *adamConsts[T]))
+}
+
+// addL2 adds the gradient of l2/2·‖w‖² to g and returns ‖w‖².
+func addL2[T float](g, w []T, l2 float64) float64 {
+	switch g := any(g).(type) {
+	case []float64:
+		return l2grad(g, any(w).([]float64), l2)
+	case []float32:
+		return float64(l2grad32(g, any(w).([]float32), float32(l2)))
+	}
+	panic("nn: unknown precision")
 }

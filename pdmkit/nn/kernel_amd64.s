@@ -329,3 +329,86 @@ l2_sum:
 	VMOVSD       X2, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// func adam8s(n int, p, grad, m1, m2 *float32, c *adamConsts[float32])
+//
+// adam4 in float32, eight at a time, for n/8·8 parameters.
+TEXT ·adam8s(SB), NOSPLIT, $0-48
+	MOVQ n+0(FP), CX
+	MOVQ p+8(FP), DI
+	MOVQ grad+16(FP), SI
+	MOVQ m1+24(FP), R8
+	MOVQ m2+32(FP), R9
+	MOVQ c+40(FP), AX
+	VBROADCASTSS 0(AX), Y10
+	VBROADCASTSS 4(AX), Y11
+	VBROADCASTSS 8(AX), Y12
+	VBROADCASTSS 12(AX), Y13
+	VBROADCASTSS 16(AX), Y14
+	VBROADCASTSS 20(AX), Y15
+	VBROADCASTSS 24(AX), Y9
+	SHRQ $3, CX
+	JZ   adams_done
+
+adams_loop:
+	VMOVUPS (SI), Y0
+	VMULPS  (R8), Y10, Y1
+	VMULPS  Y0, Y11, Y2
+	VADDPS  Y2, Y1, Y1
+	VMOVUPS Y1, (R8)
+	VMULPS  (R9), Y12, Y3
+	VMULPS  Y0, Y13, Y4
+	VMULPS  Y0, Y4, Y4
+	VADDPS  Y4, Y3, Y3
+	VMOVUPS Y3, (R9)
+	VSQRTPS Y3, Y5
+	VMULPS  Y15, Y5, Y5
+	VADDPS  Y9, Y5, Y5
+	VMULPS  Y14, Y1, Y6
+	VDIVPS  Y5, Y6, Y6
+	VMOVUPS (DI), Y7
+	VSUBPS  Y6, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	DECQ    CX
+	JNZ     adams_loop
+
+adams_done:
+	VZEROUPPER
+	RET
+
+// func l2grad8s(n int, grad, w *float32, l2 float32) float32
+//
+// l2grad4 in float32, eight at a time: Σ w[i]² is summed in eight lanes,
+// then pairwise.
+TEXT ·l2grad8s(SB), NOSPLIT, $0-36
+	MOVQ         n+0(FP), CX
+	MOVQ         grad+8(FP), DI
+	MOVQ         w+16(FP), SI
+	VBROADCASTSS l2+24(FP), Y10
+	VXORPS       Y2, Y2, Y2
+	SHRQ         $3, CX
+	JZ           l2s_sum
+
+l2s_loop:
+	VMOVUPS     (SI), Y0
+	VMULPS      Y0, Y10, Y1
+	VADDPS      (DI), Y1, Y1
+	VMOVUPS     Y1, (DI)
+	VFMADD231PS Y0, Y0, Y2
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         l2s_loop
+
+l2s_sum:
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS       X3, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	VMOVSS       X2, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -126,51 +127,58 @@ func benchGemm[T float](b *testing.B, rng *rand.Rand, nr, m, n, k int, ta, tb bo
 	b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-// TestAdamKernelMatchesPortable: the vector Adam step gives the same bits
-// as the portable loop, on a length that leaves a tail.
+// TestAdamKernelMatchesPortable: the vector Adam steps give the same bits
+// as the portable loop, on a length that leaves a tail, in both
+// precisions.
 func TestAdamKernelMatchesPortable(t *testing.T) {
+	testAdamKernel(t, adamStep)
+	testAdamKernel(t, adamStep32)
+}
+
+func testAdamKernel[T float](t *testing.T, step func(p, g, m1, m2 []T, c *adamConsts[T])) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n = 103
-	mk := func() []float64 {
-		v := make([]float64, n)
+	mk := func(f func() float64) []T {
+		v := make([]T, n)
 		for i := range v {
-			v[i] = rng.NormFloat64()
+			v[i] = T(f())
 		}
 		return v
 	}
-	p, g, m1 := mk(), mk(), mk()
-	m2 := make([]float64, n)
-	for i := range m2 {
-		m2[i] = rng.Float64()
-	}
-	p2, m12, m22 := append([]float64(nil), p...), append([]float64(nil), m1...), append([]float64(nil), m2...)
-	for step := 1; step <= 3; step++ {
-		c := newAdamConsts(0.01, 0.9, 0.999, 1e-8, step)
-		adamStep(p, g, m1, m2, &c)
+	p, g, m1, m2 := mk(rng.NormFloat64), mk(rng.NormFloat64), mk(rng.NormFloat64), mk(rng.Float64)
+	p2, m12, m22 := slices.Clone(p), slices.Clone(m1), slices.Clone(m2)
+	for t := 1; t <= 3; t++ {
+		c := newAdamConsts[T](0.01, 0.9, 0.999, 1e-8, t)
+		step(p, g, m1, m2, &c)
 		adamGo(p2, g, m12, m22, &c)
 	}
 	for i := range p {
 		if p[i] != p2[i] || m1[i] != m12[i] || m2[i] != m22[i] {
-			t.Fatalf("%s: element %d: %v %v %v, portable %v %v %v", kernelName, i, p[i], m1[i], m2[i], p2[i], m12[i], m22[i])
+			t.Fatalf("%s %T: element %d: %v %v %v, portable %v %v %v", kernelName, p[i], i, p[i], m1[i], m2[i], p2[i], m12[i], m22[i])
 		}
 	}
 }
 
 func TestL2KernelMatchesPortable(t *testing.T) {
+	testL2Kernel(t, l2grad, 1e-12)
+	testL2Kernel(t, l2grad32, 1e-5)
+}
+
+func testL2Kernel[T float](t *testing.T, l2 func(g, w []T, l2 T) T, tol float64) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n = 37
-	w, g := make([]float64, n), make([]float64, n)
+	w, g := make([]T, n), make([]T, n)
 	for i := range w {
-		w[i], g[i] = rng.NormFloat64(), rng.NormFloat64()
+		w[i], g[i] = T(rng.NormFloat64()), T(rng.NormFloat64())
 	}
-	g2 := append([]float64(nil), g...)
-	s, s2 := l2grad(g, w, 0.1), l2gradGo(g2, w, 0.1)
-	if math.Abs(s-s2) > 1e-12*s2 {
-		t.Fatalf("sum of squares %v, portable %v", s, s2)
+	g2 := slices.Clone(g)
+	s, s2 := l2(g, w, 0.1), l2gradGo(g2, w, 0.1)
+	if math.Abs(float64(s-s2)) > tol*float64(s2) {
+		t.Fatalf("%T: sum of squares %v, portable %v", s, s, s2)
 	}
 	for i := range g {
 		if g[i] != g2[i] {
-			t.Fatalf("element %d: %v, portable %v", i, g[i], g2[i])
+			t.Fatalf("%T: element %d: %v, portable %v", s, i, g[i], g2[i])
 		}
 	}
 }

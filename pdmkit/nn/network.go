@@ -66,7 +66,9 @@ type Network struct {
 
 	// Buffers for the single-window forward pass, one per layer.
 	z, a [][]float64
-	ws   workspace
+	// Batch-pass buffers: float64, and float32 for TrainConfig.Float32.
+	ws   workspace[float64]
+	ws32 *workspace[float32]
 }
 
 // New builds a network with weights drawn from a seeded generator (Glorot
@@ -146,7 +148,7 @@ func (n *Network) Forward(x []float64) []float64 {
 		// z = Wᵀ·in + b; W is In×Out so the transpose gives Out rows.
 		blas64.Gemv(blas.Trans, 1, blas64.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: l.W},
 			blas64.Vector{N: l.In, Inc: 1, Data: in}, 1, blas64.Vector{N: l.Out, Inc: 1, Data: z})
-		l.Act.apply(n.a[i], z)
+		apply(l.Act, n.a[i], z)
 		in = n.a[i]
 	}
 	return in

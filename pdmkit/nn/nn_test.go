@@ -394,3 +394,77 @@ func TestTrainKeepsTheLearningCurve(t *testing.T) {
 		t.Fatalf("learning curve %+v, best epoch %d val %v", h, res.BestEpoch, res.ValLoss)
 	}
 }
+
+// TestFloat32GradientMatchesFloat64 checks the float32 batch pass against
+// the float64 one for every activation and both losses, on sizes that
+// leave partial panels of both kernels, with rows not a multiple of a
+// tile.
+func TestFloat32GradientMatchesFloat64(t *testing.T) {
+	for _, acts := range [][]Activation{{Tanh, Linear}, {Sigmoid, Sigmoid}, {ReLU, LeakyReLU, Linear}} {
+		for _, loss := range []Loss{MSE, SoftmaxCrossEntropy} {
+			if loss == SoftmaxCrossEntropy && acts[len(acts)-1] != Linear {
+				continue
+			}
+			sizes := []int{37}
+			for i := range acts {
+				sizes = append(sizes, 19+i*11)
+			}
+			n, err := New(Spec{Sizes: sizes, Acts: acts}, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(4, 5))
+			x := randDense(t, rng, 45, sizes[0])
+			y := randDense(t, rng, 45, sizes[len(sizes)-1])
+			if loss == SoftmaxCrossEntropy {
+				y = mat.NewDense(45, sizes[len(sizes)-1], nil)
+				for r := range 45 {
+					y.Set(r, r%sizes[len(sizes)-1], 1)
+				}
+			}
+			want, g64 := n.Gradient(x, y, loss, 0.01)
+			g64 = append([]float64(nil), g64...)
+			w := workspaceFor[float32](n)
+			got := backprop(n, w, x.RawMatrix(), y.RawMatrix(), loss, 0.01, nil)
+			if math.Abs(got-want) > 1e-5*math.Abs(want) {
+				t.Fatalf("%v %v: float32 loss %v, float64 %v", acts, loss, got, want)
+			}
+			norm, diff := 0.0, 0.0
+			for i, g := range g64 {
+				norm += g * g
+				d := float64(w.grad[i]) - g
+				diff += d * d
+			}
+			if rel := math.Sqrt(diff / norm); !(rel < 1e-5) {
+				t.Fatalf("%v %v: float32 gradient off by %.2g (relative norm)", acts, loss, rel)
+			}
+		}
+	}
+}
+
+// TestFloat32TrainingLearns trains the same autoencoder in both
+// precisions: the float32 one reaches the same loss.
+func TestFloat32TrainingLearns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := mat.NewDense(600, 24, nil)
+	for r := range 600 {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		for j := range 24 {
+			x.Set(r, j, a*math.Sin(float64(j))+b*math.Cos(float64(j))+0.01*rng.NormFloat64())
+		}
+	}
+	loss := map[bool]float64{}
+	for _, f32 := range []bool{false, true} {
+		n, err := New(Spec{Sizes: []int{24, 4, 24}, Acts: []Activation{Tanh, Linear}}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Train(x, x, TrainConfig{Optimizer: Adam, LearningRate: 0.005, Epochs: 40, Seed: 1, Float32: f32}); err != nil {
+			t.Fatal(err)
+		}
+		loss[f32] = n.Loss(x, x, MSE)
+	}
+	if loss[false] > 0.05 || math.Abs(loss[true]-loss[false]) > 0.1*loss[false] {
+		t.Fatalf("loss after training: float64 %.4g, float32 %.4g", loss[false], loss[true])
+	}
+}

@@ -67,6 +67,12 @@ type TrainConfig struct {
 	LRPatience int
 	// Seed makes shuffling and the validation split reproducible.
 	Seed uint64
+	// Float32 trains in float32, as PyTorch does by default: products,
+	// activations, gradients, the weights being trained and the optimizer's
+	// state, with twice the multiply-adds per instruction. Params is
+	// brought up to date after every epoch, and the validation loss is
+	// computed in float64 from it.
+	Float32 bool
 }
 
 func (c *TrainConfig) defaults() {
@@ -206,14 +212,27 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 		yb = xb
 	}
 
-	p := len(n.Params)
-	u := &updater{cfg: cfg, m1: make([]float64, p)}
-	if cfg.Optimizer == Adam {
-		u.m2 = make([]float64, p)
+	// One step on a batch, in the configured precision; sync brings Params
+	// up to date with a float32 pass's own weights.
+	var step func(t int, lr float64) float64
+	sync := func() {}
+	if cfg.Float32 {
+		w, u := workspaceFor[float32](n), newUpdater[float32](cfg, len(n.Params))
+		step = func(t int, lr float64) float64 {
+			u.start(t, lr)
+			return backprop(n, w, xb, yb, cfg.Loss, cfg.L2, u)
+		}
+		sync = func() { convert(n.Params, w.params) }
+	} else {
+		w, u := workspaceFor[float64](n), newUpdater[float64](cfg, len(n.Params))
+		step = func(t int, lr float64) float64 {
+			u.start(t, lr)
+			return backprop(n, w, xb, yb, cfg.Loss, cfg.L2, u)
+		}
 	}
 	best := append([]float64(nil), n.Params...)
 	res := TrainResult{ValLoss: math.NaN()}
-	bestVal, since, step := math.Inf(1), 0, 0
+	bestVal, since, steps := math.Inf(1), 0, 0
 
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(len(trIdx), func(i, j int) { trIdx[i], trIdx[j] = trIdx[j], trIdx[i] })
@@ -227,16 +246,15 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 					copy(yb.Data[k*yc:(k+1)*yc], yrm.Data[r*yrm.Stride:r*yrm.Stride+yc])
 				}
 			}
-			step++
-			u.cfg.LearningRate = cfg.LearningRate
-			u.start(step)
-			l := n.backprop(xb, yb, cfg.Loss, cfg.L2, u)
+			steps++
+			l := step(steps, cfg.LearningRate)
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return res, fmt.Errorf("nn: training diverged at epoch %d (loss %v); lower the learning rate", epoch, l)
 			}
 			sum += l
 			batches++
 		}
+		sync()
 		res.Epochs = epoch
 		trainLoss := sum / float64(batches)
 		if nVal == 0 {
@@ -262,32 +280,42 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 	return res, nil
 }
 
-// updater applies one optimizer step to a range of the parameters.
-type updater struct {
+// updater applies one optimizer step to a range of the parameters, in
+// precision T.
+type updater[T float] struct {
 	cfg    TrainConfig
-	m1, m2 []float64 // momentum / Adam's moments, like Params
-	adam   adamConsts
+	m1, m2 []T // momentum / Adam's moments, like Params
+	adam   adamConsts[T]
 }
 
-// start prepares step t (1-based) of the optimizer.
-func (u *updater) start(t int) {
+func newUpdater[T float](cfg TrainConfig, params int) *updater[T] {
+	u := &updater[T]{cfg: cfg, m1: make([]T, params)}
+	if cfg.Optimizer == Adam {
+		u.m2 = make([]T, params)
+	}
+	return u
+}
+
+// start prepares step t (1-based) of the optimizer at learning rate lr.
+func (u *updater[T]) start(t int, lr float64) {
+	u.cfg.LearningRate = lr
 	if u.cfg.Optimizer == Adam {
-		u.adam = newAdamConsts(u.cfg.LearningRate, u.cfg.Beta1, u.cfg.Beta2, u.cfg.Epsilon, t)
+		u.adam = newAdamConsts[T](lr, u.cfg.Beta1, u.cfg.Beta2, u.cfg.Epsilon, t)
 	}
 }
 
 // update moves p by its gradient g; off is p's offset in Params.
-func (u *updater) update(p, g []float64, off int) {
+func (u *updater[T]) update(p, g []T, off int) {
 	m1 := u.m1[off : off+len(p)]
 	switch u.cfg.Optimizer {
 	case SGD:
-		lr, mu := u.cfg.LearningRate, u.cfg.Momentum
+		lr, mu := T(u.cfg.LearningRate), T(u.cfg.Momentum)
 		for i, gi := range g {
 			m1[i] = mu*m1[i] - lr*gi
 			p[i] += m1[i]
 		}
 	case Adam:
-		adamStep(p, g, m1, u.m2[off:off+len(p)], &u.adam)
+		adamFor[T]()(p, g, m1, u.m2[off:off+len(p)], &u.adam)
 	}
 }
 

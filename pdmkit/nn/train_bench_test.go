@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math"
+	"os"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -89,8 +90,10 @@ func benchData(c trainCase) (x, y *mat.Dense) {
 }
 
 func (c trainCase) config() TrainConfig {
-	return TrainConfig{Optimizer: Adam, LearningRate: c.lr, L2: c.l2, BatchSize: c.batchSize, Epochs: benchEpochs, Seed: 1}
+	return TrainConfig{Optimizer: Adam, LearningRate: c.lr, L2: c.l2, BatchSize: c.batchSize, Epochs: benchEpochs, Seed: 1, Float32: benchFloat32}
 }
+
+var benchFloat32 = os.Getenv("F32") == "1"
 
 // BenchmarkTrain is one training run (5 epochs over 10,000 rows) per
 // iteration; deployments/bench-train.sh sets it beside PyTorch.

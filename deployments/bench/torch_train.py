@@ -143,7 +143,9 @@ def main():
                 print(f"BenchmarkTrain/{case[0]}{suffix} \t1\t{elapsed * 1e9:.0f} ns/op\t{mse:.6g} mse", flush=True)
 
 
-# Every case name ends in batch=N, so a -N after it is GOMAXPROCS.
+# Every case name ends in batch=N, so a -N after it is GOMAXPROCS. Ours
+# carry their precision before it (network/float64/batch=N); PyTorch's are
+# float32 and do not.
 LINE = re.compile(r"^BenchmarkTrain/(\S+?batch=\d+)(?:-(\d+))?\s+\d+\s+(\d+(?:\.\d+)?) ns/op(?:\s+(\S+) mse)?")
 
 
@@ -176,9 +178,12 @@ def table(path):
     print("| network | ours P=1 | ours P=2 | torch 1 thr | torch 2 thr | ratio 1 | ratio 2 | mse ours / torch |")
     print("|---|---|---|---|---|---|---|---|")
     for name in order:
-        g1, g2, t1, t2 = med("go", name, 1), med("go", name, 2), med("torch", name, 1), med("torch", name, 2)
+        torch = re.sub(r"/float(32|64)/", "/", name)
+        if name == torch and times.get(("go", name, 1)) is None:
+            continue  # a PyTorch case: its row is that of our cases
+        g1, g2, t1, t2 = med("go", name, 1), med("go", name, 2), med("torch", torch, 1), med("torch", torch, 2)
         mg = statistics.median(mse[("go", name)]) if mse[("go", name)] else float("nan")
-        mt = statistics.median(mse[("torch", name)]) if mse[("torch", name)] else float("nan")
+        mt = statistics.median(mse[("torch", torch)]) if mse[("torch", torch)] else float("nan")
         print(f"| {name} | {g1:.3f} | {g2:.3f} | {t1:.3f} | {t2:.3f} | {g1 / t1:.2f} | {g2 / t2:.2f} | {mg:.2e} / {mt:.2e} |")
 
 

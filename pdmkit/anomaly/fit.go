@@ -151,7 +151,7 @@ func (f reconFit) train(init *nn.Network, s *nn.Scaler, centred []bool, segs [][
 	}
 	res, err := net.Train(x, x, nn.TrainConfig{
 		Optimizer: nn.Adam, LearningRate: 0.005, Epochs: f.epochs, BatchSize: 32,
-		L2: 1e-4, ValidationFraction: 0.2, Patience: 8, Seed: f.seed + salt,
+		L2: 1e-4, ValidationFraction: 0.2, Patience: 8, Seed: f.seed + salt, Float32: true,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("anomaly: training: %w", err)

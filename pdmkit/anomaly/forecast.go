@@ -231,7 +231,7 @@ func (f forecastFit) train(s *nn.Scaler, segs [][][]float64) (*nn.Network, []nn.
 			return nil, nil, err
 		}
 		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.003, Epochs: c.Epochs, BatchSize: 32,
-			L2: c.L2, ValidationFraction: 0.2, Patience: 10, Seed: seed})
+			L2: c.L2, ValidationFraction: 0.2, Patience: 10, Seed: seed, Float32: true})
 		if err != nil {
 			return nil, nil, fmt.Errorf("anomaly: training forecaster: %w", err)
 		}

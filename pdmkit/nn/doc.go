@@ -16,6 +16,10 @@
 //     package's own packed GEMM: an AVX2/FMA assembly kernel where the CPU
 //     has it, a portable Go one otherwise (gemm.go); weights are read in
 //     place. Forward (one window) uses gonum's GEMV.
+//   - Scoring and gradients run in float64. Training runs in float64, or
+//     with TrainConfig.Float32 (what the detectors and the trainer use) in
+//     float32 throughout, optimizer included, as PyTorch trains; Params
+//     stays the float64 model that is saved and scored.
 //   - Training with the same seed, data and configuration gives bit-identical
 //     weights on a given CPU and build, whatever GOMAXPROCS is; the
 //     assembly and portable kernels may differ in the last bits.

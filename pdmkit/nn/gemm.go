@@ -3,7 +3,7 @@ package nn
 import "unsafe"
 
 // float is the precision of a batch pass: float64 for Gradient, Loss and
-// Predict, float32 inside Train.
+// Predict, and for Train unless TrainConfig.Float32.
 type float interface{ float32 | float64 }
 
 // kernel computes one tile of C = A·B: C[0:4][0:nr] is set to (add false)
@@ -20,9 +20,8 @@ const (
 )
 
 // The kernels in use: assembly where the CPU has it (kernel_amd64.go),
-// otherwise the portable one. Every pass of the network runs in float64;
-// the float32 kernel (twice the multiply-adds per instruction,
-// BenchmarkGemm) is there for a float32 training pass.
+// otherwise the portable one. The float32 kernel does twice the
+// multiply-adds per instruction (BenchmarkGemm).
 var (
 	kernel64   kernel[float64] = kernGo[float64](nr64)
 	kernel32   kernel[float32] = kernGo[float32](nr32)

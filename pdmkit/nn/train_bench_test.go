@@ -2,7 +2,7 @@ package nn
 
 import (
 	"math"
-	"os"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -90,30 +90,39 @@ func benchData(c trainCase) (x, y *mat.Dense) {
 }
 
 func (c trainCase) config() TrainConfig {
-	return TrainConfig{Optimizer: Adam, LearningRate: c.lr, L2: c.l2, BatchSize: c.batchSize, Epochs: benchEpochs, Seed: 1, Float32: benchFloat32}
+	return TrainConfig{Optimizer: Adam, LearningRate: c.lr, L2: c.l2, BatchSize: c.batchSize, Epochs: benchEpochs, Seed: 1}
 }
 
-var benchFloat32 = os.Getenv("F32") == "1"
-
 // BenchmarkTrain is one training run (5 epochs over 10,000 rows) per
-// iteration; deployments/bench-train.sh sets it beside PyTorch.
+// iteration, in float64 (the online learner's precision) and float32 (the
+// trainer's, TrainConfig.Float32); deployments/bench-train.sh sets it
+// beside PyTorch. Names are network/precision/batch=N.
 func BenchmarkTrain(b *testing.B) {
 	for _, c := range trainCases {
-		b.Run(c.name, func(b *testing.B) {
-			x, y := benchData(c)
-			var n *Network
-			for b.Loop() {
-				var err error
-				if n, err = New(c.spec, 1); err != nil {
-					b.Fatal(err)
-				}
-				if _, err = n.Train(x, y, c.config()); err != nil {
-					b.Fatal(err)
-				}
+		for _, f32 := range []bool{false, true} {
+			net, batch, _ := strings.Cut(c.name, "/")
+			prec := "float64"
+			if f32 {
+				prec = "float32"
 			}
-			// The loss of the trained network on all rows, as torch_train.py
-			// reports it.
-			b.ReportMetric(n.Loss(x, y, MSE), "mse")
-		})
+			b.Run(net+"/"+prec+"/"+batch, func(b *testing.B) {
+				x, y := benchData(c)
+				cfg := c.config()
+				cfg.Float32 = f32
+				var n *Network
+				for b.Loop() {
+					var err error
+					if n, err = New(c.spec, 1); err != nil {
+						b.Fatal(err)
+					}
+					if _, err = n.Train(x, y, cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// The loss of the trained network on all rows, as
+				// torch_train.py reports it.
+				b.ReportMetric(n.Loss(x, y, MSE), "mse")
+			})
+		}
 	}
 }

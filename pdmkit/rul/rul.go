@@ -262,7 +262,7 @@ func Train(series []Series, features []string, cfg Config) (*Model, error) {
 			return nil, err
 		}
 		res, err := net.Train(x, y, nn.TrainConfig{Optimizer: nn.Adam, LearningRate: 0.001, Epochs: cfg.Epochs,
-			BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, LRDecay: cfg.LRDecay, Seed: seed})
+			BatchSize: cfg.BatchSize, L2: cfg.L2, ValX: xv, ValY: yv, Patience: 10, LRDecay: cfg.LRDecay, Seed: seed, Float32: true})
 		if err != nil {
 			return nil, err
 		}

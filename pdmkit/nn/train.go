@@ -212,23 +212,12 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 		yb = xb
 	}
 
-	// One step on a batch, in the configured precision; sync brings Params
-	// up to date with a float32 pass's own weights.
 	var step func(t int, lr float64) float64
-	sync := func() {}
+	var sync func()
 	if cfg.Float32 {
-		w, u := workspaceFor[float32](n), newUpdater[float32](cfg, len(n.Params))
-		step = func(t int, lr float64) float64 {
-			u.start(t, lr)
-			return backprop(n, w, xb, yb, cfg.Loss, cfg.L2, u)
-		}
-		sync = func() { convert(n.Params, w.params) }
+		step, sync = stepper[float32](n, cfg, &xb, &yb)
 	} else {
-		w, u := workspaceFor[float64](n), newUpdater[float64](cfg, len(n.Params))
-		step = func(t int, lr float64) float64 {
-			u.start(t, lr)
-			return backprop(n, w, xb, yb, cfg.Loss, cfg.L2, u)
-		}
+		step, sync = stepper[float64](n, cfg, &xb, &yb)
 	}
 	best := append([]float64(nil), n.Params...)
 	res := TrainResult{ValLoss: math.NaN()}
@@ -278,6 +267,23 @@ func (n *Network) Train(x, y *mat.Dense, cfg TrainConfig) (TrainResult, error) {
 		copy(n.Params, best)
 	}
 	return res, nil
+}
+
+// stepper returns step, which takes optimizer step t at learning rate lr
+// on the batch (*xb, *yb) in precision T and returns its loss, and sync,
+// which brings Params up to date with the weights step trains.
+func stepper[T float](n *Network, cfg TrainConfig, xb, yb *blas64.General) (step func(t int, lr float64) float64, sync func()) {
+	w, u := workspaceFor[T](n), newUpdater[T](cfg, len(n.Params))
+	step = func(t int, lr float64) float64 {
+		u.start(t, lr)
+		return backprop(n, w, *xb, *yb, cfg.Loss, cfg.L2, u)
+	}
+	sync = func() {
+		if _, ok := any(w.params).([]float64); !ok {
+			convert(n.Params, w.params)
+		}
+	}
+	return step, sync
 }
 
 // updater applies one optimizer step to a range of the parameters, in

@@ -131,16 +131,21 @@ func Topic(t testing.TB, prefix string, partitions int, configs ...string) strin
 	return name
 }
 
-// CreateTopic creates a topic through the controller and waits until every
-// partition has a leader. An existing topic is not an error.
+// CreateTopic creates a topic of replication factor 1 (the local stack has
+// one broker) and waits until every partition has a leader. An existing
+// topic is not an error.
 func CreateTopic(ctx context.Context, broker, name string, partitions int, configs map[string]string) error {
+	return createTopic(ctx, broker, name, partitions, 1, configs)
+}
+
+func createTopic(ctx context.Context, broker, name string, partitions, replication int, configs map[string]string) error {
 	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 20 * time.Second}
 	var entries []kafka.ConfigEntry
 	for k, v := range configs {
 		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: name, NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries,
+		Topic: name, NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: entries,
 	}}})
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)

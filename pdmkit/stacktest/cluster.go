@@ -1,0 +1,255 @@
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Cluster is an Apache Kafka cluster of the test's own: KRaft nodes, each
+// broker and controller, started from the local stack's jars (make up
+// resolves them) on free loopback ports with their data in the test's
+// temporary directory. A test can kill and restart its brokers without
+// disturbing the shared stack; the nodes are killed when the test ends.
+type Cluster struct {
+	t     testing.TB
+	nodes []*kafkaNode
+}
+
+type kafkaNode struct {
+	id       int
+	addr     string // the broker listener
+	conf     string
+	logs     string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	javaArgs []string
+}
+
+// StartKafka starts a cluster of n nodes and waits until every broker
+// answers and the controller quorum has a leader. Topics default to
+// replication factor min(n, 3) and min.insync.replicas 2 from three nodes
+// up.
+func StartKafka(t testing.TB, n int) *Cluster {
+	t.Helper()
+	skipShort(t)
+	libs, log4j := kafkaJars(t)
+	dir := t.TempDir()
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	clusterID := base64.RawURLEncoding.EncodeToString(id)
+	c := &Cluster{t: t}
+	var voters []string
+	ctrl := make([]string, n)
+	for i := range n {
+		ctrl[i] = FreeAddr(t)
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ctrl[i]))
+	}
+	rf, isr := min(n, 3), 1
+	if n >= 3 {
+		isr = 2
+	}
+	for i := range n {
+		nd := &kafkaNode{id: i + 1, addr: FreeAddr(t), logs: filepath.Join(dir, fmt.Sprintf("node-%d", i+1))}
+		nd.conf = filepath.Join(dir, fmt.Sprintf("node-%d.properties", i+1))
+		props := strings.Join([]string{
+			"process.roles=broker,controller",
+			fmt.Sprintf("node.id=%d", nd.id),
+			"controller.quorum.voters=" + strings.Join(voters, ","),
+			"controller.listener.names=CONTROLLER",
+			fmt.Sprintf("listeners=PLAINTEXT://%s,CONTROLLER://%s", nd.addr, ctrl[i]),
+			"advertised.listeners=PLAINTEXT://" + nd.addr,
+			"inter.broker.listener.name=PLAINTEXT",
+			"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+			"log.dirs=" + filepath.Join(nd.logs, "data"),
+			"auto.create.topics.enable=false",
+			"num.partitions=3",
+			fmt.Sprintf("default.replication.factor=%d", rf),
+			fmt.Sprintf("min.insync.replicas=%d", isr),
+			fmt.Sprintf("offsets.topic.replication.factor=%d", rf),
+			fmt.Sprintf("transaction.state.log.replication.factor=%d", rf),
+			fmt.Sprintf("transaction.state.log.min.isr=%d", isr),
+			fmt.Sprintf("share.coordinator.state.topic.replication.factor=%d", rf),
+			fmt.Sprintf("share.coordinator.state.topic.min.isr=%d", isr),
+			"offsets.topic.num.partitions=8",
+			"group.initial.rebalance.delay.ms=0",
+		}, "\n") + "\n"
+		if err := os.MkdirAll(nd.logs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(nd.conf, []byte(props), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		nd.javaArgs = []string{"-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+			"-Dkafka.logs.dir=" + nd.logs, "-Dlog4j2.configurationFile=" + log4j, "-cp", libs + "/*"}
+		c.nodes = append(c.nodes, nd)
+	}
+	// The storage tools run one JVM each: in parallel.
+	errs := make(chan error, n)
+	for _, nd := range c.nodes {
+		go func() {
+			args := append(append([]string{}, nd.javaArgs...), "kafka.tools.StorageTool", "format", "-t", clusterID, "-c", nd.conf)
+			if out, err := exec.Command("java", args...).CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("format node %d: %v\n%s", nd.id, err, out)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("stacktest: %v", err)
+		}
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.Kill(i)
+		}
+	})
+	for i := range c.nodes {
+		c.WaitBroker(i)
+	}
+	return c
+}
+
+// kafkaJars finds the local stack's Kafka jars and logging configuration
+// from the repository root (the folder holding go.work).
+func kafkaJars(t testing.TB) (libs, log4j string) {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("stacktest: no go.work above the test's folder: cannot find the stack's Kafka jars")
+		}
+		dir = parent
+	}
+	libs = filepath.Join(dir, ".stack", "kafka", "libs")
+	if _, err := os.Stat(libs); err != nil {
+		t.Fatalf("stacktest: Kafka jars not found at %s (make up resolves them): %v", libs, err)
+	}
+	return libs, filepath.Join(dir, "deployments", "kafka", "log4j2.properties")
+}
+
+// Brokers returns every broker's address.
+func (c *Cluster) Brokers() []string {
+	out := make([]string, len(c.nodes))
+	for i, nd := range c.nodes {
+		out[i] = nd.addr
+	}
+	return out
+}
+
+func (c *Cluster) start(i int) {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	out, err := os.OpenFile(filepath.Join(nd.logs, "kafka.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	nd.cmd = exec.Command("java", append(append([]string{}, nd.javaArgs...), "kafka.Kafka", nd.conf)...)
+	nd.cmd.Stdout, nd.cmd.Stderr = out, out
+	if err := nd.cmd.Start(); err != nil {
+		out.Close()
+		c.t.Fatalf("stacktest: start Kafka node %d: %v", nd.id, err)
+	}
+	nd.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Wait()
+		out.Close()
+		close(exited)
+	}(nd.cmd, nd.exited)
+}
+
+// Kill ends node i with SIGKILL, as a crash would, and waits for it to
+// exit. Killing a stopped node does nothing.
+func (c *Cluster) Kill(i int) {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd == nil {
+		return
+	}
+	_ = nd.cmd.Process.Kill()
+	<-nd.exited
+	nd.cmd = nil
+}
+
+// Restart starts the killed node i again on its data and address and
+// waits until it answers.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.start(i)
+	c.WaitBroker(i)
+}
+
+// WaitBroker waits up to two minutes until node i answers metadata
+// requests with every broker of the cluster and a controller.
+func (c *Cluster) WaitBroker(i int) {
+	c.t.Helper()
+	nd := c.nodes[i]
+	Eventually(c.t, 2*time.Minute, func() bool {
+		select {
+		case <-nd.exited:
+			c.t.Fatalf("stacktest: Kafka node %d exited; see %s", nd.id, filepath.Join(nd.logs, "kafka.out"))
+		default:
+		}
+		conn, err := kafka.DialContext(context.Background(), "tcp", nd.addr)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		brokers, err := conn.Brokers()
+		if err != nil || len(brokers) < c.live() {
+			return false
+		}
+		_, err = conn.Controller()
+		return err == nil
+	}, "Kafka node %d at %s did not come up", nd.id, nd.addr)
+}
+
+func (c *Cluster) live() int {
+	n := 0
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		if nd.cmd != nil {
+			n++
+		}
+		nd.mu.Unlock()
+	}
+	return n
+}
+
+// Topic creates a topic named prefix-<random> on the cluster, with the
+// cluster's replication factor.
+func (c *Cluster) Topic(prefix string, partitions int) string {
+	c.t.Helper()
+	name := Unique(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := createTopic(ctx, c.Brokers()[0], name, partitions, min(len(c.nodes), 3), nil); err != nil {
+		c.t.Fatalf("stacktest: create topic %s: %v", name, err)
+	}
+	return name
+}

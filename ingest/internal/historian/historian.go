@@ -2,8 +2,13 @@
 //
 // It is a Kafka consumer group, so instances split the partitions. Readings
 // are written in batches (up to influx.batch_size points or
-// influx.flush_interval), each write is retried with backoff while InfluxDB
-// is down, and offsets are committed only after InfluxDB accepted the batch.
+// influx.flush_interval), each write is retried with jittered backoff while
+// InfluxDB is down, and offsets are committed only after InfluxDB accepted
+// the batch. A record InfluxDB refuses for its content (a field type
+// conflict, a point outside the retention policy) goes to the dead-letter
+// topic with InfluxDB's reason, so one bad record cannot hold its partition.
+// While Kafka is away the historian waits, however long it takes, and
+// readiness says so.
 // A crash replays the uncommitted batch; the write is idempotent because a
 // point is identified by measurement, tags and timestamp, so writing the
 // same reading twice leaves one point.
@@ -20,14 +25,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -75,8 +83,12 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Historian, error) {
 	}, nil
 }
 
-// Ready reports whether InfluxDB answers.
+// Ready reports whether a Kafka broker and InfluxDB answer: while either
+// is away the historian waits for it, and says so here.
 func (h *Historian) Ready(ctx context.Context) error {
+	if err := kafkaReachable(ctx, h.cfg.Kafka.Brokers); err != nil {
+		return fmt.Errorf("waiting for kafka: %w", err)
+	}
 	ok, err := h.client.Ping(ctx)
 	if err != nil {
 		return fmt.Errorf("influxdb: %w", err)
@@ -85,6 +97,19 @@ func (h *Historian) Ready(ctx context.Context) error {
 		return errors.New("influxdb: ping failed")
 	}
 	return nil
+}
+
+// kafkaReachable reports whether any of brokers accepts a connection.
+func kafkaReachable(ctx context.Context, brokers []string) error {
+	var errs []error
+	for _, b := range brokers {
+		conn, err := kafka.DialContext(ctx, "tcp", b)
+		if err == nil {
+			return conn.Close()
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases the InfluxDB client.
@@ -115,40 +140,51 @@ func (h *Historian) Run(ctx context.Context) error {
 
 func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq producer) error {
 	var msgs, dead []kafka.Message
+	var ends []int // ends[i]: the end in points of msgs[i]'s points
 	points := make([]*write.Point, 0, h.cfg.Influx.BatchSize)
+	outage := 0 // consecutive failed fetches
 	for {
 		clear(points) // let the previous batch's points be collected
-		msgs, dead, points = msgs[:0], dead[:0], points[:0]
-		if err := h.fetch(ctx, r, func(m kafka.Message) bool {
+		msgs, dead, ends, points = msgs[:0], dead[:0], ends[:0], points[:0]
+		err := h.fetch(ctx, r, func(m kafka.Message) bool {
 			msgs = append(msgs, m)
 			var err error
 			if points, err = h.appendPoints(points, m.Value); err != nil {
-				dead = append(dead, h.deadLetter(m, err))
+				dead = append(dead, h.deadLetter(m, wire.CodeOf(err), err))
 			}
+			ends = append(ends, len(points))
 			return len(points) < h.cfg.Influx.BatchSize
-		}); err != nil {
-			return nil // ctx ended; nothing fetched is committed
+		})
+		if ctx.Err() != nil {
+			return nil // nothing fetched is committed
 		}
-		if err := retry(ctx, h.log, "influxdb write", func() error {
-			if len(points) == 0 {
-				return nil
+		if err != nil {
+			// Kafka is away; the reader rejoins the group by itself, so the
+			// historian waits and fetches again, however long it takes.
+			h.metrics.FetchErrors.Inc()
+			if outage == 0 {
+				h.log.Warn("kafka fetch failed; waiting for the broker", "err", err)
 			}
-			start := time.Now()
-			err := w.WritePoint(ctx, points...)
-			h.metrics.WriteSeconds.Observe(time.Since(start).Seconds())
-			if err != nil {
-				h.metrics.WriteErrors.Inc()
-			}
-			return err
-		}); err != nil {
-			return nil
+			retry.Sleep(ctx, backoff.Next(outage))
+			outage++
+			continue
 		}
+		if outage > 0 {
+			h.log.Info("kafka fetch works again", "failed_fetches", outage)
+			outage = 0
+		}
+		refused, err := h.write(ctx, w, msgs, ends, points)
+		if err != nil {
+			return nil // ctx ended
+		}
+		dead = append(dead, refused...)
 		if len(dead) > 0 {
-			if err := retry(ctx, h.log, "dead-letter write", func() error { return dlq.WriteMessages(ctx, dead...) }); err != nil {
+			if err := retry.Do(ctx, backoff, h.retrying("dead-letter write"), func(ctx context.Context) error {
+				return dlq.WriteMessages(ctx, dead...)
+			}); err != nil {
 				return nil
 			}
 		}
-		h.metrics.Points.Add(float64(len(points)))
 		if err := r.CommitMessages(ctx, msgs...); err != nil {
 			// After a rebalance the new owner replays these; the writes are
 			// idempotent, so this costs time, not correctness.
@@ -156,6 +192,95 @@ func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq pr
 			h.log.Warn("commit failed", "messages", len(msgs), "err", err)
 		}
 	}
+}
+
+// backoff paces every retry of the historian.
+var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+
+func (h *Historian) retrying(what string) func(int, error, time.Duration) {
+	return func(attempt int, err error, wait time.Duration) {
+		h.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", wait, "err", err)
+	}
+}
+
+// write writes the batch's points (msgs[i]'s are points[ends[i-1]:ends[i]]),
+// retrying while InfluxDB is away, and returns the dead letters of the
+// records InfluxDB refused: when it refuses the batch, each record is
+// written on its own so that only the refused ones are set aside and the
+// partition moves on. It fails only when ctx ends.
+func (h *Historian) write(ctx context.Context, w pointWriter, msgs []kafka.Message, ends []int, points []*write.Point) ([]kafka.Message, error) {
+	err := h.writePoints(ctx, w, points)
+	if !errors.Is(err, errRefused) {
+		if err == nil {
+			h.metrics.Points.Add(float64(len(points)))
+		}
+		return nil, err
+	}
+	var dead []kafka.Message
+	for i, m := range msgs {
+		from := 0
+		if i > 0 {
+			from = ends[i-1]
+		}
+		if from == ends[i] {
+			continue // refused by the decoder already
+		}
+		switch err := h.writePoints(ctx, w, points[from:ends[i]]); {
+		case errors.Is(err, errRefused):
+			dead = append(dead, h.deadLetter(m, codeRefused, err))
+		case err != nil:
+			return nil, err
+		default:
+			h.metrics.Points.Add(float64(ends[i] - from))
+		}
+	}
+	return dead, nil
+}
+
+// errRefused marks a write InfluxDB refused for its content.
+var errRefused = errors.New("influxdb refused the points")
+
+// codeRefused is the dead-letter code of records InfluxDB refused.
+const codeRefused wire.Code = "influx_refused"
+
+// writePoints writes points, retrying with backoff while the failure is
+// InfluxDB's or the link's; it returns an error wrapping errRefused when
+// InfluxDB refuses the data itself, or ctx's error.
+func (h *Historian) writePoints(ctx context.Context, w pointWriter, points []*write.Point) error {
+	if len(points) == 0 {
+		return nil
+	}
+	return retry.Do(ctx, backoff, h.retrying("influxdb write"), func(ctx context.Context) error {
+		start := time.Now()
+		err := w.WritePoint(ctx, points...)
+		h.metrics.WriteSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			return nil
+		}
+		h.metrics.WriteErrors.Inc()
+		if refusal(err) {
+			return retry.Permanent(fmt.Errorf("%w: %w", errRefused, err))
+		}
+		return err
+	})
+}
+
+// refusal reports whether InfluxDB refused the data itself — a field type
+// conflict, a point outside the retention policy, a line it cannot parse,
+// a body too large — so that writing it again cannot succeed. Other
+// failures (InfluxDB down or overloaded, a missing database, bad
+// credentials) are the server's or the configuration's and are retried
+// until they are fixed.
+func refusal(err error) bool {
+	var he *influxhttp.Error
+	if !errors.As(err, &he) {
+		return false
+	}
+	switch he.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // fetch blocks for the first message, then passes messages to add until it
@@ -207,8 +332,7 @@ func (h *Historian) appendPoints(points []*write.Point, value []byte) ([]*write.
 	return points, nil
 }
 
-func (h *Historian) deadLetter(m kafka.Message, err error) kafka.Message {
-	code := wire.CodeOf(err)
+func (h *Historian) deadLetter(m kafka.Message, code wire.Code, err error) kafka.Message {
 	h.metrics.Rejected.WithLabelValues(string(code)).Inc()
 	h.log.Warn("record refused", "partition", m.Partition, "offset", m.Offset, "code", code, "err", err)
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: []kafka.Header{
@@ -217,23 +341,4 @@ func (h *Historian) deadLetter(m kafka.Message, err error) kafka.Message {
 		{Key: wire.HeaderSource, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "@" + strconv.FormatInt(m.Offset, 10))},
 		{Key: wire.HeaderReceivedAt, Value: []byte(time.Now().UTC().Format(wire.TimeLayout))},
 	}}
-}
-
-// retry calls fn with capped exponential backoff until it succeeds or ctx
-// ends.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		log.Warn(what+" failed, retrying", "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,4 +218,98 @@ func proxy(t *testing.T, listen, target string) {
 			go func() { _, _ = io.Copy(c, u); c.Close() }()
 		}
 	}()
+}
+
+// TestHistorianDeadLettersWhatInfluxRefuses: a record InfluxDB refuses for
+// its content (a field whose type another writer fixed first) goes to the
+// dead-letter topic with InfluxDB's reason, and the readings before and
+// after it in the same partition are written and committed.
+func TestHistorianDeadLettersWhatInfluxRefuses(t *testing.T) {
+	cfg := testConfig(t)
+	start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	// Another writer made "mode" a string field of the measurement.
+	stacktest.InfluxWrite(t, cfg.Influx.URL, cfg.Influx.Bucket,
+		[]string{fmt.Sprintf(`%s,site=s0,asset=other mode="auto" %d`, Measurement, start.UnixMilli())})
+	rs := readings("s1", []string{"pump-1"}, 100, start)
+	bad := rs[49]
+	bad.Seq, bad.Sensors = 1000, map[string]float64{"mode": 2, "bearing_temp": 50}
+	produce(t, cfg, append(append(slices.Clone(rs[:50]), bad), rs[50:]...)) // one partition, in this order
+	h := startHistorian(t, cfg)
+
+	stacktest.Eventually(t, 60*time.Second, func() bool { return countByAsset(t, cfg)["pump-1"] == 100 },
+		"InfluxDB does not hold the 100 good readings: %v", countByAsset(t, cfg))
+	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, 1, 20*time.Second)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	want, _ := bad.MarshalJSON()
+	headers := map[string]string{}
+	for _, hd := range dead[0].Headers {
+		headers[hd.Key] = string(hd.Value)
+	}
+	if string(dead[0].Value) != string(want) || headers[wire.HeaderErrorCode] != string(codeRefused) ||
+		!strings.Contains(headers[wire.HeaderErrorReason], "field type conflict") {
+		t.Fatalf("dead letter %s with headers %v", dead[0].Value, headers)
+	}
+	if got := testutil.ToFloat64(h.metrics.Rejected.WithLabelValues(string(codeRefused))); got != 1 {
+		t.Fatalf("rejected{code=%s} = %v, want 1", codeRefused, got)
+	}
+	stacktest.Eventually(t, 20*time.Second, func() bool { return committed(t, cfg) == 101 },
+		"committed offsets %d, want 101", committed(t, cfg))
+}
+
+// TestHistorianWaitsOutAKafkaOutage: with its Kafka broker killed for 20 s
+// the historian neither exits nor loses anything; readiness says it is
+// waiting for Kafka, and once the broker is back the readings of before
+// and after the outage are all in InfluxDB.
+func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
+	cluster := stacktest.StartKafka(t, 1)
+	cfg := testConfig(t)
+	cfg.Kafka.Brokers = cluster.Brokers()
+	cfg.Kafka.Topic = cluster.Topic("readings", 3)
+	cfg.Kafka.DLQTopic = cluster.Topic("dlq", 1)
+	h, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	rs := readings("s1", []string{"pump-1", "pump-2"}, 200, start)
+	produce(t, cfg, rs[:100])
+	produce(t, cfg, rs[200:300])
+	stacktest.Eventually(t, 60*time.Second, func() bool {
+		c := countByAsset(t, cfg)
+		return c["pump-1"] == 100 && c["pump-2"] == 100
+	}, "readings before the outage not written: %v", countByAsset(t, cfg))
+
+	cluster.Kill(0)
+	stacktest.Eventually(t, 10*time.Second, func() bool {
+		err := h.Ready(context.Background())
+		return err != nil && strings.Contains(err.Error(), "kafka")
+	}, "readiness does not say the historian waits for Kafka")
+	select {
+	case err := <-done:
+		t.Fatalf("the historian stopped while Kafka was away: %v", err)
+	case <-time.After(20 * time.Second):
+	}
+	cluster.Restart(0)
+	produce(t, cfg, rs[100:200])
+	produce(t, cfg, rs[300:])
+	stacktest.Eventually(t, 2*time.Minute, func() bool {
+		c := countByAsset(t, cfg)
+		return c["pump-1"] == 200 && c["pump-2"] == 200
+	}, "readings after the outage not written: %v", countByAsset(t, cfg))
+	if err := h.Ready(context.Background()); err != nil {
+		t.Fatalf("not ready after the outage: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the historian stopped: %v", err)
+	default:
+	}
 }

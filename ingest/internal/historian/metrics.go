@@ -13,6 +13,7 @@ type Metrics struct {
 	Rejected     *prometheus.CounterVec
 	WriteErrors  prometheus.Counter
 	CommitErrors prometheus.Counter
+	FetchErrors  prometheus.Counter
 	WriteSeconds prometheus.Histogram
 }
 
@@ -25,14 +26,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_historian_rejected_total", Help: "Records sent to the dead-letter topic, by reason."}, []string{"code"}),
 		WriteErrors: f.NewCounter(prometheus.CounterOpts{
-			Name: "pdm_historian_write_errors_total", Help: "Failed InfluxDB writes (each is retried)."}),
+			Name: "pdm_historian_write_errors_total", Help: "Failed InfluxDB writes (retried, or the refused records dead-lettered)."}),
 		CommitErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_historian_commit_errors_total", Help: "Failed offset commits (the batch is replayed)."}),
+		FetchErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_historian_fetch_errors_total", Help: "Failed Kafka fetches (Kafka away; the historian waits and fetches again)."}),
 		WriteSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_historian_write_seconds", Help: "Duration of one InfluxDB write.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
-	for _, c := range wire.Codes() {
+	for _, c := range append(wire.Codes(), codeRefused) {
 		m.Rejected.WithLabelValues(string(c))
 	}
 	return m

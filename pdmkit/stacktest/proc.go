@@ -37,6 +37,16 @@ func Start(t testing.TB, env []string, bin string, args ...string) *Proc {
 	return p
 }
 
+// Exited reports whether the process has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Log returns what the process has written to its standard error so far.
 func (p *Proc) Log() string { return p.log.String() }
 

@@ -45,6 +45,22 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Reachable reports whether any of addrs (host:port) accepts a TCP
+// connection, for readiness checks of a server the service waits for
+// while it is away (a Kafka cluster's brokers).
+func Reachable(ctx context.Context, addrs []string) error {
+	var d net.Dialer
+	var errs []error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err == nil {
+			return c.Close()
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // ReadyFunc reports whether a dependency is usable; nil means ready.
 type ReadyFunc func(ctx context.Context) error
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
 	"github.com/pdmstream/pdm/pdmkit/retry"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -86,7 +87,7 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Historian, error) {
 // Ready reports whether a Kafka broker and InfluxDB answer: while either
 // is away the historian waits for it, and says so here.
 func (h *Historian) Ready(ctx context.Context) error {
-	if err := kafkaReachable(ctx, h.cfg.Kafka.Brokers); err != nil {
+	if err := telemetry.Reachable(ctx, h.cfg.Kafka.Brokers); err != nil {
 		return fmt.Errorf("waiting for kafka: %w", err)
 	}
 	ok, err := h.client.Ping(ctx)
@@ -97,19 +98,6 @@ func (h *Historian) Ready(ctx context.Context) error {
 		return errors.New("influxdb: ping failed")
 	}
 	return nil
-}
-
-// kafkaReachable reports whether any of brokers accepts a connection.
-func kafkaReachable(ctx context.Context, brokers []string) error {
-	var errs []error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
-		if err == nil {
-			return conn.Close()
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 // Close releases the InfluxDB client.
@@ -142,36 +130,23 @@ func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq pr
 	var msgs, dead []kafka.Message
 	var ends []int // ends[i]: the end in points of msgs[i]'s points
 	points := make([]*write.Point, 0, h.cfg.Influx.BatchSize)
-	outage := 0 // consecutive failed fetches
 	for {
 		clear(points) // let the previous batch's points be collected
 		msgs, dead, ends, points = msgs[:0], dead[:0], ends[:0], points[:0]
-		err := h.fetch(ctx, r, func(m kafka.Message) bool {
-			msgs = append(msgs, m)
-			var err error
-			if points, err = h.appendPoints(points, m.Value); err != nil {
-				dead = append(dead, h.deadLetter(m, wire.CodeOf(err), err))
-			}
-			ends = append(ends, len(points))
-			return len(points) < h.cfg.Influx.BatchSize
-		})
-		if ctx.Err() != nil {
-			return nil // nothing fetched is committed
-		}
-		if err != nil {
-			// Kafka is away; the reader rejoins the group by itself, so the
-			// historian waits and fetches again, however long it takes.
-			h.metrics.FetchErrors.Inc()
-			if outage == 0 {
-				h.log.Warn("kafka fetch failed; waiting for the broker", "err", err)
-			}
-			retry.Sleep(ctx, backoff.Next(outage))
-			outage++
-			continue
-		}
-		if outage > 0 {
-			h.log.Info("kafka fetch works again", "failed_fetches", outage)
-			outage = 0
+		// While Kafka is away the historian waits, however long it takes:
+		// the reader rejoins the group by itself.
+		if err := retry.Do(ctx, backoff, h.fetchFailed, func(ctx context.Context) error {
+			return h.fetch(ctx, r, func(m kafka.Message) bool {
+				msgs = append(msgs, m)
+				var err error
+				if points, err = h.appendPoints(points, m.Value); err != nil {
+					dead = append(dead, h.deadLetter(m, wire.CodeOf(err), err))
+				}
+				ends = append(ends, len(points))
+				return len(points) < h.cfg.Influx.BatchSize
+			})
+		}); err != nil {
+			return nil // ctx ended; nothing fetched is committed
 		}
 		refused, err := h.write(ctx, w, msgs, ends, points)
 		if err != nil {
@@ -196,6 +171,11 @@ func (h *Historian) consume(ctx context.Context, r source, w pointWriter, dlq pr
 
 // backoff paces every retry of the historian.
 var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+
+func (h *Historian) fetchFailed(attempt int, err error, wait time.Duration) {
+	h.metrics.FetchErrors.Inc()
+	h.log.Warn("kafka fetch failed; waiting for the broker", "attempt", attempt, "backoff", wait, "err", err)
+}
 
 func (h *Historian) retrying(what string) func(int, error, time.Duration) {
 	return func(attempt int, err error, wait time.Duration) {

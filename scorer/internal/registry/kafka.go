@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pdmstream/pdm/pdmkit/retry"
 )
 
 // KafkaLog keeps the registry in partition 0 of a compacted topic.
@@ -84,13 +86,18 @@ func (k *KafkaLog) Close() error { return k.w.Close() }
 // Follow creates the topic when missing (compacted), reads it from the
 // start, passes each record to apply in order, calls caughtUp once it has
 // read what existed when it started, and keeps following until ctx ends.
+// While Kafka is away it waits and tries again, however long it takes.
 func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []byte), caughtUp func()) error {
-	if err := k.ensureTopic(ctx); err != nil {
+	var end int64
+	if err := retry.Do(ctx, backoff, k.retrying("registry start"), func(ctx context.Context) error {
+		if err := k.ensureTopic(ctx); err != nil {
+			return err
+		}
+		var err error
+		end, err = k.endOffset(ctx)
 		return err
-	}
-	end, err := k.endOffset(ctx)
-	if err != nil {
-		return err
+	}); err != nil {
+		return nil // ctx ended
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   k.brokers,
@@ -111,12 +118,13 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 	}
 	signalled := end == 0
 	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("registry: read %s: %w", k.topic, err)
+		// The reader reconnects by itself and keeps its offset.
+		var m kafka.Message
+		if err := retry.Do(ctx, backoff, k.retrying("registry read"), func(ctx context.Context) (err error) {
+			m, err = r.FetchMessage(ctx)
+			return err
+		}); err != nil {
+			return nil // ctx ended
 		}
 		apply(string(m.Key), m.Value)
 		k.next.Store(m.Offset + 1)
@@ -127,26 +135,39 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 	}
 }
 
-func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
-	conn, err := kafka.DialLeader(ctx, "tcp", k.brokers[0], k.topic, 0)
-	if err != nil {
-		return 0, fmt.Errorf("registry: dial %s: %w", k.topic, err)
+// backoff paces the registry's waits for Kafka.
+var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+func (k *KafkaLog) retrying(what string) func(int, error, time.Duration) {
+	return func(attempt int, err error, wait time.Duration) {
+		k.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", wait, "err", err)
 	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
+}
+
+// endOffset returns the offset after the topic's last record (0 when it
+// holds none), asking any of the brokers.
+func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: 10 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		k.topic: {kafka.FirstOffsetOf(0), kafka.LastOffsetOf(0)}}})
 	if err != nil {
 		return 0, fmt.Errorf("registry: offsets of %s: %w", k.topic, err)
 	}
-	if last <= first {
+	ps := resp.Topics[k.topic]
+	if len(ps) != 1 || ps[0].Error != nil {
+		return 0, fmt.Errorf("registry: offsets of %s: %v", k.topic, ps)
+	}
+	if ps[0].LastOffset <= ps[0].FirstOffset {
 		return 0, nil
 	}
-	return last, nil
+	return ps[0].LastOffset, nil
 }
 
 func (k *KafkaLog) ensureTopic(ctx context.Context) error {
 	client := &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: 10 * time.Second}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: k.topic, NumPartitions: 1, ReplicationFactor: 1,
+		// The cluster's default.replication.factor.
+		Topic: k.topic, NumPartitions: 1, ReplicationFactor: -1,
 		ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "cleanup.policy", ConfigValue: "compact"},
 			// Artifacts of larger networks pass the 1 MiB default.

@@ -116,7 +116,10 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // Registry is the instance's model registry.
 func (s *Service) Registry() *registry.Registry { return s.reg }
 
-func (s *Service) ready(context.Context) error {
+func (s *Service) ready(ctx context.Context) error {
+	if err := telemetry.Reachable(ctx, s.cfg.Kafka.Brokers); err != nil {
+		return fmt.Errorf("waiting for kafka: %w", err)
+	}
 	switch {
 	case !s.caughtUp.Load():
 		return errors.New("model registry not read yet")
@@ -126,7 +129,8 @@ func (s *Service) ready(context.Context) error {
 	return nil
 }
 
-// Ready reports whether the registry is read and the group joined.
+// Ready reports whether a Kafka broker answers, the registry is read and
+// the group joined.
 func (s *Service) Ready() bool { return s.ready(context.Background()) == nil }
 
 // Run works until ctx ends. The registry is read to its end before the

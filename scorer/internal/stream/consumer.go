@@ -13,6 +13,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/segmentio/kafka-go"
 )
@@ -101,7 +102,9 @@ func New(opt Options, res Resolver, outs []Output, m *Metrics, log *slog.Logger)
 // Catalog is the assets and sensors this instance has seen.
 func (c *Consumer) Catalog() *Catalog { return c.catalog }
 
-// Joined reports whether the consumer has joined its group at least once.
+// Joined reports whether the consumer is in its group: it has joined, and
+// its last attempt to join again (after Kafka was away, or a rebalance)
+// did not fail.
 func (c *Consumer) Joined() bool { return c.joined.Load() }
 
 // Run consumes until ctx ends, then leaves the group.
@@ -124,20 +127,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("stream: consumer group: %w", err)
 	}
 	defer group.Close()
-	for {
+	for failed := 0; ; {
 		gen, err := group.Next(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			c.log.Warn("consumer group", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
+			// Kafka away, or the group rebalancing: wait and join again,
+			// however long it takes.
+			c.joined.Store(false)
+			wait := backoff.Next(failed)
+			failed++
+			c.log.Warn("consumer group: join failed, retrying", "attempt", failed, "backoff", wait, "err", err)
+			retry.Sleep(ctx, wait)
 			continue
 		}
+		failed = 0
 		c.joined.Store(true)
 		parts := gen.Assignments[c.opt.Topic]
 		ids := make([]int, len(parts))
@@ -300,11 +305,15 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 		defer wg.Done()
 		defer close(msgs)
 		for {
-			m, err := r.FetchMessage(fctx)
-			if err != nil {
-				if fctx.Err() == nil {
-					log.Warn("fetch", "err", err)
-				}
+			// While Kafka is away the partition waits, however long it
+			// takes: the reader reconnects by itself and keeps its offset.
+			var m kafka.Message
+			if err := retry.Do(fctx, backoff, func(attempt int, err error, wait time.Duration) {
+				log.Warn("fetch failed; waiting for Kafka", "attempt", attempt, "backoff", wait, "err", err)
+			}, func(ctx context.Context) (err error) {
+				m, err = r.FetchMessage(ctx)
+				return err
+			}); err != nil {
 				return
 			}
 			select {
@@ -480,8 +489,7 @@ func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error 
 		return nil
 	}
 	done := make([]bool, len(c.outs))
-	backoff := 100 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		errs := make([]error, len(c.outs))
 		var wg sync.WaitGroup
 		for i, o := range c.outs {
@@ -496,6 +504,7 @@ func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error 
 		}
 		wg.Wait()
 		failed := false
+		wait := backoff.Next(attempt)
 		for i, err := range errs {
 			if err == nil {
 				done[i] = true
@@ -503,24 +512,21 @@ func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error 
 			}
 			failed = true
 			if ctx.Err() == nil {
-				log.Warn("output failed; retrying", "output", c.outs[i].Name(), "err", err, "backoff", backoff)
+				log.Warn("output failed; retrying", "output", c.outs[i].Name(), "err", err, "backoff", wait)
 			}
 		}
 		if !failed {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// ack applies an operator's acknowledgement in the partition's loop and
-// queues the acknowledged state behind the batches already scored, so it
-// is published in order. The reply does not wait for the write.
+// backoff paces the consumer's waits for Kafka and its outputs.
+var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
 func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes chan<- scored) {
 	a, ok := p.ackAlert(req.id, req.by, req.reason, req.at)
 	if !ok {
@@ -573,16 +579,19 @@ func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert,
 }
 
 func (c *Consumer) firstOffset(ctx context.Context, partition int) (int64, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := kafka.DialLeader(dctx, "tcp", c.opt.Brokers[0], c.opt.Topic, partition)
-	if err != nil {
-		return 0, fmt.Errorf("dial leader: %w", err)
-	}
-	defer conn.Close()
-	first, err := conn.ReadFirstOffset()
+	client := &kafka.Client{Addr: kafka.TCP(c.opt.Brokers...), Timeout: 10 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		c.opt.Topic: {kafka.FirstOffsetOf(partition)}}})
 	if err != nil {
 		return 0, fmt.Errorf("first offset: %w", err)
 	}
-	return first, nil
+	for _, p := range resp.Topics[c.opt.Topic] {
+		if p.Partition == partition {
+			if p.Error != nil {
+				return 0, fmt.Errorf("first offset: %w", p.Error)
+			}
+			return p.FirstOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("first offset: partition %d not in the answer", partition)
 }

@@ -18,8 +18,8 @@ var (
 	ErrBatchSize = errors.New("bad batch size")
 	// ErrID: site or asset is empty, too long or uses characters outside [A-Za-z0-9._-].
 	ErrID = errors.New("bad site or asset id")
-	// ErrSeq: the sequence number is missing (0).
-	ErrSeq = errors.New("missing sequence number")
+	// ErrSeq: the sequence number is missing (0) or above MaxSeq.
+	ErrSeq = errors.New("bad sequence number")
 	// ErrTimestamp: the timestamp is missing, unparsable, or too far from now.
 	ErrTimestamp = errors.New("bad timestamp")
 	// ErrSensors: the sensor map is empty, too large, or has a bad name.

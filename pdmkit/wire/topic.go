@@ -28,6 +28,19 @@ func AlertsTopic(site, asset string) string { return assetTopic(site, asset, "al
 // ReadingsFilter matches the readings of every asset of every site.
 const ReadingsFilter = TopicRoot + "/+/+/readings"
 
+// DeeperFilter returns the filter of the topics one or more levels deeper
+// than a readings filter ending in "/readings" (pdm/v1/+/+/readings gives
+// pdm/v1/+/+/+/+/#, which matches pdm/v1/s/a/b/readings): readings
+// published there are misaddressed, and a subscriber that takes them can
+// refuse them with a reason instead of letting them vanish unseen.
+func DeeperFilter(readings string) (string, bool) {
+	base, ok := strings.CutSuffix(readings, "/readings")
+	if !ok || strings.Contains(base, "#") {
+		return "", false
+	}
+	return base + "/+/+/#", true
+}
+
 func assetTopic(site, asset, kind string) string {
 	return TopicRoot + "/" + site + "/" + asset + "/" + kind
 }

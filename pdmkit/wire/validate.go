@@ -82,6 +82,11 @@ func (l Limits) Validate(r *Reading, now time.Time) error {
 }
 
 // validateMeta checks everything but the sensors.
+// MaxSeq is the largest sequence number: 2^63−1, so that every store
+// (InfluxDB's integer fields, Kafka tooling, JSON readers that parse
+// numbers as int64) holds it exactly.
+const MaxSeq = math.MaxInt64
+
 func (l Limits) validateMeta(r *Reading, now time.Time, index int) error {
 	if !ValidID(r.Site) {
 		return reject(ErrID, index, "site %q", clip(r.Site))
@@ -91,6 +96,9 @@ func (l Limits) validateMeta(r *Reading, now time.Time, index int) error {
 	}
 	if r.Seq == 0 {
 		return reject(ErrSeq, index, "seq is 0 or missing")
+	}
+	if r.Seq > MaxSeq {
+		return reject(ErrSeq, index, "seq %d is above %d", r.Seq, uint64(MaxSeq))
 	}
 	if r.Time.IsZero() {
 		return reject(ErrTimestamp, index, "ts missing")

@@ -173,7 +173,13 @@ func (b *Bridge) writeBatch(ctx context.Context, prod *producer, p *pending) boo
 }
 
 func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions {
-	filter := "$share/" + b.cfg.MQTT.ShareGroup + "/" + b.cfg.MQTT.Filter
+	share := "$share/" + b.cfg.MQTT.ShareGroup + "/"
+	filters := map[string]byte{share + b.cfg.MQTT.Filter: 1}
+	// Readings published with extra topic levels are taken too, and
+	// dead-lettered (topic_mismatch) rather than left unseen at the broker.
+	if deeper, ok := wire.DeeperFilter(b.cfg.MQTT.Filter); ok {
+		filters[share+deeper] = 1
+	}
 	o := mqtt.NewClientOptions()
 	if u, err := url.Parse(b.cfg.MQTT.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
 		o.SetCustomOpenConnectionFn(dialBuffered) // other schemes (TLS, WebSocket) keep paho's own
@@ -193,9 +199,9 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
 		SetOnConnectHandler(func(c mqtt.Client) {
-			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", filter)
-			if t := c.Subscribe(filter, 1, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-				b.log.Error("mqtt subscribe failed, reconnecting", "filter", filter, "err", t.Error())
+			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", b.cfg.MQTT.Filter)
+			if t := c.SubscribeMultiple(filters, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+				b.log.Error("mqtt subscribe failed, reconnecting", "filter", b.cfg.MQTT.Filter, "err", t.Error())
 				go c.Disconnect(0) // not from inside the handler; auto-reconnect subscribes again
 				return
 			}

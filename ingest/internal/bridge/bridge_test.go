@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -107,15 +108,20 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		return r
 	}
 	ts := now.Format(wire.TimeLayout)
-	bad := []struct{ asset, payload, code string }{
-		{"pump-1", "not json", "malformed"},
-		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":NaN}}`, "malformed"},
-		{"pump-2", `{"v":1,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":"hot"}}`, "bad_value"},
-		{"pump-2", `{"v":2,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "version"},
-		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"2001-01-01T00:00:00Z","seq":99,"sensors":{"x":1}}`, "bad_timestamp"},
-		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"` + ts + `","seq":99,"sensors":{}}`, "bad_sensors"},
-		{"motor-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch"},
-		{"motor-1", `{"v":1,"pad":"` + strings.Repeat("x", 3<<20) + `"}`, "oversize"},
+	bad := []struct{ asset, payload, code, topic string }{
+		{"pump-1", "not json", "malformed", ""},
+		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":NaN}}`, "malformed", ""},
+		{"pump-2", `{"v":1,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":"hot"}}`, "bad_value", ""},
+		{"pump-2", `{"v":2,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "version", ""},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"2001-01-01T00:00:00Z","seq":99,"sensors":{"x":1}}`, "bad_timestamp", ""},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"` + ts + `","seq":99,"sensors":{}}`, "bad_sensors", ""},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch", ""},
+		{"motor-1", `{"v":1,"pad":"` + strings.Repeat("x", 3<<20) + `"}`, "oversize", ""},
+		// InfluxDB and most JSON readers hold integers up to 2^63−1.
+		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":18446744073709551615,"sensors":{"x":1}}`, "bad_seq", ""},
+		// A topic with an extra level is taken and refused, not left unseen.
+		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch",
+			"pdm/v1/" + site + "/line-2/pump-1/readings"},
 	}
 	for round := 0; round < 20; round++ {
 		for _, a := range assets {
@@ -134,7 +140,8 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 			publish(t, pub, wire.ReadingsTopic(site, "pump-1"), batch)
 		}
 		if round < len(bad) {
-			publish(t, pub, wire.ReadingsTopic(site, bad[round].asset), []byte(bad[round].payload))
+			topic := cmp.Or(bad[round].topic, wire.ReadingsTopic(site, bad[round].asset))
+			publish(t, pub, topic, []byte(bad[round].payload))
 		}
 	}
 
@@ -207,7 +214,7 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 	if strings.Join(codes, ",") != strings.Join(wantCodes, ",") {
 		t.Errorf("dead-letter codes %v, want %v", codes, wantCodes)
 	}
-	for _, code := range []string{"malformed", "bad_value", "topic_mismatch"} {
+	for _, code := range []string{"malformed", "bad_value", "topic_mismatch", "bad_seq"} {
 		n := 0
 		for _, c := range wantCodes {
 			if c == code {

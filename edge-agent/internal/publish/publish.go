@@ -28,6 +28,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/spool"
+	"github.com/pdmstream/pdm/pdmkit/retry"
 )
 
 // ErrRecord: a spool record is not in the envelope format.
@@ -206,22 +207,22 @@ var errLost = errors.New("connection lost")
 
 // Run connects, reconnects with back-off, and drains q until ctx ends.
 func (p *Publisher) Run(ctx context.Context, q Queue) error {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
+	backoff := retry.Backoff{Initial: 100 * time.Millisecond, Max: p.opts.MaxReconnectInterval}
+	for attempt := 0; ctx.Err() == nil; {
 		c, lost, err := p.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			p.log.Debug("mqtt connect failed", "url", p.opts.URL, "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, p.opts.MaxReconnectInterval)
+			// Readings keep going to the spool meanwhile; say so on every
+			// attempt, so an operator sees why nothing arrives.
+			wait := backoff.Next(attempt)
+			attempt++
+			p.log.Warn("mqtt connect failed; readings are spooled", "url", p.opts.URL, "attempt", attempt, "retry_in", wait, "err", err)
+			retry.Sleep(ctx, wait)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		attempt = 0
 		if p.connects.Add(1) > 1 {
 			p.opts.Reconnects.Add(1)
 		}

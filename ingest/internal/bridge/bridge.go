@@ -26,6 +26,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -156,18 +157,18 @@ func (b *Bridge) write(ctx context.Context, prod *producer, batches <-chan *pend
 // a refused one is not retried.
 func (b *Bridge) writeBatch(ctx context.Context, prod *producer, p *pending) bool {
 	recs := p.records
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+	backoff := retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	for attempt := 0; ; attempt++ {
 		left, err := prod.produce(context.WithoutCancel(ctx), recs)
 		if err == nil {
 			return true
 		}
 		b.metrics.KafkaErrors.Inc()
-		b.log.Warn("kafka write failed, will retry", "records", len(left), "err", err)
+		wait := backoff.Next(attempt)
+		b.log.Warn("kafka write failed, will retry", "records", len(left), "backoff", wait, "err", err)
 		recs = left
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, wait) {
 			return false
-		case <-time.After(backoff):
 		}
 	}
 }

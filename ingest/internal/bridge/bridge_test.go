@@ -294,6 +294,9 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	const n = 60
 	publishReadings(t, pub, site, n, 3)
 	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 2 }, "no failed writes counted")
+	if got := testutil.ToFloat64(b.metrics.Readings); got != 0 {
+		t.Fatalf("%v readings counted as written while Kafka refused them", got)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -310,6 +313,9 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("%d readings in Kafka, want %d", len(got), n)
+	}
+	if c := testutil.ToFloat64(b.metrics.Readings); c != n {
+		t.Fatalf("readings counter %v, want %d", c, n)
 	}
 }
 

@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Messages: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_messages_total", Help: "MQTT messages received."}),
 		Readings: f.NewCounter(prometheus.CounterOpts{
-			Name: "pdm_bridge_readings_total", Help: "Valid readings written to Kafka."}),
+			Name: "pdm_bridge_readings_total", Help: "Valid readings written to Kafka, counted when Kafka acknowledged them."}),
 		Rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_bridge_rejected_total", Help: "Messages or readings sent to the dead-letter topic, by reason."}, []string{"code"}),
 		KafkaErrors: f.NewCounter(prometheus.CounterOpts{
@@ -52,7 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// observeWritten counts the readings of a batch Kafka has acknowledged,
+// and their age.
 func (m *Metrics) observeWritten(sampled []time.Time, now time.Time) {
+	m.Readings.Add(float64(len(sampled)))
 	for _, t := range sampled {
 		m.AgeAtKafka.Observe(now.Sub(t).Seconds())
 	}

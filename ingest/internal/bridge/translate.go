@@ -58,7 +58,6 @@ func (b *Bridge) translate(o *outbox, topic string, payload []byte, received tim
 	if len(good) == 0 {
 		return
 	}
-	b.metrics.Readings.Add(float64(len(good)))
 	value := payload
 	if len(good) < len(items) {
 		value = wire.JoinBatch(good)

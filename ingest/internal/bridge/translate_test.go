@@ -85,8 +85,9 @@ func TestTranslate(t *testing.T) {
 					t.Errorf("record %d: key %q, want the asset", i, rec.Key)
 				}
 			}
-			if got := int(testutil.ToFloat64(b.metrics.Readings)); got != len(o.sampled) {
-				t.Errorf("readings counter %d, sampled %d", got, len(o.sampled))
+			// Readings count once Kafka has them, not on arrival.
+			if got := testutil.ToFloat64(b.metrics.Readings); got != 0 {
+				t.Errorf("readings counter %v before any write", got)
 			}
 		})
 	}

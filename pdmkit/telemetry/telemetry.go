@@ -95,6 +95,16 @@ func Handler(reg *prometheus.Registry, checks map[string]ReadyFunc) *http.ServeM
 	return mux
 }
 
+// limits bound what one client can hold of a server: a request's headers
+// must arrive within 5 s and the whole request (a model upload included)
+// within a minute, an answer must be written within a minute, an idle
+// keep-alive connection is closed after two, and headers are at most
+// 64 KiB. Bodies are bounded by each handler.
+var limits = struct {
+	header, read, write, idle time.Duration
+	headerBytes               int
+}{5 * time.Second, time.Minute, time.Minute, 2 * time.Minute, 64 << 10}
+
 // Serve runs an HTTP server for h on addr until ctx ends, then shuts it down
 // gracefully. An empty addr serves nothing and returns when ctx ends.
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
@@ -106,7 +116,9 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("telemetry: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	t := limits
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: t.header, ReadTimeout: t.read, WriteTimeout: t.write,
+		IdleTimeout: t.idle, MaxHeaderBytes: t.headerBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("http listening", "addr", ln.Addr().String())

@@ -62,3 +62,62 @@ func TestEndpoints(t *testing.T) {
 		t.Fatal("healthcheck of a closed port passed")
 	}
 }
+
+// TestServeDropsSlowClients: a client that sends its headers and then
+// trickles, or never sends, its body loses the connection at the read
+// timeout, and an idle keep-alive connection at the idle timeout, so a few
+// sockets cannot hold a server's goroutines for ever.
+func TestServeDropsSlowClients(t *testing.T) {
+	saved := limits
+	t.Cleanup(func() { limits = saved })
+	limits.read, limits.idle = 300*time.Millisecond, 300*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+	var conn net.Conn
+	for range 50 {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if conn == nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn) // the server answers or closes; either ends the read
+	if took := time.Since(start); err != nil || took > 3*time.Second {
+		t.Fatalf("slow body: connection held %v (err %v), want it closed after the 300ms read timeout", took, err)
+	}
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(idle) // the answer, then the close of the idle connection
+	if took := time.Since(start); err != nil || took > 3*time.Second {
+		t.Fatalf("idle keep-alive connection held %v (err %v), want it closed after the 300ms idle timeout", took, err)
+	}
+}

@@ -30,6 +30,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 runs=(
 	"ingest ./bench/ BridgeThroughput 1x"
 	"ingest ./bench/ BridgeLatency 1x"
+	"ingest ./bench/ BrokerAutosave 1x"
 	"scorer ./internal/stream/ Throughput/model 120000x"
 	"scorer ./internal/stream/ Latency/model 20000x"
 	"scorer ./internal/stream/ Swap 20x"

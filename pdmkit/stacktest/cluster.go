@@ -126,9 +126,20 @@ func StartKafka(t testing.TB, n int) *Cluster {
 	return c
 }
 
-// kafkaJars finds the local stack's Kafka jars and logging configuration
-// from the repository root (the folder holding go.work).
+// kafkaJars finds the local stack's Kafka jars and logging configuration.
 func kafkaJars(t testing.TB) (libs, log4j string) {
+	t.Helper()
+	root := repoRoot(t)
+	libs = filepath.Join(root, ".stack", "kafka", "libs")
+	if _, err := os.Stat(libs); err != nil {
+		t.Fatalf("stacktest: Kafka jars not found at %s (make up resolves them): %v", libs, err)
+	}
+	return libs, filepath.Join(root, "deployments", "kafka", "log4j2.properties")
+}
+
+// repoRoot is the repository root: the folder above the test's that holds
+// go.work.
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -136,19 +147,14 @@ func kafkaJars(t testing.TB) (libs, log4j string) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("stacktest: no go.work above the test's folder: cannot find the stack's Kafka jars")
+			t.Fatal("stacktest: no go.work above the test's folder")
 		}
 		dir = parent
 	}
-	libs = filepath.Join(dir, ".stack", "kafka", "libs")
-	if _, err := os.Stat(libs); err != nil {
-		t.Fatalf("stacktest: Kafka jars not found at %s (make up resolves them): %v", libs, err)
-	}
-	return libs, filepath.Join(dir, "deployments", "kafka", "log4j2.properties")
 }
 
 // Brokers returns every broker's address.

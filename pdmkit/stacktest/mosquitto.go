@@ -1,0 +1,125 @@
+package stacktest
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Mosquitto is a Mosquitto broker of the test's own, run with the local
+// stack's configuration (deployments/mosquitto/mosquitto.conf) on a free
+// loopback port, its persistence in the test's temporary directory, so a
+// test can kill and restart it without disturbing the shared stack. It is
+// killed when the test ends.
+type Mosquitto struct {
+	t    testing.TB
+	bin  string
+	addr string
+	conf string
+	log  string
+	proc *exec.Cmd
+	done chan struct{}
+}
+
+// StartMosquitto starts the broker and waits until it accepts connections.
+// Each override ("autosave_interval 1") replaces the configuration's line
+// of that option.
+func StartMosquitto(t testing.TB, overrides ...string) *Mosquitto {
+	t.Helper()
+	skipShort(t)
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			t.Fatal("stacktest: mosquitto not installed (make up installs it)")
+		}
+	}
+	tmpl, err := os.ReadFile(filepath.Join(repoRoot(t), "deployments", "mosquitto", "mosquitto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"mosquitto/data", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer("@STACK_DIR@", dir, "@MQTT_PORT@", port, "@USER@", u.Username).Replace(string(tmpl))
+	lines := strings.Split(conf, "\n")
+	for _, o := range overrides {
+		key, _, _ := strings.Cut(o, " ")
+		found := false
+		for i, l := range lines {
+			if k, _, _ := strings.Cut(l, " "); k == key {
+				lines[i], found = o, true
+			}
+		}
+		if !found {
+			lines = append(lines, o)
+		}
+	}
+	conf = strings.Join(lines, "\n")
+	m := &Mosquitto{t: t, bin: bin, addr: addr, conf: filepath.Join(dir, "mosquitto.conf"), log: filepath.Join(dir, "logs", "mosquitto.log")}
+	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.start()
+	t.Cleanup(m.Kill)
+	return m
+}
+
+// URL is the broker's tcp:// URL.
+func (m *Mosquitto) URL() string { return "tcp://" + m.addr }
+
+func (m *Mosquitto) start() {
+	m.t.Helper()
+	m.proc = exec.Command(m.bin, "-c", m.conf)
+	if err := m.proc.Start(); err != nil {
+		m.t.Fatalf("stacktest: start mosquitto: %v", err)
+	}
+	m.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(m.proc, m.done)
+	Eventually(m.t, 10*time.Second, func() bool {
+		select {
+		case <-m.done:
+			log, _ := os.ReadFile(m.log)
+			m.t.Fatalf("stacktest: mosquitto exited:\n%s", log)
+		default:
+		}
+		c, err := net.Dial("tcp", m.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "mosquitto at %s did not come up", m.addr)
+}
+
+// Kill ends the broker with SIGKILL, as a crash would: what it had not
+// saved is lost. Killing a stopped broker does nothing.
+func (m *Mosquitto) Kill() {
+	if m.proc == nil {
+		return
+	}
+	_ = m.proc.Process.Kill()
+	<-m.done
+	m.proc = nil
+}
+
+// Restart starts the killed broker again on its persistence file.
+func (m *Mosquitto) Restart() {
+	m.t.Helper()
+	if m.proc != nil {
+		m.t.Fatal("stacktest: mosquitto is running")
+	}
+	m.start()
+}

@@ -550,6 +550,8 @@ func (c *Consumer) ack(ctx context.Context, p *processor, req ackReq, writes cha
 // partitions and publishes the acknowledged state; with reason
 // "new_normal" the alert resolves and the asset is re-baselined.
 func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert, error) {
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
 	c.mu.Lock()
 	ports := make([]*ackPort, 0, len(c.acks))
 	for _, p := range c.acks {
@@ -564,7 +566,7 @@ func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert,
 		case <-p.done:
 			continue
 		case <-ctx.Done():
-			return alert.Alert{}, ctx.Err()
+			return alert.Alert{}, fmt.Errorf("stream: ack %s: partitions busy: %w", id, ctx.Err())
 		}
 		select {
 		case r := <-reply:
@@ -572,11 +574,15 @@ func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert,
 				return r.a, r.err
 			}
 		case <-ctx.Done():
-			return alert.Alert{}, ctx.Err()
+			return alert.Alert{}, fmt.Errorf("stream: ack %s: partitions busy: %w", id, ctx.Err())
 		}
 	}
 	return alert.Alert{}, fmt.Errorf("%w: %s", ErrAlertNotHere, id)
 }
+
+// ackTimeout bounds how long Ack waits for the partitions' loops, so a busy
+// partition cannot hold an operator's request or the alert view for ever.
+var ackTimeout = 10 * time.Second
 
 func (c *Consumer) firstOffset(ctx context.Context, partition int) (int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(c.opt.Brokers...), Timeout: 10 * time.Second}

@@ -54,6 +54,25 @@ func forecaster(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
+// sendMachine writes readings from..to of machine for each asset of site,
+// keyed by asset, k0 plus seq seconds apart.
+func sendMachine(t *testing.T, w *kafka.Writer, site string, assets []string, from, to uint64) {
+	t.Helper()
+	var msgs []kafka.Message
+	for seq := from; seq <= to; seq++ {
+		for _, a := range assets {
+			b, err := wire.Reading{Site: site, Asset: a, Seq: seq, Time: k0.Add(time.Duration(seq) * time.Second), Sensors: machine(seq)}.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, kafka.Message{Key: []byte(a), Value: b})
+		}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // readAll reads every record of topic's partitions once at least want have
 // arrived (or the timeout passed).
 func readAll(t *testing.T, brokers []string, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
@@ -144,21 +163,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	const total = 1000
 	w := &kafka.Writer{Addr: kafka.TCP(brokerList...), Topic: readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
-	send := func(from, to uint64) {
-		var msgs []kafka.Message
-		for seq := from; seq <= to; seq++ {
-			for _, a := range assets {
-				b, err := wire.Reading{Site: "kill", Asset: a, Seq: seq, Time: k0.Add(time.Duration(seq) * time.Second), Sensors: machine(seq)}.MarshalJSON()
-				if err != nil {
-					t.Fatal(err)
-				}
-				msgs = append(msgs, kafka.Message{Key: []byte(a), Value: b})
-			}
-		}
-		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	send := func(from, to uint64) { sendMachine(t, w, "kill", assets, from, to) }
 	// Stream in steps; kill instance 0 a third of the way through.
 	for seq := uint64(1); seq <= total; seq += 20 {
 		send(seq, seq+19)

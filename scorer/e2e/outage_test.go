@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
-	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 // TestScorerWaitsOutAKafkaOutage: a scorer whose only Kafka broker is
@@ -35,25 +33,10 @@ func TestScorerWaitsOutAKafkaOutage(t *testing.T) {
 	stacktest.WaitReady(t, ready)
 
 	assets := []string{"o1", "o2", "o3"}
-	send := func(from, to uint64) {
-		t.Helper()
-		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: readings, Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
-		defer w.Close()
-		var msgs []kafka.Message
-		for seq := from; seq <= to; seq++ {
-			for _, a := range assets {
-				b, err := wire.Reading{Site: "outage", Asset: a, Seq: seq, Time: k0.Add(time.Duration(seq) * time.Second), Sensors: machine(seq)}.MarshalJSON()
-				if err != nil {
-					t.Fatal(err)
-				}
-				msgs = append(msgs, kafka.Message{Key: []byte(a), Value: b})
-			}
-		}
-		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: readings, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	send := func(from, to uint64) { sendMachine(t, w, "outage", assets, from, to) }
 	scoredIDs := func(want int) map[string]bool {
 		ids := map[string]bool{}
 		for _, m := range readAll(t, brokers, scores, 3, want, 3*time.Second) {

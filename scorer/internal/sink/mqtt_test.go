@@ -1,0 +1,73 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/wire"
+	"github.com/pdmstream/pdm/scorer/internal/stream"
+)
+
+// TestMQTTDoesNotHoldBackScoring: with the floor broker killed, Write
+// returns at once and keeps the newest alert state of each asset; once the
+// broker is back those states are published, retained, and nothing is
+// pending.
+func TestMQTTDoesNotHoldBackScoring(t *testing.T) {
+	broker := stacktest.StartMosquitto(t)
+	m := NewMQTT(broker.URL(), stacktest.Unique("scorer"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.Connect()
+	defer m.Close()
+	stacktest.Eventually(t, 10*time.Second, func() bool { return m.Ready(context.Background()) == nil }, "not connected")
+
+	broker.Kill()
+	state := func(asset string, rev int) alert.Alert {
+		return alert.Alert{ID: asset + "-1", Site: "s", Asset: asset, Kind: alert.KindAnomaly, Revision: rev, State: alert.Opened}
+	}
+	start := time.Now()
+	for _, b := range []stream.Batch{{Alerts: []alert.Alert{state("a1", 1), state("a2", 1)}}, {Alerts: []alert.Alert{state("a1", 2)}}} {
+		if err := m.Write(context.Background(), &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Write took %v with the broker down", took)
+	}
+	if n := m.Pending(); n != 2 {
+		t.Fatalf("%d assets pending, want 2 (the newest state of each)", n)
+	}
+
+	broker.Restart()
+	stacktest.Eventually(t, 30*time.Second, func() bool { return m.Pending() == 0 }, "pending states not published after the broker came back")
+	got := make(chan alert.Alert, 4)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID(stacktest.Unique("reader")))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	c.Subscribe(wire.AlertsTopic("s", "+"), 1, func(_ mqtt.Client, msg mqtt.Message) {
+		var a alert.Alert
+		if json.Unmarshal(msg.Payload(), &a) == nil {
+			got <- a
+		}
+	})
+	revs := map[string]int{}
+	for len(revs) < 2 {
+		select {
+		case a := <-got:
+			revs[a.Asset] = a.Revision
+		case <-time.After(5 * time.Second):
+			t.Fatalf("retained states after the outage: %v", revs)
+		}
+	}
+	if revs["a1"] != 2 || revs["a2"] != 1 {
+		t.Fatalf("retained revisions %v, want a1 2 and a2 1", revs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -121,4 +122,36 @@ func Run(t testing.TB, what string, fn func(context.Context) error) {
 			t.Errorf("%s: %v", what, err)
 		}
 	})
+}
+
+// Proxy forwards TCP connections from listen to target until the test
+// ends: a server that is away until the proxy starts, for tests of what a
+// client does while its server is down.
+func Proxy(t testing.TB, listen, target string) {
+	t.Helper()
+	var ln net.Listener
+	Eventually(t, 5*time.Second, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", listen)
+		return err == nil
+	}, "cannot listen on %s", listen)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
 }

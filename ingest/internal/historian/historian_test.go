@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -184,40 +183,10 @@ func TestHistorianRetriesWhileInfluxIsDown(t *testing.T) {
 		t.Fatalf("committed %d offsets before any write succeeded", c)
 	}
 
-	proxy(t, addr, target)
+	stacktest.Proxy(t, addr, target)
 	stacktest.Eventually(t, 60*time.Second, func() bool { return countByAsset(t, cfg)["pump-9"] == 200 },
 		"readings did not arrive after InfluxDB came back: %v", countByAsset(t, cfg))
 	stacktest.Eventually(t, 20*time.Second, func() bool { return committed(t, cfg) == 200 }, "offsets not committed")
-}
-
-// proxy forwards TCP connections from listen to target until the test ends.
-func proxy(t *testing.T, listen, target string) {
-	t.Helper()
-	var ln net.Listener
-	stacktest.Eventually(t, 5*time.Second, func() bool {
-		var err error
-		ln, err = net.Listen("tcp", listen)
-		return err == nil
-	}, "cannot listen on %s", listen)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
 }
 
 // TestHistorianDeadLettersWhatInfluxRefuses: a record InfluxDB refuses for

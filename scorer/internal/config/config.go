@@ -74,9 +74,6 @@ type Influx struct {
 	Bucket string `yaml:"bucket" env:"PDM_INFLUX_BUCKET" help:"InfluxDB bucket"`
 	// BatchSize is the most points per write request. Default 5000.
 	BatchSize int `yaml:"batch_size" help:"points per InfluxDB write"`
-	// Retries is how many times a failed write is retried with backoff
-	// before the batch fails (and is replayed from Kafka). Default 5.
-	Retries int `yaml:"retries" help:"InfluxDB write retries"`
 }
 
 // HTTP is the API, metrics and health server.
@@ -130,7 +127,7 @@ func Default() Config {
 			SessionTimeout: 10 * time.Second,
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
-		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000, Retries: 5},
+		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},
 		HTTP:   HTTP{Addr: ":8080"},
 		Log:    Log{Level: "info", Format: "text"},
 		Scoring: Scoring{
@@ -179,9 +176,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Influx.BatchSize < 1 {
 		bad("influx.batch_size (%d) must be at least 1", c.Influx.BatchSize)
-	}
-	if c.Influx.Retries < 0 {
-		bad("influx.retries (%d) must not be negative", c.Influx.Retries)
 	}
 	switch strings.ToLower(c.Log.Format) {
 	case "text", "json":

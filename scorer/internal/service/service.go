@@ -24,6 +24,7 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/sink"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Command is `scorer serve`: flags, file and environment into a Config,
@@ -82,7 +83,9 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	outs := []stream.Output{s.kafka, s.alerts}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {
-		s.influx = sink.NewInflux(cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Org, cfg.Influx.Bucket, cfg.Influx.BatchSize, cfg.Influx.Retries)
+		dropped := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_influx_dropped_points_total",
+			Help: "Score and alert points dropped from the InfluxDB output's full queue while InfluxDB was away (Kafka holds them)."})
+		s.influx = sink.NewInflux(cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Org, cfg.Influx.Bucket, cfg.Influx.BatchSize, dropped, log.With("component", "influxdb"))
 		outs = append(outs, s.influx)
 		checks["influxdb"] = s.influx.Ping
 	}

@@ -90,6 +90,17 @@ type cursorFile struct {
 	Meta []byte `json:"meta,omitempty"`
 }
 
+// segment is the part of *os.File the appender uses; tests inject failures
+// through openSegment.
+type segment interface {
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+var openSegment = func(path string, flag int) (segment, error) { return os.OpenFile(path, flag, 0o644) }
+
 // Spool is safe for one appender and one reader running concurrently.
 type Spool struct {
 	dir  string
@@ -98,7 +109,7 @@ type Spool struct {
 
 	mu       sync.Mutex
 	closed   bool
-	w        *os.File // the last segment, open for append
+	w        segment // the last segment, written at wOff
 	wSeg     uint64
 	wOff     int64
 	sizes    map[uint64]int64 // bytes of each segment on disk
@@ -171,17 +182,13 @@ func Open(dir string, opts Options, log *slog.Logger) (*Spool, error) {
 	if good != s.sizes[s.wSeg] {
 		log.Warn("spool: cutting torn tail", "segment", s.wSeg, "valid_bytes", good, "file_bytes", s.sizes[s.wSeg])
 	}
-	s.w, err = os.OpenFile(s.segPath(s.wSeg), os.O_CREATE|os.O_WRONLY, 0o644)
+	s.w, err = openSegment(s.segPath(s.wSeg), os.O_CREATE|os.O_WRONLY)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if err := s.w.Truncate(good); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("spool: truncate: %w", err)
-	}
-	if _, err := s.w.Seek(good, io.SeekStart); err != nil {
-		s.w.Close()
-		return nil, fmt.Errorf("spool: %w", err)
 	}
 	s.sizes[s.wSeg] = good
 	s.wOff = good
@@ -318,10 +325,14 @@ func (s *Spool) Append(data []byte) error {
 	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(data)))
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(data, castagnoli))
 	copy(buf[headerLen:], data)
-	if _, err := s.w.Write(buf); err != nil {
-		// Leave no half record behind for the reader.
-		_ = s.w.Truncate(s.wOff)
-		_, _ = s.w.Seek(s.wOff, io.SeekStart)
+	// Records are written at wOff, not at the file's offset: after a failed
+	// (say, half) write the next record overwrites the torn bytes, whether
+	// or not they could be cut off. The reader never reads past wOff, and
+	// Open cuts a torn tail.
+	if _, err := s.w.WriteAt(buf, s.wOff); err != nil {
+		if terr := s.w.Truncate(s.wOff); terr != nil {
+			s.log.Warn("spool: cannot cut a failed append; the next one overwrites it", "segment", s.wSeg, "offset", s.wOff, "err", terr)
+		}
 		return fmt.Errorf("spool: append: %w", err)
 	}
 	s.wOff += need
@@ -347,7 +358,7 @@ func (s *Spool) roll() error {
 		return fmt.Errorf("spool: close segment: %w", err)
 	}
 	next := s.wSeg + 1
-	f, err := os.OpenFile(s.segPath(next), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := openSegment(s.segPath(next), os.O_CREATE|os.O_WRONLY|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("spool: new segment: %w", err)
 	}

@@ -2,6 +2,8 @@
 //
 //	ingest bridge     MQTT → Kafka pdm.readings (invalid input → pdm.readings.dlq)
 //	ingest historian  Kafka pdm.readings → InfluxDB
+//	ingest retire     take a stopped bridge (its mqtt.client_id) out of the
+//	                  share group for good: drain its session, then delete it
 //	ingest healthcheck  probe a running instance's /healthz (PDM_HTTP_ADDR), for containers
 //
 // Configuration: flags > PDM_* environment > -config file > defaults; see
@@ -12,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/pdmstream/pdm/ingest/internal/bridge"
 	"github.com/pdmstream/pdm/ingest/internal/config"
@@ -25,7 +28,26 @@ func main() {
 	cli.Main("ingest", map[string]cli.Command{
 		"bridge":    func(ctx context.Context, args []string) error { return run(ctx, config.Bridge, args) },
 		"historian": func(ctx context.Context, args []string) error { return run(ctx, config.Historian, args) },
+		"retire":    retire,
 	})
+}
+
+// retire drains and deletes a bridge instance's MQTT session; it takes the
+// bridge's configuration.
+func retire(ctx context.Context, args []string) error {
+	cfg := config.Default(config.Bridge)
+	if printed, err := pdmconfig.Parse("ingest retire", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	b, err := bridge.New(cfg, log.With("service", "ingest-retire"), bridge.NewMetrics(telemetry.NewRegistry()))
+	if err != nil {
+		return err
+	}
+	return b.Retire(ctx, 5*time.Second)
 }
 
 func run(ctx context.Context, role config.Role, args []string) error {

@@ -37,6 +37,11 @@ type Bridge struct {
 	metrics   *Metrics
 	limits    wire.Limits
 	connected atomic.Bool
+	// retiring: on connect, leave the share group instead of joining it
+	// (Retire); active is the time of the last message taken or batch
+	// acknowledged, in Unix nanoseconds.
+	retiring bool
+	active   atomic.Int64
 }
 
 // New validates cfg; it connects to nothing.
@@ -81,7 +86,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// max_inflight_messages bounds what arrives unacknowledged: one batch
 	// being written, one filling, and this queue.
 	in := newInbox(2*b.cfg.MQTT.MaxBatch, 4*maxBatchBytes)
-	handler := func(_ mqtt.Client, m mqtt.Message) { in.put(ctx, m) }
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		b.active.Store(time.Now().UnixNano())
+		in.put(ctx, m)
+	}
 	client := mqtt.NewClient(b.clientOptions(handler))
 	client.Connect() // with ConnectRetry it keeps trying in the background
 
@@ -136,6 +144,47 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return nil
 }
 
+// Retire takes this instance (its mqtt.client_id) out of the share group
+// for good: it connects with its persistent session, leaves the group so
+// the broker assigns it nothing new, bridges what the session still holds
+// until nothing has arrived for idle, then deletes the session. Without
+// it a stopped instance's session keeps taking its share of the readings,
+// queued for a bridge that never returns, until the broker expires it.
+func (b *Bridge) Retire(ctx context.Context, idle time.Duration) error {
+	b.retiring = true
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(rctx) }()
+	tick := time.NewTicker(idle / 4)
+	defer tick.Stop()
+	for drained := false; !drained; {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return ctx.Err()
+		case err := <-done:
+			return fmt.Errorf("bridge: retire: %w", err)
+		case <-tick.C:
+			drained = b.connected.Load() && time.Since(time.Unix(0, b.active.Load())) >= idle
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return fmt.Errorf("bridge: retire: %w", err)
+	}
+	// A clean-session connect with the same client id discards the session.
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.cfg.MQTT.URL).SetClientID(b.cfg.MQTT.ClientID).
+		SetUsername(b.cfg.MQTT.Username).SetPassword(b.cfg.MQTT.Password).SetCleanSession(true))
+	if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return fmt.Errorf("bridge: retire: delete session %s: %v", b.cfg.MQTT.ClientID, t.Error())
+	}
+	c.Disconnect(250)
+	b.log.Info("retired: session drained and deleted", "client_id", b.cfg.MQTT.ClientID)
+	return nil
+}
+
 // write writes each batch to Kafka and then acknowledges its MQTT messages.
 func (b *Bridge) write(ctx context.Context, prod *producer, batches <-chan *pending) {
 	for p := range batches {
@@ -148,6 +197,7 @@ func (b *Bridge) write(ctx context.Context, prod *producer, batches <-chan *pend
 		for _, m := range p.msgs {
 			m.Ack()
 		}
+		b.active.Store(time.Now().UnixNano())
 	}
 }
 
@@ -201,6 +251,21 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
 		SetOnConnectHandler(func(c mqtt.Client) {
 			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", b.cfg.MQTT.Filter)
+			if b.retiring {
+				// Leave the share group: what the session holds still
+				// arrives, nothing new is assigned to it.
+				topics := make([]string, 0, len(filters))
+				for f := range filters {
+					topics = append(topics, f)
+				}
+				if t := c.Unsubscribe(topics...); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+					b.log.Error("mqtt unsubscribe failed", "err", t.Error())
+					return
+				}
+				b.active.Store(time.Now().UnixNano())
+				b.connected.Store(true)
+				return
+			}
 			if t := c.SubscribeMultiple(filters, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 				b.log.Error("mqtt subscribe failed, reconnecting", "filter", b.cfg.MQTT.Filter, "err", t.Error())
 				go c.Disconnect(0) // not from inside the handler; auto-reconnect subscribes again

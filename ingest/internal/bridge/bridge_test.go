@@ -366,3 +366,60 @@ func TestLargeMessagesAreSplitAcrossRequests(t *testing.T) {
 		t.Errorf("%v failed Kafka writes, want 0", e)
 	}
 }
+
+// TestRetireHandsTheShareBack: a stopped bridge's persistent session keeps
+// taking its share of the readings; Retire bridges what it took and
+// deletes it, after which the remaining bridge gets every reading.
+func TestRetireHandsTheShareBack(t *testing.T) {
+	site := stacktest.Unique("site")
+	cfg := testConfig(t, site)
+	gone := cfg
+	gone.MQTT.ClientID = stacktest.Unique("gone")
+	// The bridge to retire joins the group, then stops (its session stays).
+	b, err := New(gone, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(context.Background()) == nil }, "bridge not connected")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stay := startBridge(t, cfg)
+	pub := publisher(t)
+	const n = 200
+	publishReadings(t, pub, site, n, 8)
+	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(stay.metrics.Readings) > 0 }, "the live bridge got nothing")
+	time.Sleep(time.Second)
+	if got := testutil.ToFloat64(stay.metrics.Readings); got == n {
+		t.Fatalf("the live bridge took all %d readings: the stopped one's session took no share", n)
+	}
+
+	r, err := New(gone, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	if err := r.Retire(rctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second)); len(got) != n {
+		t.Fatalf("%d of %d readings in Kafka after the retire", len(got), n)
+	}
+	// Retired for good: every new reading goes to the live bridge.
+	before := testutil.ToFloat64(stay.metrics.Readings)
+	for i := n + 1; i <= n+40; i++ {
+		r := wire.Reading{Site: site, Asset: fmt.Sprintf("a%d", i%8), Seq: uint64(i), Time: time.Now(), Sensors: map[string]float64{"x": 1}}
+		payload, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub, wire.ReadingsTopic(site, r.Asset), payload)
+	}
+	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(stay.metrics.Readings)-before == 40 },
+		"the live bridge got %v of 40 readings after the retire", testutil.ToFloat64(stay.metrics.Readings)-before)
+}

@@ -26,17 +26,20 @@ func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 }
 
 // bufferedConn reads through a buffer and hands writes to a goroutine that
-// sends everything written since its last send in one call. Write never
-// waits for the network; a failed send closes the connection, which paho's
-// reader then reports as lost, and fails later writes. Close sends what is
+// sends everything written since its last send in one call. Write waits
+// for the network only when maxUnsent bytes wait already (a peer that does
+// not read holds Write as it would on a plain socket, instead of growing
+// the buffer without bound); a failed send closes the connection, which
+// paho's reader then reports as lost, and fails later writes. Close sends what is
 // left first, so a DISCONNECT written just before it still goes out.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
 
 	mu      sync.Mutex
-	out     []byte // written, not yet sent
-	err     error  // why sending stopped
+	room    *sync.Cond // signalled when out is taken or sending stops
+	out     []byte     // written, not yet sent
+	err     error      // why sending stopped
 	kick    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -46,14 +49,21 @@ type bufferedConn struct {
 func newBufferedConn(c net.Conn) *bufferedConn {
 	bc := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	bc.room = sync.NewCond(&bc.mu)
 	go bc.send()
 	return bc
 }
+
+// maxUnsent bounds the bytes written and not yet handed to the network.
+const maxUnsent = 1 << 20
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	for c.err == nil && len(c.out) > 0 && len(c.out)+len(p) > maxUnsent {
+		c.room.Wait()
+	}
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
@@ -80,10 +90,12 @@ func (c *bufferedConn) send() {
 		}
 		c.mu.Lock()
 		buf, c.out = c.out, buf[:0]
+		c.room.Broadcast()
 		c.mu.Unlock()
 		if _, err := c.Conn.Write(buf); err != nil {
 			c.mu.Lock()
 			c.err = err
+			c.room.Broadcast()
 			c.mu.Unlock()
 			c.Conn.Close()
 			return
@@ -102,6 +114,7 @@ func (c *bufferedConn) Close() error {
 			_, _ = c.Conn.Write(c.out)
 		}
 		c.err = net.ErrClosed
+		c.room.Broadcast()
 		c.mu.Unlock()
 	})
 	return c.Conn.Close()

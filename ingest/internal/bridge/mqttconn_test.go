@@ -87,3 +87,41 @@ func TestBufferedConnFailsWritesAfterThePeerIsGone(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBufferedConnBoundsWhatWaits: with a peer that does not read, what
+// waits unsent stays within maxUnsent (Write waits instead), and once the
+// peer reads every byte arrives in order.
+func TestBufferedConnBoundsWhatWaits(t *testing.T) {
+	c, peer := pair(t)
+	const total = 64 << 20 // far more than the sockets' buffers hold
+	chunk := bytes.Repeat([]byte{0x5A}, 4096)
+	wrote := make(chan error, 1)
+	go func() {
+		for n := 0; n < total; n += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- c.Close()
+	}()
+	time.Sleep(500 * time.Millisecond) // the writer fills what the network takes
+	c.mu.Lock()
+	unsent := len(c.out)
+	c.mu.Unlock()
+	if unsent > maxUnsent {
+		t.Fatalf("%d bytes wait unsent, bound %d", unsent, maxUnsent)
+	}
+	select {
+	case err := <-wrote:
+		t.Fatalf("all %d bytes written to a peer that reads nothing (err %v)", total, err)
+	default:
+	}
+	n, err := io.Copy(io.Discard, peer)
+	if err != nil || n != total {
+		t.Fatalf("peer read %d of %d bytes: %v", n, total, err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -108,6 +108,13 @@ type Scoring struct {
 	// a model of its own every this many scored readings (0: never).
 	// Default 3600.
 	ColdStart int `yaml:"cold_start" help:"readings on the online learner between requests for a model (0: never)"`
+	// IdleAfter: an asset silent this long (reading time) with no open
+	// alert is forgotten, and starts afresh if it returns. Default 168h.
+	IdleAfter time.Duration `yaml:"idle_after" help:"silence after which an asset without an open alert is forgotten"`
+	// MaxAssets bounds the assets kept per partition; beyond it the
+	// longest silent ones without an open alert are forgotten. Default
+	// 100000.
+	MaxAssets int `yaml:"max_assets" help:"assets kept per partition"`
 	// DefaultModel scores assets with no model of their own; empty means the
 	// online learner. Default empty.
 	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
@@ -135,6 +142,8 @@ func Default() Config {
 			MaxBatch:  2000,
 			History:   256,
 			ColdStart: 3600,
+			IdleAfter: 7 * 24 * time.Hour,
+			MaxAssets: 100_000,
 		},
 		Alert: monitor.DefaultSettings(),
 	}
@@ -195,6 +204,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.ColdStart < 0 {
 		bad("scoring.cold_start (%d) must not be negative", c.Scoring.ColdStart)
+	}
+	if c.Scoring.IdleAfter <= 0 || c.Scoring.MaxAssets < 1 {
+		bad("scoring.idle_after (%s) must be positive and scoring.max_assets (%d) at least 1", c.Scoring.IdleAfter, c.Scoring.MaxAssets)
 	}
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)

@@ -40,3 +40,9 @@ func (c *Catalog) set(asset string, sensors []string) {
 	c.assets[asset] = sensors
 	c.mu.Unlock()
 }
+
+func (c *Catalog) remove(asset string) {
+	c.mu.Lock()
+	delete(c.assets, asset)
+	c.mu.Unlock()
+}

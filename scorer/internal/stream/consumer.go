@@ -40,6 +40,14 @@ type Options struct {
 	ColdStart int
 	// Online builds the detector for an asset without a model.
 	Online func() (anomaly.Detector, error)
+	// IdleAfter: an asset without a reading for this long (reading time,
+	// against the newest reading of its partition) and without an open
+	// alert is forgotten; it starts afresh if it returns (default 7 days).
+	// MaxAssets bounds the assets kept per partition: beyond it the
+	// longest silent ones without an open alert are forgotten (default
+	// 100,000).
+	IdleAfter time.Duration
+	MaxAssets int
 }
 
 // ErrAlertNotHere: no partition owned by this instance holds the alert.

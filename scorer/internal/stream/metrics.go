@@ -20,6 +20,7 @@ type Metrics struct {
 	Batches   prometheus.Histogram
 	Lag       *prometheus.GaugeVec
 	ShadowDif *prometheus.HistogramVec
+	Forgotten prometheus.Counter
 }
 
 // NewMetrics registers the series on reg (nil: not registered).
@@ -65,6 +66,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Lag: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pdm_scorer_partition_lag", Help: "Readings behind the end of each owned partition.",
 		}, []string{"partition"}),
+		Forgotten: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_scorer_assets_forgotten_total", Help: "Assets forgotten after falling silent (scoring.idle_after) or beyond scoring.max_assets per partition."}),
 		ShadowDif: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pdm_scorer_shadow_abs_diff", Help: "|shadow score − active score|, by model and shadow version.",
 			Buckets: []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1},

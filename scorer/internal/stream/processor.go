@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"math"
@@ -40,7 +41,16 @@ type processor struct {
 	log       *slog.Logger
 	limits    wire.Limits
 	assets    map[string]*assetState
+	// Forgetting idle assets (Options.IdleAfter, MaxAssets): newest is
+	// the latest reading time seen, since the readings since the last sweep.
+	idleAfter time.Duration
+	maxAssets int
+	newest    time.Time
+	since     int
 }
+
+// sweepEvery is how many readings pass between sweeps for idle assets.
+const sweepEvery = 4096
 
 type histEntry struct {
 	t       time.Time
@@ -90,7 +100,8 @@ func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *
 	return &processor{
 		partition: partition, history: o.History, coldStart: o.ColdStart, decision: o.Decision, res: res, online: o.Online,
 		catalog: catalog, m: m, log: log.With("partition", partition), limits: limits,
-		assets: map[string]*assetState{},
+		assets:    map[string]*assetState{},
+		idleAfter: cmp.Or(o.IdleAfter, 7*24*time.Hour), maxAssets: cmp.Or(o.MaxAssets, 100_000),
 	}
 }
 
@@ -153,6 +164,12 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 		return
 	}
 	st.lastSeq, st.lastTime = r.Seq, r.Time
+	if r.Time.After(p.newest) {
+		p.newest = r.Time
+	}
+	if p.since++; p.since >= sweepEvery || len(p.assets) > p.maxAssets {
+		p.sweep(r.Asset)
+	}
 
 	bind := p.res.Resolve(r.Asset)
 	p.ensure(r, st, bind.Active)
@@ -336,6 +353,49 @@ func (p *processor) remember(st *assetState, r *wire.Reading) {
 	}
 	st.hist[st.histPos] = e
 	st.histPos = (st.histPos + 1) % p.history
+}
+
+// sweep forgets the assets (other than keep) silent for idleAfter, then,
+// while more than maxAssets remain, the longest silent ones; never one
+// with an open alert, whose lifecycle must go on when it returns.
+func (p *processor) sweep(keep string) {
+	p.since = 0
+	var quiet []string
+	for name, st := range p.assets {
+		if name == keep || st.open() {
+			continue
+		}
+		if p.newest.Sub(st.lastTime) > p.idleAfter {
+			p.forget(name)
+			continue
+		}
+		quiet = append(quiet, name)
+	}
+	if over := len(p.assets) - p.maxAssets; over > 0 {
+		slices.SortFunc(quiet, func(a, b string) int { return p.assets[a].lastTime.Compare(p.assets[b].lastTime) })
+		for _, name := range quiet[:min(over, len(quiet))] {
+			p.forget(name)
+		}
+	}
+}
+
+func (p *processor) forget(asset string) {
+	delete(p.assets, asset)
+	p.catalog.remove(asset)
+	p.m.Forgotten.Inc()
+}
+
+// open reports whether the asset has an open alert, live or in shadow.
+func (st *assetState) open() bool {
+	for _, m := range []*monitor.Monitor{st.mon, st.shadow} {
+		if m == nil {
+			continue
+		}
+		if _, ok := m.Current(); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ackAlert records an operator's acknowledgement if this partition holds

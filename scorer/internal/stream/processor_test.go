@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/corpus"
 	"github.com/pdmstream/pdm/pdmkit/model"
@@ -135,5 +137,42 @@ func TestProcessorRequestsTraining(t *testing.T) {
 	}
 	if cold != 3 || drift != 1 {
 		t.Fatalf("requests %v: want 3 cold starts and 1 drift", got)
+	}
+}
+
+// TestProcessorForgetsSilentAssets: beyond MaxAssets the longest silent
+// asset is forgotten at once, and assets silent for IdleAfter (reading
+// time) at the next sweep; the catalog forgets them too.
+func TestProcessorForgetsSilentAssets(t *testing.T) {
+	o := &Options{IdleAfter: time.Hour, MaxAssets: 3,
+		Online: func() (anomaly.Detector, error) { return &countingDetector{version: "o"}, nil }}
+	m := NewMetrics(nil)
+	cat := NewCatalog()
+	p := newProcessor(0, o, &fixedResolver{}, cat, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	feed := func(asset string, seq uint64, at time.Time) {
+		t.Helper()
+		b, err := json.Marshal(wire.Reading{Site: "s", Asset: asset, Seq: seq, Time: at, Sensors: map[string]float64{"temp": 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.handle(&kafka.Message{Value: b}, true, &Batch{})
+	}
+	assets := func() string { return strings.Join(cat.Assets(), ",") }
+	for i, a := range []string{"a1", "a2", "a3"} {
+		feed(a, 1, t0.Add(time.Duration(i)*10*time.Second))
+	}
+	feed("a4", 1, t0.Add(time.Minute))
+	if got := assets(); got != "a2,a3,a4" || len(p.assets) != 3 {
+		t.Fatalf("after a fourth asset: %s (%d kept), want a2,a3,a4", got, len(p.assets))
+	}
+	for seq := uint64(2); seq <= sweepEvery+1; seq++ {
+		feed("a4", seq, t0.Add(2*time.Hour+time.Duration(seq)*time.Millisecond))
+	}
+	if got := assets(); got != "a4" || len(p.assets) != 1 {
+		t.Fatalf("after two hours of a4 alone: %s (%d kept), want a4", got, len(p.assets))
+	}
+	if n := testutil.ToFloat64(m.Forgotten); n != 3 {
+		t.Fatalf("forgotten %v, want 3", n)
 	}
 }

@@ -8,7 +8,7 @@ GO      ?= go
 # on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build up down status test test-short lint demo bench bench-quality fmt clean
+.PHONY: all build up down status test test-short lint fuzz demo bench bench-quality fmt clean
 
 all: build
 
@@ -36,11 +36,16 @@ lint:
 test-short:
 	@for m in $(MODULES); do (cd $$m && $(GO) test -short -count=1 ./...) || exit 1; done
 
-## test: lint, then unit, integration and end-to-end tests against the real local stack.
+## test: lint, then unit, integration and end-to-end tests against the real local stack, then a short run of every fuzz target.
 test: lint up
 	@. deployments/stack/env.sh && for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; \
 	done
+	FUZZTIME=5s deployments/fuzz.sh
+
+## fuzz: every fuzz target for FUZZTIME each (default 10s): make fuzz FUZZTIME=10m.
+fuzz:
+	deployments/fuzz.sh
 
 ## demo: the whole pipeline on the local stack with simulated machines.
 demo: build up

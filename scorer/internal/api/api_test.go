@@ -55,7 +55,7 @@ func (d linearDetector) Observe(_ time.Time, s map[string]float64) (anomaly.Resu
 
 func factory(a *model.Artifact) (anomaly.Detector, error) { return linearDetector{a}, nil }
 
-func artifact(t *testing.T, name, version string, weights []float64, features ...string) []byte {
+func artifact(t testing.TB, name, version string, weights []float64, features ...string) []byte {
 	t.Helper()
 	d := len(features)
 	a := model.Artifact{

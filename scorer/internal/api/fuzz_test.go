@@ -1,0 +1,78 @@
+package api
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/scorer/internal/alertview"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
+)
+
+// fuzzRoutes are the handlers that read a JSON body.
+var fuzzRoutes = []struct{ method, path string }{
+	{"POST", "/v2/models/bearing/infer"},
+	{"POST", "/v2/models/bearing/versions/1/infer"},
+	{"POST", "/v1/models/bearing/activate"},
+	{"POST", "/v1/models/bearing/rollback"},
+	{"PUT", "/v1/models/bearing/shadow"},
+	{"PUT", "/v1/assets/pump-1/pin"},
+	{"POST", "/v1/alerts/pump-1-1/ack"},
+	{"PUT", "/v1/models/bearing/versions/2"},
+}
+
+// FuzzJSONHandlers sends any body to every handler that reads one, with
+// a valid token and a model that exists: no body may panic a handler or
+// make it answer 5xx, and every refusal is JSON.
+func FuzzJSONHandlers(f *testing.F) {
+	for _, seed := range []string{
+		`{"inputs":[{"name":"bearing_temp","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"vibration","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"rpm","shape":[2],"datatype":"FP64","data":[1,2]}]}`,
+		`{"inputs":[{"name":"bearing_temp","shape":[-1],"datatype":"FP64","data":[]}]}`,
+		`{"inputs":[{"name":"rpm","shape":[1e300],"datatype":"BYTES","data":["x"]}]}`,
+		`{"version":"1","default":true}`, `{"version":"","assets":["pump-1"]}`, `{"to":"1"}`,
+		`{"version":"1","until":"2026-01-01T00:00:00Z"}`, `{"model":"bearing","version":"1"}`,
+		`{"by":"op","reason":"new_normal"}`, `{"by":"op","by":"x"}`, `null`, `[]`, `{"inputs":null}`, "\xff",
+	} {
+		for i := range fuzzRoutes {
+			f.Add(uint8(i), []byte(seed))
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.NewMemory(factory, catalog{"pump-1": {"bearing_temp", "vibration", "rpm"}}, log)
+	store := alertview.NewStore(0)
+	prom := telemetry.NewRegistry()
+	a := New(Options{Token: token, Decision: monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}},
+		reg, fakeAlerts{store}, prom, log)
+	h := a.Handler(prom, nil)
+	upload := func(version string) {
+		req := httptest.NewRequest("PUT", "/v1/models/bearing/versions/"+version,
+			bytes.NewReader(artifact(f, "bearing", version, []float64{0.1, 0.2, 0.3, 0}, "bearing_temp", "vibration", "rpm")))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			f.Fatalf("upload %s: %d %s", version, rec.Code, rec.Body)
+		}
+	}
+	upload("1")
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
+		req := httptest.NewRequest(rt.method, rt.path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s with %q: %d %s", rt.method, rt.path, body, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 && !strings.Contains(rec.Header().Get("Content-Type"), "json") {
+			t.Fatalf("%s %s: refusal %d is %q, not JSON", rt.method, rt.path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	})
+}

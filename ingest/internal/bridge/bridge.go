@@ -59,7 +59,7 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 // Ready reports whether the bridge is connected to MQTT and subscribed.
 func (b *Bridge) Ready(context.Context) error {
 	if !b.connected.Load() {
-		return errors.New("mqtt not connected")
+		return errors.New("mqtt not connected and subscribed")
 	}
 	return nil
 }
@@ -251,33 +251,65 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
 		SetOnConnectHandler(func(c mqtt.Client) {
 			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", b.cfg.MQTT.Filter)
-			if b.retiring {
-				// Leave the share group: what the session holds still
-				// arrives, nothing new is assigned to it.
-				topics := make([]string, 0, len(filters))
-				for f := range filters {
-					topics = append(topics, f)
-				}
-				if t := c.Unsubscribe(topics...); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-					b.log.Error("mqtt unsubscribe failed", "err", t.Error())
-					return
-				}
-				b.active.Store(time.Now().UnixNano())
-				b.connected.Store(true)
-				return
-			}
-			if t := c.SubscribeMultiple(filters, handler); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-				b.log.Error("mqtt subscribe failed, reconnecting", "filter", b.cfg.MQTT.Filter, "err", t.Error())
-				go c.Disconnect(0) // not from inside the handler; auto-reconnect subscribes again
-				return
-			}
-			b.connected.Store(true)
+			b.join(c, filters, handler)
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			b.connected.Store(false)
 			b.metrics.Reconnects.Inc()
 			b.log.Warn("mqtt connection lost", "err", err)
 		})
+}
+
+// join subscribes to filters on a fresh connection (or, retiring, leaves
+// them), retrying with backoff for as long as the connection is open: a
+// refused or unanswered subscription is tried again on the same
+// connection, and the bridge is not ready until it holds. (Disconnecting
+// instead would end paho's auto-reconnect for good.)
+func (b *Bridge) join(c mqtt.Client, filters map[string]byte, handler mqtt.MessageHandler) {
+	backoff := retry.Backoff{Initial: 500 * time.Millisecond, Max: 10 * time.Second}
+	for attempt := 0; c.IsConnectionOpen(); attempt++ {
+		err := b.joinOnce(c, filters, handler)
+		if err == nil {
+			b.active.Store(time.Now().UnixNano())
+			b.connected.Store(true)
+			return
+		}
+		b.metrics.SubscribeErrors.Inc()
+		wait := backoff.Next(attempt)
+		b.log.Error("mqtt subscribe failed; retrying", "filter", b.cfg.MQTT.Filter, "attempt", attempt+1, "retry_in", wait, "err", err)
+		time.Sleep(wait)
+	}
+}
+
+func (b *Bridge) joinOnce(c mqtt.Client, filters map[string]byte, handler mqtt.MessageHandler) error {
+	if b.retiring {
+		// Leave the share group: what the session holds still arrives,
+		// nothing new is assigned to it.
+		topics := make([]string, 0, len(filters))
+		for f := range filters {
+			topics = append(topics, f)
+		}
+		t := c.Unsubscribe(topics...)
+		if !t.WaitTimeout(10 * time.Second) {
+			return errors.New("no UNSUBACK within 10s")
+		}
+		return t.Error()
+	}
+	t := c.SubscribeMultiple(filters, handler)
+	if !t.WaitTimeout(10 * time.Second) {
+		return errors.New("no SUBACK within 10s")
+	}
+	if err := t.Error(); err != nil {
+		return err
+	}
+	// paho reports a refused subscription (return code 0x80) as granted
+	// with QoS 128, not as an error.
+	for f, qos := range t.(*mqtt.SubscribeToken).Result() {
+		if qos == 0x80 {
+			return fmt.Errorf("the broker refused the subscription to %s", f)
+		}
+	}
+	return nil
 }
 
 // maxBatchBytes bounds the MQTT payloads of one batch. A batch may pass it

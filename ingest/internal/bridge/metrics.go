@@ -11,13 +11,14 @@ import (
 
 // Metrics are the bridge's Prometheus series.
 type Metrics struct {
-	Messages      prometheus.Counter
-	Readings      prometheus.Counter
-	Rejected      *prometheus.CounterVec
-	KafkaErrors   prometheus.Counter
-	Reconnects    prometheus.Counter
-	KafkaWrite    prometheus.Histogram
-	BatchMessages prometheus.Histogram
+	Messages        prometheus.Counter
+	Readings        prometheus.Counter
+	SubscribeErrors prometheus.Counter
+	Rejected        *prometheus.CounterVec
+	KafkaErrors     prometheus.Counter
+	Reconnects      prometheus.Counter
+	KafkaWrite      prometheus.Histogram
+	BatchMessages   prometheus.Histogram
 	// AgeAtKafka is the time from a reading's timestamp to Kafka's ack.
 	AgeAtKafka prometheus.Histogram
 }
@@ -28,6 +29,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Messages: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_mqtt_messages_total", Help: "MQTT messages received."}),
+		SubscribeErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_subscribe_errors_total", Help: "Failed or refused MQTT subscriptions (each is retried on the same connection)."}),
 		Readings: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_readings_total", Help: "Valid readings written to Kafka, counted when Kafka acknowledged them."}),
 		Rejected: f.NewCounterVec(prometheus.CounterOpts{

@@ -406,29 +406,39 @@ const writeDepth = 4
 
 // pendingWrite is one batch being written.
 type pendingWrite struct {
-	w     scored
-	start time.Time
-	done  chan error
+	w       scored
+	start   time.Time
+	done    chan error
+	written chan struct{} // closed when the write has ended, either way
 }
 
 // writer writes a partition's batches, up to writeDepth at a time, and
 // acknowledges them to the committer strictly in order, so a committed
-// offset never passes a batch that is not yet durable. Score order does not
-// matter (ids are unique), but an asset's alert events must not overtake
-// each other, nor the retained MQTT state go back in time: a batch that
-// carries alert events waits for every earlier write and is written alone.
+// offset never passes a batch that is not yet durable. A failed write is
+// retried only once every earlier write has ended, so after an outage
+// (which fails the writes in flight together) the batches land in order;
+// only a write that succeeds at once while an earlier one fails can land
+// ahead of it (ids are unique: consumers order by asset and seq). An
+// asset's alert events must not overtake each other, nor the retained
+// state go back in time: a batch that carries alert events waits for
+// every earlier write and is written alone.
 func (c *Consumer) writer(ctx context.Context, log *slog.Logger, cm *committer, partition int, in <-chan scored) {
 	var queue []*pendingWrite
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var prev chan struct{} // the last launched write's written
 	launch := func(w scored) {
-		pw := &pendingWrite{w: w, start: time.Now(), done: make(chan error, 1)}
+		pw := &pendingWrite{w: w, start: time.Now(), done: make(chan error, 1), written: make(chan struct{})}
+		after := prev
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pw.done <- c.write(ctx, log, w.b)
+			err := c.write(ctx, log, w.b, after)
+			close(pw.written)
+			pw.done <- err
 		}()
 		queue = append(queue, pw)
+		prev = pw.written
 	}
 	// complete acknowledges the oldest write once its outcome err is known;
 	// false means it failed (ctx ended) and nothing after it may be
@@ -491,8 +501,9 @@ func (c *Consumer) writer(ctx context.Context, log *slog.Logger, cm *committer, 
 }
 
 // write hands b to every output, retrying failed ones with backoff until
-// all acknowledge or ctx ends.
-func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error {
+// all acknowledge or ctx ends; a retry waits for after (the previous
+// batch's write) to end first.
+func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch, after <-chan struct{}) error {
 	if len(b.Scores) == 0 && len(b.Alerts) == 0 {
 		return nil
 	}
@@ -525,6 +536,13 @@ func (c *Consumer) write(ctx context.Context, log *slog.Logger, b *Batch) error 
 		}
 		if !failed {
 			return nil
+		}
+		if after != nil {
+			select {
+			case <-after:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()

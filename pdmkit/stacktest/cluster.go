@@ -176,6 +176,7 @@ func (c *Cluster) start(i int) {
 	}
 	nd.cmd = exec.Command("java", append(append([]string{}, nd.javaArgs...), "kafka.Kafka", nd.conf)...)
 	nd.cmd.Stdout, nd.cmd.Stderr = out, out
+	dieWithTest(nd.cmd)
 	if err := nd.cmd.Start(); err != nil {
 		out.Close()
 		c.t.Fatalf("stacktest: start Kafka node %d: %v", nd.id, err)

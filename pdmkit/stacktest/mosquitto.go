@@ -84,6 +84,7 @@ func (m *Mosquitto) URL() string { return "tcp://" + m.addr }
 func (m *Mosquitto) start() {
 	m.t.Helper()
 	m.proc = exec.Command(m.bin, "-c", m.conf)
+	dieWithTest(m.proc)
 	if err := m.proc.Start(); err != nil {
 		m.t.Fatalf("stacktest: start mosquitto: %v", err)
 	}

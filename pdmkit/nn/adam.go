@@ -64,13 +64,11 @@ func adamFor[T float]() func(p, g, m1, m2 []T, c *adamConsts[T]) {
 	return f.(func(p, g, m1, m2 []T, c *adamConsts[T]))
 }
 
-// addL2 adds the gradient of l2/2·‖w‖² to g and returns ‖w‖².
+// addL2 adds the gradient of l2/2·‖w‖² to g and returns ‖w‖², in the
+// precision of g and w.
 func addL2[T float](g, w []T, l2 float64) float64 {
-	switch g := any(g).(type) {
-	case []float64:
-		return l2grad(g, any(w).([]float64), l2)
-	case []float32:
-		return float64(l2grad32(g, any(w).([]float32), float32(l2)))
+	if g64, ok := any(g).([]float64); ok {
+		return l2grad(g64, any(w).([]float64), l2)
 	}
-	panic("nn: unknown precision")
+	return float64(l2grad32(any(g).([]float32), any(w).([]float32), float32(l2)))
 }

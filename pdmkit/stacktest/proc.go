@@ -125,8 +125,8 @@ func Run(t testing.TB, what string, fn func(context.Context) error) {
 }
 
 // Proxy forwards TCP connections from listen to target until the test
-// ends: a server that is away until the proxy starts, for tests of what a
-// client does while its server is down.
+// ends, then closes them all: a server that is away until the proxy
+// starts, for tests of what a client does while its server is down.
 func Proxy(t testing.TB, listen, target string) {
 	t.Helper()
 	var ln net.Listener
@@ -135,8 +135,20 @@ func Proxy(t testing.TB, listen, target string) {
 		ln, err = net.Listen("tcp", listen)
 		return err == nil
 	}, "cannot listen on %s", listen)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -150,8 +162,12 @@ func Proxy(t testing.TB, listen, target string) {
 				c.Close()
 				continue
 			}
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
 		}
 	}()
 }

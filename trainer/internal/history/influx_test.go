@@ -508,56 +508,6 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// proxy forwards TCP connections on addr to upstream until stopped.
-type proxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startProxy(t *testing.T, addr, upstream string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("proxy: %v", err)
-	}
-	p := &proxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // TestReadRetries shows InfluxDB failing in three ways during a read, each
 // retried to the same result as a read that never failed, with one log
 // line when the failures start and one when they end.
@@ -591,7 +541,7 @@ func TestReadRetries(t *testing.T) {
 		var got []*Series
 		go func() { var err error; got, err = r.Read(ctx, q, nil); done <- err }()
 		stacktest.Eventually(t, 30*time.Second, func() bool { return dials.Load() >= 5 }, "fewer than 5 connection attempts")
-		startProxy(t, addr, upstream)
+		stacktest.Proxy(t, addr, upstream)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}

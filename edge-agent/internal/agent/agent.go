@@ -27,21 +27,16 @@ import (
 	"github.com/pdmstream/pdm/edge-agent/internal/csvsource"
 	"github.com/pdmstream/pdm/edge-agent/internal/publish"
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
+	"github.com/pdmstream/pdm/edge-agent/internal/source"
 	"github.com/pdmstream/pdm/edge-agent/internal/spool"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// source yields the sensor values of one asset, pacing itself; io.EOF ends
-// it.
-type source interface {
-	Next(ctx context.Context) (map[string]float64, error)
-}
-
 // stream is one asset's source and where its readings go.
 type stream struct {
 	asset string
-	src   source
+	src   source.Source
 	// paced sources wait for their own schedule; unpaced ones are held back
 	// by the spool backlog instead, so "as fast as possible" means as fast
 	// as the broker acknowledges.
@@ -346,7 +341,7 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 	topic := wire.ReadingsTopic(a.cfg.Site, st.asset)
 	batch := make([]wire.Reading, 0, a.cfg.Batch)
 	backlog := uint64(4 * a.cfg.MQTT.Window)
-	var lastDropLog, lastSpoolLog time.Time
+	var lastDropLog, lastSpoolLog, lastMissLog time.Time
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -383,6 +378,14 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 		if errors.Is(err, io.EOF) {
 			log.Info("source ended")
 			return
+		}
+		if errors.Is(err, source.ErrMissed) {
+			a.m.missed.WithLabelValues(st.asset).Inc()
+			if time.Since(lastMissLog) > 10*time.Second {
+				lastMissLog = time.Now()
+				log.Warn("no reading this cycle", "err", err)
+			}
+			continue
 		}
 		if err != nil {
 			log.Error("source failed", "err", err)

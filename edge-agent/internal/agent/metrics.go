@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	generated    *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
+	missed       *prometheus.CounterVec
 	published    prometheus.Counter
 	acked        prometheus.Counter
 	reconnects   prometheus.Counter
@@ -27,6 +28,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_dropped_total", Help: "Readings dropped, by reason: a wire rejection code, spool_full, spool_error or encode.",
 		}, []string{"reason"}),
+		missed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_edge_cycles_missed_total", Help: "Source cycles that yielded no reading (failed or timed-out polls), by asset.",
+		}, []string{"asset"}),
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_published_total", Help: "Readings handed to the MQTT client (resends after a rewind count again).",
 		}),

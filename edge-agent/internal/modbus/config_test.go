@@ -50,11 +50,15 @@ func TestValidate(t *testing.T) {
 		}, []string{`group "slow" tag "temp": sensor ("temp") is also in group "fast"`}},
 		{"table", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Table = "holdings" }, []string{`tag "temp": table ("holdings")`}},
 		{"type", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Type = "int64" }, []string{`tag "temp": type ("int64")`}},
-		{"float coil", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Table, c.Devices[0].Groups[0].Tags[0].Type = "coil", "float32" },
+		{"float coil", func(c *Config) {
+			c.Devices[0].Groups[0].Tags[0].Table, c.Devices[0].Groups[0].Tags[0].Type = "coil", "float32"
+		},
 			[]string{`type ("float32") with table ("coil")`}},
 		{"bool register", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Type = "bool" }, []string{`type ("bool") with table ("holding")`}},
 		{"tag byte order", func(c *Config) { c.Devices[0].Groups[0].Tags[1].ByteOrder = "BA" }, []string{`tag "flow": byte-order ("BA")`}},
-		{"float64 past the end", func(c *Config) { c.Devices[0].Groups[0].Tags[1].Address, c.Devices[0].Groups[0].Tags[1].Type = 65533, "float64" },
+		{"float64 past the end", func(c *Config) {
+			c.Devices[0].Groups[0].Tags[1].Address, c.Devices[0].Groups[0].Tags[1].Type = 65533, "float64"
+		},
 			[]string{`tag "flow": address (65533) with type float64 ends at 65536, past the last address 65535`}},
 		{"float64 over max-registers", func(c *Config) {
 			c.Devices[0].MaxRegisters = 3

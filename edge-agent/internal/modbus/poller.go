@@ -193,24 +193,33 @@ func (p *Poller) Next(ctx context.Context) (map[string]float64, error) {
 			return nil, p.miss(sensors, "connect", err)
 		}
 	}
-	reading := make(map[string]float64, len(sensors))
+	pl := poll{reading: make(map[string]float64, len(sensors))}
 	var firstErr error
-	bad := 0
 	for _, g := range gs {
 		for i := range g.reqs {
-			if err := p.read(&g.reqs[i], reading, &bad); err != nil && firstErr == nil {
+			if err := p.read(&g.reqs[i], &pl); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
 	}
 	p.m.pollTime.Observe(time.Since(now).Seconds())
-	if len(reading) > 0 {
-		return reading, nil
+	if len(pl.reading) > 0 {
+		p.m.m.omitted.WithLabelValues(p.asset, "request").Add(float64(pl.failed))
+		p.m.m.omitted.WithLabelValues(p.asset, "not_finite").Add(float64(pl.notFinite))
+		return pl.reading, nil
 	}
 	if firstErr == nil {
-		return nil, p.miss(nil, "bad_values", fmt.Errorf("all %d values NaN or infinite", bad))
+		return nil, p.miss(nil, "bad_values", fmt.Errorf("all %d values NaN or infinite", pl.notFinite))
 	}
 	return nil, p.miss(nil, "failed", firstErr)
+}
+
+// poll is what one poll's reads gathered.
+type poll struct {
+	reading map[string]float64
+	// failed and notFinite count the values left out: their read failed
+	// (or was not made), or they decoded to NaN or ±Inf.
+	failed, notFinite int
 }
 
 // next finds the earliest due time and the groups due then.
@@ -261,11 +270,11 @@ func (p *Poller) failed() {
 	p.retryAt = time.Now().Add(p.backoff.Next(p.failures - 1))
 }
 
-// read makes request r and puts the values of its points into reading,
-// or omits them all if it fails. bad counts values that were not finite.
-func (p *Poller) read(r *request, reading map[string]float64, bad *int) error {
+// read makes request r and puts the values of its points into pl, or
+// leaves them all out if it fails.
+func (p *Poller) read(r *request, pl *poll) error {
 	if p.c == nil { // dropped earlier in this poll
-		p.omit(r, "request")
+		p.omit(r, pl)
 		return nil
 	}
 	var (
@@ -292,7 +301,7 @@ func (p *Poller) read(r *request, reading map[string]float64, bad *int) error {
 	if err != nil {
 		kind := errKind(err)
 		p.m.m.errors.WithLabelValues(p.asset, kind).Inc()
-		p.omit(r, "request")
+		p.omit(r, pl)
 		err = fmt.Errorf("unit %d %s %d+%d: %w", r.unit, r.table, r.addr, r.count, err)
 		if exception(kind) {
 			p.warn("modbus exception", "err", err)
@@ -312,20 +321,19 @@ func (p *Poller) read(r *request, reading map[string]float64, bad *int) error {
 			v = pt.decodeRegisters(regs[pt.off : pt.off+pt.size()])
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			*bad++
-			p.m.m.omitted.WithLabelValues(p.asset, "not_finite").Inc()
+			pl.notFinite++
 			p.ok[pt.sensor].Set(0)
 			continue
 		}
-		reading[pt.sensor] = v
+		pl.reading[pt.sensor] = v
 		p.ok[pt.sensor].Set(1)
 	}
 	return nil
 }
 
-// omit counts the values of r as left out.
-func (p *Poller) omit(r *request, reason string) {
-	p.m.m.omitted.WithLabelValues(p.asset, reason).Add(float64(len(r.points)))
+// omit leaves the values of r out of pl.
+func (p *Poller) omit(r *request, pl *poll) {
+	pl.failed += len(r.points)
 	for _, pt := range r.points {
 		p.ok[pt.sensor].Set(0)
 	}

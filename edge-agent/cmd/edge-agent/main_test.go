@@ -22,7 +22,7 @@ func TestPrintConfig(t *testing.T) {
 	if err := run(context.Background(), []string{"-print-config"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != config.Sample || !strings.Contains(out.String(), "mqtt:") {
+	if out.String() != config.Sample || !strings.Contains(out.String(), "mqtt:") || !strings.Contains(out.String(), "# modbus:\n#   devices:\n") {
 		t.Fatalf("printed %q", out.String())
 	}
 }

@@ -1,5 +1,5 @@
 // Package agent assembles the edge agent: sources (simulated assets, CSV
-// replay) produce readings, each is validated, batched per asset and
+// replay, Modbus TCP devices) produce readings, each is validated, batched per asset and
 // appended to the disk spool, and the publisher drains the spool to MQTT.
 // Every reading goes through the spool, so a link outage or an agent restart
 // changes nothing but latency.
@@ -25,6 +25,7 @@ import (
 
 	"github.com/pdmstream/pdm/edge-agent/internal/config"
 	"github.com/pdmstream/pdm/edge-agent/internal/csvsource"
+	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
 	"github.com/pdmstream/pdm/edge-agent/internal/publish"
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	"github.com/pdmstream/pdm/edge-agent/internal/source"
@@ -52,6 +53,7 @@ type Agent struct {
 	assets []*sim.Asset
 	byID   map[string]*sim.Asset
 	csv    *csvsource.File
+	modbus []*modbus.Poller
 
 	seqMu sync.Mutex
 	seqs  map[string]uint64 // last sequence number generated per asset
@@ -96,6 +98,11 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		}
 		a.csv = f
 	}
+	pollers, err := modbus.NewPollers(cfg.Modbus, a.reg, log)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.modbus = pollers
 	return a, nil
 }
 
@@ -120,6 +127,9 @@ func (a *Agent) AssetIDs() []string {
 	}
 	if a.csv != nil {
 		ids = append(ids, a.cfg.CSV.Asset)
+	}
+	for _, p := range a.modbus {
+		ids = append(ids, p.Asset())
 	}
 	sort.Strings(ids)
 	return ids
@@ -286,6 +296,9 @@ func (a *Agent) streams() []stream {
 			paced: a.cfg.CSV.Speed > 0,
 		})
 	}
+	for _, p := range a.modbus { // paced by their poll intervals, stamped with due times
+		out = append(out, stream{asset: p.Asset(), src: p, paced: true})
+	}
 	return out
 }
 
@@ -337,6 +350,9 @@ type appender interface {
 // is spooled on the way out.
 func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 	log := a.log.With("asset", st.asset)
+	if c, ok := st.src.(io.Closer); ok { // a connection to a device
+		defer c.Close()
+	}
 	limits := wire.DefaultLimits()
 	topic := wire.ReadingsTopic(a.cfg.Site, st.asset)
 	batch := make([]wire.Reading, 0, a.cfg.Batch)

@@ -13,13 +13,31 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// Sample is the annotated sample configuration printed by -print-config.
-//
 //go:embed sample.yaml
-var Sample string
+var sample string
+
+// Sample is the annotated sample configuration printed by -print-config:
+// the agent's own keys, then each source's section, commented out (no
+// device is polled by default).
+var Sample = sample + commented(modbus.Sample)
+
+// commented turns a source's sample into comment lines.
+func commented(s string) string {
+	var b strings.Builder
+	b.WriteString("\n")
+	for _, line := range strings.SplitAfter(strings.TrimRight(s, "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			b.WriteString(line)
+		} else {
+			b.WriteString("# " + line)
+		}
+	}
+	return b.String() + "\n"
+}
 
 // Config is everything the agent needs. yaml names double as flag names
 // (nested ones dotted, e.g. -mqtt.url).
@@ -62,7 +80,11 @@ type Config struct {
 	MQTT  MQTT  `yaml:"mqtt"`
 	Spool Spool `yaml:"spool"`
 	CSV   CSV   `yaml:"csv"`
-	Log   Log   `yaml:"log"`
+	// Modbus lists Modbus TCP devices polled as assets, each with its
+	// register map (internal/modbus/README.md). File only, no flags.
+	// Default none.
+	Modbus modbus.Config `yaml:"modbus"`
+	Log    Log           `yaml:"log"`
 }
 
 // MQTT configures the broker connection.
@@ -172,6 +194,9 @@ func (c *Config) ClientID() string {
 	}
 	h := fnv.New32a()
 	h.Write([]byte(c.Site + "|" + c.Assets + "|" + c.CSV.File + "|" + c.CSV.Asset))
+	if ids := c.Modbus.Assets(); len(ids) > 0 {
+		h.Write([]byte("|modbus=" + strings.Join(ids, ",")))
+	}
 	return fmt.Sprintf("pdm-edge-%s-%08x", c.AgentID, h.Sum32())
 }
 
@@ -294,8 +319,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		add("assets (%q): %w", c.Assets, err)
 	}
-	if len(assets) == 0 && c.CSV.File == "" {
-		add("assets (%q) and csv.file (%q) are both empty: nothing to publish", c.Assets, c.CSV.File)
+	if len(assets) == 0 && c.CSV.File == "" && len(c.Modbus.Devices) == 0 {
+		add("assets (%q), csv.file (%q) and modbus.devices (%d) are all empty: nothing to publish", c.Assets, c.CSV.File, len(c.Modbus.Devices))
 	}
 	if c.Rate < 0 {
 		add("rate (%v) must be >= 0", c.Rate)
@@ -368,6 +393,17 @@ func (c *Config) Validate() error {
 		}
 		if c.CSV.Speed < 0 {
 			add("csv.speed (%v) must be >= 0", c.CSV.Speed)
+		}
+	}
+	if err := c.Modbus.Validate(); err != nil {
+		add("modbus: %w", err)
+	}
+	for _, id := range c.Modbus.Assets() {
+		if _, dup := kinds[id]; dup {
+			add("modbus device asset (%q) is also in assets (%q)", id, c.Assets)
+		}
+		if c.CSV.File != "" && id == c.CSV.Asset {
+			add("modbus device asset (%q) is also csv.asset (%q)", id, c.CSV.Asset)
 		}
 	}
 	switch c.Log.Format {

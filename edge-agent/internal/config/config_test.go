@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
 	"github.com/pdmstream/pdm/pdmkit/compose"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 )
@@ -36,7 +37,13 @@ func TestValidate(t *testing.T) {
 		{"bad site", func(c *Config) { c.Site = "a/b" }, []string{`site ("a/b")`}},
 		{"bad asset kind", func(c *Config) { c.Assets = "p1=turbine" }, []string{`assets ("p1=turbine")`, `kind "turbine"`}},
 		{"asset twice", func(c *Config) { c.Assets = "p1=pump,p1=motor" }, []string{"listed twice"}},
-		{"nothing to publish", func(c *Config) { c.Assets = "" }, []string{`assets ("")`, `csv.file ("")`}},
+		{"nothing to publish", func(c *Config) { c.Assets = "" }, []string{`assets ("")`, `csv.file ("")`, `modbus.devices (0)`}},
+		{"modbus device", func(c *Config) { c.Modbus.Devices = []modbus.Device{{Asset: "plc-1", Address: "plc:502"}} }, []string{`modbus: device "plc-1": no groups`}},
+		{"modbus asset clash", func(c *Config) { c.Modbus.Devices = []modbus.Device{plcDevice("pump-1")} }, []string{`modbus device asset ("pump-1") is also in assets`}},
+		{"modbus csv clash", func(c *Config) {
+			c.CSV.File, c.CSV.Asset, c.Modbus.Devices = "x.csv", "plc-1", []modbus.Device{plcDevice("plc-1")}
+		},
+			[]string{`modbus device asset ("plc-1") is also csv.asset ("plc-1")`}},
 		{"negative rate", func(c *Config) { c.Rate = -1 }, []string{"rate (-1)"}},
 		{"batch zero", func(c *Config) { c.Batch = 0 }, []string{"batch (0)"}},
 		{"time scale", func(c *Config) { c.TimeScale = 0 }, []string{"time-scale (0)"}},
@@ -66,6 +73,25 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func plcDevice(asset string) modbus.Device {
+	return modbus.Device{Asset: asset, Address: "plc:502", Groups: []modbus.Group{{Tags: []modbus.Tag{{Sensor: "temp"}}}}}
+}
+
+// Modbus devices alone are something to publish, and change the client id.
+func TestModbusOnly(t *testing.T) {
+	c := Default()
+	id := c.ClientID()
+	c.Assets = ""
+	c.Modbus.Devices = []modbus.Device{plcDevice("plc-1")}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Assets = Default().Assets
+	if c.ClientID() == id {
+		t.Error("client id does not depend on the modbus devices")
 	}
 }
 
@@ -124,6 +150,25 @@ func TestSampleLoads(t *testing.T) {
 	d.AgentID = c.AgentID
 	if pdmconfig.String(&c) != pdmconfig.String(&d) {
 		t.Errorf("sample values differ from Default():\n%s\nvs\n%s", pdmconfig.String(&c), pdmconfig.String(&d))
+	}
+}
+
+// Each source's sample is in the printed sample, commented out; with the
+// comment marks taken off it loads and validates, so an operator can start
+// from it.
+func TestSourceSamples(t *testing.T) {
+	if !strings.Contains(Sample, commented(modbus.Sample)) || !strings.Contains(Sample, "\n# modbus:\n#   devices:\n") {
+		t.Fatalf("the modbus sample is not in Sample, commented out:\n%s", Sample)
+	}
+	c := Default()
+	if err := pdmconfig.LoadString(sample+modbus.Sample, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Modbus.Assets(); len(got) != 1 || got[0] != "press-1" {
+		t.Errorf("modbus assets %v from the sample", got)
 	}
 }
 

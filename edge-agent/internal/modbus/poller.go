@@ -254,7 +254,7 @@ func (p *Poller) connect() error {
 		p.m.connectKO.Inc()
 		p.failed()
 		p.warn("modbus connect failed", "err", err, "failures", p.failures, "retry_in", time.Until(p.retryAt).Round(time.Millisecond))
-		return fmt.Errorf("connect: %w", err)
+		return err
 	}
 	p.m.connectOK.Inc()
 	p.m.connected.Set(1)

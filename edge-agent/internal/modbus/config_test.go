@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,16 @@ func TestSampleLoads(t *testing.T) {
 	}
 	if len(dev.groups) != 2 || sensors != 8 {
 		t.Errorf("sample: %d groups, %d tags", len(dev.groups), sensors)
+	}
+}
+
+// The README shows the sample as it is embedded.
+func TestReadmeShowsSample(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "```yaml\n"+Sample+"```") {
+		t.Error("README.md does not show sample.yaml as it is")
 	}
 }

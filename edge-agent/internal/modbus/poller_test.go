@@ -21,7 +21,7 @@ import (
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 )
 
-func testLog(t *testing.T) *slog.Logger {
+func testLog(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -29,7 +29,7 @@ func testLog(t *testing.T) *slog.Logger {
 }
 
 // plant loads testdata/plant.yaml pointed at srv.
-func plant(t *testing.T, srv *modbustest.Server) Config {
+func plant(t testing.TB, srv *modbustest.Server) Config {
 	t.Helper()
 	var c struct {
 		Modbus Config `yaml:"modbus"`
@@ -41,7 +41,7 @@ func plant(t *testing.T, srv *modbustest.Server) Config {
 	return c.Modbus
 }
 
-func newPollerT(t *testing.T, cfg Config) *Poller {
+func newPollerT(t testing.TB, cfg Config) *Poller {
 	t.Helper()
 	ps, err := NewPollers(cfg, prometheus.NewRegistry(), testLog(t))
 	if err != nil {
@@ -419,5 +419,42 @@ func TestLatePollMissed(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.m.m.missed.WithLabelValues("line-7", "late")); got != 1 {
 		t.Errorf("late polls %v, want 1", got)
+	}
+}
+
+// The reads of one poll of the plant's fast group on loopback, as planned
+// (7 reads) and with one read per tag (13): what coalescing saves.
+func BenchmarkPollReads(b *testing.B) {
+	srv := modbustest.Start(b)
+	p := newPollerT(b, plant(b, srv))
+	setPoll(srv, 0)
+	if err := p.connect(); err != nil {
+		b.Fatal(err)
+	}
+	coalesced := p.groups[0].reqs
+	var perTag []request
+	for _, r := range coalesced {
+		for _, pt := range r.points {
+			perTag = append(perTag, request{unit: pt.unit, table: pt.table, addr: pt.addr, count: uint16(pt.size()), points: []placed{{point: pt.point}}})
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		reqs []request
+	}{{"coalesced", coalesced}, {"per-tag", perTag}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				pl := poll{reading: map[string]float64{}}
+				for i := range bc.reqs {
+					if err := p.read(&bc.reqs[i], &pl); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if len(pl.reading) != 13 {
+					b.Fatalf("%d values", len(pl.reading))
+				}
+			}
+			b.ReportMetric(float64(len(bc.reqs)), "reads/poll")
+		})
 	}
 }

@@ -193,6 +193,7 @@ func (p *Poller) Next(ctx context.Context) (map[string]float64, error) {
 			return nil, p.miss(sensors, "connect", err)
 		}
 	}
+	began := time.Now()
 	pl := poll{reading: make(map[string]float64, len(sensors))}
 	var firstErr error
 	for _, g := range gs {
@@ -202,7 +203,7 @@ func (p *Poller) Next(ctx context.Context) (map[string]float64, error) {
 			}
 		}
 	}
-	p.m.pollTime.Observe(time.Since(now).Seconds())
+	p.m.pollTime.Observe(time.Since(began).Seconds())
 	if len(pl.reading) > 0 {
 		p.m.m.omitted.WithLabelValues(p.asset, "request").Add(float64(pl.failed))
 		p.m.m.omitted.WithLabelValues(p.asset, "not_finite").Add(float64(pl.notFinite))

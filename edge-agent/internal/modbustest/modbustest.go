@@ -45,9 +45,13 @@ type key struct {
 	addr  uint16
 }
 
-// Start listens on a free loopback port; the server stops at cleanup.
+// Start listens on a free loopback port; the server stops at cleanup. The
+// test is skipped under -short, like every test with a server.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("modbus server test skipped under -short")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -131,8 +131,10 @@ type Publisher struct {
 	connected atomic.Bool
 	connects  atomic.Uint64
 	closeOnce sync.Once
-	// commands holds the payloads of commands received, for the sender.
-	commands chan []byte
+	// commands holds the payloads of commands received, for the sender;
+	// listening says the current connection subscribed to commands.
+	commands  chan []byte
+	listening bool
 }
 
 // Message is one MQTT message to publish with QoS 1.
@@ -268,7 +270,8 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, 
 	if err := tok.Error(); err != nil {
 		return nil, nil, err
 	}
-	if sess.Commands != "" {
+	p.listening = sess.Commands != ""
+	if p.listening {
 		// The handler only queues: publishing from it could deadlock paho.
 		sub := c.Subscribe(sess.Commands, 1, func(_ mqtt.Client, m mqtt.Message) {
 			select {
@@ -357,18 +360,25 @@ func (p *Publisher) cycle(ctx context.Context, c mqtt.Client, lost <-chan struct
 	}()
 	slots := make(chan struct{}, p.opts.Window)
 	inflight := make(chan entry, p.opts.Window)
-	recs := make(chan spool.Record)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	var recs chan spool.Record // nil: send reads the spool itself
+	if p.listening {
+		// Commands must be answered while the spool has nothing to send,
+		// so a reader waits on the spool for send (a hop the plain form,
+		// without commands, does not pay).
+		recs = make(chan spool.Record)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.read(ctx, q, recs); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := p.read(ctx, q, recs); err != nil {
-			cancel(err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := p.send(ctx, c, recs, slots, inflight); err != nil {
+		if err := p.send(ctx, c, q, recs, slots, inflight); err != nil {
 			cancel(err)
 		}
 	}()
@@ -402,18 +412,28 @@ func (p *Publisher) read(ctx context.Context, q Queue, recs chan<- spool.Record)
 
 // send publishes what the framer makes of each record, and its answers to
 // commands, in order on one goroutine.
-func (p *Publisher) send(ctx context.Context, c mqtt.Client, recs <-chan spool.Record, slots chan<- struct{}, inflight chan<- entry) error {
+func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, recs <-chan spool.Record, slots chan<- struct{}, inflight chan<- entry) error {
 	for {
 		var rec spool.Record
-		select {
-		case <-ctx.Done():
-			return nil
-		case cmd := <-p.commands:
-			for _, m := range p.opts.Framer.Command(cmd, time.Now()) {
-				c.Publish(m.Topic, 1, m.Retain, m.Payload)
+		if recs == nil {
+			var err error
+			if rec, err = q.Next(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("publish: spool: %w", err)
 			}
-			continue
-		case rec = <-recs:
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case cmd := <-p.commands:
+				for _, m := range p.opts.Framer.Command(cmd, time.Now()) {
+					c.Publish(m.Topic, 1, m.Retain, m.Payload)
+				}
+				continue
+			case rec = <-recs:
+			}
 		}
 		env, err := DecodeEnvelope(rec.Data)
 		var msgs []Message

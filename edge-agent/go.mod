@@ -7,6 +7,7 @@ require (
 	github.com/pdmstream/pdm/pdmkit v0.0.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/simonvetter/modbus v1.6.4
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -26,7 +27,6 @@ require (
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
 	golang.org/x/sys v0.36.0 // indirect
-	google.golang.org/protobuf v1.36.8 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 

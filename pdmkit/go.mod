@@ -8,6 +8,7 @@ require (
 	github.com/segmentio/kafka-go v0.4.49
 	golang.org/x/sys v0.36.0
 	gonum.org/v1/gonum v0.16.0
+	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
 
@@ -25,5 +26,4 @@ require (
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
-	google.golang.org/protobuf v1.36.8 // indirect
 )

@@ -28,6 +28,16 @@ var (
 	ErrValue = errors.New("bad sensor value")
 	// ErrTopic: the reading's site or asset differs from the topic it came on.
 	ErrTopic = errors.New("topic mismatch")
+	// ErrNoBirth: Sparkplug data of an edge node or device whose birth the
+	// receiver has not seen (or that died, or lost messages since), so its
+	// aliases cannot be trusted.
+	ErrNoBirth = errors.New("no sparkplug birth")
+	// ErrSeqGap: a Sparkplug message's seq is not the one after its edge
+	// node's previous message: messages were lost or reordered.
+	ErrSeqGap = errors.New("sparkplug seq gap")
+	// ErrAlias: Sparkplug data names a metric alias (or name) its birth did
+	// not define.
+	ErrAlias = errors.New("unknown sparkplug metric")
 )
 
 // Code is a short, stable name for a rejection reason, used as a metric label
@@ -45,6 +55,9 @@ var codes = map[error]Code{
 	ErrSensors:   "bad_sensors",
 	ErrValue:     "bad_value",
 	ErrTopic:     "topic_mismatch",
+	ErrNoBirth:   "no_birth",
+	ErrSeqGap:    "seq_gap",
+	ErrAlias:     "unknown_alias",
 }
 
 // Codes lists every rejection code, for pre-registering metric labels.
@@ -86,6 +99,12 @@ func CodeOf(err error) Code {
 		return re.Code()
 	}
 	return "internal"
+}
+
+// Reject returns a *RejectError of kind (one of the sentinels above) for
+// the message as a whole (Index -1), for decoders of other wire forms.
+func Reject(kind error, format string, args ...any) *RejectError {
+	return reject(kind, -1, format, args...)
 }
 
 func reject(kind error, index int, format string, args ...any) *RejectError {

@@ -162,6 +162,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	ids := a.AssetIDs()
+	var framer publish.Framer // nil: the JSON readings and the status below
+	if a.cfg.MQTT.Payload == config.PayloadSparkplug {
+		framer = publish.NewSparkplug(a.cfg.Site, a.cfg.AgentID)
+	}
 	pub, err := publish.New(publish.Options{
 		URL: a.cfg.MQTT.URL, ClientID: a.cfg.ClientID(),
 		Username: a.cfg.MQTT.Username, Password: a.cfg.MQTT.Password,
@@ -169,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		StatusTopic: wire.StatusTopic(a.cfg.Site, a.cfg.AgentID),
 		Online:      func() []byte { return publish.StatusPayload(a.cfg.AgentID, "online", ids, time.Now()) },
 		Offline:     func() []byte { return publish.StatusPayload(a.cfg.AgentID, "offline", ids, time.Now()) },
+		Framer:      framer,
 		Meta:        a.meta,
 		Published:   a.m.published, Acked: a.m.acked, Reconnects: a.m.reconnects,
 	}, a.log)

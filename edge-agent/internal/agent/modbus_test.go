@@ -134,8 +134,12 @@ func TestModbusToStack(t *testing.T) {
 	if missed < 10 || missed != byReason || connects < 1 || connects >= missed {
 		t.Errorf("plc-down: %v cycles missed (agent), %v by reason (modbus), %v of them connect attempts; want the same, at least 10, fewer attempts than polls", missed, byReason, connects)
 	}
-	if m := testutil.ToFloat64(a.m.missed.WithLabelValues("plc-1")); m != 0 {
-		t.Errorf("plc-1 missed %v polls on loopback", m)
+	// On a loaded machine a 50 ms poll can start a whole interval late and
+	// is then missed as "late"; any other miss on loopback is a fault.
+	missed1 := testutil.ToFloat64(a.m.missed.WithLabelValues("plc-1"))
+	late1 := metricSum(t, a.Registry(), "pdm_edge_modbus_polls_missed_total", map[string]string{"asset": "plc-1", "reason": "late"})
+	if missed1 != late1 {
+		t.Errorf("plc-1 missed %v polls on loopback, %v of them late", missed1, late1)
 	}
 	requests := metricSum(t, a.Registry(), "pdm_edge_modbus_requests_total", map[string]string{"asset": "plc-1"})
 	if served := len(srv.Requests()); requests != float64(served) || served < 3*n {

@@ -107,7 +107,19 @@ type MQTT struct {
 	KeepAlive time.Duration `yaml:"keep-alive" help:"MQTT keep-alive"`
 	// MaxReconnectInterval caps the reconnect back-off. Default 5s.
 	MaxReconnectInterval time.Duration `yaml:"max-reconnect-interval" help:"longest wait between reconnect attempts"`
+	// Payload is what the agent publishes: "json", the pipeline's readings
+	// on pdm/v1/{site}/{asset}/readings with the retained status, or
+	// "sparkplug", Sparkplug B 3.0 on spBv1.0/{site}/.../{agent-id}/{asset}
+	// (births, DDATA with aliases, NDEATH as the will, rebirth on NCMD;
+	// no pdm/v1 status). The spool holds the same either way. Default "json".
+	Payload string `yaml:"payload" env:"PDM_MQTT_PAYLOAD" help:"json or sparkplug (Sparkplug B 3.0)"`
 }
+
+// Payload forms.
+const (
+	PayloadJSON      = "json"
+	PayloadSparkplug = "sparkplug"
+)
 
 // Spool configures the store-and-forward queue on disk.
 type Spool struct {
@@ -164,6 +176,7 @@ func Default() Config {
 			Window:               256,
 			KeepAlive:            15 * time.Second,
 			MaxReconnectInterval: 5 * time.Second,
+			Payload:              PayloadJSON,
 		},
 		Spool: Spool{
 			MaxBytes:     1 << 30,
@@ -324,6 +337,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 {
 		add("rate (%v) must be >= 0", c.Rate)
+	}
+	if c.MQTT.Payload != PayloadJSON && c.MQTT.Payload != PayloadSparkplug {
+		add("mqtt.payload (%q) must be %s or %s", c.MQTT.Payload, PayloadJSON, PayloadSparkplug)
 	}
 	if c.Batch < 1 || c.Batch > wire.DefaultLimits().MaxBatch {
 		add("batch (%d) must be 1..%d", c.Batch, wire.DefaultLimits().MaxBatch)

@@ -12,6 +12,11 @@
 // reordering. With a client per connection a successful token always means a
 // PUBACK. The cost is that up to one window of messages may be delivered twice
 // after a link loss (at least once; consumers de-duplicate by asset and seq).
+//
+// What goes on the wire is a Framer's choice: the pdm JSON form as spooled,
+// with the retained status (the default), or Sparkplug B (NewSparkplug),
+// encoded at publish time so the spool and its store-and-forward stay the
+// same for both.
 package publish
 
 import (
@@ -94,10 +99,13 @@ type Options struct {
 	// between connection attempts) default 5s.
 	KeepAlive, MaxReconnectInterval time.Duration
 	// StatusTopic receives the retained online status after every connect
-	// and is the last will ("offline").
+	// and is the last will ("offline"), unless Framer is set.
 	StatusTopic string
 	// Online and Offline build the status payloads.
 	Online, Offline func() []byte
+	// Framer decides what is published; nil publishes the spooled JSON and
+	// the status above.
+	Framer Framer
 	// Meta is stored with every cursor commit (the agent keeps its sequence
 	// numbers there). May be nil.
 	Meta func() []byte
@@ -123,12 +131,80 @@ type Publisher struct {
 	connected atomic.Bool
 	connects  atomic.Uint64
 	closeOnce sync.Once
+	// commands holds the payloads of commands received, for the sender;
+	// listening says the current connection subscribed to commands.
+	commands  chan []byte
+	listening bool
+}
+
+// Message is one MQTT message to publish with QoS 1.
+type Message struct {
+	Topic   string
+	Payload []byte
+	Retain  bool
+}
+
+// Session is how a Framer wants one connection made.
+type Session struct {
+	// Will is the connection's last will.
+	Will Message
+	// Commands is a topic to subscribe to for commands, "" for none.
+	Commands string
+	// CleanSession asks the broker for a clean session.
+	CleanSession bool
+}
+
+// Framer turns the spooled envelopes into what is published. The
+// publisher calls it from one goroutine at a time.
+type Framer interface {
+	// Connect is called before each connection attempt.
+	Connect(now time.Time) Session
+	// Online is published first on every new connection.
+	Online(now time.Time) []Message
+	// Frame returns the messages that carry one spooled envelope, in order.
+	Frame(env Envelope, now time.Time) ([]Message, error)
+	// Command returns what to publish in answer to a command received on
+	// the session's Commands topic.
+	Command(payload []byte, now time.Time) []Message
+	// Offline is published by Close before a clean disconnect.
+	Offline(now time.Time) []Message
+}
+
+// statusFramer publishes the spooled JSON as it is, with the retained
+// online/offline status.
+type statusFramer struct {
+	topic           string
+	online, offline func() []byte
+}
+
+func (f statusFramer) Connect(time.Time) Session {
+	return Session{Will: Message{Topic: f.topic, Payload: f.offline(), Retain: true}}
+}
+
+func (f statusFramer) Online(time.Time) []Message {
+	return []Message{{Topic: f.topic, Payload: f.online(), Retain: true}}
+}
+
+func (f statusFramer) Frame(env Envelope, _ time.Time) ([]Message, error) {
+	return []Message{{Topic: env.Topic, Payload: env.Payload}}, nil
+}
+
+func (f statusFramer) Command([]byte, time.Time) []Message { return nil }
+
+func (f statusFramer) Offline(time.Time) []Message {
+	return []Message{{Topic: f.topic, Payload: f.offline(), Retain: true}}
 }
 
 // New checks the options; it connects nothing until Run.
 func New(opts Options, log *slog.Logger) (*Publisher, error) {
-	if opts.URL == "" || opts.ClientID == "" || opts.StatusTopic == "" || opts.Online == nil || opts.Offline == nil {
-		return nil, errors.New("publish: url, client id, status topic and status payloads are required")
+	if opts.Framer == nil && (opts.StatusTopic == "" || opts.Online == nil || opts.Offline == nil) {
+		return nil, errors.New("publish: a status topic and status payloads, or a framer, are required")
+	}
+	if opts.URL == "" || opts.ClientID == "" {
+		return nil, errors.New("publish: url and client id are required")
+	}
+	if opts.Framer == nil {
+		opts.Framer = statusFramer{topic: opts.StatusTopic, online: opts.Online, offline: opts.Offline}
 	}
 	if opts.Window <= 0 {
 		opts.Window = 256
@@ -147,7 +223,7 @@ func New(opts Options, log *slog.Logger) (*Publisher, error) {
 			*c = nopCounter{}
 		}
 	}
-	return &Publisher{opts: opts, log: log.With("component", "publish")}, nil
+	return &Publisher{opts: opts, log: log.With("component", "publish"), commands: make(chan []byte, 16)}, nil
 }
 
 // Connected reports whether the link is up, for readiness.
@@ -158,12 +234,13 @@ func (p *Publisher) Connected() bool { return p.connected.Load() }
 func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, error) {
 	lost := make(chan struct{})
 	var once sync.Once
+	sess := p.opts.Framer.Connect(time.Now())
 	mo := mqtt.NewClientOptions().
 		AddBroker(p.opts.URL).
 		SetClientID(p.opts.ClientID).
 		SetUsername(p.opts.Username).
 		SetPassword(p.opts.Password).
-		SetCleanSession(false).
+		SetCleanSession(sess.CleanSession).
 		SetOrderMatters(true).
 		// Reconnecting is done here, a fresh client per connection; see the
 		// package comment.
@@ -177,7 +254,7 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, 
 		// (it then fails and is resent on the next connection), so it bounds
 		// how long a reconnect waits. Writes of a healthy link take far less.
 		SetWriteTimeout(2*time.Second).
-		SetBinaryWill(p.opts.StatusTopic, p.opts.Offline(), 1, true).
+		SetBinaryWill(sess.Will.Topic, sess.Will.Payload, 1, sess.Will.Retain).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			p.log.Warn("mqtt connection lost", "err", err)
 			once.Do(func() { close(lost) })
@@ -193,13 +270,27 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, 
 	if err := tok.Error(); err != nil {
 		return nil, nil, err
 	}
+	p.listening = sess.Commands != ""
+	if p.listening {
+		// The handler only queues: publishing from it could deadlock paho.
+		sub := c.Subscribe(sess.Commands, 1, func(_ mqtt.Client, m mqtt.Message) {
+			select {
+			case p.commands <- m.Payload():
+			default: // a burst of commands: answering the queued ones is enough
+			}
+		})
+		if !sub.WaitTimeout(10*time.Second) || sub.Error() != nil {
+			go c.Disconnect(0)
+			return nil, nil, fmt.Errorf("subscribe %s: %v", sess.Commands, sub.Error())
+		}
+	}
 	return c, lost, nil
 }
 
 type entry struct {
 	rec   spool.Record
 	count int
-	tok   mqtt.Token
+	toks  []mqtt.Token
 }
 
 // errLost ends a cycle when its connection drops.
@@ -227,7 +318,9 @@ func (p *Publisher) Run(ctx context.Context, q Queue) error {
 			p.opts.Reconnects.Add(1)
 		}
 		p.log.Info("mqtt connected", "url", p.opts.URL, "client_id", p.opts.ClientID)
-		c.Publish(p.opts.StatusTopic, 1, true, p.opts.Online())
+		for _, m := range p.opts.Framer.Online(time.Now()) {
+			c.Publish(m.Topic, 1, m.Retain, m.Payload)
+		}
 		p.setClient(c)
 		// Everything not committed goes again, in order, on this connection.
 		q.Rewind()
@@ -268,10 +361,24 @@ func (p *Publisher) cycle(ctx context.Context, c mqtt.Client, lost <-chan struct
 	slots := make(chan struct{}, p.opts.Window)
 	inflight := make(chan entry, p.opts.Window)
 	var wg sync.WaitGroup
+	var recs chan spool.Record // nil: send reads the spool itself
+	if p.listening {
+		// Commands must be answered while the spool has nothing to send,
+		// so a reader waits on the spool for send (a hop the plain form,
+		// without commands, does not pay).
+		recs = make(chan spool.Record)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.read(ctx, q, recs); err != nil {
+				cancel(err)
+			}
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := p.send(ctx, c, q, slots, inflight); err != nil {
+		if err := p.send(ctx, c, q, recs, slots, inflight); err != nil {
 			cancel(err)
 		}
 	}()
@@ -285,7 +392,8 @@ func (p *Publisher) cycle(ctx context.Context, c mqtt.Client, lost <-chan struct
 	return context.Cause(ctx)
 }
 
-func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, slots chan<- struct{}, inflight chan<- entry) error {
+// read hands the spool's records to send, in order, until ctx ends.
+func (p *Publisher) read(ctx context.Context, q Queue, recs chan<- spool.Record) error {
 	for {
 		rec, err := q.Next(ctx)
 		if err != nil {
@@ -294,7 +402,44 @@ func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, slots chan
 			}
 			return fmt.Errorf("publish: spool: %w", err)
 		}
+		select {
+		case recs <- rec:
+		case <-ctx.Done():
+			return nil // the next cycle rewinds to the committed cursor
+		}
+	}
+}
+
+// send publishes what the framer makes of each record, and its answers to
+// commands, in order on one goroutine.
+func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, recs <-chan spool.Record, slots chan<- struct{}, inflight chan<- entry) error {
+	for {
+		var rec spool.Record
+		if recs == nil {
+			var err error
+			if rec, err = q.Next(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("publish: spool: %w", err)
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case cmd := <-p.commands:
+				for _, m := range p.opts.Framer.Command(cmd, time.Now()) {
+					c.Publish(m.Topic, 1, m.Retain, m.Payload)
+				}
+				continue
+			case rec = <-recs:
+			}
+		}
 		env, err := DecodeEnvelope(rec.Data)
+		var msgs []Message
+		if err == nil {
+			msgs, err = p.opts.Framer.Frame(env, time.Now())
+		}
 		if err != nil {
 			// Cannot happen for records the agent wrote; skip rather than
 			// block the queue forever.
@@ -306,9 +451,12 @@ func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, slots chan
 		case <-ctx.Done():
 			return nil
 		}
-		tok := c.Publish(env.Topic, 1, false, env.Payload)
+		e := entry{rec: rec, count: env.Count}
+		for _, m := range msgs {
+			e.toks = append(e.toks, c.Publish(m.Topic, 1, m.Retain, m.Payload))
+		}
 		p.opts.Published.Add(float64(env.Count))
-		inflight <- entry{rec: rec, count: env.Count, tok: tok}
+		inflight <- e
 	}
 }
 
@@ -347,14 +495,18 @@ func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inf
 				return err
 			}
 		case e := <-inflight:
-			select {
-			case <-e.tok.Done():
-			case <-ctx.Done():
-				return nil
+			for _, tok := range e.toks {
+				select {
+				case <-tok.Done():
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			<-slots
-			if err := e.tok.Error(); err != nil {
-				return fmt.Errorf("publish: %w", err)
+			for _, tok := range e.toks {
+				if err := tok.Error(); err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
 			}
 			// With a client per connection, success means a PUBACK.
 			p.opts.Acked.Add(float64(e.count))
@@ -368,8 +520,9 @@ func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inf
 	}
 }
 
-// Close publishes the retained offline status (a clean disconnect sends no
-// last will) and disconnects. Safe to call twice.
+// Close publishes the framer's goodbye — the retained offline status, or
+// Sparkplug's deaths — (a clean disconnect sends no last will) and
+// disconnects. Call it after Run returned; safe to call twice.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -379,11 +532,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 			return
 		}
 		if c.IsConnectionOpen() {
-			tok := c.Publish(p.opts.StatusTopic, 1, true, p.opts.Offline())
-			select {
-			case <-tok.Done():
-			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			var last mqtt.Token
+			for _, m := range p.opts.Framer.Offline(time.Now()) {
+				last = c.Publish(m.Topic, 1, m.Retain, m.Payload)
+			}
+			if last != nil {
+				select {
+				case <-last.Done():
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
 			}
 		}
 		c.Disconnect(250)

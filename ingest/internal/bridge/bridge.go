@@ -10,6 +10,10 @@
 // asset's readings stay in one partition, in order. Anything refused goes to
 // the dead-letter topic unchanged, with the reason in its headers; the
 // bridge never stops for bad input.
+//
+// With mqtt.sparkplug on it also takes Sparkplug B births, data and deaths
+// (sparkplug.go): each DDATA becomes the record a JSON message of the same
+// readings would.
 package bridge
 
 import (
@@ -27,6 +31,7 @@ import (
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
 	"github.com/pdmstream/pdm/pdmkit/retry"
+	"github.com/pdmstream/pdm/pdmkit/sparkplug"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -42,6 +47,10 @@ type Bridge struct {
 	// acknowledged, in Unix nanoseconds.
 	retiring bool
 	active   atomic.Int64
+	// host maps Sparkplug messages (nil without mqtt.sparkplug); it is used
+	// only by Run's batching loop. rebirths publishes its rebirth requests.
+	host     *sparkplug.Host
+	rebirths atomic.Pointer[mqtt.Client]
 }
 
 // New validates cfg; it connects to nothing.
@@ -53,7 +62,11 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 		host, _ := os.Hostname()
 		cfg.MQTT.ClientID = "ingest-bridge-" + host
 	}
-	return &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits()}, nil
+	b := &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits()}
+	if cfg.MQTT.Sparkplug {
+		b.host = sparkplug.NewHost(sparkplug.HostOptions{})
+	}
+	return b, nil
 }
 
 // Ready reports whether the bridge is connected to MQTT and subscribed.
@@ -91,6 +104,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		in.put(ctx, m)
 	}
 	client := mqtt.NewClient(b.clientOptions(handler))
+	b.rebirths.Store(&client)
 	client.Connect() // with ConnectRetry it keeps trying in the background
 
 	batches := make(chan *pending) // unbuffered: handed over when the writer is free
@@ -230,6 +244,12 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 	// dead-lettered (topic_mismatch) rather than left unseen at the broker.
 	if deeper, ok := wire.DeeperFilter(b.cfg.MQTT.Filter); ok {
 		filters[share+deeper] = 1
+	}
+	if b.host != nil {
+		// Not shared: see config.MQTT.Sparkplug.
+		for _, f := range sparkplug.HostFilters(b.cfg.MQTT.SparkplugGroup) {
+			filters[f] = 1
+		}
 	}
 	o := mqtt.NewClientOptions()
 	if u, err := url.Parse(b.cfg.MQTT.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {

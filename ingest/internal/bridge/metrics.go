@@ -21,6 +21,10 @@ type Metrics struct {
 	BatchMessages   prometheus.Histogram
 	// AgeAtKafka is the time from a reading's timestamp to Kafka's ack.
 	AgeAtKafka prometheus.Histogram
+	// Sparkplug counts Sparkplug messages by type; Rebirths the rebirth
+	// requests sent.
+	Sparkplug *prometheus.CounterVec
+	Rebirths  prometheus.Counter
 }
 
 // NewMetrics registers the bridge's series on reg.
@@ -48,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		AgeAtKafka: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pdm_bridge_reading_age_at_kafka_seconds", Help: "Time from a reading's timestamp to Kafka's acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}),
+		Sparkplug: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_bridge_sparkplug_messages_total", Help: "Sparkplug B messages received, by message type."}, []string{"type"}),
+		Rebirths: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_sparkplug_rebirth_requests_total", Help: "Sparkplug rebirth requests (NCMD) sent to edge nodes whose data could not be mapped."}),
 	}
 	for _, c := range wire.Codes() {
 		m.Rejected.WithLabelValues(string(c))

@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/sparkplug"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -27,6 +29,10 @@ type outbox struct {
 // ones.
 func (b *Bridge) translate(o *outbox, topic string, payload []byte, received time.Time) {
 	b.metrics.Messages.Inc()
+	if b.host != nil && strings.HasPrefix(topic, sparkplug.Namespace+"/") {
+		b.translateSparkplug(o, topic, payload, received)
+		return
+	}
 	site, asset, _, err := wire.ParseTopic(topic)
 	if err != nil {
 		o.records = append(o.records, b.deadLetter(asset, topic, payload, -1, err, received))

@@ -58,6 +58,17 @@ type MQTT struct {
 	// one filling, a queue of two), so that is the most it can use
 	// (Mosquitto here: 4000). Default 1000.
 	MaxBatch int `yaml:"max_batch" help:"MQTT messages per Kafka write"`
+	// Sparkplug also takes Sparkplug B 3.0 messages of the group
+	// SparkplugGroup (NBIRTH, NDEATH, NDATA, DBIRTH, DDATA, DDEATH), maps
+	// DDATA to readings and asks edge nodes for rebirths on
+	// spBv1.0/{group}/NCMD/{edge}. These subscriptions are not shared: an
+	// edge node's aliases and seq numbers need all of its messages in one
+	// instance, so instances split Sparkplug traffic by group, not by
+	// share group. Default false.
+	Sparkplug bool `yaml:"sparkplug" help:"also bridge Sparkplug B (spBv1.0) messages"`
+	// SparkplugGroup is the Sparkplug group (site) taken, "+" for every
+	// group. Default "+".
+	SparkplugGroup string `yaml:"sparkplug_group" help:"Sparkplug group to take (+ = all)"`
 }
 
 // Kafka configures the producer (bridge) and the consumer (historian).
@@ -113,10 +124,11 @@ func Default(role Role) Config {
 		HTTPAddr: addr,
 		Log:      Log{Level: "info", Format: "text"},
 		MQTT: MQTT{
-			URL:        "tcp://127.0.0.1:1883",
-			ShareGroup: "ingest",
-			Filter:     wire.ReadingsFilter,
-			MaxBatch:   1000,
+			URL:            "tcp://127.0.0.1:1883",
+			ShareGroup:     "ingest",
+			Filter:         wire.ReadingsFilter,
+			MaxBatch:       1000,
+			SparkplugGroup: "+",
 		},
 		Kafka: Kafka{
 			Brokers:      []string{"127.0.0.1:9092"},
@@ -159,6 +171,9 @@ func (c *Config) Validate(role Role) error {
 		}
 		if c.MQTT.MaxBatch < 1 || c.MQTT.MaxBatch > 100_000 {
 			errs = append(errs, fmt.Errorf("mqtt.max_batch (%d) must be in 1..100000", c.MQTT.MaxBatch))
+		}
+		if c.MQTT.Sparkplug && c.MQTT.SparkplugGroup != "+" && !wire.ValidID(c.MQTT.SparkplugGroup) {
+			errs = append(errs, fmt.Errorf("mqtt.sparkplug_group (%q) must be + or a site id", c.MQTT.SparkplugGroup))
 		}
 	case Historian:
 		if c.Kafka.GroupID == "" {

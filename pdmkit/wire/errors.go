@@ -28,6 +28,10 @@ var (
 	ErrValue = errors.New("bad sensor value")
 	// ErrTopic: the reading's site or asset differs from the topic it came on.
 	ErrTopic = errors.New("topic mismatch")
+	// ErrQuality: the quality map is too large, names a bad sensor, holds a
+	// mark of no known class, or contradicts the sensor map (a bad value
+	// that is present, an uncertain or stale one that is absent).
+	ErrQuality = errors.New("bad quality mark")
 )
 
 // Code is a short, stable name for a rejection reason, used as a metric label
@@ -45,6 +49,7 @@ var codes = map[error]Code{
 	ErrSensors:   "bad_sensors",
 	ErrValue:     "bad_value",
 	ErrTopic:     "topic_mismatch",
+	ErrQuality:   "bad_quality",
 }
 
 // Codes lists every rejection code, for pre-registering metric labels.

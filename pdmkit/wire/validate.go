@@ -78,7 +78,10 @@ func (l Limits) Validate(r *Reading, now time.Time) error {
 	if err := l.validateMeta(r, now, -1); err != nil {
 		return err
 	}
-	return l.validateSensors(r.Sensors, -1)
+	if err := l.validateSensors(r.Sensors, -1); err != nil {
+		return err
+	}
+	return l.validateQuality(r.Sensors, r.Quality, -1)
 }
 
 // validateMeta checks everything but the sensors.

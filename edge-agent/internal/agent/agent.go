@@ -1,5 +1,5 @@
 // Package agent assembles the edge agent: sources (simulated assets, CSV
-// replay) produce readings, each is validated, batched per asset and
+// replay, OPC UA subscriptions) produce readings, each is validated, batched per asset and
 // appended to the disk spool, and the publisher drains the spool to MQTT.
 // Every reading goes through the spool, so a link outage or an agent restart
 // changes nothing but latency.
@@ -25,6 +25,7 @@ import (
 
 	"github.com/pdmstream/pdm/edge-agent/internal/config"
 	"github.com/pdmstream/pdm/edge-agent/internal/csvsource"
+	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/edge-agent/internal/publish"
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	"github.com/pdmstream/pdm/edge-agent/internal/source"
@@ -52,6 +53,7 @@ type Agent struct {
 	assets []*sim.Asset
 	byID   map[string]*sim.Asset
 	csv    *csvsource.File
+	opcua  []*opcua.Source
 
 	seqMu sync.Mutex
 	seqs  map[string]uint64 // last sequence number generated per asset
@@ -96,6 +98,13 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		}
 		a.csv = f
 	}
+	for _, as := range cfg.OPCUA.Assets {
+		s, err := opcua.New(cfg.OPCUA, as, log)
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.opcua = append(a.opcua, s)
+	}
 	return a, nil
 }
 
@@ -120,6 +129,9 @@ func (a *Agent) AssetIDs() []string {
 	}
 	if a.csv != nil {
 		ids = append(ids, a.cfg.CSV.Asset)
+	}
+	for _, s := range a.opcua {
+		ids = append(ids, s.ID())
 	}
 	sort.Strings(ids)
 	return ids
@@ -286,6 +298,9 @@ func (a *Agent) streams() []stream {
 			paced: a.cfg.CSV.Speed > 0,
 		})
 	}
+	for _, s := range a.opcua {
+		out = append(out, stream{asset: s.ID(), src: s, paced: true}) // paced by the server's notifications
+	}
 	return out
 }
 
@@ -342,6 +357,10 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 	batch := make([]wire.Reading, 0, a.cfg.Batch)
 	backlog := uint64(4 * a.cfg.MQTT.Window)
 	var lastDropLog, lastSpoolLog, lastMissLog time.Time
+	if c, ok := st.src.(io.Closer); ok {
+		defer c.Close()
+	}
+	marker, _ := st.src.(source.Marker)
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -401,6 +420,9 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 		}
 		a.m.generated.WithLabelValues(st.asset).Inc()
 		r := wire.Reading{Site: a.cfg.Site, Asset: st.asset, Time: ts, Seq: a.peekSeq(st.asset), Sensors: sensors}
+		if marker != nil {
+			r.Quality = marker.Quality()
+		}
 		if err := limits.Validate(&r, now); err != nil {
 			a.m.dropped.WithLabelValues(string(wire.CodeOf(err))).Inc()
 			if time.Since(lastDropLog) > 10*time.Second {
@@ -408,6 +430,9 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 				log.Warn("dropping invalid reading", "err", err)
 			}
 			continue
+		}
+		for sensor, mark := range r.Quality {
+			a.m.marked.WithLabelValues(st.asset, sensor, wire.QualityClass(mark)).Inc()
 		}
 		last = ts
 		a.takeSeq(st.asset)

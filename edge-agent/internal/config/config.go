@@ -13,13 +13,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// Sample is the annotated sample configuration printed by -print-config.
-//
+// Sample is the annotated sample configuration printed by -print-config:
+// the agent's own keys, then each source package's section.
+var Sample = sample + opcua.Sample
+
 //go:embed sample.yaml
-var Sample string
+var sample string
 
 // Config is everything the agent needs. yaml names double as flag names
 // (nested ones dotted, e.g. -mqtt.url).
@@ -63,6 +66,8 @@ type Config struct {
 	Spool Spool `yaml:"spool"`
 	CSV   CSV   `yaml:"csv"`
 	Log   Log   `yaml:"log"`
+	// OPCUA reads assets from an OPC UA server; see internal/opcua.
+	OPCUA opcua.Config `yaml:"opcua"`
 }
 
 // MQTT configures the broker connection.
@@ -148,8 +153,9 @@ func Default() Config {
 			SegmentBytes: 8 << 20,
 			SyncInterval: 200 * time.Millisecond,
 		},
-		CSV: CSV{Asset: "csv-1", Speed: 1},
-		Log: Log{Level: "info", Format: "text"},
+		CSV:   CSV{Asset: "csv-1", Speed: 1},
+		Log:   Log{Level: "info", Format: "text"},
+		OPCUA: opcua.Default(),
 	}
 }
 
@@ -172,6 +178,9 @@ func (c *Config) ClientID() string {
 	}
 	h := fnv.New32a()
 	h.Write([]byte(c.Site + "|" + c.Assets + "|" + c.CSV.File + "|" + c.CSV.Asset))
+	for _, id := range c.OPCUA.AssetIDs() { // nothing without OPC UA assets, so older ids stay
+		h.Write([]byte("|opcua:" + id))
+	}
 	return fmt.Sprintf("pdm-edge-%s-%08x", c.AgentID, h.Sum32())
 }
 
@@ -294,8 +303,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		add("assets (%q): %w", c.Assets, err)
 	}
-	if len(assets) == 0 && c.CSV.File == "" {
-		add("assets (%q) and csv.file (%q) are both empty: nothing to publish", c.Assets, c.CSV.File)
+	if len(assets) == 0 && c.CSV.File == "" && !c.OPCUA.Enabled() {
+		add("assets (%q), csv.file (%q) and opcua.endpoint (%q) are all empty: nothing to publish", c.Assets, c.CSV.File, c.OPCUA.Endpoint)
 	}
 	if c.Rate < 0 {
 		add("rate (%v) must be >= 0", c.Rate)
@@ -368,6 +377,17 @@ func (c *Config) Validate() error {
 		}
 		if c.CSV.Speed < 0 {
 			add("csv.speed (%v) must be >= 0", c.CSV.Speed)
+		}
+	}
+	if err := c.OPCUA.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range c.OPCUA.AssetIDs() {
+		if _, dup := kinds[id]; dup {
+			add("opcua asset %q is also in assets (%q)", id, c.Assets)
+		}
+		if c.CSV.File != "" && id == c.CSV.Asset {
+			add("opcua asset %q is also csv.asset (%q)", id, c.CSV.Asset)
 		}
 	}
 	switch c.Log.Format {

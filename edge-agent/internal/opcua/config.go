@@ -110,18 +110,19 @@ func Default() Config {
 // Enabled reports whether the section reads anything.
 func (c *Config) Enabled() bool { return c.Endpoint != "" }
 
-// Validate rejects bad values and combinations, naming the keys and values.
+// Validate rejects bad values and combinations, naming the keys and values;
+// the section's keys are checked even while it is off, so a typo shows.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Endpoint == "" {
-		if len(c.Assets) > 0 {
-			add("opcua.assets (%d assets) without opcua.endpoint: set the server's URL", len(c.Assets))
-		}
-		return errors.Join(errs...)
-	}
-	if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme != "opc.tcp" || u.Host == "" {
+	switch u, err := url.Parse(c.Endpoint); {
+	case c.Endpoint == "" && len(c.Assets) > 0:
+		add("opcua.assets (%d assets) without opcua.endpoint: set the server's URL", len(c.Assets))
+	case c.Endpoint == "":
+	case err != nil || u.Scheme != "opc.tcp" || u.Host == "":
 		add("opcua.endpoint (%q) must be a URL such as opc.tcp://127.0.0.1:4840", c.Endpoint)
+	case len(c.Assets) == 0:
+		add("opcua.endpoint (%q) is set but opcua.assets is empty: nothing to read", c.Endpoint)
 	}
 	switch c.SecurityPolicy {
 	case PolicyNone:
@@ -154,9 +155,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxReconnectInterval <= 0 {
 		add("opcua.max-reconnect-interval (%s) must be > 0", c.MaxReconnectInterval)
-	}
-	if len(c.Assets) == 0 {
-		add("opcua.endpoint (%q) is set but opcua.assets is empty: nothing to read", c.Endpoint)
 	}
 	ids := map[string]bool{}
 	for i, a := range c.Assets {

@@ -31,6 +31,7 @@ func TestValidate(t *testing.T) {
 		{"assets without endpoint", func(c *Config) { c.Endpoint = "" }, []string{"opcua.assets (1 assets) without opcua.endpoint"}},
 		{"endpoint without assets", func(c *Config) { c.Assets = nil }, []string{`opcua.endpoint ("opc.tcp://127.0.0.1:4840")`, "opcua.assets is empty"}},
 		{"bad scheme", func(c *Config) { c.Endpoint = "tcp://x:4840" }, []string{`opcua.endpoint ("tcp://x:4840")`}},
+		{"bad policy while off", func(c *Config) { c.Endpoint, c.Assets, c.SecurityPolicy = "", nil, "Basic128Rsa15" }, []string{`opcua.security-policy ("Basic128Rsa15")`}},
 		{"bad policy", func(c *Config) { c.SecurityPolicy = "Basic128Rsa15" }, []string{`opcua.security-policy ("Basic128Rsa15")`}},
 		{"mode with none", func(c *Config) { c.SecurityMode = ModeSign }, []string{`opcua.security-mode ("Sign")`, `opcua.security-policy ("None")`}},
 		{"none with basic256sha256", func(c *Config) {

@@ -91,12 +91,26 @@ func TestServerCertificatePin(t *testing.T) {
 			}
 		})
 	}
-	t.Run("missing key file", func(t *testing.T) {
+	t.Run("key files", func(t *testing.T) {
 		c := testConfig(srv, "x")
 		c.SecurityPolicy, c.SecurityMode = PolicyBasic256Sha256, ModeSign
-		c.Certificate, c.PrivateKey = cliCert, filepath.Join(t.TempDir(), "nope.pem")
+		c.Certificate, c.PrivateKey = cliCert, cliKey
+		if _, err := New(c, c.Assets[0], testLog(t)); err != nil {
+			t.Fatalf("New with the README's formats: %v", err)
+		}
+		c.PrivateKey = filepath.Join(t.TempDir(), "nope.pem")
 		if _, err := New(c, c.Assets[0], testLog(t)); err == nil || !strings.Contains(err.Error(), "nope.pem") {
 			t.Fatalf("New with a missing key: %v", err)
+		}
+		// OpenSSL 3 writes PKCS#8 by default, which gopcua does not read.
+		b, _ := os.ReadFile(cliKey)
+		block, _ := pem.Decode(b)
+		k, _ := x509.ParsePKCS1PrivateKey(block.Bytes)
+		p8, _ := x509.MarshalPKCS8PrivateKey(k)
+		c.PrivateKey = filepath.Join(t.TempDir(), "key8.pem")
+		os.WriteFile(c.PrivateKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600)
+		if _, err := New(c, c.Assets[0], testLog(t)); err == nil || !strings.Contains(err.Error(), "openssl rsa -traditional") {
+			t.Fatalf("New with a PKCS#8 key: %v", err)
 		}
 	})
 }

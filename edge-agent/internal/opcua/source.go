@@ -76,12 +76,13 @@ func New(cfg Config, asset Asset, log *slog.Logger) (*Source, error) {
 		s.items = append(s.items, item{sensor: it.Sensor})
 	}
 	if cfg.SecurityPolicy != PolicyNone {
-		// Read now, so a missing or unreadable file stops the agent at start
+		// Load now, so a missing or unreadable file stops the agent at start
 		// instead of failing every reconnect.
-		for _, f := range []string{cfg.Certificate, cfg.PrivateKey} {
-			if _, err := os.ReadFile(f); err != nil {
-				return nil, fmt.Errorf("opcua: %w", err)
-			}
+		if _, err := gopcua.ApplyConfig(gopcua.CertificateFile(cfg.Certificate)); err != nil {
+			return nil, fmt.Errorf("opcua: certificate %s: %w", cfg.Certificate, err)
+		}
+		if _, err := gopcua.ApplyConfig(gopcua.PrivateKeyFile(cfg.PrivateKey)); err != nil {
+			return nil, fmt.Errorf("opcua: private-key %s (a .pem must be PKCS#1, \"BEGIN RSA PRIVATE KEY\"; convert with openssl rsa -traditional): %w", cfg.PrivateKey, err)
 		}
 	}
 	if cfg.ServerCertificate != "" {

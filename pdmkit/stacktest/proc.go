@@ -126,8 +126,11 @@ func Run(t testing.TB, what string, fn func(context.Context) error) {
 
 // Proxy forwards TCP connections from listen to target until the test
 // ends, then closes them all: a server that is away until the proxy
-// starts, for tests of what a client does while its server is down.
-func Proxy(t testing.TB, listen, target string) {
+// starts, for tests of what a client does while its server is down. stop
+// does the same at once (the client sees its connections reset, as when
+// the server's process dies), and may be called more than once; after it a
+// new Proxy may listen on the same address.
+func Proxy(t testing.TB, listen, target string) (stop func()) {
 	t.Helper()
 	var ln net.Listener
 	Eventually(t, 5*time.Second, func() bool {
@@ -136,19 +139,22 @@ func Proxy(t testing.TB, listen, target string) {
 		return err == nil
 	}, "cannot listen on %s", listen)
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
 	)
-	t.Cleanup(func() {
+	stop = func() {
 		ln.Close()
 		mu.Lock()
+		closed = true
 		for _, c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
 		wg.Wait()
-	})
+	}
+	t.Cleanup(stop)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -163,6 +169,12 @@ func Proxy(t testing.TB, listen, target string) {
 				continue
 			}
 			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				u.Close()
+				return
+			}
 			conns = append(conns, c, u)
 			mu.Unlock()
 			wg.Add(2)
@@ -170,4 +182,5 @@ func Proxy(t testing.TB, listen, target string) {
 			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
 		}
 	}()
+	return stop
 }

@@ -101,7 +101,7 @@ func (l Limits) decodeStd(payload []byte, now time.Time) ([]Item, error) {
 // fromJSON turns a decoded wire reading into a Reading and validates it.
 // raw is the reading's JSON, read again only to explain a decode error.
 func (l Limits) fromJSON(raw []byte, j *readingJSON, decodeErr error, now time.Time, index int) (Reading, error) {
-	r := Reading{Site: j.Site, Asset: j.Asset, Seq: j.Seq, Sensors: j.Sensors}
+	r := Reading{Site: j.Site, Asset: j.Asset, Seq: j.Seq, Sensors: j.Sensors, Quality: nilIfEmpty(j.Quality)}
 	if decodeErr != nil {
 		var re *RejectError
 		if errors.As(decodeErr, &re) {
@@ -110,6 +110,9 @@ func (l Limits) fromJSON(raw []byte, j *readingJSON, decodeErr error, now time.T
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(decodeErr, &typeErr) && strings.HasSuffix(typeErr.Field, "sensors") {
 			return r, reject(ErrValue, index, "%s", badSensor(raw))
+		}
+		if errors.As(decodeErr, &typeErr) && strings.HasSuffix(typeErr.Field, "quality") {
+			return r, reject(ErrQuality, index, "quality is not an object of strings")
 		}
 		return r, reject(ErrMalformed, index, "%v", decodeErr)
 	}
@@ -125,9 +128,14 @@ func (l Limits) fromJSON(raw []byte, j *readingJSON, decodeErr error, now time.T
 		return r, err
 	}
 	if j.sensorsChecked {
+		// Check leaves the fast path on a quality map (its marks are
+		// checked against the sensor map), so there is none to check here.
 		return r, nil
 	}
-	return r, l.validateSensors(r.Sensors, index)
+	if err := l.validateSensors(r.Sensors, index); err != nil {
+		return r, err
+	}
+	return r, l.validateQuality(r.Sensors, r.Quality, index)
 }
 
 // badSensor names the first sensor whose value is not a finite float64. It

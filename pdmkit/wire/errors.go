@@ -38,6 +38,10 @@ var (
 	// ErrAlias: Sparkplug data names a metric alias (or name) its birth did
 	// not define.
 	ErrAlias = errors.New("unknown sparkplug metric")
+	// ErrQuality: the quality map is too large, names a bad sensor, holds a
+	// mark of no known class, or contradicts the sensor map (a bad value
+	// that is present, an uncertain or stale one that is absent).
+	ErrQuality = errors.New("bad quality mark")
 )
 
 // Code is a short, stable name for a rejection reason, used as a metric label
@@ -58,6 +62,7 @@ var codes = map[error]Code{
 	ErrNoBirth:   "no_birth",
 	ErrSeqGap:    "seq_gap",
 	ErrAlias:     "unknown_alias",
+	ErrQuality:   "bad_quality",
 }
 
 // Codes lists every rejection code, for pre-registering metric labels.

@@ -272,6 +272,23 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 			}) {
 				return false
 			}
+		case "quality":
+			bit = 128
+			if s.maxSensors > 0 {
+				// Check: marks are validated against the sensor map, which
+				// the in-place check does not build; the full decoder does.
+				return false
+			}
+			j.Quality = make(map[string]string, 2)
+			if !s.object(func(name []byte) bool {
+				mark, ok := s.str()
+				if ok {
+					j.Quality[string(name)] = string(mark)
+				}
+				return ok
+			}) {
+				return false
+			}
 		case "readings":
 			if readings == nil {
 				return false

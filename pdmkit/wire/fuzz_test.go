@@ -19,6 +19,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(batch)
 	f.Add([]byte(`{"v":1,"readings":[{"v":1},{}]}`))
 	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"x","seq":1,"sensors":{"x":"1"}}`))
+	withMarks, _ := marked(1).MarshalJSON()
+	f.Add(withMarks)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		items, err := DefaultLimits().Decode(payload, now)
 		if err != nil {
@@ -116,4 +118,8 @@ func addFastSeeds(f *testing.F) {
 	f.Add([]byte(` { "v" : 1 , "site":"s","asset":"a","ts":"2026-11-28T12:00:00.5+01:00","seq":18446744073709551615,"sensors":{"x":1,"x":2}} `))
 	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"sensors":{"a":1,"b":2,"c":3,"d":4}}`))
 	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"sensors":{"a":1e999,"seq":2,"c":{}}}`))
+	withMarks, _ := EncodeBatch([]Reading{marked(1), sample(2)})
+	f.Add(withMarks)
+	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"sensors":{"a":1},"quality":{"a":"stale","b":"BadX","b":"uncertain"}}`))
+	f.Add([]byte(`{"v":1,"site":"s","asset":"a","ts":"2026-11-28T12:00:00Z","seq":1,"quality":{},"sensors":{"a":1},"quality":{"a":"bad"}}`))
 }

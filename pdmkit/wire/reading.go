@@ -24,6 +24,13 @@ type Reading struct {
 	Seq uint64
 	// Sensors maps a sensor name to its value.
 	Sensors map[string]float64
+	// Quality marks the sensors whose value is not plainly good, by name:
+	// a mark of class QualityBad for a sensor left out of Sensors (its
+	// source reported no usable value, and none is invented), of class
+	// QualityUncertain or QualityStale for one kept in Sensors. Nil when
+	// every value is good, and then absent from the wire form, so readings
+	// without marks encode exactly as before the field existed.
+	Quality map[string]string
 }
 
 // TimeLayout is RFC 3339 with milliseconds, in UTC.
@@ -37,6 +44,7 @@ type readingJSON struct {
 	TS      string             `json:"ts"`
 	Seq     uint64             `json:"seq"`
 	Sensors map[string]float64 `json:"sensors"`
+	Quality map[string]string  `json:"quality,omitempty"`
 	// sensorsChecked says the fast path validated the sensors in place and
 	// left Sensors nil.
 	sensorsChecked bool
@@ -58,6 +66,7 @@ func (r Reading) MarshalJSON() ([]byte, error) {
 		TS:      r.Time.UTC().Format(TimeLayout),
 		Seq:     r.Seq,
 		Sensors: r.Sensors,
+		Quality: r.Quality,
 	})
 }
 
@@ -74,7 +83,7 @@ func (r *Reading) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q", ErrTimestamp, j.TS)
 	}
-	*r = Reading{Site: j.Site, Asset: j.Asset, Time: t.UTC(), Seq: j.Seq, Sensors: j.Sensors}
+	*r = Reading{Site: j.Site, Asset: j.Asset, Time: t.UTC(), Seq: j.Seq, Sensors: j.Sensors, Quality: nilIfEmpty(j.Quality)}
 	return nil
 }
 

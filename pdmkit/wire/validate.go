@@ -72,13 +72,20 @@ func Sanitize(s string) string {
 // reservedSensors are names the historian uses for its own fields.
 var reservedSensors = map[string]bool{"seq": true, "time": true}
 
+// ValidSensor reports whether name can name a sensor: a ValidID that is
+// not one of the names the historian keeps for itself (seq, time).
+func ValidSensor(name string) bool { return ValidID(name) && !reservedSensors[name] }
+
 // Validate checks r against the limits at time now. The error is a
 // *RejectError with Index -1.
 func (l Limits) Validate(r *Reading, now time.Time) error {
 	if err := l.validateMeta(r, now, -1); err != nil {
 		return err
 	}
-	return l.validateSensors(r.Sensors, -1)
+	if err := l.validateSensors(r.Sensors, -1); err != nil {
+		return err
+	}
+	return l.validateQuality(r.Sensors, r.Quality, -1)
 }
 
 // validateMeta checks everything but the sensors.

@@ -22,7 +22,8 @@ func TestPrintConfig(t *testing.T) {
 	if err := run(context.Background(), []string{"-print-config"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != config.Sample || !strings.Contains(out.String(), "mqtt:") || !strings.Contains(out.String(), "# modbus:\n#   devices:\n") {
+	if out.String() != config.Sample || !strings.Contains(out.String(), "mqtt:") || !strings.Contains(out.String(), "# modbus:\n#   devices:\n") ||
+		!strings.Contains(out.String(), "\nopcua:\n  endpoint:") {
 		t.Fatalf("printed %q", out.String())
 	}
 }
@@ -33,6 +34,8 @@ func TestBadFlags(t *testing.T) {
 		{"-assets", "pump-1=turbine"},
 		{"-rate", "fast"},
 		{"-degrade", "motor-1=cavitation"},
+		{"-opcua.endpoint", "opc.tcp://127.0.0.1:4840"}, // and no opcua.assets
+		{"-opcua.security-policy", "Basic128Rsa15"},
 	} {
 		err := run(context.Background(), append(args, "-http-addr", ""), &bytes.Buffer{})
 		if err == nil {

@@ -1,5 +1,6 @@
 // Package agent assembles the edge agent: sources (simulated assets, CSV
-// replay, Modbus TCP devices) produce readings, each is validated, batched per asset and
+// replay, Modbus TCP devices, OPC UA subscriptions) produce readings, each
+// is validated, batched per asset and
 // appended to the disk spool, and the publisher drains the spool to MQTT.
 // Every reading goes through the spool, so a link outage or an agent restart
 // changes nothing but latency.
@@ -26,6 +27,7 @@ import (
 	"github.com/pdmstream/pdm/edge-agent/internal/config"
 	"github.com/pdmstream/pdm/edge-agent/internal/csvsource"
 	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
+	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/edge-agent/internal/publish"
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	"github.com/pdmstream/pdm/edge-agent/internal/source"
@@ -54,6 +56,7 @@ type Agent struct {
 	byID   map[string]*sim.Asset
 	csv    *csvsource.File
 	modbus []*modbus.Poller
+	opcua  []*opcua.Source
 
 	seqMu sync.Mutex
 	seqs  map[string]uint64 // last sequence number generated per asset
@@ -103,6 +106,13 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.modbus = pollers
+	for _, as := range cfg.OPCUA.Assets {
+		s, err := opcua.New(cfg.OPCUA, as, log)
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.opcua = append(a.opcua, s)
+	}
 	return a, nil
 }
 
@@ -130,6 +140,9 @@ func (a *Agent) AssetIDs() []string {
 	}
 	for _, p := range a.modbus {
 		ids = append(ids, p.Asset())
+	}
+	for _, s := range a.opcua {
+		ids = append(ids, s.ID())
 	}
 	sort.Strings(ids)
 	return ids
@@ -304,6 +317,9 @@ func (a *Agent) streams() []stream {
 	for _, p := range a.modbus { // paced by their poll intervals, stamped with due times
 		out = append(out, stream{asset: p.Asset(), src: p, paced: true})
 	}
+	for _, s := range a.opcua {
+		out = append(out, stream{asset: s.ID(), src: s, paced: true}) // paced by the server's notifications
+	}
 	return out
 }
 
@@ -363,6 +379,7 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 	batch := make([]wire.Reading, 0, a.cfg.Batch)
 	backlog := uint64(4 * a.cfg.MQTT.Window)
 	var lastDropLog, lastSpoolLog, lastMissLog time.Time
+	marker, _ := st.src.(source.Marker)
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -422,6 +439,9 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 		}
 		a.m.generated.WithLabelValues(st.asset).Inc()
 		r := wire.Reading{Site: a.cfg.Site, Asset: st.asset, Time: ts, Seq: a.peekSeq(st.asset), Sensors: sensors}
+		if marker != nil {
+			r.Quality = marker.Quality()
+		}
 		if err := limits.Validate(&r, now); err != nil {
 			a.m.dropped.WithLabelValues(string(wire.CodeOf(err))).Inc()
 			if time.Since(lastDropLog) > 10*time.Second {
@@ -429,6 +449,9 @@ func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 				log.Warn("dropping invalid reading", "err", err)
 			}
 			continue
+		}
+		for sensor, mark := range r.Quality {
+			a.m.marked.WithLabelValues(st.asset, sensor, wire.QualityClass(mark)).Inc()
 		}
 		last = ts
 		a.takeSeq(st.asset)

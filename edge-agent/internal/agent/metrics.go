@@ -11,6 +11,7 @@ type metrics struct {
 	generated    *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
 	missed       *prometheus.CounterVec
+	marked       *prometheus.CounterVec
 	published    prometheus.Counter
 	acked        prometheus.Counter
 	reconnects   prometheus.Counter
@@ -31,6 +32,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		missed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_edge_cycles_missed_total", Help: "Source cycles that yielded no reading (failed or timed-out polls), by asset.",
 		}, []string{"asset"}),
+		marked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdm_edge_values_marked_total", Help: "Sensor values published with a quality mark, by asset, sensor and quality class (bad: left out of the reading; uncertain, stale: published with their value).",
+		}, []string{"asset", "sensor", "quality"}),
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_edge_readings_published_total", Help: "Readings handed to the MQTT client (resends after a rewind count again).",
 		}),

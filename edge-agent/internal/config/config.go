@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
+	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -21,9 +22,10 @@ import (
 var sample string
 
 // Sample is the annotated sample configuration printed by -print-config:
-// the agent's own keys, then each source's section, commented out (no
-// device is polled by default).
-var Sample = sample + commented(modbus.Sample)
+// the agent's own keys, then each source's section: OPC UA's (off while
+// its endpoint is empty), and the Modbus devices commented out (no device
+// is polled by default).
+var Sample = sample + opcua.Sample + commented(modbus.Sample)
 
 // commented turns a source's sample into comment lines.
 func commented(s string) string {
@@ -85,6 +87,8 @@ type Config struct {
 	// Default none.
 	Modbus modbus.Config `yaml:"modbus"`
 	Log    Log           `yaml:"log"`
+	// OPCUA reads assets from an OPC UA server; see internal/opcua.
+	OPCUA opcua.Config `yaml:"opcua"`
 }
 
 // MQTT configures the broker connection.
@@ -183,8 +187,9 @@ func Default() Config {
 			SegmentBytes: 8 << 20,
 			SyncInterval: 200 * time.Millisecond,
 		},
-		CSV: CSV{Asset: "csv-1", Speed: 1},
-		Log: Log{Level: "info", Format: "text"},
+		CSV:   CSV{Asset: "csv-1", Speed: 1},
+		Log:   Log{Level: "info", Format: "text"},
+		OPCUA: opcua.Default(),
 	}
 }
 
@@ -209,6 +214,9 @@ func (c *Config) ClientID() string {
 	h.Write([]byte(c.Site + "|" + c.Assets + "|" + c.CSV.File + "|" + c.CSV.Asset))
 	if ids := c.Modbus.Assets(); len(ids) > 0 {
 		h.Write([]byte("|modbus=" + strings.Join(ids, ",")))
+	}
+	for _, id := range c.OPCUA.AssetIDs() { // nothing without OPC UA assets, so older ids stay
+		h.Write([]byte("|opcua:" + id))
 	}
 	return fmt.Sprintf("pdm-edge-%s-%08x", c.AgentID, h.Sum32())
 }
@@ -332,8 +340,9 @@ func (c *Config) Validate() error {
 	if err != nil {
 		add("assets (%q): %w", c.Assets, err)
 	}
-	if len(assets) == 0 && c.CSV.File == "" && len(c.Modbus.Devices) == 0 {
-		add("assets (%q), csv.file (%q) and modbus.devices (%d) are all empty: nothing to publish", c.Assets, c.CSV.File, len(c.Modbus.Devices))
+	if len(assets) == 0 && c.CSV.File == "" && len(c.Modbus.Devices) == 0 && !c.OPCUA.Enabled() {
+		add("assets (%q), csv.file (%q), modbus.devices (%d) and opcua.endpoint (%q) are all empty: nothing to publish",
+			c.Assets, c.CSV.File, len(c.Modbus.Devices), c.OPCUA.Endpoint)
 	}
 	if c.Rate < 0 {
 		add("rate (%v) must be >= 0", c.Rate)
@@ -420,6 +429,17 @@ func (c *Config) Validate() error {
 		}
 		if c.CSV.File != "" && id == c.CSV.Asset {
 			add("modbus device asset (%q) is also csv.asset (%q)", id, c.CSV.Asset)
+		}
+	}
+	if err := c.OPCUA.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range c.OPCUA.AssetIDs() {
+		if _, dup := kinds[id]; dup {
+			add("opcua asset %q is also in assets (%q)", id, c.Assets)
+		}
+		if c.CSV.File != "" && id == c.CSV.Asset {
+			add("opcua asset %q is also csv.asset (%q)", id, c.CSV.Asset)
 		}
 	}
 	switch c.Log.Format {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"flag"
+	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
+	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/pdmkit/compose"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 )
@@ -37,7 +40,7 @@ func TestValidate(t *testing.T) {
 		{"bad site", func(c *Config) { c.Site = "a/b" }, []string{`site ("a/b")`}},
 		{"bad asset kind", func(c *Config) { c.Assets = "p1=turbine" }, []string{`assets ("p1=turbine")`, `kind "turbine"`}},
 		{"asset twice", func(c *Config) { c.Assets = "p1=pump,p1=motor" }, []string{"listed twice"}},
-		{"nothing to publish", func(c *Config) { c.Assets = "" }, []string{`assets ("")`, `csv.file ("")`, `modbus.devices (0)`}},
+		{"nothing to publish", func(c *Config) { c.Assets = "" }, []string{`assets ("")`, `csv.file ("")`, `modbus.devices (0)`, `opcua.endpoint ("")`}},
 		{"modbus device", func(c *Config) { c.Modbus.Devices = []modbus.Device{{Asset: "plc-1", Address: "plc:502"}} }, []string{`modbus: device "plc-1": no groups`}},
 		{"modbus asset clash", func(c *Config) { c.Modbus.Devices = []modbus.Device{plcDevice("pump-1")} }, []string{`modbus device asset ("pump-1") is also in assets`}},
 		{"modbus csv clash", func(c *Config) {
@@ -58,6 +61,9 @@ func TestValidate(t *testing.T) {
 		{"limit and loop", func(c *Config) { c.CSV.File, c.CSV.Loop, c.Limit = "x.csv", true, 5 }, []string{"limit (5)", "csv.loop (true)"}},
 		{"csv asset clash", func(c *Config) { c.CSV.File, c.CSV.Asset = "x.csv", "pump-1" }, []string{`csv.asset ("pump-1")`, `assets (`}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{`log.format ("xml")`}},
+		{"opcua section", func(c *Config) { c.OPCUA.Endpoint = "opc.tcp://x:4840" }, []string{`opcua.endpoint ("opc.tcp://x:4840")`, "opcua.assets is empty"}},
+		{"opcua asset clash", func(c *Config) { c.OPCUA = opcuaOne("pump-1") }, []string{`opcua asset "pump-1" is also in assets ("pump-1=pump,motor-1=motor")`}},
+		{"opcua csv clash", func(c *Config) { c.OPCUA, c.CSV.File = opcuaOne("csv-1"), "x.csv" }, []string{`opcua asset "csv-1" is also csv.asset ("csv-1")`}},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, []string{`log.level ("loud")`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +99,68 @@ func TestModbusOnly(t *testing.T) {
 	if c.ClientID() == id {
 		t.Error("client id does not depend on the modbus devices")
 	}
+}
+
+func opcuaOne(asset string) opcua.Config {
+	c := opcua.Default()
+	c.Endpoint = "opc.tcp://127.0.0.1:4840"
+	c.Assets = []opcua.Asset{{ID: asset, Items: []opcua.Item{{Node: "ns=2;s=x", Sensor: "x"}}}}
+	return c
+}
+
+// An OPC UA-only gateway validates; its assets change the client id, and a
+// config without OPC UA keeps the id it had before the section existed.
+func TestOPCUAConfig(t *testing.T) {
+	c := Default()
+	c.AgentID = "gw-1"
+	if id := c.ClientID(); id != "pdm-edge-gw-1-"+fmt.Sprintf("%08x", fnv32("plant1|pump-1=pump,motor-1=motor||csv-1")) {
+		t.Errorf("client id without OPC UA changed: %s", id)
+	}
+	before := c.ClientID()
+	c.Assets, c.OPCUA = "", opcuaOne("pump-7")
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID() == before {
+		t.Error("client id does not depend on the OPC UA assets")
+	}
+	// The example gateway config in the opcua package loads whole.
+	d := Default()
+	if err := pdmconfig.Load("../opcua/testdata/agent.yaml", &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.OPCUA.Assets) != 2 || d.OPCUA.StaleAfter != 30*time.Second || d.Assets != "" {
+		t.Fatalf("loaded %+v", d.OPCUA)
+	}
+	// Flags and environment reach the section.
+	t.Setenv("PDM_OPCUA_PASSWORD", "from-env")
+	e := Default()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	apply := pdmconfig.BindFlags(fs, &e)
+	if err := fs.Parse([]string{"-opcua.endpoint", "opc.tcp://10.0.0.5:4840", "-opcua.stale-after", "5s", "-opcua.username", "edge"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pdmconfig.Load("", &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(); err != nil {
+		t.Fatal(err)
+	}
+	if e.OPCUA.Endpoint != "opc.tcp://10.0.0.5:4840" || e.OPCUA.StaleAfter != 5*time.Second || e.OPCUA.Username != "edge" || e.OPCUA.Password != "from-env" {
+		t.Fatalf("flags/env not applied: %+v", e.OPCUA)
+	}
+	if s := pdmconfig.String(&e); strings.Contains(s, "from-env") {
+		t.Error("the OPC UA password is printed")
+	}
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
 
 func TestParseDegrade(t *testing.T) {
@@ -174,7 +242,7 @@ func TestSourceSamples(t *testing.T) {
 
 func TestEnvKeys(t *testing.T) {
 	keys := pdmconfig.EnvKeys(&Config{})
-	for _, k := range []string{"PDM_MQTT_URL", "PDM_HTTP_ADDR", "PDM_LOG_LEVEL", "PDM_LOG_FORMAT"} {
+	for _, k := range []string{"PDM_MQTT_URL", "PDM_HTTP_ADDR", "PDM_LOG_LEVEL", "PDM_LOG_FORMAT", "PDM_OPCUA_ENDPOINT", "PDM_OPCUA_PASSWORD"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("config does not read %s", k)
 		}

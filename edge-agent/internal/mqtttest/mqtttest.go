@@ -113,6 +113,7 @@ func (b *Broker) Stop() {
 type Got struct {
 	Seq     uint64
 	Sensors map[string]float64
+	Quality map[string]string
 }
 
 // Subscriber collects the readings of one site with a persistent session.
@@ -142,7 +143,7 @@ func Subscribe(t testing.TB, url, site string) *Subscriber {
 				s.invalid++
 				continue
 			}
-			s.byAsset[it.Reading.Asset] = append(s.byAsset[it.Reading.Asset], Got{it.Reading.Seq, it.Reading.Sensors})
+			s.byAsset[it.Reading.Asset] = append(s.byAsset[it.Reading.Asset], Got{it.Reading.Seq, it.Reading.Sensors, it.Reading.Quality})
 		}
 	}
 	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(stacktest.Unique("sub")).

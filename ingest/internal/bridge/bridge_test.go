@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -100,10 +101,14 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 	assets := []string{"pump-1", "pump-2", "motor-1"}
 	want := map[string]bool{}
 	seqs := map[string]uint64{}
+	marks := map[string]string{"bearing_temp": "UncertainLastUsableValue", "flow": "BadSensorFailure"}
 	next := func(asset string) wire.Reading {
 		seqs[asset]++
 		r := wire.Reading{Site: site, Asset: asset, Seq: seqs[asset], Time: now.Add(time.Duration(seqs[asset]) * time.Millisecond),
 			Sensors: map[string]float64{"vibration_rms": float64(seqs[asset]) / 10, "bearing_temp": 40 + float64(seqs[asset])}}
+		if asset == "motor-1" && r.Seq%4 == 0 {
+			r.Quality = marks // an edge source's quality marks, which must reach Kafka
+		}
 		want[fmt.Sprintf("%s/%d", asset, r.Seq)] = true
 		return r
 	}
@@ -116,6 +121,7 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"2001-01-01T00:00:00Z","seq":99,"sensors":{"x":1}}`, "bad_timestamp", ""},
 		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"` + ts + `","seq":99,"sensors":{}}`, "bad_sensors", ""},
 		{"motor-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch", ""},
+		{"motor-1", `{"v":1,"site":"` + site + `","asset":"motor-1","ts":"` + ts + `","seq":99,"sensors":{"x":1},"quality":{"x":"bad"}}`, "bad_quality", ""},
 		{"motor-1", `{"v":1,"pad":"` + strings.Repeat("x", 3<<20) + `"}`, "oversize", ""},
 		// InfluxDB and most JSON readers hold integers up to 2^63−1.
 		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":18446744073709551615,"sensors":{"x":1}}`, "bad_seq", ""},
@@ -176,6 +182,9 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		last[r.Asset] = r.Seq
 		if v := r.Sensors["vibration_rms"]; math.Abs(v-float64(r.Seq)/10) > 1e-12 {
 			t.Errorf("reading %s: vibration_rms %v, want %v", k, v, float64(r.Seq)/10)
+		}
+		if wantMarks := r.Asset == "motor-1" && r.Seq%4 == 0; wantMarks != maps.Equal(r.Quality, marks) || !wantMarks && r.Quality != nil {
+			t.Errorf("reading %s: quality %v", k, r.Quality)
 		}
 	}
 

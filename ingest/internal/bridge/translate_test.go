@@ -49,6 +49,8 @@ func TestTranslate(t *testing.T) {
 		{"garbage", topic, "\x00\x01", []want{{topic: "pdm.readings.dlq", code: "malformed"}}},
 		{"unknown version", topic, `{"v":9}`, []want{{topic: "pdm.readings.dlq", code: "version"}}},
 		{"bad topic", "pdm/v1/s1/readings", string(single), []want{{topic: "pdm.readings.dlq", code: "topic_mismatch"}}},
+		{"contradicting marks", topic, strings.Replace(string(single), `}}`, `},"quality":{"vibration_rms":"bad"}}`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_quality"}}},
+		{"unknown mark", topic, strings.Replace(string(single), `}}`, `},"quality":{"vibration_rms":"fine"}}`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_quality"}}},
 		{"string value", topic, strings.Replace(string(single), `"vibration_rms":1.5`, `"vibration_rms":"1.5"`, 1), []want{{topic: "pdm.readings.dlq", code: "bad_value"}}},
 		{"huge", topic, `{"v":1,"x":"` + strings.Repeat("a", 2<<20) + `"}`, []want{{topic: "pdm.readings.dlq", code: "oversize"}}},
 	} {
@@ -93,11 +95,24 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
+// marked is a reading with quality marks, as an OPC UA source sends them.
+func marked(asset string, seq uint64, ts time.Time) wire.Reading {
+	r := reading(asset, seq, ts)
+	r.Sensors["bearing_temp"] = 61.5
+	r.Quality = map[string]string{"bearing_temp": "UncertainLastUsableValue", "flow": "BadSensorFailure"}
+	return r
+}
+
 func TestValidMessagesPassThroughUnchanged(t *testing.T) {
 	now := time.Now()
 	single, _ := reading("pump-1", 7, now).MarshalJSON()
 	batch, _ := wire.EncodeBatch([]wire.Reading{reading("pump-1", 8, now), reading("pump-1", 9, now)})
-	for _, payload := range [][]byte{single, batch} {
+	withMarks, _ := marked("pump-1", 10, now).MarshalJSON()
+	mixedMarks, _ := wire.EncodeBatch([]wire.Reading{marked("pump-1", 11, now), reading("pump-1", 12, now)})
+	if !strings.Contains(string(withMarks), `"quality":{`) {
+		t.Fatalf("marked reading without marks: %s", withMarks)
+	}
+	for _, payload := range [][]byte{single, batch, withMarks, mixedMarks} {
 		b := newTestBridge(t)
 		var o outbox
 		b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), payload, now)
@@ -112,7 +127,7 @@ func TestBatchWithRefusedReadingKeepsTheOthers(t *testing.T) {
 	bad := reading("pump-1", 2, now)
 	bad.Sensors = map[string]float64{}
 	good1, _ := reading("pump-1", 1, now).MarshalJSON()
-	good3, _ := reading("pump-1", 3, now).MarshalJSON()
+	good3, _ := marked("pump-1", 3, now).MarshalJSON()
 	badRaw, _ := bad.MarshalJSON()
 	payload := wire.JoinBatch([][]byte{good1, badRaw, good3})
 	b := newTestBridge(t)
@@ -124,6 +139,9 @@ func TestBatchWithRefusedReadingKeepsTheOthers(t *testing.T) {
 	items, err := wire.DefaultLimits().Decode(o.records[1].Value, now)
 	if err != nil || len(items) != 2 || items[0].Reading.Seq != 1 || items[1].Reading.Seq != 3 {
 		t.Fatalf("rebuilt batch: %v %+v", err, items)
+	}
+	if string(items[1].Raw) != string(good3) || items[1].Reading.Quality["flow"] != "BadSensorFailure" {
+		t.Fatalf("marks lost in the rebuilt batch: %s", items[1].Raw)
 	}
 }
 

@@ -423,23 +423,29 @@ func (c *Config) Validate() error {
 	if err := c.Modbus.Validate(); err != nil {
 		add("modbus: %w", err)
 	}
-	for _, id := range c.Modbus.Assets() {
-		if _, dup := kinds[id]; dup {
-			add("modbus device asset (%q) is also in assets (%q)", id, c.Assets)
-		}
-		if c.CSV.File != "" && id == c.CSV.Asset {
-			add("modbus device asset (%q) is also csv.asset (%q)", id, c.CSV.Asset)
-		}
-	}
 	if err := c.OPCUA.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, id := range c.OPCUA.AssetIDs() {
-		if _, dup := kinds[id]; dup {
-			add("opcua asset %q is also in assets (%q)", id, c.Assets)
-		}
-		if c.CSV.File != "" && id == c.CSV.Asset {
-			add("opcua asset %q is also csv.asset (%q)", id, c.CSV.Asset)
+	// Every source's asset ids are checked against the simulated assets,
+	// the CSV replay and each other: two sources of one asset would
+	// interleave their readings under one sequence.
+	owner := map[string]string{}
+	for _, src := range []struct {
+		what string // how an error names one of its ids
+		ids  []string
+	}{{"modbus device asset (%q)", c.Modbus.Assets()}, {"opcua asset %q", c.OPCUA.AssetIDs()}} {
+		for _, id := range src.ids {
+			name := fmt.Sprintf(src.what, id)
+			if _, dup := kinds[id]; dup {
+				add("%s is also in assets (%q)", name, c.Assets)
+			}
+			if c.CSV.File != "" && id == c.CSV.Asset {
+				add("%s is also csv.asset (%q)", name, c.CSV.Asset)
+			}
+			if other, dup := owner[id]; dup {
+				add("%s is also %s", name, other)
+			}
+			owner[id] = name
 		}
 	}
 	switch c.Log.Format {

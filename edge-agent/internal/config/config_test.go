@@ -47,6 +47,8 @@ func TestValidate(t *testing.T) {
 			c.CSV.File, c.CSV.Asset, c.Modbus.Devices = "x.csv", "plc-1", []modbus.Device{plcDevice("plc-1")}
 		},
 			[]string{`modbus device asset ("plc-1") is also csv.asset ("plc-1")`}},
+		{"modbus opcua clash", func(c *Config) { c.Modbus.Devices, c.OPCUA = []modbus.Device{plcDevice("plc-1")}, opcuaOne("plc-1") },
+			[]string{`opcua asset "plc-1" is also modbus device asset ("plc-1")`}},
 		{"negative rate", func(c *Config) { c.Rate = -1 }, []string{"rate (-1)"}},
 		{"batch zero", func(c *Config) { c.Batch = 0 }, []string{"batch (0)"}},
 		{"time scale", func(c *Config) { c.TimeScale = 0 }, []string{"time-scale (0)"}},

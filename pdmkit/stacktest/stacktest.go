@@ -239,13 +239,24 @@ func InfluxQL(t testing.TB, base, q string) {
 }
 
 // Eventually polls cond every 50 ms until it returns true or timeout passes,
-// then fails the test with the message.
+// then fails the test with the message. Arguments are values of the moment
+// Eventually was called; an argument that is a func() any is called when
+// the message is made, to show the state at the failure:
+//
+//	stacktest.Eventually(t, time.Minute, done, "%d scores", func() any { return scores.len() })
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: "+format, append([]any{timeout}, args...)...)
+			vals := []any{timeout}
+			for _, a := range args {
+				if f, ok := a.(func() any); ok {
+					a = f()
+				}
+				vals = append(vals, a)
+			}
+			t.Fatalf("after %s: "+format, vals...)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

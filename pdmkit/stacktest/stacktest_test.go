@@ -76,3 +76,34 @@ func TestMQTTDroppedSeesDrops(t *testing.T) {
 	Eventually(t, 10*time.Second, func() bool { n = MQTTDropped(t, url); return n > 0 }, "no drops reported after overflowing a queue of 5 with 50 messages")
 	t.Logf("dropped %d", n)
 }
+
+// fatalTB records the message of Fatalf and stops the calling function by
+// panicking with it.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f)
+}
+
+// TestEventuallyMessage: plain arguments are the values of the call, func()
+// any arguments the values at the failure.
+func TestEventuallyMessage(t *testing.T) {
+	n := 1
+	f := &fatalTB{TB: t}
+	func() {
+		defer func() {
+			if r := recover(); r != f {
+				t.Fatalf("Eventually did not fail: %v", r)
+			}
+		}()
+		Eventually(f, 100*time.Millisecond, func() bool { n++; return false }, "then %d, now %d", n, func() any { return n })
+	}()
+	if want := fmt.Sprintf("after 100ms: then 1, now %d", n); f.msg != want || n < 3 {
+		t.Errorf("message %q, want %q", f.msg, want)
+	}
+}

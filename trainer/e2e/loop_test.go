@@ -303,9 +303,10 @@ func TestClosedLoop(t *testing.T) {
 			return true
 		}
 		return false
-	}, "no second version for the pump whose set point moved; %d drift requests for it, alerts %+v", requests.drifts("steady"), alertLog.alerts("steady"))
+	}, "no second version for the pump whose set point moved; %d drift requests for it, alerts %+v; jobs %s",
+		func() any { return requests.drifts("steady") }, func() any { return alertLog.alerts("steady") }, func() any { return jobs(t, trainer) })
 	swapped := time.Now()
-	t.Logf("version 2 %s active %s after the set-point change", v2, swapped.Sub(changed).Round(time.Second))
+	t.Logf("version 2 %s active %s after the set-point change; jobs %s", v2, swapped.Sub(changed).Round(time.Second), jobs(t, trainer))
 	if requests.drifts("steady") == 0 {
 		t.Errorf("version 2 came without a drift request for the pump (%d requests: %s)", requests.len(), requests.values())
 	}
@@ -381,15 +382,29 @@ func TestClosedLoop(t *testing.T) {
 }
 
 func jobs(t *testing.T, trainer string) string {
+	type version struct {
+		Metrics json.RawMessage `json:"metrics"`
+	}
 	var list struct {
 		Jobs []struct {
 			ID, State, Reason string
+			Data              json.RawMessage `json:"data"`
+			Cand              *version        `json:"candidate"`
+			Active            *version        `json:"active"`
 		} `json:"jobs"`
 	}
-	get(t, "http://"+trainer+"/v1/jobs", &list)
 	var b strings.Builder
+	if code := get(t, "http://"+trainer+"/v1/jobs", &list); code != http.StatusOK {
+		fmt.Fprintf(&b, "(GET /v1/jobs: status %d)", code)
+	}
 	for _, j := range list.Jobs {
-		fmt.Fprintf(&b, "\n  %s %s: %s", j.ID, j.State, j.Reason)
+		fmt.Fprintf(&b, "\n  %s %s: %s\n    data %s", j.ID, j.State, j.Reason, j.Data)
+		if j.Cand != nil {
+			fmt.Fprintf(&b, "\n    candidate %s", j.Cand.Metrics)
+		}
+		if j.Active != nil {
+			fmt.Fprintf(&b, "\n    active %s", j.Active.Metrics)
+		}
 	}
 	return b.String()
 }

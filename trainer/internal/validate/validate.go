@@ -371,9 +371,26 @@ type Rule struct {
 	// 0.5.
 	MinDetection float64 `yaml:"min_detection" help:"share of injected faults a candidate must detect"`
 	// Tolerance is how much lower than the active version's the
-	// candidate's detection may be. Default 0.05.
+	// candidate's detection may be, beyond the sampling error of the
+	// injected faults (see worse). Default 0.05.
 	Tolerance float64 `yaml:"tolerance" help:"how much worse than the active version's detection a candidate may be"`
 }
+
+// worse reports whether a detection share c of nc faults is lower than a of
+// na by more than tol plus one standard error of the difference (the
+// two-proportion test's, pooled). A short hold-out gives few faults, and
+// 3 against 5 detected of 24 is chance, not a worse model.
+func worse(c float64, nc int, a float64, na int, tol float64) bool {
+	if nc <= 0 || na <= 0 {
+		return c < a-tol
+	}
+	p := (c*float64(nc) + a*float64(na)) / float64(nc+na)
+	se := math.Sqrt(p * (1 - p) * (1/float64(nc) + 1/float64(na)))
+	return c < a-tol-se
+}
+
+// perSensor is how many faults each sensor got, about.
+func (m Metrics) perSensor() int { return m.Injected / max(1, len(m.BySensor)) }
 
 // Decide says whether the candidate may replace the active version (nil:
 // there is none), and why.
@@ -385,13 +402,13 @@ func Decide(cand Metrics, active *Metrics, r Rule) (bool, string) {
 	case cand.Detection < r.MinDetection && (active == nil || active.Injected == 0 || active.Detection >= r.MinDetection):
 		return false, fmt.Sprintf("the candidate detected %d of %d %s (%.0f%%, needs %.0f%%)",
 			cand.Detected, cand.Injected, cand.events(), 100*cand.Detection, 100*r.MinDetection)
-	case active != nil && active.Injected > 0 && cand.Detection < active.Detection-r.Tolerance:
-		return false, fmt.Sprintf("the candidate detected %.0f%% of %s, the active version %.0f%% (tolerance %.0f points)",
-			100*cand.Detection, cand.events(), 100*active.Detection, 100*r.Tolerance)
+	case active != nil && active.Injected > 0 && worse(cand.Detection, cand.Injected, active.Detection, active.Injected, r.Tolerance):
+		return false, fmt.Sprintf("the candidate detected %d of %d %s (%.0f%%), the active version %d of %d (%.0f%%): worse by more than chance and the tolerance of %.0f points",
+			cand.Detected, cand.Injected, cand.events(), 100*cand.Detection, active.Detected, active.Injected, 100*active.Detection, 100*r.Tolerance)
 	case active != nil && cand.RMSE > 0 && active.RMSE > 0 && cand.RMSE > active.RMSE*(1+r.Tolerance):
 		return false, fmt.Sprintf("the candidate's remaining-life error is %.1f readings, the active version's %.1f (tolerance %.0f%%)",
 			cand.RMSE, active.RMSE, 100*r.Tolerance)
-	case active != nil && active.Injected > 0 && cand.Weakest < active.Weakest-r.Tolerance:
+	case active != nil && active.Injected > 0 && worse(cand.Weakest, cand.perSensor(), active.Weakest, active.perSensor(), r.Tolerance):
 		return false, fmt.Sprintf("the candidate's weakest sensor detection is %.0f%% (%v), the active version's %.0f%% (%v): it has learnt to miss faults there",
 			100*cand.Weakest, cand.BySensor, 100*active.Weakest, active.BySensor)
 	}

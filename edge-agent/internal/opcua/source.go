@@ -156,13 +156,18 @@ func (s *Source) Next(ctx context.Context) (map[string]float64, error) {
 				// Keep-alives do not reach us: a session without data changes
 				// for a while is asked for the server's clock, which fails on
 				// a server that hangs with the connection open.
-				if err := s.probe(ctx); err != nil {
+				heard, err := s.probe(ctx)
+				if err != nil {
 					if ctx.Err() != nil {
 						return nil, ctx.Err()
 					}
 					return nil, s.lost(fmt.Errorf("probe: %w", err))
 				}
 				s.lastNote = s.now()
+				if sensors, quality := s.reading(); heard && len(sensors) > 0 {
+					s.quality = quality
+					return sensors, nil
+				}
 			}
 		}
 	}
@@ -348,20 +353,40 @@ func (s *Source) reading() (map[string]float64, map[string]string) {
 	return sensors, quality
 }
 
-// probe reads the server's clock.
-func (s *Source) probe(ctx context.Context) error {
+// probe asks the server for something: the values of the items it has not
+// sent in this session (a server may leave out, or lose, the initial
+// notification of a value that does not change), or else its clock. heard
+// says values were read and applied.
+func (s *Source) probe(ctx context.Context) (heard bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	res, err := s.client.Read(ctx, &ua.ReadRequest{
-		NodesToRead: []*ua.ReadValueID{{NodeID: ua.NewNumericNodeID(0, id.Server_ServerStatus_CurrentTime), AttributeID: ua.AttributeIDValue}},
-	})
+	var read []*ua.ReadValueID
+	var handles []uint32
+	for i, it := range s.items {
+		if it.at.IsZero() {
+			read = append(read, &ua.ReadValueID{NodeID: s.nodes[i], AttributeID: ua.AttributeIDValue})
+			handles = append(handles, uint32(i+1))
+		}
+	}
+	if len(read) == 0 {
+		read = []*ua.ReadValueID{{NodeID: ua.NewNumericNodeID(0, id.Server_ServerStatus_CurrentTime), AttributeID: ua.AttributeIDValue}}
+	}
+	res, err := s.client.Read(ctx, &ua.ReadRequest{NodesToRead: read})
 	if err != nil {
-		return err
+		return false, err
 	}
-	if len(res.Results) != 1 {
-		return fmt.Errorf("read answered %d results", len(res.Results))
+	if len(res.Results) != len(read) {
+		return false, fmt.Errorf("read of %d nodes answered %d results", len(read), len(res.Results))
 	}
-	return nil
+	if len(handles) == 0 {
+		return false, nil
+	}
+	notes := make([]*ua.MonitoredItemNotification, len(handles))
+	for k, h := range handles {
+		notes[k] = &ua.MonitoredItemNotification{ClientHandle: h, Value: res.Results[k]}
+	}
+	s.apply(notes)
+	return true, nil
 }
 
 // lost ends the session; what it held is forgotten, so no value of a

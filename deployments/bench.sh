@@ -24,6 +24,15 @@ if [[ ! -x $BENCHSTAT ]]; then
 	GOBIN="$ROOT/.stack/bin" go install golang.org/x/perf/cmd/benchstat@latest
 fi
 
+# Telegraf, the tool a plant engineer would otherwise use for MQTT → Kafka
+# (BenchmarkTelegraf): built once, about 8 minutes and 400 MB.
+TELEGRAF_VERSION=v1.37.2
+export PDM_TELEGRAF="$ROOT/.stack/bin/telegraf"
+if [[ ($FILTER == . || Telegraf =~ $FILTER) && ! -x $PDM_TELEGRAF ]]; then
+	echo "bench: building Telegraf $TELEGRAF_VERSION into .stack/bin (first time only)"
+	GOBIN="$ROOT/.stack/bin" go install "github.com/influxdata/telegraf/cmd/telegraf@$TELEGRAF_VERSION"
+fi
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -m)"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 # module  package  -bench regexp  -benchtime (work per run)
@@ -31,6 +40,7 @@ runs=(
 	"ingest ./bench/ BridgeThroughput 1x"
 	"ingest ./bench/ BridgeLatency 1x"
 	"ingest ./bench/ BrokerAutosave 1x"
+	"ingest ./bench/ Telegraf 1x"
 	"scorer ./internal/stream/ Throughput/model 120000x"
 	"scorer ./internal/stream/ Latency/model 20000x"
 	"scorer ./internal/stream/ Swap 20x"

@@ -235,7 +235,9 @@ func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgePro
 	return bridgeProc{p, admin}
 }
 
-// endOffsets sums the end offsets of every partition of topic.
+// endOffsets sums the end offsets of every partition of topic. A new
+// topic's leaders may not be known to every broker at once: errors are
+// retried for ten seconds.
 func endOffsets(b *testing.B, topic string) int64 {
 	b.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(stacktest.KafkaBrokers(b)...), Timeout: 10 * time.Second}
@@ -243,18 +245,32 @@ func endOffsets(b *testing.B, topic string) int64 {
 	for p := 0; p < 6; p++ {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, err := listEnd(client, req, topic)
+		if err == nil {
+			return sum
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("list offsets: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func listEnd(client *kafka.Client, req *kafka.ListOffsetsRequest, topic string) (int64, error) {
 	resp, err := client.ListOffsets(context.Background(), req)
 	if err != nil {
-		b.Fatalf("list offsets: %v", err)
+		return 0, err
 	}
 	var sum int64
 	for _, p := range resp.Topics[topic] {
 		if p.Error != nil {
-			b.Fatalf("list offsets: %v", p.Error)
+			return 0, p.Error
 		}
 		sum += p.LastOffset
 	}
-	return sum
+	return sum, nil
 }
 
 // peakRSS reads the peak resident set size (VmHWM) of a process, in bytes.

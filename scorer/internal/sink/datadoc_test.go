@@ -650,7 +650,9 @@ func TestDataDocQueries(t *testing.T) {
 	checkQuantileFixture(t)
 	doc := readDoc(t)
 
-	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	// Yesterday, or the day before shortly after midnight: the whole day
+	// and at least two hours after it have readings.
+	day := time.Now().UTC().Add(-26 * time.Hour).Truncate(24 * time.Hour)
 	shift := day.Sub(docDay)
 	last := writeDay(t, base, bucket, day)
 	want := answers(day, last)

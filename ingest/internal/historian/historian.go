@@ -18,6 +18,8 @@
 //	tags:   site, asset
 //	fields: one float field per sensor (name as sent), seq (integer)
 //	time:   the reading's timestamp, millisecond precision
+//
+// docs/data.md has it with the scorer's measurements and queries over them.
 package historian
 
 import (

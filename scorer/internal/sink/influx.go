@@ -27,7 +27,7 @@ import (
 // counted and logged. Points are keyed by series and reading time, so a
 // replay overwrites instead of duplicating.
 //
-// Schema:
+// Schema (docs/data.md has the fields' meanings and queries over them):
 //
 //	scores,site,asset,model,version  score,alert,warming_up,seq,ttf_seconds,ttf_low_seconds,ttf_high_seconds,share_<sensor>,shadow_score,shadow_version
 //	alerts,site,asset,kind,severity,state  id,score,peak,revision,first_seq,last_seq,first_ms,model,version,top_sensor,acked[,resolution][,ttf_seconds]

@@ -1,0 +1,4 @@
+package sink
+
+// AlertPoint is alertPoint, for the external tests.
+var AlertPoint = alertPoint

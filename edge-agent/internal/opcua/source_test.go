@@ -412,3 +412,26 @@ func TestHungServerProbed(t *testing.T) {
 		t.Errorf("%d sessions, want a new one after the probe failed", s.Sessions())
 	}
 }
+
+// TestProbeReadsUnheardValues: a session that has not heard an item (its
+// initial notification lost) reads it in the probe; one that has heard
+// every item reads only the server clock.
+func TestProbeReadsUnheardValues(t *testing.T) {
+	srv := opcuatest.New(t, opcuatest.Options{}, "a", "b")
+	srv.Set("a", 1.5)
+	srv.Set("b", 2.5)
+	s := newSource(t, testConfig(srv, "a", "b"))
+	await(t, s, equal(map[string]float64{"a": 1.5, "b": 2.5}), "both values")
+	srv.Set("b", 3.5)
+	s.items[1] = item{sensor: "b"} // as if b's notification never came
+	heard, err := s.probe(context.Background())
+	if err != nil || !heard {
+		t.Fatalf("probe: heard %v, %v", heard, err)
+	}
+	if got, _ := s.reading(); !maps.Equal(got, map[string]float64{"a": 1.5, "b": 3.5}) {
+		t.Errorf("after the probe: %v", got)
+	}
+	if heard, err := s.probe(context.Background()); err != nil || heard {
+		t.Errorf("second probe: heard %v, %v (every item was heard: the clock only)", heard, err)
+	}
+}

@@ -1,6 +1,7 @@
 package compose_test
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/pdmstream/pdm/pdmkit/compose"
+	"github.com/pdmstream/pdm/pdmkit/grafana"
 )
 
 const (
@@ -417,5 +421,195 @@ func TestUnread(t *testing.T) {
 	env := map[string]string{"PDM_B": "1", "PDM_A": "2", "TZ": "UTC", "PDM_KNOWN": "3"}
 	if got := compose.Unread(env, []string{"PDM_KNOWN"}); !slices.Equal(got, []string{"PDM_A", "PDM_B"}) {
 		t.Fatalf("unread %v, want [PDM_A PDM_B]", got)
+	}
+}
+
+// mount is one entry of a service's volumes: a host path (./...) or a
+// named volume, mounted at Target.
+type mount struct{ Source, Target, Mode string }
+
+func mounts(t *testing.T, s compose.Service) []mount {
+	t.Helper()
+	var out []mount
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			t.Fatalf("volume %q: want source:target[:mode]", v)
+		}
+		m := mount{Source: parts[0], Target: parts[1]}
+		if len(parts) == 3 {
+			m.Mode = parts[2]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestMounts: every file or folder a service mounts from the repository
+// exists, read-only; every named volume is declared.
+func TestMounts(t *testing.T) {
+	f := load(t)
+	root := filepath.Dir(composePath)
+	for _, name := range serviceNames(f) {
+		for _, m := range mounts(t, f.Services[name]) {
+			if !strings.HasPrefix(m.Source, "./") {
+				if _, ok := f.Volumes[m.Source]; !ok {
+					t.Errorf("service %s: volume %s is not declared under volumes:", name, m.Source)
+				}
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(root, m.Source)); err != nil {
+				t.Errorf("service %s mounts %s: %v", name, m.Source, err)
+			}
+			if m.Mode != "ro" {
+				t.Errorf("service %s mounts %s writable, want :ro", name, m.Source)
+			}
+		}
+	}
+}
+
+// containerPort reports whether service listens on port inside the
+// compose network: a published port's target or its PDM_HTTP_ADDR.
+func containerPort(s compose.Service, port string) bool {
+	for _, p := range s.Ports {
+		if strconv.Itoa(p.Target) == port {
+			return true
+		}
+	}
+	return strings.TrimPrefix(s.Environment["PDM_HTTP_ADDR"], ":") == port
+}
+
+// TestPrometheus: Prometheus scrapes every Go service, on its
+// PDM_HTTP_ADDR, and nothing else.
+func TestPrometheus(t *testing.T) {
+	f := load(t)
+	s := service(t, f, "prometheus")
+	if family, _, _ := strings.Cut(s.Image, ":"); family != "prom/prometheus" {
+		t.Errorf("image %q, want prom/prometheus:<tag>", s.Image)
+	}
+	if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+		t.Error("no healthcheck")
+	}
+	var config string
+	for _, m := range mounts(t, s) {
+		if m.Target == "/etc/prometheus/prometheus.yml" {
+			config = filepath.Join(filepath.Dir(composePath), m.Source)
+		}
+	}
+	if !slices.Contains(s.Command, "--config.file=/etc/prometheus/prometheus.yml") || config == "" {
+		t.Fatalf("command %v, mounts %v: want --config.file=/etc/prometheus/prometheus.yml mounted from the repository", s.Command, s.Volumes)
+	}
+	raw, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pc struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			MetricsPath   string `yaml:"metrics_path"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &pc); err != nil {
+		t.Fatalf("%s: %v", config, err)
+	}
+	var got, want []string
+	for _, sc := range pc.ScrapeConfigs {
+		if sc.MetricsPath != "" && sc.MetricsPath != "/metrics" {
+			t.Errorf("job %s: metrics_path %q, the services serve /metrics", sc.JobName, sc.MetricsPath)
+		}
+		for _, st := range sc.StaticConfigs {
+			got = append(got, st.Targets...)
+		}
+	}
+	for _, name := range serviceNames(f) {
+		if svc := f.Services[name]; svc.Build != nil {
+			want = append(want, name+svc.Environment["PDM_HTTP_ADDR"])
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s scrapes %v, want every service on its PDM_HTTP_ADDR: %v", config, got, want)
+	}
+}
+
+// TestGrafana: the grafana service mounts the provisioning and the
+// dashboards where the provisioning expects them, and its data sources
+// are the compose services with InfluxDB's org, bucket and token.
+func TestGrafana(t *testing.T) {
+	f := load(t)
+	s := service(t, f, "grafana")
+	if family, _, _ := strings.Cut(s.Image, ":"); family != "grafana/grafana-oss" && family != "grafana/grafana" {
+		t.Errorf("image %q, want grafana/grafana-oss:<tag>", s.Image)
+	}
+	if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+		t.Error("no healthcheck")
+	}
+	var published bool
+	for _, p := range s.Ports {
+		published = published || p.Target == 3000 && p.HostIP == "127.0.0.1"
+	}
+	if !published {
+		t.Errorf("ports %v: want 3000 published on 127.0.0.1", s.Ports)
+	}
+	for _, dep := range []string{"influxdb", "prometheus"} {
+		if d := s.DependsOn[dep]; d.Condition != "service_healthy" {
+			t.Errorf("depends_on %s: condition %q, want service_healthy", dep, d.Condition)
+		}
+	}
+	at := map[string]string{} // repository path → container path
+	for _, m := range mounts(t, s) {
+		at[m.Source] = m.Target
+	}
+	const dir = "./deployments/grafana"
+	if got := at[dir+"/provisioning"]; got != "/etc/grafana/provisioning" {
+		t.Errorf("%s/provisioning mounted at %q, want /etc/grafana/provisioning", dir, got)
+	}
+	grafanaDir := filepath.Join(filepath.Dir(composePath), dir)
+	providers, err := grafana.LoadProviders(grafanaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range providers {
+		if got := at[dir+"/dashboards"]; got != p.Options.Path {
+			t.Errorf("provider %s loads %s, but %s/dashboards is mounted at %q", p.Name, p.Options.Path, dir, got)
+		}
+	}
+	if home := s.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; home != "" {
+		rel, ok := strings.CutPrefix(home, at[dir+"/dashboards"]+"/")
+		if _, err := os.Stat(filepath.Join(grafanaDir, "dashboards", rel)); !ok || err != nil {
+			t.Errorf("home dashboard %s is not a mounted dashboard", home)
+		}
+	}
+
+	sources, err := grafana.LoadDatasources(grafanaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	influx := service(t, f, "influxdb").Environment
+	for _, ds := range sources {
+		u, err := url.Parse(ds.URL)
+		if err != nil {
+			t.Errorf("data source %s: url %q: %v", ds.Name, ds.URL, err)
+			continue
+		}
+		target, ok := f.Services[u.Hostname()]
+		if !ok || !containerPort(target, u.Port()) {
+			t.Errorf("data source %s: %s is not a compose service's port", ds.Name, u.Host)
+		}
+		if ds.Type != "influxdb" {
+			continue
+		}
+		if ds.JSONData["organization"] != influx["DOCKER_INFLUXDB_INIT_ORG"] || ds.JSONData["defaultBucket"] != influx["DOCKER_INFLUXDB_INIT_BUCKET"] {
+			t.Errorf("data source %s: organization %v, bucket %v; influxdb is set up with %s, %s", ds.Name,
+				ds.JSONData["organization"], ds.JSONData["defaultBucket"], influx["DOCKER_INFLUXDB_INIT_ORG"], influx["DOCKER_INFLUXDB_INIT_BUCKET"])
+		}
+		tok, _ := ds.Secure["token"].(string)
+		name := strings.Trim(strings.TrimPrefix(tok, "$"), "{}")
+		if v, ok := s.Environment[name]; !ok || v != influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"] {
+			t.Errorf("data source %s: token %q: grafana's %s is %q, influxdb's admin token %q", ds.Name, tok, name, v, influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"])
+		}
 	}
 }

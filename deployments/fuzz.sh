@@ -13,6 +13,15 @@ grep -rl --include='*_test.go' '^func Fuzz' pdmkit edge-agent ingest scorer trai
 	for name in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do
 		echo "== $module $pkg $name ($fuzztime)"
 		out=$(cd "$module" && go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$pkg" 2>&1) || {
+			# Go 1.26's fuzz coordinator can report a bare "context deadline
+			# exceeded" when -fuzztime ends while a starved worker is mid-call
+			# (go.dev/issue/75804, fixed in 1.27). A real finding always writes
+			# its input ("Failing input written to ..."); only that, or any
+			# other failure, fails the run.
+			if grep -q 'context deadline exceeded' <<<"$out" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' <<<"$out"; then
+				echo "warning: $name ended with Go's fuzztime deadline race (go.dev/issue/75804), no failing input"
+				continue
+			fi
 			echo "$out"
 			exit 1
 		}

@@ -2,12 +2,12 @@ package api
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/fleet"
+	"github.com/pdmstream/pdm/scorer/internal/registry"
 )
 
 // Fleet is what the API needs of the assets this instance scores.
@@ -37,6 +37,8 @@ type assetView struct {
 	State string     `json:"state"`
 	Stale bool       `json:"stale"`
 	Open  *openAlert `json:"open_alert,omitempty"`
+	// Binding is the version that scores the asset's next reading.
+	Binding binding `json:"binding"`
 }
 
 // binding is the model version the registry binds to an asset now, which
@@ -52,11 +54,18 @@ type assetDetail struct {
 	assetView
 	History []fleet.Point `json:"history"`
 	Alerts  []alert.Alert `json:"alerts"`
-	Binding binding       `json:"binding"`
 }
 
-func (a *API) view(x fleet.Asset, open map[string]*alert.Alert, now time.Time) assetView {
+func (a *API) view(x fleet.Asset, open map[string]*alert.Alert, pins map[string]registry.Pin, now time.Time) assetView {
 	v := assetView{Asset: x, State: StateNormal}
+	b := a.reg.Resolve(x.Asset)
+	if b.Active != nil {
+		v.Binding.Model, v.Binding.Version = b.Active.Name, b.Active.Version
+	}
+	if b.Shadow != nil {
+		v.Binding.Shadow = b.Shadow.Version
+	}
+	_, v.Binding.Pinned = pins[x.Asset]
 	if al := open[x.Asset]; al != nil {
 		v.Open = &openAlert{ID: al.ID, Severity: al.Severity, Acked: al.Acked}
 	}
@@ -94,9 +103,9 @@ func (a *API) listAssets(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []assetView{}
 	if a.opt.Fleet != nil {
-		open, now := a.openByAsset(), time.Now()
+		open, pins, now := a.openByAsset(), a.reg.Control().Pins, time.Now()
 		for _, x := range a.opt.Fleet.List() {
-			v := a.view(x, open, now)
+			v := a.view(x, open, pins, now)
 			if (site == "" || v.Site == site) && (state == "" || v.State == state) {
 				out = append(out, v)
 			}
@@ -116,15 +125,7 @@ func (a *API) getAsset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "asset "+id+" is not scored by this instance")
 		return
 	}
-	d := assetDetail{assetView: a.view(x, a.openByAsset(), time.Now()), History: hist,
-		Alerts: slices.Clip(a.alerts.List(alertview.Filter{Asset: id}))}
-	b := a.reg.Resolve(id)
-	if b.Active != nil {
-		d.Binding.Model, d.Binding.Version = b.Active.Name, b.Active.Version
-	}
-	if b.Shadow != nil {
-		d.Binding.Shadow = b.Shadow.Version
-	}
-	_, d.Binding.Pinned = a.reg.Control().Pins[id]
+	d := assetDetail{assetView: a.view(x, a.openByAsset(), a.reg.Control().Pins, time.Now()), History: hist,
+		Alerts: a.alerts.List(alertview.Filter{Asset: id})}
 	writeJSON(w, http.StatusOK, d)
 }

@@ -47,6 +47,7 @@ function fmtAgo(s) {
 }
 function fmtDuration(sec) {
   if (!(sec >= 0)) return "";
+  if (sec < 120) return `${Math.round(sec)} s`;
   if (sec < 3600) return `${Math.round(sec / 60)} min`;
   if (sec < 172800) return `${(sec / 3600).toFixed(1)} h`;
   return `${(sec / 86400).toFixed(1)} d`;
@@ -155,7 +156,7 @@ function alertActions(a) {
 
 function alertRows(list, withAsset) {
   return list.map((a) =>
-    h("tr", { class: "alert-row", "data-id": a.id, "data-state": a.state, "data-acked": String(a.acked) },
+    h("tr", { class: "alert-row", "data-id": a.id, "data-asset": a.asset, "data-state": a.state, "data-acked": String(a.acked) },
       withAsset ? h("td", {}, h("a", { href: "#asset/" + encodeURIComponent(a.asset) }, a.asset)) : null,
       withAsset ? h("td", {}, a.site) : null,
       h("td", {}, severityBadge(a)),
@@ -271,7 +272,10 @@ async function renderAsset(id) {
     h("h2", {}, h("a", { href: "#fleet" }, "Fleet"), " / ", a.asset, " ",
       h("span", { class: "badge " + a.state, id: "asset-state" }, a.state.replace("_", " "))),
     h("div", { class: "grid" },
-      h("div", { class: "card" }, h("h3", {}, "Score, last ", a.history.length, " readings"), chart(a.history)),
+      h("div", { class: "card" }, h("h3", {}, "Score, last ", a.history.length, " readings"), chart(a.history),
+        h("h3", {}, "Sensors behind the current score"),
+        h("table", { class: "bars", id: "contributions" }, h("tbody", {}, (a.contributions || []).map((c) =>
+          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`)))))),
       h("div", { class: "card" },
         h("dl", { class: "kv" },
           h("dt", {}, "Site"), h("dd", {}, a.site),
@@ -285,12 +289,8 @@ async function renderAsset(id) {
         h("h3", {}, "Operator"),
         open ? h("div", { id: "asset-actions" }, `${open.severity} alert since ${fmtTime(open.first_reading_time)}${open.acked ? `, acknowledged by ${open.acked_by}` : ""} `, alertActions(open))
           : h("div", { class: "muted" }, "no open alert"))),
-    h("div", { class: "grid" },
-      h("div", { class: "card" }, h("h3", {}, "Alert history"),
-        h("table", { id: "asset-alerts" }, h("thead", {}, alertHead(false)), h("tbody", {}, alertRows(a.alerts, false)))),
-      h("div", { class: "card" }, h("h3", {}, "Sensors behind the current score"),
-        h("table", { class: "bars", id: "contributions" }, h("tbody", {}, (a.contributions || []).map((c) =>
-          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`))))))));
+    h("div", { class: "card wide" }, h("h3", {}, "Alert history"),
+      h("table", { id: "asset-alerts" }, h("thead", {}, alertHead(false)), h("tbody", {}, alertRows(a.alerts, false)))));
   // Widths are set through the DOM: the content security policy allows
   // no inline style attributes.
   document.querySelectorAll("#contributions .bar").forEach((el, i) => { el.style.width = `${Math.max(1, a.contributions[i].share * 100)}%`; });
@@ -335,13 +335,13 @@ async function renderModels() {
       h("table", {}, h("thead", {}, h("tr", {}, ["Version", "Kind", "Registered", "Metrics", "Lineage", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, model.versions.slice().reverse().map((v) => h("tr", { class: "version", "data-version": v.version },
           h("td", {}, v.version), h("td", {}, v.kind), h("td", {}, fmtTime(v.registered)),
-          h("td", {}, fmtMetrics(v.metrics)), h("td", {}, lineage(v)),
+          h("td", { class: "wrap" }, fmtMetrics(v.metrics)), h("td", { class: "wrap" }, lineage(v)),
           h("td", {}, v.version === model.active ? h("span", { class: "badge normal" }, "active") :
             model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : ""))))));
   });
   document.getElementById("view").replaceChildren(
     h("h2", {}, "Models"),
-    m.models.length ? cards : h("p", { class: "muted" }, "No model is registered: every asset is scored by the online learner."),
+    ...(m.models.length ? cards : [h("p", { class: "muted" }, "No model is registered: every asset is scored by the online learner.")]),
     h("h3", {}, "Active version per asset"),
     h("table", { id: "bindings" }, h("thead", {}, h("tr", {}, ["Asset", "Site", "Bound now", "Latest score by"].map((t) => h("th", {}, t)))),
       h("tbody", {}, fleet.assets.map((x) => h("tr", { "data-asset": x.asset },

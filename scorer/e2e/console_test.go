@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -26,10 +27,10 @@ import (
 // screenshots is where the console's pictures for the README go.
 const screenshots = "../../docs"
 
-// feed streams readings of plant-a's pump-1 and pump-2 every 100 ms with
-// the wall clock, and of plant-b's pump-3 for its first 3 s only, so
-// pump-3 goes stale. Once hot is set, pump-1's bearing runs hotter and
-// shakes more with every reading.
+// feed streams readings of plant-a's pump-1 and pump-2 and plant-b's
+// pump-4 every 100 ms with the wall clock, and of plant-b's pump-3 for its
+// first 3 s only, so pump-3 goes stale. Once hot is set, pump-1's bearing
+// runs hotter and shakes more with every reading.
 type feed struct {
 	w    *kafka.Writer
 	hot  atomic.Bool
@@ -55,6 +56,7 @@ func (f *feed) run(ctx context.Context, t *testing.T) {
 		}
 		now := time.Now().UTC()
 		msgs := []kafka.Message{f.msg(t, "plant-a", "pump-1", seq, now, worn), f.msg(t, "plant-a", "pump-2", seq, now, healthy)}
+		msgs = append(msgs, f.msg(t, "plant-b", "pump-4", seq, now, healthy))
 		if seq <= 30 {
 			msgs = append(msgs, f.msg(t, "plant-b", "pump-3", seq, now, healthy))
 		}
@@ -138,10 +140,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	models := stacktest.Topic(t, "console-models", 1)
 	addr := stacktest.FreeAddr(t)
 	api := "http://" + addr
+	// pump-4's gateway has gone: its last will, retained, says offline.
+	mqttURL := stacktest.MQTTURL(t)
+	floor := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(stacktest.Unique("console-gw")))
+	if tok := floor.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt: %v", tok.Error())
+	}
+	t.Cleanup(func() { floor.Disconnect(100) })
+	retain := func(topic, payload string) {
+		if tok := floor.Publish(topic, 1, true, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Errorf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	// The sites are not unique to this run, so what it leaves retained is
+	// cleared (cleanups run last first: before the disconnect).
+	t.Cleanup(func() {
+		retain(wire.StatusTopic("plant-b", "gw-b7"), "")
+		for _, a := range []string{"pump-1", "pump-2"} {
+			retain(wire.AlertsTopic("plant-a", a), "")
+		}
+	})
+	retain(wire.StatusTopic("plant-b", "gw-b7"), `{"agent":"gw-b7","status":"offline","assets":["pump-4"],"time":"`+time.Now().UTC().Format(time.RFC3339)+`"}`)
 	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn",
 		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
-		"-mqtt.url", "", "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
+		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
 		"-alert.min-duration", "1s", "-alert.new-normal.off=true", "-alert.failure-score", "0.9999")
 	stacktest.WaitReady(t, api+"/v2/health/ready")
 
@@ -269,23 +292,29 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("acknowledged cell %q does not say ana", cell)
 	}
 
-	// Fleet: pump-1 alerting, pump-2 normal, pump-3 stale; sorted by state.
+	// Fleet: pump-1 alerting, pump-2 normal, pump-3 stale for want of
+	// readings, pump-4 stale behind its offline gateway; sorted by state.
 	step("fleet", 30*time.Second, hash("#fleet"),
 		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-3"][data-state="stale"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-4"][data-state="stale"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-1"][data-state="alert"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-2"][data-state="normal"]`)),
 		chromedp.Click(chromedp.CSS(`#fleet th[data-key="state"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#fleet th[data-key="state"].asc`)))
 	order := value(t, browser, "fleet order", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#fleet tr.asset-row")].map(r => r.dataset.asset)`))
-	if strings.Join(order, ",") != "pump-1,pump-3,pump-2" {
-		t.Errorf("fleet sorted by state: %v, want alert, stale, normal", order)
+	if strings.Join(order, ",") != "pump-1,pump-3,pump-4,pump-2" {
+		t.Errorf("fleet sorted by state: %v, want alert, stale, stale, normal", order)
+	}
+	if label := value(t, browser, "pump-4's state", chromedp.Text(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-4"] .badge`))); label != "gateway offline" {
+		t.Errorf("pump-4 shows %q, want gateway offline", label)
 	}
 	shot("console-fleet.png")
 	step("fleet filtered by site", 10*time.Second,
 		chromedp.SetValue(chromedp.CSS(`#fleet-site`), "plant-b"),
 		js(`document.getElementById("fleet-site").dispatchEvent(new Event("change"))`),
 		chromedp.WaitNotPresent(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-1"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-3"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-3"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#fleet tr.asset-row[data-asset="pump-4"]`)))
 
 	// Asset: chart, contributions, model, the operator's actions.
 	step("asset", 30*time.Second, hash("#asset/pump-1"),

@@ -21,7 +21,8 @@ const (
 	StateNormal    = "normal"
 	StateWarmingUp = "warming_up"
 	StateAlert     = "alert"
-	// StateStale: nothing was scored for the asset for Options.StaleAfter.
+	// StateStale: nothing was scored for the asset for Options.StaleAfter,
+	// or its gateway's retained status says offline.
 	StateStale = "stale"
 )
 
@@ -34,9 +35,12 @@ type openAlert struct {
 
 type assetView struct {
 	fleet.Asset
-	State string     `json:"state"`
-	Stale bool       `json:"stale"`
-	Open  *openAlert `json:"open_alert,omitempty"`
+	State string `json:"state"`
+	Stale bool   `json:"stale"`
+	// StaleReason is "no_readings" (nothing scored for StaleAfter) or
+	// "gateway_offline" (the gateway's retained status says offline).
+	StaleReason string     `json:"stale_reason,omitempty"`
+	Open        *openAlert `json:"open_alert,omitempty"`
 	// Binding is the version that scores the asset's next reading.
 	Binding binding `json:"binding"`
 }
@@ -69,7 +73,12 @@ func (a *API) view(x fleet.Asset, open map[string]*alert.Alert, pins map[string]
 	if al := open[x.Asset]; al != nil {
 		v.Open = &openAlert{ID: al.ID, Severity: al.Severity, Acked: al.Acked}
 	}
-	v.Stale = now.Sub(x.LastSeen) > a.opt.StaleAfter
+	switch {
+	case x.GatewayStatus == fleet.Offline:
+		v.Stale, v.StaleReason = true, "gateway_offline"
+	case now.Sub(x.LastSeen) > a.opt.StaleAfter:
+		v.Stale, v.StaleReason = true, "no_readings"
+	}
 	switch {
 	case v.Stale:
 		v.State = StateStale

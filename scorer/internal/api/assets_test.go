@@ -62,11 +62,27 @@ func TestAssetsEndpoints(t *testing.T) {
 	if got := states("?state=stale"); !equalMaps(got, map[string]string{"old": StateStale}) {
 		t.Errorf("state=stale: %v", got)
 	}
+	// A gateway's retained offline status makes its assets stale at once.
+	if err := f.fleet.Gateway("west", "gw-w", []byte(`{"agent":"gw-w","status":"offline","assets":["calm"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.do(t, "GET", "/v1/assets?site=west", "", nil)
+	reasons := map[string]any{}
+	for _, x := range body["assets"].([]any) {
+		m := x.(map[string]any)
+		reasons[m["asset"].(string)] = m["stale_reason"]
+		if m["asset"] == "calm" && (m["state"] != StateStale || m["gateway"] != "gw-w" || m["gateway_status"] != "offline") {
+			t.Errorf("calm behind an offline gateway: %v", m)
+		}
+	}
+	if code != 200 || reasons["calm"] != "gateway_offline" || reasons["old"] != "no_readings" {
+		t.Errorf("stale reasons %v", reasons)
+	}
 	if code, _ := f.do(t, "GET", "/v1/assets?state=broken", "", nil); code != 400 {
 		t.Errorf("unknown state: %d, want 400", code)
 	}
 
-	code, body := f.do(t, "GET", "/v1/assets/pump-1", "", nil)
+	code, body = f.do(t, "GET", "/v1/assets/pump-1", "", nil)
 	if code != 200 {
 		t.Fatalf("asset: %d %v", code, body)
 	}

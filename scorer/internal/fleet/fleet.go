@@ -1,7 +1,7 @@
 // Package fleet keeps what the console shows of every asset this instance
 // scores: the latest score with its contributions, forecast and model
-// version, a short history of scores for a chart, and when the asset was
-// last heard from.
+// version, a short history of scores for a chart, when the asset was last
+// heard from, and the retained online/offline status of its gateway.
 //
 // Invariants:
 //   - The store is an output of the scoring loop, so it holds exactly the
@@ -16,6 +16,9 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -49,7 +52,28 @@ type Asset struct {
 	Model         string          `json:"model"`
 	Version       string          `json:"version"`
 	Error         string          `json:"error,omitempty"`
+	// Gateway is the edge agent that last listed the asset in its retained
+	// status, GatewayStatus that status ("online", "offline") and
+	// GatewaySince its time; empty when no status names the asset.
+	Gateway       string     `json:"gateway,omitempty"`
+	GatewayStatus string     `json:"gateway_status,omitempty"`
+	GatewaySince  *time.Time `json:"gateway_since,omitempty"`
 }
+
+// gatewayStatus is the edge agent's retained status message
+// ({"agent","status","assets","time"}, edge-agent/README.md).
+type gatewayStatus struct {
+	Agent  string    `json:"agent"`
+	Status string    `json:"status"`
+	Assets []string  `json:"assets"`
+	Time   time.Time `json:"time"`
+}
+
+// Gateway statuses.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
 
 type entry struct {
 	last Asset
@@ -74,6 +98,59 @@ type Store struct {
 	opt    Options
 	mu     sync.RWMutex
 	assets map[string]*entry
+	// gateways holds each agent's latest status by site/agent; byAsset
+	// names the agent that listed site/asset last.
+	gateways map[string]gatewayStatus
+	byAsset  map[string]string
+}
+
+// ErrStatus: a gateway status message that cannot be read.
+var ErrStatus = errors.New("fleet: bad gateway status")
+
+// Gateway records agent's retained status at site; an empty payload (a
+// cleared retained message) forgets the agent.
+func (s *Store) Gateway(site, agent string, payload []byte) error {
+	var st gatewayStatus
+	if len(payload) > 0 {
+		if err := json.Unmarshal(payload, &st); err != nil {
+			return fmt.Errorf("%w from %s/%s: %v", ErrStatus, site, agent, err)
+		}
+		if st.Status != Online && st.Status != Offline {
+			return fmt.Errorf("%w from %s/%s: status %q is neither online nor offline", ErrStatus, site, agent, st.Status)
+		}
+	}
+	key := site + "/" + agent
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.gateways[key].Assets {
+		if s.byAsset[site+"/"+a] == key {
+			delete(s.byAsset, site+"/"+a)
+		}
+	}
+	if len(payload) == 0 {
+		delete(s.gateways, key)
+		return nil
+	}
+	s.gateways[key] = st
+	for _, a := range st.Assets {
+		s.byAsset[site+"/"+a] = key
+	}
+	return nil
+}
+
+// withGateway fills a's gateway fields; s.mu is held.
+func (s *Store) withGateway(a Asset) Asset {
+	key, ok := s.byAsset[a.Site+"/"+a.Asset]
+	if !ok {
+		return a
+	}
+	st := s.gateways[key]
+	a.Gateway, a.GatewayStatus = st.Agent, st.Status
+	if !st.Time.IsZero() {
+		at := st.Time
+		a.GatewaySince = &at
+	}
+	return a
 }
 
 // New returns an empty store.
@@ -87,7 +164,7 @@ func New(opt Options) *Store {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Store{opt: opt, assets: map[string]*entry{}}
+	return &Store{opt: opt, assets: map[string]*entry{}, gateways: map[string]gatewayStatus{}, byAsset: map[string]string{}}
 }
 
 // Name implements stream.Output.
@@ -145,7 +222,7 @@ func (s *Store) List() []Asset {
 	s.mu.RLock()
 	out := make([]Asset, 0, len(s.assets))
 	for _, e := range s.assets {
-		out = append(out, e.last)
+		out = append(out, s.withGateway(e.last))
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Asset) int {
@@ -171,7 +248,7 @@ func (s *Store) Get(asset string) (Asset, []Point, bool) {
 	} else {
 		h = slices.Clone(e.ring[:e.next])
 	}
-	return e.last, h, true
+	return s.withGateway(e.last), h, true
 }
 
 func compare(a, b string) int {

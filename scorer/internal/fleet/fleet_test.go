@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -44,5 +45,47 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 	}
 	if _, h, _ := s.Get("b"); len(h) != 1 {
 		t.Fatalf("history of b %+v", h)
+	}
+}
+
+func TestGatewayStatus(t *testing.T) {
+	s := New(Options{})
+	ctx := context.Background()
+	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{{Site: "s", Asset: "a1", Seq: 1}, {Site: "s", Asset: "a2", Seq: 1}, {Site: "t", Asset: "b1", Seq: 1}}})
+	status := func(asset, site string) string {
+		t.Helper()
+		for _, x := range s.List() {
+			if x.Asset == asset && x.Site == site {
+				return x.GatewayStatus
+			}
+		}
+		t.Fatalf("no %s/%s", site, asset)
+		return ""
+	}
+	if err := s.Gateway("s", "gw", []byte(`{"agent":"gw","status":"offline","assets":["a1","a2"],"time":"2026-01-01T00:00:00Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// An asset the status does not list keeps no gateway.
+	if status("a1", "s") != Offline || status("a2", "s") != Offline || status("b1", "t") != "" {
+		t.Fatalf("after offline: %+v", s.List())
+	}
+	if a, _, _ := s.Get("a2"); a.Gateway != "gw" || a.GatewaySince == nil {
+		t.Fatalf("a2 %+v", a)
+	}
+	// The agent comes back with one asset: the other is no longer its.
+	if err := s.Gateway("s", "gw", []byte(`{"agent":"gw","status":"online","assets":["a1"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if status("a1", "s") != Online || status("a2", "s") != "" {
+		t.Fatalf("after online: %+v", s.List())
+	}
+	for _, bad := range []string{`{"status":"sleeping"}`, `not json`} {
+		if err := s.Gateway("s", "gw", []byte(bad)); !errors.Is(err, ErrStatus) {
+			t.Errorf("%s: %v, want ErrStatus", bad, err)
+		}
+	}
+	// A cleared retained status forgets the agent.
+	if err := s.Gateway("s", "gw", nil); err != nil || status("a1", "s") != "" {
+		t.Fatalf("after clear: %v %+v", err, s.List())
 	}
 }

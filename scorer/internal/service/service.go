@@ -96,6 +96,15 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if cfg.MQTT.URL != "" {
 		host, _ := os.Hostname()
 		s.mqtt = sink.NewMQTT(cfg.MQTT.URL, fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()), log.With("component", "mqtt"))
+		refused := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_gateway_status_refused_total",
+			Help: "Gateway status messages (pdm/v1/{site}/{agent}/status) that could not be read."})
+		flog := log.With("component", "fleet")
+		s.mqtt.OnStatus(func(site, agent string, payload []byte) {
+			if err := s.fleet.Gateway(site, agent, payload); err != nil {
+				refused.Inc()
+				flog.Warn("gateway status ignored", "err", err)
+			}
+		})
 		outs = append(outs, s.mqtt)
 		checks["mqtt"] = s.mqtt.Ready
 	}

@@ -203,6 +203,11 @@ function renderAlerts() {
 
 const stateOrder = { alert: 0, stale: 1, warming_up: 2, normal: 3 };
 
+function stateLabel(x) {
+  if (x.stale_reason === "gateway_offline") return "gateway offline";
+  return x.state.replace("_", " ");
+}
+
 function sortFleet(list) {
   const { key, dir } = fleetSort;
   const val = (x) => (key === "state" ? stateOrder[x.state] : key === "model" ? `${x.model} ${x.version}` : x[key]);
@@ -232,7 +237,7 @@ async function renderFleet() {
       h("tbody", {}, list.map((x) => h("tr", { class: "asset-row" + (x.stale ? " stale" : ""), "data-asset": x.asset, "data-state": x.state },
         h("td", {}, h("a", { href: "#asset/" + encodeURIComponent(x.asset) }, x.asset)),
         h("td", {}, x.site),
-        h("td", {}, h("span", { class: "badge " + x.state }, x.state.replace("_", " ")),
+        h("td", {}, h("span", { class: "badge " + x.state, title: x.stale_reason || "" }, stateLabel(x)),
           x.open_alert ? [" ", h("span", { class: "badge " + x.open_alert.severity }, x.open_alert.severity)] : null),
         h("td", { class: "num" }, fmtScore(x.score)),
         h("td", {}, fmtTime(x.last_reading)),
@@ -270,7 +275,7 @@ async function renderAsset(id) {
   const fc = a.forecast;
   document.getElementById("view").replaceChildren(
     h("h2", {}, h("a", { href: "#fleet" }, "Fleet"), " / ", a.asset, " ",
-      h("span", { class: "badge " + a.state, id: "asset-state" }, a.state.replace("_", " "))),
+      h("span", { class: "badge " + a.state, id: "asset-state" }, stateLabel(a))),
     h("div", { class: "grid" },
       h("div", { class: "card" }, h("h3", {}, "Score, last ", a.history.length, " readings"), chart(a.history),
         h("h3", {}, "Sensors behind the current score"),
@@ -282,6 +287,7 @@ async function renderAsset(id) {
           h("dt", {}, "Score"), h("dd", {}, fmtScore(a.score)),
           h("dt", {}, "Last reading"), h("dd", {}, `${fmtTime(a.last_reading)} (seq ${a.seq})`),
           h("dt", {}, "Scored"), h("dd", {}, fmtAgo(a.last_seen)),
+          a.gateway ? [h("dt", {}, "Gateway"), h("dd", { id: "gateway" }, `${a.gateway} ${a.gateway_status}${a.gateway_since ? ` since ${fmtTime(a.gateway_since)}` : ""}`)] : null,
           h("dt", {}, "Scored by"), h("dd", { id: "asset-model" }, `${a.model} ${a.version}`),
           h("dt", {}, "Bound now"), h("dd", {}, a.binding.model ? `${a.binding.model} ${a.binding.version}${a.binding.pinned ? " (pinned)" : ""}${a.binding.shadow_version ? `, shadow ${a.binding.shadow_version}` : ""}` : "online learner"),
           h("dt", {}, "Time to failure"), h("dd", { id: "forecast" }, fc ? `${fmtDuration(fc.ttf_seconds)} (${fmtDuration(fc.ttf_low_seconds)} – ${fmtDuration(fc.ttf_high_seconds)})` : "no forecast"),

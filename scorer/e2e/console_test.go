@@ -169,8 +169,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	stacktest.WaitReady(t, api+"/v2/health/ready")
 
 	// Two versions, 2 active and 1 before it: the page can roll back to 1.
-	for _, v := range []string{"1", "2"} {
-		req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(forecasterVersion(t, v)))
+	for _, vp := range [][2]string{{"1", ""}, {"2", "1"}} {
+		v := vp[0]
+		req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(forecasterVersion(t, v, vp[1])))
 		req.Header.Set("Authorization", "Bearer console")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusCreated {
@@ -340,6 +341,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("models", 30*time.Second, hash("#models"),
 		chromedp.WaitVisible(chromedp.CSS(`button.rollback[data-model="bearing"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#bindings tr[data-asset="pump-1"]`)))
+	if row := value(t, browser, "version 2's row", chromedp.Text(chromedp.CSS(`.model[data-model="bearing"] tr.version[data-version="2"]`))); !strings.Contains(row, "from 1") || !strings.Contains(row, "holdout_") || !strings.Contains(row, "280 rows") {
+		t.Errorf("version 2's row %q lacks its parent, metrics or training rows", row)
+	}
 	shot("console-models.png")
 	step("roll back", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`button.rollback[data-model="bearing"]`)),

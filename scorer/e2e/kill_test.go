@@ -34,11 +34,11 @@ func machine(seq uint64) map[string]float64 {
 	return map[string]float64{"bearing_temp": temp, "vibration": vib}
 }
 
-func forecaster(t *testing.T) []byte { return forecasterVersion(t, "1") }
+func forecaster(t *testing.T) []byte { return forecasterVersion(t, "1", "") }
 
 // forecasterVersion trains version of the "bearing" forecaster on the
-// healthy part of machine.
-func forecasterVersion(t *testing.T, version string) []byte {
+// healthy part of machine; parent, when set, is its parent version.
+func forecasterVersion(t *testing.T, version, parent string) []byte {
 	t.Helper()
 	var rows [][]float64
 	var times []time.Time
@@ -51,6 +51,7 @@ func forecasterVersion(t *testing.T, version string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.ParentVersion = parent
 	var buf bytes.Buffer
 	if err := a.Write(&buf); err != nil {
 		t.Fatal(err)

@@ -51,8 +51,8 @@ func (f *feed) run(ctx context.Context, t *testing.T) {
 		worn := map[string]float64{"bearing_temp": healthy["bearing_temp"], "vibration": healthy["vibration"]}
 		if f.hot.Load() {
 			heat++
-			worn["bearing_temp"] += 0.4 * heat
-			worn["vibration"] += 0.04 * heat
+			worn["bearing_temp"] += 0.05 * heat
+			worn["vibration"] += 0.005 * heat
 		}
 		now := time.Now().UTC()
 		msgs := []kafka.Message{f.msg(t, "plant-a", "pump-1", seq, now, worn), f.msg(t, "plant-a", "pump-2", seq, now, healthy)}
@@ -165,7 +165,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
 		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
-		"-alert.min-duration", "1s", "-alert.new-normal.off=true", "-alert.failure-score", "0.9999")
+		"-alert.min-duration", "1s", "-alert.new-normal.off=true")
 	stacktest.WaitReady(t, api+"/v2/health/ready")
 
 	// Two versions, 2 active and 1 before it: the page can roll back to 1.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"math"
 	"net/http"
 	"os"
@@ -24,8 +25,15 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// screenshots is where the console's pictures for the README go.
-const screenshots = "../../docs"
+// screenshotDir is where the console's pictures go: docs/, which the
+// README shows, when PDM_SCREENSHOTS=docs (to refresh them), else the
+// test's temporary folder, so a test run leaves the checkout as it was.
+func screenshotDir(t *testing.T) string {
+	if os.Getenv("PDM_SCREENSHOTS") == "docs" {
+		return "../../docs"
+	}
+	return t.TempDir()
+}
 
 // feed streams readings of plant-a's pump-1 and pump-2 and plant-b's
 // pump-4 every 100 ms with the wall clock, and of plant-b's pump-3 for its
@@ -210,13 +218,18 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\npage: %s", what, err, page)
 		}
 	}
+	dir := screenshotDir(t)
 	shot := func(name string) {
 		t.Helper()
-		png := value(t, browser, "screenshot "+name, chromedp.CaptureScreenshot())
-		if err := os.WriteFile(filepath.Join(screenshots, name), png, 0o644); err != nil {
+		shot := value(t, browser, "screenshot "+name, chromedp.CaptureScreenshot())
+		img, err := png.DecodeConfig(bytes.NewReader(shot))
+		if err != nil || img.Width < 800 || img.Height < 400 {
+			t.Fatalf("screenshot %s: %dx%d, %v", name, img.Width, img.Height, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: %d bytes", name, len(png))
+		t.Logf("%s: %d bytes, %dx%d", name, len(shot), img.Width, img.Height)
 	}
 	js := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

@@ -5,7 +5,8 @@
 #
 #   stack.sh up       install what is missing, start what is not running,
 #                     wait until each server answers a real round trip,
-#                     create the project's Kafka topics and InfluxDB database
+#                     create the project's Kafka topics and InfluxDB database;
+#                     also installs chromium for the console's browser test
 #   stack.sh down     stop exactly the processes `up` started (pid files)
 #   stack.sh status   show each server, its pid and whether it answers
 #
@@ -205,6 +206,22 @@ install_mosquitto() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
 }
 
+# ---------------------------------------------------------------- chromium
+
+# The scorer's console test drives Debian's chromium headless; it is not a
+# server, so `up` only installs it.
+install_chromium() {
+	command -v chromium >/dev/null && return 0
+	log "installing chromium from Debian's packages (the console's browser test)"
+	if [[ $(id -u) != 0 ]]; then
+		# The servers do not need it: say so and let that one test fail.
+		log "warning: chromium is not installed and installing it needs root: apt-get install -y chromium"
+		return 0
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
 # A retained message makes the round trip independent of when the subscriber
 # arrives; it is cleared again so no state is left on the broker.
 mqtt_ready() {
@@ -358,6 +375,7 @@ cmd_up() {
 	up_mosquitto
 	up_kafka
 	up_influxdb
+	install_chromium
 	log "ready in $((SECONDS - t0))s: $PDM_MQTT_URL $PDM_KAFKA_BROKERS $PDM_INFLUX_URL (logs in $LOGS)"
 }
 

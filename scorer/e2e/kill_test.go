@@ -34,7 +34,11 @@ func machine(seq uint64) map[string]float64 {
 	return map[string]float64{"bearing_temp": temp, "vibration": vib}
 }
 
-func forecaster(t *testing.T) []byte {
+func forecaster(t *testing.T) []byte { return forecasterVersion(t, "1", "") }
+
+// forecasterVersion trains version of the "bearing" forecaster on the
+// healthy part of machine; parent, when set, is its parent version.
+func forecasterVersion(t *testing.T, version, parent string) []byte {
 	t.Helper()
 	var rows [][]float64
 	var times []time.Time
@@ -43,10 +47,11 @@ func forecaster(t *testing.T) []byte {
 		rows = append(rows, []float64{m["bearing_temp"], m["vibration"]})
 		times = append(times, k0.Add(time.Duration(seq)*time.Second))
 	}
-	a, err := anomaly.TrainForecaster(rows, times, []string{"bearing_temp", "vibration"}, anomaly.ForecasterConfig{Name: "bearing", Version: "1", Window: 8, Horizon: 2, Epochs: 20})
+	a, err := anomaly.TrainForecaster(rows, times, []string{"bearing_temp", "vibration"}, anomaly.ForecasterConfig{Name: "bearing", Version: version, Window: 8, Horizon: 2, Epochs: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.ParentVersion = parent
 	var buf bytes.Buffer
 	if err := a.Write(&buf); err != nil {
 		t.Fatal(err)

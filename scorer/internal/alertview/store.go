@@ -15,6 +15,43 @@ type Store struct {
 	alerts map[string]alert.Alert
 	// Max bounds how many resolved alerts are kept; the oldest go first.
 	max int
+	// subs receive every event Put keeps.
+	subs map[chan alert.Alert]struct{}
+}
+
+// SubscriberBuffer is how many events a subscriber may fall behind before
+// its channel is closed; a closed subscriber starts again from List.
+const SubscriberBuffer = 256
+
+// Subscribe returns a channel of every event the store keeps from now on,
+// and a function that ends the subscription. A subscriber that falls
+// SubscriberBuffer events behind has its channel closed rather than
+// slowing the scoring loop that feeds the store.
+func (s *Store) Subscribe() (<-chan alert.Alert, func()) {
+	ch := make(chan alert.Alert, SubscriberBuffer)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// publish hands a kept event to every subscriber; s.mu is held.
+func (s *Store) publish(a alert.Alert) {
+	for ch := range s.subs {
+		select {
+		case ch <- a:
+		default:
+			delete(s.subs, ch)
+			close(ch)
+		}
+	}
 }
 
 // NewStore keeps up to max alerts (default 10,000).
@@ -22,7 +59,7 @@ func NewStore(max int) *Store {
 	if max <= 0 {
 		max = 10_000
 	}
-	return &Store{alerts: map[string]alert.Alert{}, max: max}
+	return &Store{alerts: map[string]alert.Alert{}, max: max, subs: map[chan alert.Alert]struct{}{}}
 }
 
 // Name implements stream.Output: the store is the output that feeds the
@@ -51,7 +88,11 @@ func (s *Store) Put(_ context.Context, events []alert.Alert) {
 		if ok && old.Acked && !a.Acked {
 			a.Acked, a.AckedBy, a.AckedAt = true, old.AckedBy, old.AckedAt
 		}
+		if ok && old.Revision == a.Revision && old.Acked == a.Acked {
+			continue // the same event again (replay, or the topic echoing this instance's output)
+		}
 		s.alerts[a.ID] = a
+		s.publish(a)
 	}
 	if len(s.alerts) > s.max {
 		s.evict()
@@ -80,6 +121,15 @@ type Filter struct {
 	// Open keeps only alerts that are not resolved.
 	Open  bool
 	Asset string
+	Site  string
+	// Severity keeps only alerts of this severity.
+	Severity alert.Severity
+}
+
+// Match reports whether a passes the filter.
+func (f *Filter) Match(a *alert.Alert) bool {
+	return !(f.Open && a.State == alert.Resolved) && (f.Asset == "" || a.Asset == f.Asset) &&
+		(f.Site == "" || a.Site == f.Site) && (f.Severity == "" || a.Severity == f.Severity)
 }
 
 // List returns the alerts matching f, latest reading first.
@@ -88,7 +138,7 @@ func (s *Store) List(f Filter) []alert.Alert {
 	defer s.mu.RUnlock()
 	out := make([]alert.Alert, 0, len(s.alerts))
 	for _, a := range s.alerts {
-		if (f.Open && a.State == alert.Resolved) || (f.Asset != "" && a.Asset != f.Asset) {
+		if !f.Match(&a) {
 			continue
 		}
 		out = append(out, a)

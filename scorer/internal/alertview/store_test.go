@@ -36,3 +36,41 @@ func TestStoreKeepsLatestAndAck(t *testing.T) {
 		t.Errorf("open alerts %+v", l)
 	}
 }
+
+func TestStoreSubscribe(t *testing.T) {
+	s := NewStore(0)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ch, stop := s.Subscribe()
+	s.Put(ctx, []alert.Alert{{ID: "x", State: alert.Opened, Revision: 1, LastTime: at}})
+	// The same event again (the topic echoing this instance's output) and
+	// an older revision are not sent twice.
+	s.Put(ctx, []alert.Alert{{ID: "x", State: alert.Opened, Revision: 1, LastTime: at}})
+	s.Put(ctx, []alert.Alert{{ID: "x", State: alert.Updated, Revision: 2, Acked: true, AckedBy: "op", LastTime: at}})
+	s.Put(ctx, []alert.Alert{{ID: "x", State: alert.Opened, Revision: 1, LastTime: at}})
+	for _, want := range []int{1, 2} {
+		if a := <-ch; a.Revision != want {
+			t.Fatalf("event revision %d, want %d", a.Revision, want)
+		}
+	}
+	select {
+	case a := <-ch:
+		t.Fatalf("unexpected event %+v", a)
+	default:
+	}
+	// A subscriber that falls behind is closed, not waited for.
+	for i := range SubscriberBuffer + 1 {
+		s.Put(ctx, []alert.Alert{{ID: "y", State: alert.Updated, Revision: i + 1, LastTime: at}})
+	}
+	n := 0
+	for range ch {
+		n++
+	}
+	if n != SubscriberBuffer {
+		t.Fatalf("%d events before the close, want %d", n, SubscriberBuffer)
+	}
+	stop() // after the close: safe
+	if len(s.subs) != 0 {
+		t.Fatalf("%d subscribers left", len(s.subs))
+	}
+}

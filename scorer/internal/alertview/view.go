@@ -69,6 +69,9 @@ func New(brokers []string, topic string, store *Store, acker Acker, log *slog.Lo
 // List implements the API's alert listing.
 func (v *View) List(f Filter) []alert.Alert { return v.store.List(f) }
 
+// Subscribe follows every alert event the view keeps (Store.Subscribe).
+func (v *View) Subscribe() (<-chan alert.Alert, func()) { return v.store.Subscribe() }
+
 // Ack acknowledges alert id: directly when this instance owns it,
 // otherwise through an ack request on the topic. queued reports the
 // latter; the returned alert is then the state before the acknowledgement.

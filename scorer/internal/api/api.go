@@ -43,6 +43,9 @@ var OpenAPI []byte
 // when another instance owns the alert and will apply the acknowledgement.
 type Alerts interface {
 	List(f alertview.Filter) []alert.Alert
+	// Subscribe follows every alert event from now on; the channel closes
+	// when the subscriber falls behind. The func ends the subscription.
+	Subscribe() (<-chan alert.Alert, func())
 	Ack(ctx context.Context, id, by, reason string) (a alert.Alert, queued bool, err error)
 }
 
@@ -57,6 +60,13 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// MaxUpload bounds an uploaded artifact. Default model.MaxSize.
 	MaxUpload int64
+	// Fleet is the assets this instance scores; nil lists none.
+	Fleet Fleet
+	// StaleAfter: an asset with nothing scored for this long is stale.
+	// Default 2m.
+	StaleAfter time.Duration
+	// Console, when set, is served at /console/.
+	Console http.Handler
 }
 
 // API serves the routes.
@@ -88,6 +98,9 @@ func New(opt Options, r *registry.Registry, alerts Alerts, promReg prometheus.Re
 		infer: f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_scorer_infer_requests_total", Help: "Inference requests by model, version and outcome."}, []string{"model", "version", "outcome"}),
 		inferLat: f.NewHistogramVec(prometheus.HistogramOpts{Name: "pdm_scorer_infer_seconds", Help: "Inference latency by model and version.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"model", "version"}),
+	}
+	if opt.StaleAfter <= 0 {
+		opt.StaleAfter = 2 * time.Minute
 	}
 	if opt.Ready == nil {
 		opt.Ready = func(context.Context) error { return nil }
@@ -122,7 +135,10 @@ var routes = []route{
 	{"GET", "/v1/models/{name}/shadow", false, (*API).shadowReport},
 	{"PUT", "/v1/models/{name}/shadow", true, (*API).setShadow},
 	{"PUT", "/v1/assets/{asset}/pin", true, (*API).pin},
+	{"GET", "/v1/assets", false, (*API).listAssets},
+	{"GET", "/v1/assets/{asset}", false, (*API).getAsset},
 	{"GET", "/v1/alerts", false, (*API).listAlerts},
+	{"GET", "/v1/alerts/events", false, (*API).alertEvents},
 	{"POST", "/v1/alerts/{id}/ack", true, (*API).ack},
 	{"GET", "/openapi.json", false, (*API).openapi},
 }
@@ -139,6 +155,10 @@ func (a *API) Handler(promReg *prometheus.Registry, checks map[string]telemetry.
 	mux := telemetry.Handler(promReg, checks)
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, a.wrap(rt))
+	}
+	if a.opt.Console != nil {
+		mux.Handle("GET /console/", http.StripPrefix("/console", a.opt.Console))
+		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	}
 	return mux
 }
@@ -172,6 +192,10 @@ type statusWriter struct {
 	http.ResponseWriter
 	code int
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// deadlines of the event stream).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) WriteHeader(code int) {
 	s.code = code

@@ -22,6 +22,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
+	"github.com/pdmstream/pdm/scorer/internal/fleet"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 )
@@ -85,7 +86,8 @@ func (c catalog) Sensors(a string) []string { return c[a] }
 
 type fakeAlerts struct{ store *alertview.Store }
 
-func (f fakeAlerts) List(fl alertview.Filter) []alert.Alert { return f.store.List(fl) }
+func (f fakeAlerts) List(fl alertview.Filter) []alert.Alert  { return f.store.List(fl) }
+func (f fakeAlerts) Subscribe() (<-chan alert.Alert, func()) { return f.store.Subscribe() }
 func (f fakeAlerts) Ack(_ context.Context, id, by, _ string) (alert.Alert, bool, error) {
 	a, ok := f.store.Get(id)
 	if !ok || a.State == alert.Resolved {
@@ -103,6 +105,9 @@ type fixture struct {
 	srv   *httptest.Server
 	reg   *registry.Registry
 	store *alertview.Store
+	fleet *fleet.Store
+	// seen is the fleet's clock: when a score is taken.
+	seen time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -114,10 +119,12 @@ func newFixture(t *testing.T) *fixture {
 	// One reading at or above the opening level opens an alert, so a short
 	// infer window shows the decision.
 	decision := monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}
-	a := New(Options{Token: token, Decision: decision}, reg, fakeAlerts{store}, prom, log)
-	srv := httptest.NewServer(a.Handler(prom, nil))
-	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, reg: reg, store: store}
+	f := &fixture{reg: reg, store: store, seen: time.Now()}
+	f.fleet = fleet.New(fleet.Options{Now: func() time.Time { return f.seen }})
+	a := New(Options{Token: token, Decision: decision, Fleet: f.fleet, StaleAfter: time.Minute}, reg, fakeAlerts{store}, prom, log)
+	f.srv = httptest.NewServer(a.Handler(prom, nil))
+	t.Cleanup(f.srv.Close)
+	return f
 }
 
 func (f *fixture) do(t *testing.T, method, path, tok string, body []byte) (int, map[string]any) {

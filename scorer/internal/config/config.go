@@ -83,6 +83,9 @@ type HTTP struct {
 	// Token is the bearer token write endpoints require. Default empty, which
 	// refuses every write.
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`
+	// StaleAfter: an asset with no reading scored for this long shows as
+	// stale in GET /v1/assets and the console. Default 2m.
+	StaleAfter time.Duration `yaml:"stale_after" help:"time without a scored reading after which an asset is stale"`
 }
 
 // Log chooses the log format and level.
@@ -135,7 +138,7 @@ func Default() Config {
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},
-		HTTP:   HTTP{Addr: ":8080"},
+		HTTP:   HTTP{Addr: ":8080", StaleAfter: 2 * time.Minute},
 		Log:    Log{Level: "info", Format: "text"},
 		Scoring: Scoring{
 			Replay:    2000,
@@ -207,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.IdleAfter <= 0 || c.Scoring.MaxAssets < 1 {
 		bad("scoring.idle_after (%s) must be positive and scoring.max_assets (%d) at least 1", c.Scoring.IdleAfter, c.Scoring.MaxAssets)
+	}
+	if c.HTTP.StaleAfter <= 0 {
+		bad("http.stale_after (%s) must be positive", c.HTTP.StaleAfter)
 	}
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model"
 )
 
 // Log stores registry records durably and in order. The registry learns of
@@ -397,6 +398,10 @@ type VersionInfo struct {
 	Features   []string  `json:"features"`
 	Parent     string    `json:"parent_version,omitempty"`
 	Registered time.Time `json:"registered"`
+	// Metrics are the artifact's validation results; Training its data
+	// window and lineage (assets, data hash, job, trainer build).
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Training model.Training     `json:"training"`
 }
 
 // Models lists every model, sorted by name.
@@ -413,7 +418,8 @@ func (r *Registry) Models() []ModelInfo {
 	}
 	for _, v := range s.versions {
 		m := get(v.Name)
-		m.Versions = append(m.Versions, VersionInfo{Version: v.Version, SHA256: v.SHA256, Kind: string(v.Kind), Features: v.Features, Parent: v.Artifact.ParentVersion, Registered: v.Registered})
+		m.Versions = append(m.Versions, VersionInfo{Version: v.Version, SHA256: v.SHA256, Kind: string(v.Kind), Features: v.Features, Parent: v.Artifact.ParentVersion, Registered: v.Registered,
+			Metrics: v.Artifact.Metrics, Training: v.Artifact.Training})
 	}
 	for key, reason := range s.refused {
 		name, ver, ok := cutLast(key, "/")

@@ -20,6 +20,8 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/api"
 	"github.com/pdmstream/pdm/scorer/internal/config"
+	"github.com/pdmstream/pdm/scorer/internal/console"
+	"github.com/pdmstream/pdm/scorer/internal/fleet"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/sink"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -62,6 +64,7 @@ type Service struct {
 	influx   *sink.Influx
 	mqtt     *sink.MQTT
 	alerts   *alertview.Store
+	fleet    *fleet.Store
 	view     *alertview.View
 	handler  http.Handler
 
@@ -74,13 +77,14 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0)}
+	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0),
+		fleet: fleet.New(fleet.Options{MaxAssets: cfg.Scoring.MaxAssets})}
 	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
 	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 
 	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)
-	outs := []stream.Output{s.kafka, s.alerts}
+	outs := []stream.Output{s.kafka, s.alerts, s.fleet}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {
 		dropped := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_influx_dropped_points_total",
@@ -92,6 +96,15 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if cfg.MQTT.URL != "" {
 		host, _ := os.Hostname()
 		s.mqtt = sink.NewMQTT(cfg.MQTT.URL, fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()), log.With("component", "mqtt"))
+		refused := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_gateway_status_refused_total",
+			Help: "Gateway status messages (pdm/v1/{site}/{agent}/status) that could not be read."})
+		flog := log.With("component", "fleet")
+		s.mqtt.OnStatus(func(site, agent string, payload []byte) {
+			if err := s.fleet.Gateway(site, agent, payload); err != nil {
+				refused.Inc()
+				flog.Warn("gateway status ignored", "err", err)
+			}
+		})
 		outs = append(outs, s.mqtt)
 		checks["mqtt"] = s.mqtt.Ready
 	}
@@ -109,7 +122,8 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	s.reg.SetCatalog(s.consumer.Catalog())
 	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
-	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Config()}, s.reg, s.view, s.prom, log.With("component", "api"))
+	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Config(),
+		Fleet: s.fleet, StaleAfter: cfg.HTTP.StaleAfter, Console: console.Handler()}, s.reg, s.view, s.prom, log.With("component", "api"))
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil
 }

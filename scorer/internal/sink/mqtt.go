@@ -33,6 +33,35 @@ type MQTT struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingAlert // by topic
+
+	// onStatus, when set before Connect, receives the gateways' retained
+	// statuses (pdm/v1/{site}/{agent}/status).
+	onStatus func(site, agent string, payload []byte)
+}
+
+// StatusFilter matches every gateway's retained status topic.
+const StatusFilter = wire.TopicRoot + "/+/+/status"
+
+// OnStatus subscribes, on every connect, to the gateways' retained
+// online/offline statuses (the edge agent's last will) and hands each to
+// fn; an empty payload is a cleared status. Call before Connect. fn runs
+// on the client's goroutine and must not block.
+func (m *MQTT) OnStatus(fn func(site, agent string, payload []byte)) { m.onStatus = fn }
+
+func (m *MQTT) connected(c mqtt.Client) {
+	m.signal()
+	if m.onStatus == nil {
+		return
+	}
+	// Not waited for: a handler must not block the client.
+	c.Subscribe(StatusFilter, 1, func(_ mqtt.Client, msg mqtt.Message) {
+		site, agent, kind, err := wire.ParseTopic(msg.Topic())
+		if err != nil || kind != "status" {
+			m.log.Warn("status message on an unexpected topic ignored", "topic", msg.Topic(), "err", err)
+			return
+		}
+		m.onStatus(site, agent, msg.Payload())
+	})
 }
 
 type pendingAlert struct{ value []byte }
@@ -44,7 +73,7 @@ func NewMQTT(url, clientID string, log *slog.Logger) *MQTT {
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).SetCleanSession(true).SetOrderMatters(false).
-		SetOnConnectHandler(func(mqtt.Client) { m.signal() }).
+		SetOnConnectHandler(m.connected).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { log.Warn("mqtt connection lost", "err", err) })
 	m.c = mqtt.NewClient(o)
 	return m

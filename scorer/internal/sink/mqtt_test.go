@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,57 @@ func TestMQTTDoesNotHoldBackScoring(t *testing.T) {
 	}
 	if revs["a1"] != 2 || revs["a2"] != 1 {
 		t.Fatalf("retained revisions %v, want a1 2 and a2 1", revs)
+	}
+}
+
+// TestMQTTGatewayStatus: the retained statuses of gateways on the shared
+// broker reach OnStatus with their site and agent, on connect (retained)
+// and as they change (a last will).
+func TestMQTTGatewayStatus(t *testing.T) {
+	url := stacktest.MQTTURL(t)
+	site := stacktest.Unique("status")
+	type got struct {
+		agent   string
+		payload string
+	}
+	ch := make(chan got, 16)
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(stacktest.Unique("gw")))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { pub.Disconnect(100) }) // after the clear below: cleanups run last first
+	publish := func(agent, payload string) {
+		t.Helper()
+		if tok := pub.Publish(wire.StatusTopic(site, agent), 1, true, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	t.Cleanup(func() { publish("gw-1", "") }) // clear the retained status
+	publish("gw-1", `{"agent":"gw-1","status":"online","assets":["p1"]}`)
+
+	m := NewMQTT(url, stacktest.Unique("scorer"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.OnStatus(func(s, agent string, payload []byte) {
+		if s == site {
+			ch <- got{agent, string(payload)}
+		}
+	})
+	m.Connect()
+	defer m.Close()
+	next := func() got {
+		t.Helper()
+		select {
+		case g := <-ch:
+			return g
+		case <-time.After(10 * time.Second):
+			t.Fatal("no status within 10s")
+		}
+		return got{}
+	}
+	if g := next(); g.agent != "gw-1" || !strings.Contains(g.payload, `"online"`) {
+		t.Fatalf("retained status %+v", g)
+	}
+	publish("gw-1", `{"agent":"gw-1","status":"offline","assets":["p1"]}`)
+	if g := next(); g.agent != "gw-1" || !strings.Contains(g.payload, `"offline"`) {
+		t.Fatalf("changed status %+v", g)
 	}
 }

@@ -246,11 +246,17 @@ func registryError(w http.ResponseWriter, err error) {
 	}
 }
 
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+// decodeBody decodes a JSON body strictly; a missing or bad body is
+// answered with what to send (example).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, example string) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		if errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "request body is empty: send "+example)
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error()+"; send "+example)
 		return false
 	}
 	return true

@@ -395,7 +395,7 @@ type activateBody struct {
 
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	var b activateBody
-	if !decodeBody(w, r, 64<<10, &b) {
+	if !decodeBody(w, r, 64<<10, &b, `{"version": "<version>"} with a scope: "site": "<site>", "class": "<asset-id pattern, e.g. pump-*>", "assets": ["<asset>", ...] or "default": true`) {
 		return
 	}
 	c, err := a.reg.Activate(r.Context(), r.PathValue("name"), b.Version, b.Scope)
@@ -403,7 +403,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		registryError(w, err)
 		return
 	}
-	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version, "default", b.Default, "assets", len(b.Assets))
+	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version, "default", b.Default, "site", b.Site, "class", b.Class, "assets", len(b.Assets), "scoring", len(c.Scoring))
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -419,7 +419,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) setShadow(w http.ResponseWriter, r *http.Request) {
 	var b versionBody
-	if !decodeBody(w, r, 4096, &b) {
+	if !decodeBody(w, r, 4096, &b, `{"version": "<version>"} ("" ends shadowing)`) {
 		return
 	}
 	c, err := a.reg.Shadow(r.Context(), r.PathValue("name"), b.Version)
@@ -441,7 +441,7 @@ func (a *API) shadowReport(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) pin(w http.ResponseWriter, r *http.Request) {
 	var b registry.Pin
-	if !decodeBody(w, r, 4096, &b) {
+	if !decodeBody(w, r, 4096, &b, `{"model": "<model>", "version": "<version, or empty for the active one>"} ({"model": ""} removes the pin)`) {
 		return
 	}
 	c, err := a.reg.Pin(r.Context(), r.PathValue("asset"), b.Model, b.Version)

@@ -287,6 +287,9 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"POST", "/v2/repository/models/bearing/unload", 400, "stay loaded"},
 		{"POST", "/v2/repository/models/nope/load", 404, "no registered version"},
 	}
+	if code, body := f.do(t, "POST", "/v1/models/bearing/activate", token, nil); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), `request body is empty: send {"version": "<version>"} with a scope: "site"`) {
+		t.Errorf("activate without a body: %d %v", code, body)
+	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, strings.NewReader(`{"inputs":[{"name":"bearing_temp","shape":[1],"datatype":"FP64","data":[1]}]}`))
 		resp, err := http.DefaultClient.Do(req)

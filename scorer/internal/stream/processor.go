@@ -19,7 +19,7 @@ import (
 
 // Resolver is the part of the registry the loop uses.
 type Resolver interface {
-	Resolve(asset string) registry.Binding
+	Resolve(site, asset string) registry.Binding
 	Refuse(v *registry.Version, reason string)
 	RecordShadow(active, shadow *registry.Version, a, s anomaly.Result, aOpen, sOpen bool)
 }
@@ -134,14 +134,14 @@ func (p *processor) asset(r *wire.Reading) *assetState {
 		}
 		p.assets[r.Asset] = st
 	}
-	st.site = r.Site
-	if len(r.Sensors) != len(st.sensors) || !sameKeys(r.Sensors, st.sensors) {
+	if st.site != r.Site || st.sensors == nil || len(r.Sensors) != len(st.sensors) || !sameKeys(r.Sensors, st.sensors) {
+		st.site = r.Site
 		st.sensors = make([]string, 0, len(r.Sensors))
 		for k := range r.Sensors {
 			st.sensors = append(st.sensors, k)
 		}
 		slices.Sort(st.sensors)
-		p.catalog.set(r.Asset, slices.Clone(st.sensors))
+		p.catalog.set(r.Asset, r.Site, slices.Clone(st.sensors))
 	}
 	return st
 }
@@ -171,7 +171,7 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 		p.sweep(r.Asset)
 	}
 
-	bind := p.res.Resolve(r.Asset)
+	bind := p.res.Resolve(r.Site, r.Asset)
 	p.ensure(r, st, bind.Active)
 	p.ensureShadow(r, st, bind.Shadow)
 

@@ -36,7 +36,7 @@ type fixedResolver struct {
 	refused []string
 }
 
-func (f *fixedResolver) Resolve(string) registry.Binding { return f.b }
+func (f *fixedResolver) Resolve(string, string) registry.Binding { return f.b }
 func (f *fixedResolver) Refuse(v *registry.Version, reason string) {
 	f.refused = append(f.refused, v.Key()+": "+reason)
 }

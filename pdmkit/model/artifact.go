@@ -25,7 +25,7 @@
 // training's assets, data_hash, job, trainer); every number in the
 // shortest form that reads back as the same float64, a whole number
 // without a decimal point (1, not 1.0), exponent form only below 1e-6 or
-// from 1e21, the exponent without leading zeros (1e-7, 1e+21), -0 as 0;
+// from 1e21, the exponent without leading zeros (1e-7, 1e+21);
 // times in RFC 3339, UTC as Z, fractional seconds only as long as needed;
 // metrics keys sorted; <, > and & in strings as \u003c, \u003e, \u0026.
 // Python's json.dumps differs (1.0, 1e-07, spaces after , and :), which

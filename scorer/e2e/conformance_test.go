@@ -68,14 +68,15 @@ func tritonPython(t *testing.T) string {
 }
 
 // startScorer runs a scorer binary on the local stack's Kafka with its own
-// topics, no MQTT and no InfluxDB, and returns its address once ready.
-func startScorer(t *testing.T, bin, token string) string {
+// topics (readings from the given one), no MQTT and no InfluxDB, and
+// returns its address once ready.
+func startScorer(t *testing.T, bin, token, readings string) string {
 	t.Helper()
 	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
 	addr := stacktest.FreeAddr(t)
 	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, bin, "serve", "-log.level", "warn",
 		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("oip"),
-		"-kafka.readings", stacktest.Topic(t, "oip-readings", 1), "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
+		"-kafka.readings", readings, "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
 		"-kafka.alerts", stacktest.Topic(t, "oip-alerts", 1), "-kafka.models", stacktest.Topic(t, "oip-models", 1),
 		"-kafka.retrain", stacktest.Topic(t, "oip-retrain", 1),
 		"-mqtt.url", "", "-influx.url", "", "-http.addr", addr)
@@ -111,7 +112,7 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 	py := tritonPython(t)
 	bin := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer")[0]
 	const token = "oip"
-	addr := startScorer(t, bin, token)
+	addr := startScorer(t, bin, token, stacktest.Topic(t, "oip-readings", 1))
 
 	features := []string{"vibration_rms", "bearing_temp", "motor_current", "discharge_pressure", "flow", "speed"}
 	pump := func(i int) []float64 {

@@ -422,16 +422,27 @@ func (r *Registry) Shadow(ctx context.Context, name, version string) (Control, e
 	})
 }
 
+// maxRefusals bounds the assets' reasons kept for one version.
+const maxRefusals = 8
+
 // Refuse records that a version could not score an asset (found by the
-// scoring loop, e.g. a sensor missing from the readings).
+// scoring loop, e.g. a sensor missing from the readings); reason names
+// the asset. The reasons of up to maxRefusals assets are kept, joined by
+// "; ".
 func (r *Registry) Refuse(v *Version, reason string) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	cur := r.snap.Load()
-	if cur.refused[v.Name+"/"+v.Version] == reason {
-		return
+	key := v.Name + "/" + v.Version
+	old := cur.refused[key]
+	if old != "" {
+		parts := strings.Split(old, "; ")
+		if slices.Contains(parts, reason) || len(parts) >= maxRefusals {
+			return
+		}
+		reason = old + "; " + reason
 	}
-	r.snap.Store(cur.withRefused(v.Name+"/"+v.Version, reason))
+	r.snap.Store(cur.withRefused(key, reason))
 }
 
 // Control returns the current control document.

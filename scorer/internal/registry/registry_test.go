@@ -373,3 +373,23 @@ func TestActivationScope(t *testing.T) {
 		t.Fatalf("bad class pattern: %v", err)
 	}
 }
+
+// The scoring loop's refusals of one version keep each asset's reason, a
+// bounded number of them, once each.
+func TestRefusalsNameEachAsset(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newTest(t, nil)
+	v, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxRefusals + 3 {
+		r.Refuse(v, fmt.Sprintf("asset a%d lacks [vibration]", i%(maxRefusals+2)))
+		r.Refuse(v, "asset a0 lacks [vibration]")
+	}
+	m, _ := r.Model("m")
+	parts := strings.Split(m.Refused["1"], "; ")
+	if len(parts) != maxRefusals || parts[0] != "asset a0 lacks [vibration]" || parts[1] != "asset a1 lacks [vibration]" {
+		t.Fatalf("refused %q", m.Refused["1"])
+	}
+}

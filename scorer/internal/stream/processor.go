@@ -3,6 +3,7 @@ package stream
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -257,7 +258,7 @@ func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version)
 	if err != nil {
 		st.refused = key
 		p.m.Refused.WithLabelValues(v.Name, v.Version).Inc()
-		p.res.Refuse(v, err.Error())
+		p.res.Refuse(v, refusal(r, st, err))
 		p.log.Warn("model version refused; keeping the current one", "asset", r.Asset, "model", v.Name, "version", v.Version, "current", st.key, "err", err)
 		if st.mon != nil {
 			return
@@ -299,7 +300,7 @@ func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Ve
 	if err != nil {
 		if st.shadowRefused != v.Key() {
 			st.shadowRefused = v.Key()
-			p.res.Refuse(v, err.Error())
+			p.res.Refuse(v, refusal(r, st, err))
 			p.log.Warn("shadow version refused", "asset", r.Asset, "model", v.Name, "version", v.Version, "err", err)
 		}
 		st.shadow, st.shadowVer = nil, nil
@@ -313,6 +314,11 @@ func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Ve
 	}
 	st.shadow, st.shadowVer = mon, v
 	st.shadowDif = p.m.ShadowDif.WithLabelValues(v.Name, v.Version)
+}
+
+// refusal names the asset that refused a version and what it reports.
+func refusal(r *wire.Reading, st *assetState, err error) string {
+	return fmt.Sprintf("asset %s of site %q (reports %v): %v", r.Asset, r.Site, st.sensors, err)
 }
 
 func (p *processor) build(r *wire.Reading, v *registry.Version) (anomaly.Detector, error) {

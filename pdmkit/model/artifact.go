@@ -121,7 +121,8 @@ type Artifact struct {
 	Training Training `json:"training"`
 	// Metrics are validation results (name → value).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
-	// SHA256 is the hex digest of the canonical encoding with this field empty.
+	// SHA256 is the hex digest of the artifact as Sum encodes it, with this
+	// field empty (the rule is in the package documentation).
 	SHA256 string `json:"sha256"`
 }
 

@@ -44,6 +44,7 @@ runs=(
 	"scorer ./internal/stream/ Throughput/model 120000x"
 	"scorer ./internal/stream/ Latency/model 20000x"
 	"scorer ./internal/stream/ Swap 20x"
+	"scorer ./internal/api/ Infer 2s"
 	"pdmkit ./wire/ Decode 2s"
 	"trainer ./internal/history/ Read 1x"
 )

@@ -6,8 +6,30 @@
 //
 // Invariants: Load never panics on any input; an artifact that Load returns
 // builds a network (Network) without error; the checksum covers every field
-// except itself, computed over the canonical re-encoding, so formatting
-// changes do not matter but any changed value does.
+// except itself, computed over the document as Load decodes and Sum
+// re-encodes it, so the file's whitespace and the spelling of its numbers
+// do not matter but any changed value does.
+//
+// The checksum rule (Sum), for anyone computing it outside Go: the
+// lowercase hex SHA-256 of the artifact encoded by Go's encoding/json
+// Marshal with "sha256" set to "". That encoding is one line without
+// whitespace; object keys in the order of the struct fields (format,
+// format_version, kind, name, version, parent_version, created_at,
+// features, window, centred, input_smoothing, horizon, architecture
+// {sizes, activations}, scaler {mean, std}, weights, calibration
+// {log_mean, log_std, smoothing, active {cut, log_mean, log_std}}, health
+// {limit, step_seconds}, training {from, to, rows, seed, assets, data_hash,
+// job, trainer}, metrics, sha256), "sha256":"" included; the optional
+// fields left out when zero or empty (parent_version, centred,
+// input_smoothing, horizon, calibration, active, health, metrics and
+// training's assets, data_hash, job, trainer); every number in the
+// shortest form that reads back as the same float64, a whole number
+// without a decimal point (1, not 1.0), exponent form only below 1e-6 or
+// from 1e21, the exponent without leading zeros (1e-7, 1e+21);
+// times in RFC 3339, UTC as Z, fractional seconds only as long as needed;
+// metrics keys sorted; <, > and & in strings as \u003c, \u003e, \u0026.
+// Python's json.dumps differs (1.0, 1e-07, spaces after , and :), which
+// is why `scorer model seal` computes it.
 package model
 
 import (
@@ -99,7 +121,8 @@ type Artifact struct {
 	Training Training `json:"training"`
 	// Metrics are validation results (name → value).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
-	// SHA256 is the hex digest of the canonical encoding with this field empty.
+	// SHA256 is the hex digest of the artifact as Sum encodes it, with this
+	// field empty (the rule is in the package documentation).
 	SHA256 string `json:"sha256"`
 }
 
@@ -192,7 +215,8 @@ func (a *Artifact) Network() (*nn.Network, error) {
 	return n, nil
 }
 
-// Sum computes the checksum of the artifact's content.
+// Sum computes the checksum of the artifact's content (the rule is in the
+// package documentation).
 func (a *Artifact) Sum() (string, error) {
 	c := *a
 	c.SHA256 = ""

@@ -2,7 +2,11 @@
 // local stack — edge-agent simulator → Mosquitto → ingest bridge → Kafka →
 // scorer — and checks what an operator would see: a wearing bearing raises
 // an alert before the simulated failure, naming the bearing's sensors; a
-// repair resolves it; a healthy twin raises nothing.
+// repair resolves it; a healthy twin raises nothing. It also holds the
+// scorer's Open Inference Protocol conformance test (the reference client
+// tritonclient[http] against a real scorer) and the test that runs every
+// command of docs/models-as-a-service.md and scorer/README.md's model
+// section.
 package e2e
 
 import (

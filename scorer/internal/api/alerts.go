@@ -129,7 +129,7 @@ type ackBody struct {
 
 func (a *API) ack(w http.ResponseWriter, r *http.Request) {
 	var b ackBody
-	if !decodeBody(w, r, 4096, &b) {
+	if !decodeBody(w, r, 4096, &b, `{"by": "<who>"} or {"by": "<who>", "reason": "new_normal"}`) {
 		return
 	}
 	if b.By == "" {

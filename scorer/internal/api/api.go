@@ -34,6 +34,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// Extensions are the Open Inference Protocol extensions the server
+// implements, as server metadata lists them.
+var Extensions = []string{"binary_tensor_data", "model_repository", "model_configuration"}
+
 // OpenAPI is the API description served at /openapi.json.
 //
 //go:embed openapi.json
@@ -124,8 +128,13 @@ var routes = []route{
 	{"GET", "/v2/models/{name}/ready", false, (*API).modelReady},
 	{"GET", "/v2/models/{name}/versions/{version}", false, (*API).modelMetadata},
 	{"GET", "/v2/models/{name}/versions/{version}/ready", false, (*API).modelReady},
+	{"GET", "/v2/models/{name}/config", false, (*API).modelConfig},
+	{"GET", "/v2/models/{name}/versions/{version}/config", false, (*API).modelConfig},
 	{"POST", "/v2/models/{name}/infer", false, (*API).infer},
 	{"POST", "/v2/models/{name}/versions/{version}/infer", false, (*API).infer},
+	{"POST", "/v2/repository/index", false, (*API).repositoryIndex},
+	{"POST", "/v2/repository/models/{name}/load", false, (*API).repositoryLoad},
+	{"POST", "/v2/repository/models/{name}/unload", false, (*API).repositoryUnload},
 	{"GET", "/v1/models", false, (*API).listModels},
 	{"GET", "/v1/models/{name}", false, (*API).getModel},
 	{"PUT", "/v1/models/{name}/versions/{version}", true, (*API).upload},
@@ -150,7 +159,9 @@ var telemetryRoutes = []route{
 	{method: "GET", path: "/readyz"},
 }
 
-// Handler returns the complete mux: telemetry plus the API routes.
+// Handler returns the complete mux: telemetry plus the API routes, with
+// the mux's own answers (no route, method not allowed) in the protocol's
+// JSON error shape.
 func (a *API) Handler(promReg *prometheus.Registry, checks map[string]telemetry.ReadyFunc) http.Handler {
 	mux := telemetry.Handler(promReg, checks)
 	for _, rt := range routes {
@@ -160,7 +171,39 @@ func (a *API) Handler(promReg *prometheus.Registry, checks map[string]telemetry.
 		mux.Handle("GET /console/", http.StripPrefix("/console", a.opt.Console))
 		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			w = &unroutedWriter{ResponseWriter: w, r: r}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// unroutedWriter turns the mux's plain-text 404 and 405 into JSON errors.
+type unroutedWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (u *unroutedWriter) WriteHeader(code int) {
+	switch code {
+	case http.StatusNotFound:
+		u.replaced = true
+		writeError(u.ResponseWriter, code, fmt.Sprintf("no route %s %s (routes: /openapi.json)", u.r.Method, u.r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		u.replaced = true
+		writeError(u.ResponseWriter, code, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", u.r.Method, u.r.URL.Path, u.Header().Get("Allow")))
+	default:
+		u.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (u *unroutedWriter) Write(b []byte) (int, error) {
+	if u.replaced {
+		return len(b), nil
+	}
+	return u.ResponseWriter.Write(b)
 }
 
 func (a *API) wrap(rt route) http.Handler {
@@ -227,18 +270,24 @@ func registryError(w http.ResponseWriter, err error) {
 	}
 }
 
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+// decodeBody decodes a JSON body strictly; a missing or bad body is
+// answered with what to send (example).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, example string) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		if errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "request body is empty: send "+example)
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error()+"; send "+example)
 		return false
 	}
 	return true
 }
 
 func (a *API) serverMetadata(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"name": "pdm-scorer", "version": "1", "extensions": []string{"model_repository"}})
+	writeJSON(w, http.StatusOK, map[string]any{"name": "pdm-scorer", "version": "1", "extensions": Extensions})
 }
 
 func (a *API) live(w http.ResponseWriter, _ *http.Request) {

@@ -267,7 +267,7 @@ func TestRegistryEndpoints(t *testing.T) {
 	if code != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(body["error"]), "oil_pressure") {
 		t.Fatalf("activate mismatched: %d %v", code, body)
 	}
-	if got := f.reg.Resolve("pump-1").Active.Version; got != "1" {
+	if got := f.reg.Resolve("", "pump-1").Active.Version; got != "1" {
 		t.Fatalf("active version is %s after refusals, want 1", got)
 	}
 	v4 := artifact(t, "bearing", "4", []float64{1, 1, 0}, "bearing_temp", "vibration")
@@ -290,11 +290,11 @@ func TestRegistryEndpoints(t *testing.T) {
 		if code != s.code {
 			t.Fatalf("%s %s %s: %d %v, want %d", s.method, s.path, s.body, code, body, s.code)
 		}
-		if got := f.reg.Resolve("pump-1").Active.Version; got != s.active {
+		if got := f.reg.Resolve("", "pump-1").Active.Version; got != s.active {
 			t.Fatalf("%s %s: active %s, want %s", s.method, s.path, got, s.active)
 		}
 	}
-	if b := f.reg.Resolve("pump-1"); b.Shadow == nil || b.Shadow.Version != "4" {
+	if b := f.reg.Resolve("", "pump-1"); b.Shadow == nil || b.Shadow.Version != "4" {
 		t.Fatalf("shadow not set: %+v", b)
 	}
 	if code, body := f.do(t, "GET", "/v1/models/bearing/shadow", "", nil); code != 200 || body["shadow_version"] != "4" {

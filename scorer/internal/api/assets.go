@@ -62,7 +62,7 @@ type assetDetail struct {
 
 func (a *API) view(x fleet.Asset, open map[string]*alert.Alert, pins map[string]registry.Pin, now time.Time) assetView {
 	v := assetView{Asset: x, State: StateNormal}
-	b := a.reg.Resolve(x.Asset)
+	b := a.reg.Resolve(x.Site, x.Asset)
 	if b.Active != nil {
 		v.Binding.Model, v.Binding.Version = b.Active.Name, b.Active.Version
 	}

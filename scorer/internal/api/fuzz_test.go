@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -73,6 +74,46 @@ func FuzzJSONHandlers(f *testing.F) {
 		}
 		if rec.Code >= 400 && !strings.Contains(rec.Header().Get("Content-Type"), "json") {
 			t.Fatalf("%s %s: refusal %d is %q, not JSON", rt.method, rt.path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	})
+}
+
+// FuzzBinaryInfer sends any body under the binary tensor data extension,
+// with any header length, to infer: no input panics it or makes it answer
+// 5xx, every refusal is JSON, and a binary answer's header length is
+// within its body.
+func FuzzBinaryInfer(f *testing.F) {
+	header := `{"inputs":[{"name":"bearing_temp","shape":[2],"datatype":"FP64","parameters":{"binary_data_size":16}},{"name":"vibration","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}],"parameters":{"binary_data_output":true}}`
+	bin := "\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x80\x3f\x00\x00\x00\x40"
+	f.Add(int64(len(header)), []byte(header+bin))
+	f.Add(int64(len(header)), []byte(header+bin[:5]))
+	f.Add(int64(-1), []byte(header))
+	f.Add(int64(3), []byte("{}\x00\x01"))
+	f.Add(int64(1<<40), []byte(header))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.NewMemory(factory, nil, log)
+	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
+	h := a.Handler(telemetry.NewRegistry(), nil)
+	if _, err := reg.Upload(f.Context(), "bearing", "1", artifact(f, "bearing", "1", []float64{0.1, 0.2, 0}, "bearing_temp", "vibration")); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, hlen int64, body []byte) {
+		req := httptest.NewRequest("POST", "/v2/models/bearing/versions/1/infer", bytes.NewReader(body))
+		if hlen >= 0 {
+			req.Header.Set(HeaderContentLength, strconv.FormatInt(hlen, 10))
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%q (header %d): %d %s", body, hlen, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 && rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("refusal %d is %q, not JSON", rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if h := rec.Header().Get(HeaderContentLength); h != "" {
+			if n, err := strconv.Atoi(h); err != nil || n > rec.Body.Len() {
+				t.Fatalf("answer header length %q for a body of %d", h, rec.Body.Len())
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ type tensor struct {
 	Shape      []int          `json:"shape"`
 	Datatype   string         `json:"datatype"`
 	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       any            `json:"data"`
+	Data       any            `json:"data,omitempty"`
 }
 
 type inferInput struct {
@@ -28,14 +29,21 @@ type inferInput struct {
 	Shape      []int          `json:"shape"`
 	Datatype   string         `json:"datatype"`
 	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       []float64      `json:"data"`
+	// Data is flat or nested, row-major; absent when the tensor travels
+	// as binary data (parameter binary_data_size).
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+type requestedOutput struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 type inferRequest struct {
-	ID         string           `json:"id,omitempty"`
-	Parameters map[string]any   `json:"parameters,omitempty"`
-	Inputs     []inferInput     `json:"inputs"`
-	Outputs    []map[string]any `json:"outputs,omitempty"`
+	ID         string            `json:"id,omitempty"`
+	Parameters map[string]any    `json:"parameters,omitempty"`
+	Inputs     []inferInput      `json:"inputs"`
+	Outputs    []requestedOutput `json:"outputs,omitempty"`
 }
 
 type inferResponse struct {
@@ -43,6 +51,16 @@ type inferResponse struct {
 	ModelVersion string   `json:"model_version"`
 	ID           string   `json:"id,omitempty"`
 	Outputs      []tensor `json:"outputs"`
+}
+
+// window is an inference request's readings, as columns.
+type window struct {
+	n       int
+	times   []time.Time
+	sensors map[string][]float64
+	// batched is set when every input had the shape [1, n]; the outputs
+	// then keep the leading batch dimension.
+	batched bool
 }
 
 // TimestampInput is the optional input holding each reading's time in
@@ -54,8 +72,17 @@ const TimestampInput = "timestamp"
 const MaxInferRows = 100_000
 
 func (a *API) version(w http.ResponseWriter, r *http.Request) (*registry.Version, bool) {
-	v, err := a.reg.Lookup(r.PathValue("name"), r.PathValue("version"))
+	name, version := r.PathValue("name"), r.PathValue("version")
+	v, err := a.reg.Lookup(name, version)
 	if err != nil {
+		if m, ok := a.reg.Model(name); ok && version == "" && m.Active == "" {
+			var have []string
+			for _, vi := range m.Versions {
+				have = append(have, vi.Version)
+			}
+			writeError(w, http.StatusNotFound, fmt.Sprintf("model %s has no active version (versions %v): activate one with POST /v1/models/%s/activate, or name it: /v2/models/%s/versions/{version}/...", name, have, name, name))
+			return nil, false
+		}
 		registryError(w, err)
 		return nil, false
 	}
@@ -101,6 +128,9 @@ func (a *API) modelReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"name": v.Name, "version": v.Version, "ready": true})
 }
 
+// outputNames are the outputs infer returns, in order.
+var outputNames = []string{"score", "alert", "warming_up", "contributions", "ttf_seconds", "ttf_low_seconds", "ttf_high_seconds"}
+
 // infer runs a window of readings through a fresh detector of the version
 // and returns one result per reading.
 func (a *API) infer(w http.ResponseWriter, r *http.Request) {
@@ -114,18 +144,29 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		a.m.infer.WithLabelValues(v.Name, v.Version, outcome).Inc()
 		a.m.inferLat.WithLabelValues(v.Name, v.Version).Observe(time.Since(start).Seconds())
 	}()
-	var req inferRequest
-	if !decodeBody(w, r, 64<<20, &req) {
+	header, bin, err := readInferBody(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	n, times, sensors, err := readings(&req)
+	var req inferRequest
+	if err := decodeInferRequest(header, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	binaryOut, err := selectOutputs(&req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	win, err := readings(&req, bin)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	var missing []string
 	for _, f := range v.Features {
-		if _, ok := sensors[f]; !ok {
+		if _, ok := win.sensors[f]; !ok {
 			missing = append(missing, f)
 		}
 	}
@@ -143,18 +184,18 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "alert decision: "+err.Error())
 		return
 	}
-	f := len(v.Features)
+	n, f := win.n, len(v.Features)
 	score := make([]float64, n)
 	alerts := make([]bool, n)
 	warm := make([]bool, n)
 	contrib := make([]float64, n*f)
 	ttf, low, high := make([]float64, n), make([]float64, n), make([]float64, n)
-	row := make(map[string]float64, len(sensors))
+	row := make(map[string]float64, len(win.sensors))
 	for i := range n {
-		for name, col := range sensors {
+		for name, col := range win.sensors {
 			row[name] = col[i]
 		}
-		res, err := mon.Observe(&wire.Reading{Asset: "infer", Seq: uint64(i + 1), Time: times[i], Sensors: row})
+		res, err := mon.Observe(&wire.Reading{Asset: "infer", Seq: uint64(i + 1), Time: win.times[i], Sensors: row})
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("reading %d: %v", i, err))
 			return
@@ -171,74 +212,134 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	outcome = "ok"
-	writeJSON(w, http.StatusOK, inferResponse{
-		ModelName: v.Name, ModelVersion: v.Version, ID: req.ID,
-		Outputs: []tensor{
-			{Name: "score", Shape: []int{n}, Datatype: "FP64", Data: score},
-			{Name: "alert", Shape: []int{n}, Datatype: "BOOL", Data: alerts},
-			{Name: "warming_up", Shape: []int{n}, Datatype: "BOOL", Data: warm},
-			{Name: "contributions", Shape: []int{n, f}, Datatype: "FP64", Data: contrib, Parameters: map[string]any{"sensors": v.Features}},
-			{Name: "ttf_seconds", Shape: []int{n}, Datatype: "FP64", Data: ttf, Parameters: map[string]any{"none": -1}},
-			{Name: "ttf_low_seconds", Shape: []int{n}, Datatype: "FP64", Data: low},
-			{Name: "ttf_high_seconds", Shape: []int{n}, Datatype: "FP64", Data: high},
-		},
-	})
+	shape, cshape := []int{n}, []int{n, f}
+	if win.batched {
+		shape, cshape = []int{1, n}, []int{1, n, f}
+	}
+	all := []tensor{
+		{Name: "score", Shape: shape, Datatype: "FP64", Data: score},
+		{Name: "alert", Shape: shape, Datatype: "BOOL", Data: alerts},
+		{Name: "warming_up", Shape: shape, Datatype: "BOOL", Data: warm},
+		{Name: "contributions", Shape: cshape, Datatype: "FP64", Data: contrib, Parameters: map[string]any{"sensors": v.Features}},
+		{Name: "ttf_seconds", Shape: shape, Datatype: "FP64", Data: ttf, Parameters: map[string]any{"none": -1}},
+		{Name: "ttf_low_seconds", Shape: shape, Datatype: "FP64", Data: low},
+		{Name: "ttf_high_seconds", Shape: shape, Datatype: "FP64", Data: high},
+	}
+	resp := inferResponse{ModelName: v.Name, ModelVersion: v.Version, ID: req.ID}
+	var bins []bool
+	for i, t := range all {
+		if binaryOut[i] != nil {
+			resp.Outputs = append(resp.Outputs, t)
+			bins = append(bins, *binaryOut[i])
+		}
+	}
+	writeInferResponse(w, &resp, bins)
 }
 
-// readings checks the request's tensors and returns them as columns.
-func readings(req *inferRequest) (int, []time.Time, map[string][]float64, error) {
-	if len(req.Inputs) == 0 {
-		return 0, nil, nil, errors.New("no inputs: send one FP64 tensor of shape [n] per sensor")
+// selectOutputs returns, for each of outputNames, nil when it is not to be
+// returned, or whether it travels as binary data. Without requested
+// outputs every output is returned, as binary when the request parameter
+// binary_data_output is true.
+func selectOutputs(req *inferRequest) ([]*bool, error) {
+	all, err := boolParam(req.Parameters, paramBinaryOutput)
+	if err != nil {
+		return nil, err
 	}
-	n := -1
-	cols := make(map[string][]float64, len(req.Inputs))
+	sel := make([]*bool, len(outputNames))
+	if len(req.Outputs) == 0 {
+		for i := range sel {
+			sel[i] = &all
+		}
+		return sel, nil
+	}
+	for _, o := range req.Outputs {
+		i := slices.Index(outputNames, o.Name)
+		if i < 0 {
+			return nil, fmt.Errorf("output %q is not an output of the model (outputs %v)", o.Name, outputNames)
+		}
+		b := all
+		if _, set := o.Parameters[paramBinary]; set {
+			if b, err = boolParam(o.Parameters, paramBinary); err != nil {
+				return nil, fmt.Errorf("output %q: %w", o.Name, err)
+			}
+		}
+		sel[i] = &b
+	}
+	return sel, nil
+}
+
+// readings checks the request's tensors, JSON or binary, and returns them
+// as columns.
+func readings(req *inferRequest, bin []byte) (window, error) {
+	if len(req.Inputs) == 0 {
+		return window{}, errors.New("no inputs: send one FP64 or FP32 tensor of shape [n] (or [1, n]) per sensor")
+	}
+	win := window{n: -1, sensors: make(map[string][]float64, len(req.Inputs)), batched: true}
 	var ts []float64
-	for _, in := range req.Inputs {
-		switch in.Datatype {
-		case "FP64", "FP32", "INT64", "INT32", "UINT64", "UINT32":
-		default:
-			return 0, nil, nil, fmt.Errorf("input %q: datatype %q is not numeric", in.Name, in.Datatype)
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		size, batched, err := rows(in)
+		if err != nil {
+			return window{}, err
 		}
-		size := 1
-		for _, d := range in.Shape {
-			size *= d
+		win.batched = win.batched && batched
+		data, err := tensorValues(in, size, &bin)
+		if err != nil {
+			return window{}, err
 		}
-		if len(in.Shape) == 0 || len(in.Shape) > 2 || (len(in.Shape) == 2 && in.Shape[1] != 1) || size != len(in.Data) || size < 1 {
-			return 0, nil, nil, fmt.Errorf("input %q: shape %v does not hold %d values as [n]", in.Name, in.Shape, len(in.Data))
+		if win.n >= 0 && size != win.n {
+			return window{}, fmt.Errorf("input %q has %d values, others %d", in.Name, size, win.n)
 		}
-		if n >= 0 && len(in.Data) != n {
-			return 0, nil, nil, fmt.Errorf("input %q has %d values, others %d", in.Name, len(in.Data), n)
-		}
-		n = len(in.Data)
-		if n > MaxInferRows {
-			return 0, nil, nil, fmt.Errorf("%d readings (limit %d)", n, MaxInferRows)
-		}
-		for i, x := range in.Data {
+		win.n = size
+		for i, x := range data {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return 0, nil, nil, fmt.Errorf("input %q value %d is not finite", in.Name, i)
+				return window{}, fmt.Errorf("input %q value %d is not finite", in.Name, i)
 			}
 		}
 		if in.Name == TimestampInput {
-			ts = in.Data
+			ts = data
 			continue
 		}
-		if _, dup := cols[in.Name]; dup || in.Name == "" {
-			return 0, nil, nil, fmt.Errorf("input name %q empty or repeated", in.Name)
+		if _, dup := win.sensors[in.Name]; dup || in.Name == "" {
+			return window{}, fmt.Errorf("input name %q empty or repeated", in.Name)
 		}
-		cols[in.Name] = in.Data
+		win.sensors[in.Name] = data
 	}
-	if len(cols) == 0 {
-		return 0, nil, nil, errors.New("no sensor inputs besides the timestamp")
+	if len(bin) > 0 {
+		return window{}, fmt.Errorf("%d bytes of binary data after the last input's binary_data_size", len(bin))
 	}
-	times := make([]time.Time, n)
-	for i := range n {
+	if len(win.sensors) == 0 {
+		return window{}, errors.New("no sensor inputs besides the timestamp")
+	}
+	win.times = make([]time.Time, win.n)
+	for i := range win.n {
 		if ts != nil {
-			times[i] = time.UnixMilli(int64(ts[i])).UTC()
+			win.times[i] = time.UnixMilli(int64(ts[i])).UTC()
 		} else {
-			times[i] = time.Unix(int64(i), 0).UTC()
+			win.times[i] = time.Unix(int64(i), 0).UTC()
 		}
 	}
-	return n, times, cols, nil
+	return win, nil
+}
+
+// rows returns how many readings an input's shape holds: [n], [n, 1] or
+// [1, n] (a batch of one window); batched reports the last form.
+func rows(in *inferInput) (n int, batched bool, err error) {
+	s := in.Shape
+	switch {
+	case len(s) == 1 && s[0] >= 1:
+		n = s[0]
+	case len(s) == 2 && s[0] == 1 && s[1] >= 1:
+		n, batched = s[1], true
+	case len(s) == 2 && s[1] == 1 && s[0] >= 1:
+		n = s[0]
+	default:
+		return 0, false, fmt.Errorf("input %q: shape %v: want [n], [1, n] or [n, 1] with n ≥ 1", in.Name, s)
+	}
+	if n > MaxInferRows {
+		return 0, false, fmt.Errorf("input %q: %d readings (limit %d)", in.Name, n, MaxInferRows)
+	}
+	return n, batched, nil
 }
 
 func (a *API) listModels(w http.ResponseWriter, _ *http.Request) {
@@ -294,7 +395,7 @@ type activateBody struct {
 
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	var b activateBody
-	if !decodeBody(w, r, 64<<10, &b) {
+	if !decodeBody(w, r, 64<<10, &b, `{"version": "<version>"} with a scope: "site": "<site>", "class": "<asset-id pattern, e.g. pump-*>", "assets": ["<asset>", ...] or "default": true`) {
 		return
 	}
 	c, err := a.reg.Activate(r.Context(), r.PathValue("name"), b.Version, b.Scope)
@@ -302,7 +403,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		registryError(w, err)
 		return
 	}
-	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version, "default", b.Default, "assets", len(b.Assets))
+	a.log.Info("model activated", "model", r.PathValue("name"), "version", b.Version, "default", b.Default, "site", b.Site, "class", b.Class, "assets", len(b.Assets), "scoring", len(c.Scoring))
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -318,7 +419,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) setShadow(w http.ResponseWriter, r *http.Request) {
 	var b versionBody
-	if !decodeBody(w, r, 4096, &b) {
+	if !decodeBody(w, r, 4096, &b, `{"version": "<version>"} ("" ends shadowing)`) {
 		return
 	}
 	c, err := a.reg.Shadow(r.Context(), r.PathValue("name"), b.Version)
@@ -340,7 +441,7 @@ func (a *API) shadowReport(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) pin(w http.ResponseWriter, r *http.Request) {
 	var b registry.Pin
-	if !decodeBody(w, r, 4096, &b) {
+	if !decodeBody(w, r, 4096, &b, `{"model": "<model>", "version": "<version, or empty for the active one>"} ({"model": ""} removes the pin)`) {
 		return
 	}
 	c, err := a.reg.Pin(r.Context(), r.PathValue("asset"), b.Model, b.Version)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +46,12 @@ func (r *Registry) sync(ctx context.Context) error {
 type Catalog interface {
 	Assets() []string
 	Sensors(asset string) []string
+}
+
+// siteCatalog is a Catalog that also knows each asset's site; without it
+// every asset is of site "".
+type siteCatalog interface {
+	Site(asset string) string
 }
 
 // Registry is the in-memory view of the registry topic plus the operations
@@ -90,8 +98,10 @@ func (r *Registry) SetCatalog(c Catalog) {
 // no default (configuration's default_model). Call before Run.
 func (r *Registry) SetFallback(model string) { r.fallback = model }
 
-// Resolve returns the versions that score asset now.
-func (r *Registry) Resolve(asset string) Binding { return r.snap.Load().resolve(asset, r.fallback) }
+// Resolve returns the versions that score asset of site now.
+func (r *Registry) Resolve(site, asset string) Binding {
+	return r.snap.Load().resolve(site, asset, r.fallback)
+}
 
 // Apply takes one record of the registry topic, in topic order.
 func (r *Registry) Apply(key string, value []byte) {
@@ -225,21 +235,43 @@ func (s *snapshot) version(name, version string) (*Version, error) {
 	return v, nil
 }
 
-// fits refuses v when an asset it would score lacks one of its features.
+// fits refuses v when an asset it would score lacks one of its features,
+// naming every such asset, what it lacks and what it reports.
 func (r *Registry) fits(v *Version, assets []string) error {
 	if r.catalog == nil {
 		return nil
 	}
+	var unfit []string
+	checked := 0
 	for _, a := range assets {
 		sensors := r.catalog.Sensors(a)
 		if len(sensors) == 0 {
 			continue
 		}
-		if err := v.Artifact.CheckFeatures(sensors); err != nil {
-			return fmt.Errorf("%w: asset %s: %w", ErrRefused, a, err)
+		checked++
+		if v.Artifact.CheckFeatures(sensors) != nil {
+			var lacks []string
+			for _, f := range v.Features {
+				if !slices.Contains(sensors, f) {
+					lacks = append(lacks, f)
+				}
+			}
+			unfit = append(unfit, fmt.Sprintf("%s lacks %v (reports %v)", a, lacks, sensors))
 		}
 	}
+	if len(unfit) > 0 {
+		return fmt.Errorf("%w: %w: %s %s needs %v; %d of the %d assets it would score do not have them: %s; narrow the scope (site, class or assets) or pin those assets elsewhere",
+			ErrRefused, model.ErrFeatures, v.Name, v.Version, v.Features, len(unfit), checked, strings.Join(unfit, "; "))
+	}
 	return nil
+}
+
+// siteOf is asset's site as the catalog knows it.
+func (r *Registry) siteOf(asset string) string {
+	if sc, ok := r.catalog.(siteCatalog); ok {
+		return sc.Site(asset)
+	}
+	return ""
 }
 
 // assetsOf lists the known assets that would follow model name's active
@@ -250,27 +282,43 @@ func (r *Registry) assetsOf(c *Control, name string) []string {
 	}
 	var out []string
 	for _, a := range r.catalog.Assets() {
-		p, pinned := c.Pins[a]
-		if (pinned && p.Model == name && p.Version == "") || (!pinned && c.Default == name) {
+		if m, v := c.modelOf(r.siteOf(a), a, r.fallback); m == name && v == "" {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// Scope widens an activation beyond the assets already on the model:
-// Default makes the model the default of every asset without a pin, Assets
-// pins those assets to the model (following its active version).
+// Scope is what an activation binds to the model besides the assets
+// already on it: Site every asset of a site (now and later), Class every
+// asset whose id matches a pattern ("pump-*"), Assets those assets (pins
+// following the model's active version), Default every asset that nothing
+// else binds. Only the assets the activation would then score are checked.
 type Scope struct {
 	Default bool     `json:"default,omitempty"`
+	Site    string   `json:"site,omitempty"`
+	Class   string   `json:"class,omitempty"`
 	Assets  []string `json:"assets,omitempty"`
+}
+
+// Activation is the answer to an activation: the control document and the
+// known assets the model's active version now scores.
+type Activation struct {
+	Control
+	Scoring []string `json:"scoring"`
 }
 
 // Activate makes version the active version of model name, for the assets
 // already on it and those scope adds. Every affected asset that has
 // reported sensors must have the version's features.
-func (r *Registry) Activate(ctx context.Context, name, version string, scope Scope) (Control, error) {
-	return r.change(ctx, func(s *snapshot, c *Control) error {
+func (r *Registry) Activate(ctx context.Context, name, version string, scope Scope) (Activation, error) {
+	if scope.Class != "" {
+		if _, err := path.Match(scope.Class, ""); err != nil {
+			return Activation{}, fmt.Errorf("%w: class %q is not a pattern over asset ids (pump-*): %w", ErrRefused, scope.Class, err)
+		}
+	}
+	var scoring []string
+	c, err := r.change(ctx, func(s *snapshot, c *Control) error {
 		v, err := s.version(name, version)
 		if err != nil {
 			return err
@@ -278,10 +326,17 @@ func (r *Registry) Activate(ctx context.Context, name, version string, scope Sco
 		if scope.Default {
 			c.Default = name
 		}
+		if scope.Site != "" {
+			c.Sites[scope.Site] = name
+		}
+		if scope.Class != "" {
+			c.Classes[scope.Class] = name
+		}
 		for _, a := range scope.Assets {
 			c.Pins[a] = Pin{Model: name}
 		}
-		if err := r.fits(v, r.assetsOf(c, name)); err != nil {
+		scoring = r.assetsOf(c, name)
+		if err := r.fits(v, scoring); err != nil {
 			return err
 		}
 		if prev, ok := c.Active[name]; ok && prev != version {
@@ -293,6 +348,10 @@ func (r *Registry) Activate(ctx context.Context, name, version string, scope Sco
 		}
 		return nil
 	})
+	if scoring == nil {
+		scoring = []string{}
+	}
+	return Activation{Control: c, Scoring: scoring}, err
 }
 
 // Rollback re-activates the version that was active before the current one.
@@ -363,16 +422,27 @@ func (r *Registry) Shadow(ctx context.Context, name, version string) (Control, e
 	})
 }
 
+// maxRefusals bounds the assets' reasons kept for one version.
+const maxRefusals = 8
+
 // Refuse records that a version could not score an asset (found by the
-// scoring loop, e.g. a sensor missing from the readings).
+// scoring loop, e.g. a sensor missing from the readings); reason names
+// the asset. The reasons of up to maxRefusals assets are kept, joined by
+// "; ".
 func (r *Registry) Refuse(v *Version, reason string) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	cur := r.snap.Load()
-	if cur.refused[v.Name+"/"+v.Version] == reason {
-		return
+	key := v.Name + "/" + v.Version
+	old := cur.refused[key]
+	if old != "" {
+		parts := strings.Split(old, "; ")
+		if slices.Contains(parts, reason) || len(parts) >= maxRefusals {
+			return
+		}
+		reason = old + "; " + reason
 	}
-	r.snap.Store(cur.withRefused(v.Name+"/"+v.Version, reason))
+	r.snap.Store(cur.withRefused(key, reason))
 }
 
 // Control returns the current control document.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +89,7 @@ func newTest(t *testing.T, cat Catalog) (*Registry, *memLog) {
 
 func active(t *testing.T, r *Registry, asset string) string {
 	t.Helper()
-	b := r.Resolve(asset)
+	b := r.Resolve("", asset)
 	if b.Active == nil {
 		return "online"
 	}
@@ -160,7 +162,7 @@ func TestShadow(t *testing.T) {
 	if _, err := r.Shadow(ctx, "m", "2"); err != nil {
 		t.Fatal(err)
 	}
-	b := r.Resolve("any")
+	b := r.Resolve("", "any")
 	if b.Active.Key() != "m@1" || b.Shadow == nil || b.Shadow.Key() != "m@2" {
 		t.Fatalf("binding %+v, want active m@1 shadow m@2", b)
 	}
@@ -174,7 +176,7 @@ func TestShadow(t *testing.T) {
 	if _, err := r.Activate(ctx, "m", "2", Scope{}); err != nil {
 		t.Fatal(err)
 	}
-	if b := r.Resolve("any"); b.Shadow != nil || b.Active.Key() != "m@2" {
+	if b := r.Resolve("", "any"); b.Shadow != nil || b.Active.Key() != "m@2" {
 		t.Fatalf("after activation %+v", b)
 	}
 }
@@ -254,5 +256,140 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1", "bearing_temp")); !errors.Is(err, ErrExists) {
 		t.Fatalf("conflicting re-upload: %v, want ErrExists", err)
+	}
+}
+
+// siteCat is a catalog that knows each asset's site.
+type siteCat map[string]struct {
+	site    string
+	sensors []string
+}
+
+func (c siteCat) Assets() []string {
+	var out []string
+	for a := range c {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+func (c siteCat) Sensors(a string) []string { return c[a].sensors }
+func (c siteCat) Site(a string) string      { return c[a].site }
+
+// An activation scores, and is checked against, only its scope: a site, a
+// class of asset ids or chosen assets; an asset outside it (a motor
+// without flow, a stray asset) neither blocks it nor follows it, and a
+// refusal names every asset in scope that lacks a feature and what it
+// reports.
+func TestActivationScope(t *testing.T) {
+	ctx := context.Background()
+	pump := []string{"bearing_temp", "discharge_pressure", "flow", "motor_current", "speed", "vibration_rms"}
+	motor := []string{"bearing_temp", "motor_current", "speed", "vibration_rms", "voltage", "winding_temp"}
+	cat := siteCat{
+		"pump-1":  {"plant1", pump},
+		"pump-2":  {"plant1", pump},
+		"motor-1": {"plant1", motor},
+		"pump-9":  {"plant2", pump},
+		"stray-1": {"lab", []string{"x"}},
+	}
+	r, _ := newTest(t, cat)
+	if _, err := r.Upload(ctx, "pumps", "1", artifact(t, "pumps", "1", "flow", "vibration_rms")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Upload(ctx, "motors", "1", artifact(t, "motors", "1", "winding_temp", "voltage")); err != nil {
+		t.Fatal(err)
+	}
+	at := func(asset string) string {
+		b := r.Resolve(cat[asset].site, asset)
+		if b.Active == nil {
+			return "online"
+		}
+		return b.Active.Key()
+	}
+
+	// A site holding a motor: refused, naming the motor, what it lacks and
+	// what it reports; nothing changes.
+	_, err := r.Activate(ctx, "pumps", "1", Scope{Site: "plant1"})
+	want := "pumps 1 needs [flow vibration_rms]; 1 of the 3 assets it would score do not have them: motor-1 lacks [flow] (reports [bearing_temp motor_current speed vibration_rms voltage winding_temp])"
+	if !errors.Is(err, ErrRefused) || !strings.Contains(fmt.Sprint(err), want) {
+		t.Fatalf("site with a motor: %v\nwant %s", err, want)
+	}
+	if at("pump-1") != "online" {
+		t.Fatalf("refused activation changed pump-1 to %s", at("pump-1"))
+	}
+
+	// The pumps by class: the motor and the stray asset are not in scope.
+	act, err := r.Activate(ctx, "pumps", "1", Scope{Class: "pump-*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(act.Scoring) != "[pump-1 pump-2 pump-9]" || act.Classes["pump-*"] != "pumps" {
+		t.Fatalf("class activation scores %v, control %+v", act.Scoring, act.Control)
+	}
+	// The motors of one site by site; the class binding of the pumps wins
+	// over the site, so the motor model is checked against motor-1 only.
+	act, err = r.Activate(ctx, "motors", "1", Scope{Site: "plant1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(act.Scoring) != "[motor-1]" {
+		t.Fatalf("site activation scores %v", act.Scoring)
+	}
+	for asset, want := range map[string]string{"pump-1": "pumps@1", "pump-9": "pumps@1", "motor-1": "motors@1", "stray-1": "online"} {
+		if got := at(asset); got != want {
+			t.Errorf("%s scored by %s, want %s", asset, got, want)
+		}
+	}
+	// An asset not yet seen is bound by the rules when it appears.
+	if got := r.Resolve("plant1", "pump-77").Active; got == nil || got.Key() != "pumps@1" {
+		t.Errorf("new pump-77 scored by %v", got)
+	}
+	if got := r.Resolve("plant1", "compressor-1").Active; got == nil || got.Key() != "motors@1" {
+		t.Errorf("new asset of plant1 scored by %v", got)
+	}
+	// Chosen assets: a pin beats the class.
+	if _, err := r.Upload(ctx, "pumps", "2", artifact(t, "pumps", "2", "flow")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Upload(ctx, "special", "1", artifact(t, "special", "1", "flow")); err != nil {
+		t.Fatal(err)
+	}
+	act, err = r.Activate(ctx, "special", "1", Scope{Assets: []string{"pump-2"}})
+	if err != nil || fmt.Sprint(act.Scoring) != "[pump-2]" || at("pump-2") != "special@1" || at("pump-1") != "pumps@1" {
+		t.Fatalf("assets activation: %v %v; pump-2 %s pump-1 %s", err, act.Scoring, at("pump-2"), at("pump-1"))
+	}
+	// A new version is checked against the model's assets only.
+	act, err = r.Activate(ctx, "pumps", "2", Scope{})
+	if err != nil || fmt.Sprint(act.Scoring) != "[pump-1 pump-9]" || at("pump-1") != "pumps@2" {
+		t.Fatalf("new version: %v %v", err, act.Scoring)
+	}
+	// The fleet default covers what nothing else binds, and is checked
+	// against exactly that: the stray asset.
+	_, err = r.Activate(ctx, "pumps", "2", Scope{Default: true})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(fmt.Sprint(err), "stray-1 lacks [flow] (reports [x])") || strings.Contains(fmt.Sprint(err), "motor-1") {
+		t.Fatalf("default over a stray asset: %v", err)
+	}
+	if _, err := r.Activate(ctx, "pumps", "2", Scope{Class: "pump-["}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "not a pattern") {
+		t.Fatalf("bad class pattern: %v", err)
+	}
+}
+
+// The scoring loop's refusals of one version keep each asset's reason, a
+// bounded number of them, once each.
+func TestRefusalsNameEachAsset(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newTest(t, nil)
+	v, err := r.Upload(ctx, "m", "1", artifact(t, "m", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxRefusals + 3 {
+		r.Refuse(v, fmt.Sprintf("asset a%d lacks [vibration]", i%(maxRefusals+2)))
+		r.Refuse(v, "asset a0 lacks [vibration]")
+	}
+	m, _ := r.Model("m")
+	parts := strings.Split(m.Refused["1"], "; ")
+	if len(parts) != maxRefusals || parts[0] != "asset a0 lacks [vibration]" || parts[1] != "asset a1 lacks [vibration]" {
+		t.Fatalf("refused %q", m.Refused["1"])
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -77,10 +78,18 @@ type Control struct {
 	Shadow map[string]string `json:"shadow"`
 	// Pins binds assets to models or versions.
 	Pins map[string]Pin `json:"pins"`
+	// Sites maps a site to the model of its assets without a pin or a
+	// class.
+	Sites map[string]string `json:"sites,omitempty"`
+	// Classes maps a class, a pattern over asset ids (path.Match: "pump-*"),
+	// to the model of the assets it matches that have no pin; when several
+	// match, the longest pattern wins.
+	Classes map[string]string `json:"classes,omitempty"`
 }
 
 func (c Control) clone() Control {
-	out := Control{Rev: c.Rev, Default: c.Default, Active: maps.Clone(c.Active), Shadow: maps.Clone(c.Shadow), Pins: maps.Clone(c.Pins), History: map[string][]string{}}
+	out := Control{Rev: c.Rev, Default: c.Default, Active: maps.Clone(c.Active), Shadow: maps.Clone(c.Shadow), Pins: maps.Clone(c.Pins),
+		Sites: maps.Clone(c.Sites), Classes: maps.Clone(c.Classes), History: map[string][]string{}}
 	for k, v := range c.History {
 		out.History[k] = slices.Clone(v)
 	}
@@ -93,7 +102,39 @@ func (c Control) clone() Control {
 	if out.Pins == nil {
 		out.Pins = map[string]Pin{}
 	}
+	if out.Sites == nil {
+		out.Sites = map[string]string{}
+	}
+	if out.Classes == nil {
+		out.Classes = map[string]string{}
+	}
 	return out
+}
+
+// modelOf is the model that scores asset of site under c, and the version
+// its pin names ("" for the model's active one): a pin, else the longest
+// class pattern matching the asset, else the site's model, else the
+// default, else fallback.
+func (c *Control) modelOf(site, asset, fallback string) (name, version string) {
+	if p, ok := c.Pins[asset]; ok {
+		return p.Model, p.Version
+	}
+	best := ""
+	for pat, m := range c.Classes {
+		if ok, _ := path.Match(pat, asset); ok && (len(pat) > len(best) || (len(pat) == len(best) && pat < best)) {
+			best, name = pat, m
+		}
+	}
+	if best != "" {
+		return name, ""
+	}
+	if m := c.Sites[site]; m != "" {
+		return m, ""
+	}
+	if c.Default != "" {
+		return c.Default, ""
+	}
+	return fallback, ""
 }
 
 // Binding is what scores one asset: the active version, nil for the online
@@ -111,13 +152,8 @@ type snapshot struct {
 	refused map[string]string
 }
 
-func (s *snapshot) resolve(asset, fallback string) Binding {
-	var name, version string
-	if p, ok := s.control.Pins[asset]; ok {
-		name, version = p.Model, p.Version
-	} else if name = s.control.Default; name == "" {
-		name = fallback
-	}
+func (s *snapshot) resolve(site, asset, fallback string) Binding {
+	name, version := s.control.modelOf(site, asset, fallback)
 	if name == "" {
 		return Binding{}
 	}

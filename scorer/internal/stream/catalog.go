@@ -6,15 +6,20 @@ import (
 	"sync"
 )
 
-// Catalog remembers the sensors each asset seen by this instance reports,
+// Catalog remembers the site and sensors each asset seen by this instance reports,
 // so the registry can refuse a model that would not fit.
 type Catalog struct {
 	mu     sync.RWMutex
-	assets map[string][]string
+	assets map[string]catalogEntry
+}
+
+type catalogEntry struct {
+	site    string
+	sensors []string
 }
 
 // NewCatalog returns an empty catalog.
-func NewCatalog() *Catalog { return &Catalog{assets: map[string][]string{}} }
+func NewCatalog() *Catalog { return &Catalog{assets: map[string]catalogEntry{}} }
 
 // Assets lists the known assets.
 func (c *Catalog) Assets() []string {
@@ -32,12 +37,19 @@ func (c *Catalog) Assets() []string {
 func (c *Catalog) Sensors(asset string) []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return slices.Clone(c.assets[asset])
+	return slices.Clone(c.assets[asset].sensors)
 }
 
-func (c *Catalog) set(asset string, sensors []string) {
+// Site returns the site asset reported last.
+func (c *Catalog) Site(asset string) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.assets[asset].site
+}
+
+func (c *Catalog) set(asset, site string, sensors []string) {
 	c.mu.Lock()
-	c.assets[asset] = sensors
+	c.assets[asset] = catalogEntry{site: site, sensors: sensors}
 	c.mu.Unlock()
 }
 

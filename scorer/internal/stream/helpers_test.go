@@ -306,7 +306,7 @@ func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.O
 // onlineOnly resolves every asset to the online learner.
 type onlineOnly struct{}
 
-func (onlineOnly) Resolve(string) registry.Binding                                     { return registry.Binding{} }
+func (onlineOnly) Resolve(string, string) registry.Binding                             { return registry.Binding{} }
 func (onlineOnly) Refuse(*registry.Version, string)                                    {}
 func (onlineOnly) RecordShadow(_, _ *registry.Version, _, _ anomaly.Result, _, _ bool) {}
 

@@ -3,6 +3,7 @@ package stream
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -19,7 +20,7 @@ import (
 
 // Resolver is the part of the registry the loop uses.
 type Resolver interface {
-	Resolve(asset string) registry.Binding
+	Resolve(site, asset string) registry.Binding
 	Refuse(v *registry.Version, reason string)
 	RecordShadow(active, shadow *registry.Version, a, s anomaly.Result, aOpen, sOpen bool)
 }
@@ -134,14 +135,14 @@ func (p *processor) asset(r *wire.Reading) *assetState {
 		}
 		p.assets[r.Asset] = st
 	}
-	st.site = r.Site
-	if len(r.Sensors) != len(st.sensors) || !sameKeys(r.Sensors, st.sensors) {
+	if st.site != r.Site || st.sensors == nil || len(r.Sensors) != len(st.sensors) || !sameKeys(r.Sensors, st.sensors) {
+		st.site = r.Site
 		st.sensors = make([]string, 0, len(r.Sensors))
 		for k := range r.Sensors {
 			st.sensors = append(st.sensors, k)
 		}
 		slices.Sort(st.sensors)
-		p.catalog.set(r.Asset, slices.Clone(st.sensors))
+		p.catalog.set(r.Asset, r.Site, slices.Clone(st.sensors))
 	}
 	return st
 }
@@ -171,7 +172,7 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 		p.sweep(r.Asset)
 	}
 
-	bind := p.res.Resolve(r.Asset)
+	bind := p.res.Resolve(r.Site, r.Asset)
 	p.ensure(r, st, bind.Active)
 	p.ensureShadow(r, st, bind.Shadow)
 
@@ -257,7 +258,7 @@ func (p *processor) ensure(r *wire.Reading, st *assetState, v *registry.Version)
 	if err != nil {
 		st.refused = key
 		p.m.Refused.WithLabelValues(v.Name, v.Version).Inc()
-		p.res.Refuse(v, err.Error())
+		p.res.Refuse(v, refusal(r, st, err))
 		p.log.Warn("model version refused; keeping the current one", "asset", r.Asset, "model", v.Name, "version", v.Version, "current", st.key, "err", err)
 		if st.mon != nil {
 			return
@@ -299,7 +300,7 @@ func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Ve
 	if err != nil {
 		if st.shadowRefused != v.Key() {
 			st.shadowRefused = v.Key()
-			p.res.Refuse(v, err.Error())
+			p.res.Refuse(v, refusal(r, st, err))
 			p.log.Warn("shadow version refused", "asset", r.Asset, "model", v.Name, "version", v.Version, "err", err)
 		}
 		st.shadow, st.shadowVer = nil, nil
@@ -313,6 +314,11 @@ func (p *processor) ensureShadow(r *wire.Reading, st *assetState, v *registry.Ve
 	}
 	st.shadow, st.shadowVer = mon, v
 	st.shadowDif = p.m.ShadowDif.WithLabelValues(v.Name, v.Version)
+}
+
+// refusal names the asset that refused a version and what it reports.
+func refusal(r *wire.Reading, st *assetState, err error) string {
+	return fmt.Sprintf("asset %s of site %q (reports %v): %v", r.Asset, r.Site, st.sensors, err)
 }
 
 func (p *processor) build(r *wire.Reading, v *registry.Version) (anomaly.Detector, error) {

@@ -36,7 +36,7 @@ type fixedResolver struct {
 	refused []string
 }
 
-func (f *fixedResolver) Resolve(string) registry.Binding { return f.b }
+func (f *fixedResolver) Resolve(string, string) registry.Binding { return f.b }
 func (f *fixedResolver) Refuse(v *registry.Version, reason string) {
 	f.refused = append(f.refused, v.Key()+": "+reason)
 }
@@ -94,8 +94,9 @@ func TestProcessorSwapsAndRefuses(t *testing.T) {
 			t.Fatalf("%s: scores %+v, want version %s score %v", s.name, b.Scores, s.version, s.score)
 		}
 	}
-	if len(res.refused) != 1 || res.refused[0][:3] != "m@2" {
-		t.Fatalf("refusals %v, want one of m@2", res.refused)
+	// The refusal names the asset, its site and what it reports.
+	if len(res.refused) != 1 || !strings.HasPrefix(res.refused[0], `m@2: asset a of site "s" (reports [temp vib]): model: feature mismatch: asset lacks [oil]`) {
+		t.Fatalf("refusals %v, want one of m@2 naming asset a", res.refused)
 	}
 	if got := p.catalog.Sensors("a"); len(got) != 2 || got[0] != "temp" {
 		t.Fatalf("catalog %v", got)

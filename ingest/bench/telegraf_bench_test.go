@@ -32,7 +32,9 @@ func BenchmarkTelegraf(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			ours := &drainer{site: stacktest.Unique("tgb"), records: messages(batch)}
 			ours.start = func(b *testing.B, topic string) *stacktest.Proc {
-				return startBridge(b, bin, ours.site, topic, "GOMAXPROCS=1").Proc
+				p := startBridge(b, bin, ours.site, topic, "GOMAXPROCS=1")
+				ours.admin = p.admin
+				return p.Proc
 			}
 			theirs := &drainer{site: stacktest.Unique("tgt"), records: readingsPerRun}
 			theirs.start = func(b *testing.B, topic string) *stacktest.Proc {
@@ -64,6 +66,7 @@ type drainer struct {
 	site    string
 	records int
 	start   func(b *testing.B, topic string) *stacktest.Proc
+	admin   string // the bridge's admin address, for PDM_BENCH_PROFILE
 }
 
 // drain starts the consumer once to set up its session and stops it once a
@@ -94,6 +97,9 @@ func (d *drainer) drain(b *testing.B, pub mqtt.Client, batch int) (float64, floa
 	load(b, pub, d.site, batch)
 
 	p = d.start(b, topic)
+	if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" && d.admin != "" {
+		go saveProfile(d.admin, fmt.Sprintf("%s.drain.batch%d", prof, batch))
+	}
 	want := before + int64(d.records)
 	var first time.Time
 	deadline := time.Now().Add(5 * time.Minute)
@@ -133,7 +139,7 @@ func startTelegraf(b *testing.B, bin, site, topic string, batch int) *stacktest.
 	if err != nil {
 		b.Fatal(err)
 	}
-	return stacktest.Start(b, env, bin, "--config", conf)
+	return stacktest.Start(b, env, bin, "--strict-env-handling", "--quiet", "--config", conf)
 }
 
 // telegrafBinary is PDM_TELEGRAF, or the stack's build of it.

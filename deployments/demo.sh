@@ -119,6 +119,8 @@ ready 127.0.0.1:8080
 start trainer "$BIN/trainer" serve -http.addr 127.0.0.1:8090 -kafka.group demo-trainer -data-dir "$RUN/trainer" \
 	-job.site "$SITE" -job.step 50ms -job.history 30m -job.min-rows 400 -job.epochs 40 -job.promote.min-detection 0.25
 ready 127.0.0.1:8090
+(umask 077 && printf '%s\n' "$PDM_API_TOKEN" >"$RUN/token")
+echo "demo: operator console at http://127.0.0.1:8080/console/ while the demo runs (write token in $RUN/token)"
 
 echo "demo: watching alerts on MQTT pdm/v1/$SITE/+/alerts"
 mosquitto_sub -h 127.0.0.1 -p "${PDM_MQTT_PORT}" -t "pdm/v1/$SITE/+/alerts" -v >"$RUN/alerts.log" 2>&1 &

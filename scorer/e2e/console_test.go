@@ -335,6 +335,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#score-chart polyline`)),
 		chromedp.WaitVisible(chromedp.CSS(`#contributions tr`)),
 		chromedp.WaitVisible(chromedp.CSS(`#asset-actions button.newnormal`)))
+	// One chart per sensor of the readings, each with a line drawn through
+	// the recent readings.
+	step("sensor charts", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#sensor-charts svg[data-sensor="bearing_temp"] polyline`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sensor-charts svg[data-sensor="vibration"] polyline`)))
+	drawn := value(t, browser, "sensor charts drawn", chromedp.Evaluate[map[string]int](
+		`Object.fromEntries([...document.querySelectorAll("#sensor-charts svg")].map(s => [s.dataset.sensor, (s.querySelector("polyline")?.getAttribute("points") || "").trim().split(/\s+/).filter(Boolean).length]))`))
+	if len(drawn) != 2 || drawn["bearing_temp"] < 10 || drawn["vibration"] < 10 {
+		t.Errorf("sensor charts %v, want bearing_temp and vibration, each a line through at least 10 readings", drawn)
+	}
 	model := value(t, browser, "asset model", chromedp.Text(chromedp.CSS(`#asset-model`)))
 	if model != "bearing 2" {
 		t.Errorf("asset view says scored by %q, want bearing 2", model)

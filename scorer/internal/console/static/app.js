@@ -248,24 +248,45 @@ async function renderFleet() {
 
 // ----------------------------------------------------------------- asset
 
-// chart draws scores over time as an SVG line, readings in an alert as
-// red dots, on a fixed 0..1 axis so assets compare at a glance.
-function chart(points) {
-  const W = 640, H = 200, L = 36, R = 8, T = 8, B = 22;
-  const el = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, id: "score-chart" });
+// chart draws points over time as an SVG line: the score on a fixed 0..1
+// axis so assets compare at a glance, readings in an alert as red dots;
+// a sensor (opt.sensor) on the range of its own values, smaller.
+function chart(points, opt) {
+  const sensor = opt && opt.sensor;
+  const W = sensor ? 320 : 640, H = sensor ? 120 : 200, L = 44, R = 8, T = 8, B = 22;
+  const el = svg("svg", sensor ? { class: "chart small", viewBox: `0 0 ${W} ${H}`, "data-sensor": sensor } : { class: "chart", viewBox: `0 0 ${W} ${H}`, id: "score-chart" });
+  const val = sensor ? (p) => p.sensors && p.sensors[sensor] : (p) => p.score;
+  points = points.filter((p) => typeof val(p) === "number");
   if (!points.length) return el;
+  let lo = 0, hi = 1;
+  if (sensor) {
+    lo = Math.min(...points.map(val));
+    hi = Math.max(...points.map(val));
+    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
+  }
   const t0 = new Date(points[0].ts).getTime(), t1 = new Date(points[points.length - 1].ts).getTime();
   const x = (p) => L + ((new Date(p.ts).getTime() - t0) / Math.max(1, t1 - t0)) * (W - L - R);
-  const y = (s) => T + (1 - Math.min(1, Math.max(0, s))) * (H - T - B);
-  for (const v of [0, 0.5, 1]) {
+  const y = (v) => T + (1 - Math.min(1, Math.max(0, (v - lo) / (hi - lo)))) * (H - T - B);
+  const tick = (v) => (sensor ? Number(v.toPrecision(4)) : v.toFixed(1));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
     el.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    el.append(svg("text", { class: "tick", x: 4, y: y(v) + 3 }, v.toFixed(1)));
+    el.append(svg("text", { class: "tick", x: 4, y: y(v) + 3 }, tick(v)));
   }
   el.append(svg("text", { class: "tick", x: L, y: H - 6 }, new Date(t0).toLocaleTimeString()));
   el.append(svg("text", { class: "tick", x: W - R - 60, y: H - 6 }, new Date(t1).toLocaleTimeString()));
-  el.append(svg("polyline", { class: "line", points: points.map((p) => `${x(p).toFixed(1)},${y(p.score).toFixed(1)}`).join(" ") }));
-  for (const p of points) if (p.alert) el.append(svg("circle", { class: "hot", cx: x(p).toFixed(1), cy: y(p.score).toFixed(1), r: 2 }));
+  el.append(svg("polyline", { class: "line", points: points.map((p) => `${x(p).toFixed(1)},${y(val(p)).toFixed(1)}`).join(" ") }));
+  for (const p of points) if (p.alert) el.append(svg("circle", { class: "hot", cx: x(p).toFixed(1), cy: y(val(p)).toFixed(1), r: 2 }));
   return el;
+}
+
+// sensorCharts draws one small chart per sensor in the history, by name.
+function sensorCharts(history) {
+  const names = [...new Set(history.flatMap((p) => Object.keys(p.sensors || {})))].sort();
+  if (!names.length) return h("p", { class: "muted" }, "no readings kept");
+  return h("div", { class: "sensors", id: "sensor-charts" }, names.map((n) => {
+    const last = history.filter((p) => p.sensors && typeof p.sensors[n] === "number").pop();
+    return h("figure", { class: "sensor" }, h("figcaption", {}, n, " ", h("span", { class: "muted" }, last ? Number(last.sensors[n].toPrecision(6)) : "")), chart(history, { sensor: n }));
+  }));
 }
 
 async function renderAsset(id) {
@@ -280,7 +301,8 @@ async function renderAsset(id) {
       h("div", { class: "card" }, h("h3", {}, "Score, last ", a.history.length, " readings"), chart(a.history),
         h("h3", {}, "Sensors behind the current score"),
         h("table", { class: "bars", id: "contributions" }, h("tbody", {}, (a.contributions || []).map((c) =>
-          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`)))))),
+          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`))))),
+        h("h3", {}, "Sensor readings"), sensorCharts(a.history)),
       h("div", { class: "card" },
         h("dl", { class: "kv" },
           h("dt", {}, "Site"), h("dd", {}, a.site),

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/segmentio/kafka-go"
@@ -179,15 +180,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Two versions, 2 active and 1 before it: the page can roll back to 1.
 	for _, vp := range [][2]string{{"1", ""}, {"2", "1"}} {
 		v := vp[0]
-		req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(forecasterVersion(t, v, vp[1])))
-		req.Header.Set("Authorization", "Bearer console")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusCreated {
-			t.Fatalf("upload %s: %v %v", v, err, resp)
-		}
-		resp.Body.Close()
+		upload(t, api, v, forecasterVersion(t, v, vp[1]))
 		write(t, "POST", api+"/v1/models/bearing/activate", `{"version":"`+v+`","default":true}`)
 	}
+	// Version 3, trained with another seed, scores every reading beside 2
+	// as its shadow.
+	upload(t, api, "3", trainedVersion(t, anomaly.ForecasterConfig{Name: "bearing", Version: "3", Window: 8, Horizon: 2, Epochs: 20, Seed: 7}, "2", ""))
+	write(t, "PUT", api+"/v1/models/bearing/shadow", `{"version":"3"}`)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -367,6 +366,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	if row := value(t, browser, "version 2's row", chromedp.Text(chromedp.CSS(`.model[data-model="bearing"] tr.version[data-version="2"]`))); !strings.Contains(row, "from 1") || !strings.Contains(row, "holdout_") || !strings.Contains(row, "280 rows") {
 		t.Errorf("version 2's row %q lacks its parent, metrics or training rows", row)
 	}
+	// The shadow's comparison with the active version, as the API has it.
+	step("shadow comparison", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`.shadow-report[data-model="bearing"] .compared`)))
+	report := value(t, browser, "shadow report", chromedp.Text(chromedp.CSS(`.shadow-report[data-model="bearing"]`)))
+	shown := value(t, browser, "shadow count", chromedp.AttributeValue(chromedp.CSS(`.shadow-report[data-model="bearing"]`), "data-count"))
+	var sh struct {
+		Shadow             string  `json:"shadow_version"`
+		Active             string  `json:"active_version"`
+		Count              int64   `json:"count"`
+		MeanAbsDiff        float64 `json:"mean_abs_diff"`
+		AlertDisagreements int64   `json:"alert_disagreements"`
+	}
+	getJSON(t, api+"/v1/models/bearing/shadow", &sh)
+	var n int64
+	if _, err := fmt.Sscan(shown.Value, &n); err != nil || n <= 0 || n > sh.Count || sh.Shadow != "3" || sh.Active != "2" {
+		t.Errorf("page shows %q readings compared, the API %+v afterwards", shown.Value, sh)
+	}
+	// Two seeds score differently: the page shows a difference above 0.
+	var mean float64
+	if _, err := fmt.Sscan(value(t, browser, "shadow mean", chromedp.Text(chromedp.CSS(`.shadow-report[data-model="bearing"] .mean`))), &mean); err != nil || mean <= 0 || sh.MeanAbsDiff <= 0 {
+		t.Errorf("mean score difference %v in the page (%v), %v in the API", mean, err, sh.MeanAbsDiff)
+	}
+	for _, want := range []string{"Shadow 3 beside active 2", "Readings scored by both", "Mean |score difference|", "Alert disagreements"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("shadow report %q lacks %q", report, want)
+		}
+	}
 	shot("console-models.png")
 	step("roll back", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`button.rollback[data-model="bearing"]`)),
@@ -386,6 +412,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	if marked := sameDocument(); bound != "bearing 1" || !marked {
 		t.Errorf("pump-1 bound to %q after the rollback (same document %v)", bound, marked)
 	}
+}
+
+// upload puts an artifact as bearing's version v.
+func upload(t *testing.T, api, v string, artifact []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(artifact))
+	req.Header.Set("Authorization", "Bearer console")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload %s: %v %v", v, err, resp)
+	}
+	resp.Body.Close()
 }
 
 // value runs one action of the browser that returns a value, within 30 s.

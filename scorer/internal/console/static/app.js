@@ -352,19 +352,38 @@ function lineage(v) {
   return parts.join("; ");
 }
 
+// shadowReport is the comparison of a shadow version with the active one
+// over the readings both scored (GET /v1/models/{name}/shadow).
+function shadowReport(name, st) {
+  if (!st) return null;
+  const n = (x) => (typeof x === "number" ? Number(x.toPrecision(3)) : "");
+  return h("div", { class: "shadow-report", "data-model": name, "data-count": String(st.count) },
+    h("h4", {}, `Shadow ${st.shadow_version} beside active ${st.active_version || "none"}`),
+    st.count ? h("dl", { class: "kv" },
+      h("dt", {}, "Readings scored by both"), h("dd", { class: "compared" }, st.count),
+      h("dt", {}, "Mean |score difference|"), h("dd", { class: "mean" }, n(st.mean_abs_diff)),
+      h("dt", {}, "Largest |score difference|"), h("dd", {}, n(st.max_abs_diff)),
+      h("dt", {}, "Alert disagreements"), h("dd", { class: "disagree" }, `${st.alert_disagreements} (${n((100 * st.alert_disagreements) / st.count)}% of readings)`))
+      : h("p", { class: "muted" }, "no reading scored by both yet"));
+}
+
 async function renderModels() {
   const [m, fleet] = await Promise.all([getJSON("/v1/models"), getJSON("/v1/assets")]);
-  const cards = m.models.map((model) => {
+  // A shadow ended between the two requests answers 404: no report.
+  const shadows = await Promise.all(m.models.map((model) => (model.shadow ? getJSON(`/v1/models/${encodeURIComponent(model.name)}/shadow`).catch(() => null) : null)));
+  const cards = m.models.map((model, i) => {
     const prev = (model.history || [])[model.history ? model.history.length - 1 : 0];
     return h("div", { class: "card model", "data-model": model.name },
       h("h3", {}, model.name, " ", model.default ? h("span", { class: "badge acked" }, "default") : null, " ",
         h("span", { class: "muted" }, `active ${model.active || "none"}${model.shadow ? `, shadow ${model.shadow}` : ""}`), " ",
         prev ? h("button", { class: "rollback", "data-model": model.name, onclick: () => rollback(model.name) }, `Roll back to ${prev}`) : null),
+      shadowReport(model.name, shadows[i]),
       h("table", {}, h("thead", {}, h("tr", {}, ["Version", "Kind", "Registered", "Metrics", "Lineage", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, model.versions.slice().reverse().map((v) => h("tr", { class: "version", "data-version": v.version },
           h("td", {}, v.version), h("td", {}, v.kind), h("td", {}, fmtTime(v.registered)),
           h("td", { class: "wrap" }, fmtMetrics(v.metrics)), h("td", { class: "wrap" }, lineage(v)),
           h("td", {}, v.version === model.active ? h("span", { class: "badge normal" }, "active") :
+            v.version === model.shadow ? h("span", { class: "badge warming_up" }, "shadow") :
             model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : ""))))));
   });
   document.getElementById("view").replaceChildren(

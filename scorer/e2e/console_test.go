@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,8 +140,11 @@ func write(t *testing.T, method, url, body string) {
 // real scorer on the local stack: an alert raised by streamed readings
 // appears in the open page without a reload, acknowledging it and calling
 // it the new normal in the page change it in the API, and a rollback
-// clicked in the page changes the active version. It writes the
-// screenshots the README shows.
+// clicked in the page changes the active version. The asset view draws
+// one chart per sensor, the models view shows a shadow version's
+// comparison and loads the plots of a version's training job from a
+// second server in the trainer's place. It writes the screenshots the
+// README shows.
 func TestConsoleInBrowser(t *testing.T) {
 	brokerList := stacktest.KafkaBrokers(t) // skips under -short before the build
 	chrome := chromium(t)
@@ -170,7 +176,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 	retain(wire.StatusTopic("plant-b", "gw-b7"), `{"agent":"gw-b7","status":"offline","assets":["pump-4"],"time":"`+time.Now().UTC().Format(time.RFC3339)+`"}`)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn",
+	// The trainer's plot route, GET /v1/jobs/{id}/{plot}, for one job: the
+	// page loads its images from this other origin.
+	trainer := plotServer(t, "job-console-3")
+	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn", "-http.trainer-url", trainer.URL,
 		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
 		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
@@ -185,7 +194,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	// Version 3, trained with another seed, scores every reading beside 2
 	// as its shadow.
-	upload(t, api, "3", trainedVersion(t, anomaly.ForecasterConfig{Name: "bearing", Version: "3", Window: 8, Horizon: 2, Epochs: 20, Seed: 7}, "2", ""))
+	upload(t, api, "3", trainedVersion(t, anomaly.ForecasterConfig{Name: "bearing", Version: "3", Window: 8, Horizon: 2, Epochs: 20, Seed: 7}, "2", "job-console-3"))
 	write(t, "PUT", api+"/v1/models/bearing/shadow", `{"version":"3"}`)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -393,6 +402,20 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("shadow report %q lacks %q", report, want)
 		}
 	}
+	// Version 3's training job's plots, loaded from the trainer; the other
+	// versions name no job and show none.
+	for _, name := range []string{"loss", "scores"} {
+		sel := fmt.Sprintf(`.model[data-model="bearing"] tr.plots[data-version="3"] img[data-plot=%q]`, name)
+		loaded := chromedp.Poll[bool](`(() => { const i = document.querySelector('`+sel+`'); return !!i && i.complete && i.naturalWidth > 0; })()`,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))
+		value(t, browser, name+" plot loaded", loaded)
+		if w := value(t, browser, name+" plot width", chromedp.Evaluate[int](`document.querySelector('`+sel+`').naturalWidth`)); w != plotWidth {
+			t.Errorf("%s plot %d pixels wide, want the trainer's %d", name, w, plotWidth)
+		}
+	}
+	if n := value(t, browser, "plot rows", chromedp.Evaluate[int](`document.querySelectorAll("tr.plots").length`)); n != 1 {
+		t.Errorf("%d versions show plots, want 1 (only version 3 names a job)", n)
+	}
 	shot("console-models.png")
 	step("roll back", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`button.rollback[data-model="bearing"]`)),
@@ -412,6 +435,35 @@ func TestConsoleInBrowser(t *testing.T) {
 	if marked := sameDocument(); bound != "bearing 1" || !marked {
 		t.Errorf("pump-1 bound to %q after the rollback (same document %v)", bound, marked)
 	}
+}
+
+// plotWidth is the width of the plots plotServer serves.
+const plotWidth = 120
+
+// plotServer serves the trainer's plot route, GET /v1/jobs/{id}/{plot}
+// (loss.png, scores.png), for job only, with a PNG it draws.
+func plotServer(t *testing.T, job string) *httptest.Server {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, plotWidth, 80))
+	for x := range plotWidth {
+		img.Set(x, 40+int(30*math.Sin(float64(x)/10)), color.RGBA{31, 95, 174, 255})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/jobs/{id}/{plot}", func(w http.ResponseWriter, r *http.Request) {
+		if p := r.PathValue("plot"); r.PathValue("id") != job || (p != "loss.png" && p != "scores.png") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(buf.Bytes())
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // upload puts an artifact as bearing's version v.

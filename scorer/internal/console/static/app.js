@@ -2,10 +2,15 @@
 // the URL's fragment (#fleet, #asset/<id>, #alerts, #models). Alerts come
 // from the server-sent event stream GET /v1/alerts/events and are kept in
 // one map for every view; the fleet, asset and models views poll their
-// endpoints. Writes send the operator's token as a bearer token.
+// endpoints. Writes send the operator's token as a bearer token. The page
+// first reads config.json, which names the trainer when its training
+// plots are to be shown.
 "use strict";
 
 const POLL_MS = 3000;
+// consoleConfig is what the scorer tells the page (config.json): the
+// trainer's address, when its plots are to be shown.
+let consoleConfig = {};
 const alerts = new Map(); // id -> latest event
 let timer = null;
 let fleetSort = { key: "score", dir: -1 };
@@ -352,6 +357,31 @@ function lineage(v) {
   return parts.join("; ");
 }
 
+// plotCache keeps each training plot's element across the view's polls,
+// so an image is fetched from the trainer once, not every few seconds.
+const plotCache = new Map();
+
+// plot is one of the trainer's plots of a training job (GET
+// /v1/jobs/{id}/{plot} on the trainer), linked to the full-size image.
+function plot(job, name) {
+  const src = `${consoleConfig.trainer_url}/v1/jobs/${encodeURIComponent(job)}/${name}.png`;
+  let el = plotCache.get(src);
+  if (!el) {
+    const img = h("img", { src, alt: `${name} plot of job ${job}`, "data-plot": name, "data-job": job });
+    el = h("a", { class: "plot", href: src, target: "_blank", rel: "noopener" }, img);
+    img.addEventListener("error", () => el.replaceChildren(h("span", { class: "muted" }, `no ${name}.png for job ${job} from the trainer`)));
+    plotCache.set(src, el);
+  }
+  return el;
+}
+
+function plotRow(v) {
+  const job = v.training && v.training.job;
+  if (!job || !consoleConfig.trainer_url) return null;
+  return h("tr", { class: "plots", "data-version": v.version },
+    h("td", { colspan: 6 }, h("span", { class: "muted" }, `training job ${job}: `), plot(job, "loss"), plot(job, "scores")));
+}
+
 // shadowReport is the comparison of a shadow version with the active one
 // over the readings both scored (GET /v1/models/{name}/shadow).
 function shadowReport(name, st) {
@@ -379,12 +409,12 @@ async function renderModels() {
         prev ? h("button", { class: "rollback", "data-model": model.name, onclick: () => rollback(model.name) }, `Roll back to ${prev}`) : null),
       shadowReport(model.name, shadows[i]),
       h("table", {}, h("thead", {}, h("tr", {}, ["Version", "Kind", "Registered", "Metrics", "Lineage", ""].map((t) => h("th", {}, t)))),
-        h("tbody", {}, model.versions.slice().reverse().map((v) => h("tr", { class: "version", "data-version": v.version },
+        h("tbody", {}, model.versions.slice().reverse().flatMap((v) => [h("tr", { class: "version", "data-version": v.version },
           h("td", {}, v.version), h("td", {}, v.kind), h("td", {}, fmtTime(v.registered)),
           h("td", { class: "wrap" }, fmtMetrics(v.metrics)), h("td", { class: "wrap" }, lineage(v)),
           h("td", {}, v.version === model.active ? h("span", { class: "badge normal" }, "active") :
             v.version === model.shadow ? h("span", { class: "badge warming_up" }, "shadow") :
-            model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : ""))))));
+            model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : "")), plotRow(v)]))));
   });
   document.getElementById("view").replaceChildren(
     h("h2", {}, "Models"),
@@ -431,4 +461,4 @@ for (const id of ["operator", "token"]) {
 document.getElementById("who").addEventListener("submit", (e) => e.preventDefault());
 window.addEventListener("hashchange", () => { say(""); render(); });
 connect();
-render();
+getJSON("config.json").then((c) => { consoleConfig = c; }).catch(showError).finally(render);

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/segmentio/kafka-go"
@@ -136,8 +140,11 @@ func write(t *testing.T, method, url, body string) {
 // real scorer on the local stack: an alert raised by streamed readings
 // appears in the open page without a reload, acknowledging it and calling
 // it the new normal in the page change it in the API, and a rollback
-// clicked in the page changes the active version. It writes the
-// screenshots the README shows.
+// clicked in the page changes the active version. The asset view draws
+// one chart per sensor, the models view shows a shadow version's
+// comparison and loads the plots of a version's training job from a
+// second server in the trainer's place. It writes the screenshots the
+// README shows.
 func TestConsoleInBrowser(t *testing.T) {
 	brokerList := stacktest.KafkaBrokers(t) // skips under -short before the build
 	chrome := chromium(t)
@@ -169,7 +176,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 	retain(wire.StatusTopic("plant-b", "gw-b7"), `{"agent":"gw-b7","status":"offline","assets":["pump-4"],"time":"`+time.Now().UTC().Format(time.RFC3339)+`"}`)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn",
+	// The trainer's plot route, GET /v1/jobs/{id}/{plot}, for one job: the
+	// page loads its images from this other origin.
+	trainer := plotServer(t, "job-console-3")
+	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn", "-http.trainer-url", trainer.URL,
 		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
 		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
@@ -179,15 +189,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Two versions, 2 active and 1 before it: the page can roll back to 1.
 	for _, vp := range [][2]string{{"1", ""}, {"2", "1"}} {
 		v := vp[0]
-		req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(forecasterVersion(t, v, vp[1])))
-		req.Header.Set("Authorization", "Bearer console")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusCreated {
-			t.Fatalf("upload %s: %v %v", v, err, resp)
-		}
-		resp.Body.Close()
+		upload(t, api, v, forecasterVersion(t, v, vp[1]))
 		write(t, "POST", api+"/v1/models/bearing/activate", `{"version":"`+v+`","default":true}`)
 	}
+	// Version 3, trained with another seed, scores every reading beside 2
+	// as its shadow.
+	upload(t, api, "3", trainedVersion(t, anomaly.ForecasterConfig{Name: "bearing", Version: "3", Window: 8, Horizon: 2, Epochs: 20, Seed: 7}, "2", "job-console-3"))
+	write(t, "PUT", api+"/v1/models/bearing/shadow", `{"version":"3"}`)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -335,6 +343,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#score-chart polyline`)),
 		chromedp.WaitVisible(chromedp.CSS(`#contributions tr`)),
 		chromedp.WaitVisible(chromedp.CSS(`#asset-actions button.newnormal`)))
+	// One chart per sensor of the readings, each with a line drawn through
+	// the recent readings.
+	step("sensor charts", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#sensor-charts svg[data-sensor="bearing_temp"] polyline`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sensor-charts svg[data-sensor="vibration"] polyline`)))
+	drawn := value(t, browser, "sensor charts drawn", chromedp.Evaluate[map[string]int](
+		`Object.fromEntries([...document.querySelectorAll("#sensor-charts svg")].map(s => [s.dataset.sensor, (s.querySelector("polyline")?.getAttribute("points") || "").trim().split(/\s+/).filter(Boolean).length]))`))
+	if len(drawn) != 2 || drawn["bearing_temp"] < 10 || drawn["vibration"] < 10 {
+		t.Errorf("sensor charts %v, want bearing_temp and vibration, each a line through at least 10 readings", drawn)
+	}
 	model := value(t, browser, "asset model", chromedp.Text(chromedp.CSS(`#asset-model`)))
 	if model != "bearing 2" {
 		t.Errorf("asset view says scored by %q, want bearing 2", model)
@@ -357,6 +375,47 @@ func TestConsoleInBrowser(t *testing.T) {
 	if row := value(t, browser, "version 2's row", chromedp.Text(chromedp.CSS(`.model[data-model="bearing"] tr.version[data-version="2"]`))); !strings.Contains(row, "from 1") || !strings.Contains(row, "holdout_") || !strings.Contains(row, "280 rows") {
 		t.Errorf("version 2's row %q lacks its parent, metrics or training rows", row)
 	}
+	// The shadow's comparison with the active version, as the API has it.
+	step("shadow comparison", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`.shadow-report[data-model="bearing"] .compared`)))
+	report := value(t, browser, "shadow report", chromedp.Text(chromedp.CSS(`.shadow-report[data-model="bearing"]`)))
+	shown := value(t, browser, "shadow count", chromedp.AttributeValue(chromedp.CSS(`.shadow-report[data-model="bearing"]`), "data-count"))
+	var sh struct {
+		Shadow             string  `json:"shadow_version"`
+		Active             string  `json:"active_version"`
+		Count              int64   `json:"count"`
+		MeanAbsDiff        float64 `json:"mean_abs_diff"`
+		AlertDisagreements int64   `json:"alert_disagreements"`
+	}
+	getJSON(t, api+"/v1/models/bearing/shadow", &sh)
+	var n int64
+	if _, err := fmt.Sscan(shown.Value, &n); err != nil || n <= 0 || n > sh.Count || sh.Shadow != "3" || sh.Active != "2" {
+		t.Errorf("page shows %q readings compared, the API %+v afterwards", shown.Value, sh)
+	}
+	// Two seeds score differently: the page shows a difference above 0.
+	var mean float64
+	if _, err := fmt.Sscan(value(t, browser, "shadow mean", chromedp.Text(chromedp.CSS(`.shadow-report[data-model="bearing"] .mean`))), &mean); err != nil || mean <= 0 || sh.MeanAbsDiff <= 0 {
+		t.Errorf("mean score difference %v in the page (%v), %v in the API", mean, err, sh.MeanAbsDiff)
+	}
+	for _, want := range []string{"Shadow 3 beside active 2", "Readings scored by both", "Mean |score difference|", "Alert disagreements"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("shadow report %q lacks %q", report, want)
+		}
+	}
+	// Version 3's training job's plots, loaded from the trainer; the other
+	// versions name no job and show none.
+	for _, name := range []string{"loss", "scores"} {
+		sel := fmt.Sprintf(`.model[data-model="bearing"] tr.plots[data-version="3"] img[data-plot=%q]`, name)
+		loaded := chromedp.Poll[bool](`(() => { const i = document.querySelector('`+sel+`'); return !!i && i.complete && i.naturalWidth > 0; })()`,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))
+		value(t, browser, name+" plot loaded", loaded)
+		if w := value(t, browser, name+" plot width", chromedp.Evaluate[int](`document.querySelector('`+sel+`').naturalWidth`)); w != plotWidth {
+			t.Errorf("%s plot %d pixels wide, want the trainer's %d", name, w, plotWidth)
+		}
+	}
+	if n := value(t, browser, "plot rows", chromedp.Evaluate[int](`document.querySelectorAll("tr.plots").length`)); n != 1 {
+		t.Errorf("%d versions show plots, want 1 (only version 3 names a job)", n)
+	}
 	shot("console-models.png")
 	step("roll back", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`button.rollback[data-model="bearing"]`)),
@@ -376,6 +435,47 @@ func TestConsoleInBrowser(t *testing.T) {
 	if marked := sameDocument(); bound != "bearing 1" || !marked {
 		t.Errorf("pump-1 bound to %q after the rollback (same document %v)", bound, marked)
 	}
+}
+
+// plotWidth is the width of the plots plotServer serves.
+const plotWidth = 120
+
+// plotServer serves the trainer's plot route, GET /v1/jobs/{id}/{plot}
+// (loss.png, scores.png), for job only, with a PNG it draws.
+func plotServer(t *testing.T, job string) *httptest.Server {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, plotWidth, 80))
+	for x := range plotWidth {
+		img.Set(x, 40+int(30*math.Sin(float64(x)/10)), color.RGBA{31, 95, 174, 255})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/jobs/{id}/{plot}", func(w http.ResponseWriter, r *http.Request) {
+		if p := r.PathValue("plot"); r.PathValue("id") != job || (p != "loss.png" && p != "scores.png") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(buf.Bytes())
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// upload puts an artifact as bearing's version v.
+func upload(t *testing.T, api, v string, artifact []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", api+"/v1/models/bearing/versions/"+v, bytes.NewReader(artifact))
+	req.Header.Set("Authorization", "Bearer console")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload %s: %v %v", v, err, resp)
+	}
+	resp.Body.Close()
 }
 
 // value runs one action of the browser that returns a value, within 30 s.

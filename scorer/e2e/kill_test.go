@@ -40,6 +40,13 @@ func forecaster(t *testing.T) []byte { return forecasterVersion(t, "1", "") }
 // healthy part of machine; parent, when set, is its parent version.
 func forecasterVersion(t *testing.T, version, parent string) []byte {
 	t.Helper()
+	return trainedVersion(t, anomaly.ForecasterConfig{Name: "bearing", Version: version, Window: 8, Horizon: 2, Epochs: 20}, parent, "")
+}
+
+// trainedVersion trains cfg on the healthy part of machine; parent and
+// job, when set, are its parent version and the trainer job it names.
+func trainedVersion(t *testing.T, cfg anomaly.ForecasterConfig, parent, job string) []byte {
+	t.Helper()
 	var rows [][]float64
 	var times []time.Time
 	for seq := uint64(1); seq <= 280; seq++ {
@@ -47,11 +54,11 @@ func forecasterVersion(t *testing.T, version, parent string) []byte {
 		rows = append(rows, []float64{m["bearing_temp"], m["vibration"]})
 		times = append(times, k0.Add(time.Duration(seq)*time.Second))
 	}
-	a, err := anomaly.TrainForecaster(rows, times, []string{"bearing_temp", "vibration"}, anomaly.ForecasterConfig{Name: "bearing", Version: version, Window: 8, Horizon: 2, Epochs: 20})
+	a, err := anomaly.TrainForecaster(rows, times, []string{"bearing_temp", "vibration"}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ParentVersion = parent
+	a.ParentVersion, a.Training.Job = parent, job
 	var buf bytes.Buffer
 	if err := a.Write(&buf); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,8 @@ func TestAssetsEndpoints(t *testing.T) {
 	sc := func(site, asset string, seq uint64, score float64, warm bool) stream.Score {
 		return stream.Score{Site: site, Asset: asset, Seq: seq, Time: read.Add(time.Duration(seq) * time.Second), Score: score, WarmingUp: warm,
 			Model: "bearing", Version: "1", Contributions: []alert.Sensor{{Name: "vibration", Share: 0.7}, {Name: "bearing_temp", Share: 0.3}},
-			Forecast: &alert.Forecast{TimeToFailure: 3600, Low: 1800, High: 7200}}
+			Forecast: &alert.Forecast{TimeToFailure: 3600, Low: 1800, High: 7200},
+			Sensors:  map[string]float64{"bearing_temp": 60 + float64(seq), "vibration": score}}
 	}
 	// "old" was last scored two minutes ago: beyond StaleAfter (1m).
 	f.seen = time.Now().Add(-2 * time.Minute)
@@ -96,6 +97,13 @@ func TestAssetsEndpoints(t *testing.T) {
 		fc["ttf_seconds"] != 3600.0 || fc["ttf_low_seconds"] != 1800.0 || len(contrib) != 2 ||
 		len(body["alerts"].([]any)) != 1 || body["last_reading"] != "2026-01-01T00:00:02Z" {
 		t.Fatalf("asset detail %v", body)
+	}
+	// Every history point carries the reading's sensor values.
+	for i, p := range hist {
+		sensors, _ := p.(map[string]any)["sensors"].(map[string]any)
+		if want := 61.0 + float64(i); len(sensors) != 2 || sensors["bearing_temp"] != want || sensors["vibration"] != p.(map[string]any)["score"] {
+			t.Errorf("history point %d: sensors %v, want bearing_temp %v and vibration equal to its score", i, sensors, want)
+		}
 	}
 	if code, _ := f.do(t, "GET", "/v1/assets/nope", "", nil); code != 404 {
 		t.Errorf("unknown asset: %d, want 404", code)

@@ -86,6 +86,11 @@ type HTTP struct {
 	// StaleAfter: an asset with no reading scored for this long shows as
 	// stale in GET /v1/assets and the console. Default 2m.
 	StaleAfter time.Duration `yaml:"stale_after" help:"time without a scored reading after which an asset is stale"`
+	// TrainerURL is the trainer's HTTP API as the operators' browsers
+	// reach it (e.g. http://trainer:8081); the console shows the loss and
+	// score plots of the training job behind each model version from
+	// there. Default empty: no plots.
+	TrainerURL string `yaml:"trainer_url" help:"trainer API base URL for the console's training plots (empty: none)"`
 }
 
 // Log chooses the log format and level.
@@ -210,6 +215,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.IdleAfter <= 0 || c.Scoring.MaxAssets < 1 {
 		bad("scoring.idle_after (%s) must be positive and scoring.max_assets (%d) at least 1", c.Scoring.IdleAfter, c.Scoring.MaxAssets)
+	}
+	if c.HTTP.TrainerURL != "" {
+		if u, err := url.Parse(c.HTTP.TrainerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("http.trainer_url (%q) is not an http or https base URL (scheme, host, optional path; no query)", c.HTTP.TrainerURL)
+		}
 	}
 	if c.HTTP.StaleAfter <= 0 {
 		bad("http.stale_after (%s) must be positive", c.HTTP.StaleAfter)

@@ -68,6 +68,8 @@ func TestValidate(t *testing.T) {
 		{"bucket", func(c *Config) { c.Influx.Bucket = "" }, "influx.bucket is empty"},
 		{"mqtt url", func(c *Config) { c.MQTT.URL = "::" }, "mqtt.url"},
 		{"batch", func(c *Config) { c.Scoring.MaxBatch = 0 }, "scoring.max_batch (0)"},
+		{"trainer url", func(c *Config) { c.HTTP.TrainerURL = "trainer:8081" }, `http.trainer_url ("trainer:8081")`},
+		{"trainer url query", func(c *Config) { c.HTTP.TrainerURL = "http://trainer:8081/?x=1" }, "http.trainer_url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,5 +80,15 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTrainerURL(t *testing.T) {
+	for _, u := range []string{"", "http://trainer:8081", "https://ops.example/trainer/"} {
+		c := Default()
+		c.HTTP.TrainerURL = u
+		if err := c.Validate(); err != nil {
+			t.Errorf("http.trainer_url %q: %v", u, err)
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package fleet keeps what the console shows of every asset this instance
 // scores: the latest score with its contributions, forecast and model
-// version, a short history of scores for a chart, when the asset was last
-// heard from, and the retained online/offline status of its gateway.
+// version, a short history of scores and of the sensor values they scored
+// for charts, when the asset was last heard from, and the retained
+// online/offline status of its gateway.
 //
 // Invariants:
 //   - The store is an output of the scoring loop, so it holds exactly the
@@ -11,7 +12,8 @@
 //     scored), not the reading's timestamp, so a gateway replaying its spool
 //     with old timestamps is not called stale while it sends.
 //   - History is a fixed ring per asset: a busy asset costs no allocation
-//     per score, and the store's size is bounded by its asset limit.
+//     per score (a point holds the reading's own sensor map), and the
+//     store's size is bounded by its asset limit times History readings.
 package fleet
 
 import (
@@ -27,11 +29,13 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 )
 
-// Point is one score in an asset's history.
+// Point is one score in an asset's history, with the sensor values of
+// the reading it scored.
 type Point struct {
-	Time  time.Time `json:"ts"`
-	Score float64   `json:"score"`
-	Alert bool      `json:"alert,omitempty"`
+	Time    time.Time          `json:"ts"`
+	Score   float64            `json:"score"`
+	Alert   bool               `json:"alert,omitempty"`
+	Sensors map[string]float64 `json:"sensors,omitempty"`
 }
 
 // Asset is the latest of one asset.
@@ -84,7 +88,8 @@ type entry struct {
 
 // Options size the store.
 type Options struct {
-	// History is how many recent scores per asset are kept. Default 360.
+	// History is how many recent scores (and their readings) per asset
+	// are kept. Default 360.
 	History int
 	// MaxAssets bounds the assets kept; beyond it the longest silent go
 	// first. Default 100,000.
@@ -193,7 +198,9 @@ func (s *Store) Write(_ context.Context, b *stream.Batch) error {
 		e.last = Asset{Site: sc.Site, Asset: sc.Asset, Score: sc.Score, Seq: sc.Seq, LastReading: sc.Time, LastSeen: now,
 			Alert: sc.Alert, WarmingUp: sc.WarmingUp, Contributions: sc.Contributions, Forecast: sc.Forecast,
 			Model: sc.Model, Version: sc.Version, Error: sc.Error}
-		e.ring[e.next] = Point{Time: sc.Time, Score: sc.Score, Alert: sc.Alert}
+		// The reading's map is shared, not copied: the scoring loop makes
+		// one per reading and changes none after scoring it.
+		e.ring[e.next] = Point{Time: sc.Time, Score: sc.Score, Alert: sc.Alert, Sensors: sc.Sensors}
 		e.next++
 		if e.next == len(e.ring) {
 			e.next, e.full = 0, true

@@ -17,7 +17,8 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 	ctx := context.Background()
 	score := func(asset string, seq uint64, v float64) stream.Score {
 		return stream.Score{Site: "s", Asset: asset, Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Score: v,
-			Model: "m", Version: "1", Contributions: []alert.Sensor{{Name: "temp", Share: 1}}}
+			Model: "m", Version: "1", Contributions: []alert.Sensor{{Name: "temp", Share: 1}},
+			Sensors: map[string]float64{"temp": 60 + float64(seq), "vibration": float64(seq) / 100}}
 	}
 	for seq := uint64(1); seq <= 5; seq++ {
 		_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("a", seq, float64(seq)/10)}})
@@ -30,6 +31,14 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 	}
 	if len(h) != 3 || h[0].Score != 0.3 || h[2].Score != 0.5 {
 		t.Fatalf("history %+v, want the last three oldest first", h)
+	}
+	// Each point carries the values of the reading it scored, in the
+	// same bounded ring.
+	for i, p := range h {
+		seq := float64(i + 3)
+		if len(p.Sensors) != 2 || p.Sensors["temp"] != 60+seq || p.Sensors["vibration"] != seq/100 {
+			t.Fatalf("point %d sensors %v, want reading %v's", i, p.Sensors, seq)
+		}
 	}
 	clock = t0.Add(time.Minute)
 	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("b", 1, 0.1)}})

@@ -122,8 +122,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	s.reg.SetCatalog(s.consumer.Catalog())
 	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
+	page, err := console.Handler(console.Options{TrainerURL: cfg.HTTP.TrainerURL})
+	if err != nil {
+		return nil, err
+	}
 	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Config(),
-		Fleet: s.fleet, StaleAfter: cfg.HTTP.StaleAfter, Console: console.Handler()}, s.reg, s.view, s.prom, log.With("component", "api"))
+		Fleet: s.fleet, StaleAfter: cfg.HTTP.StaleAfter, Console: page}, s.reg, s.view, s.prom, log.With("component", "api"))
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil
 }

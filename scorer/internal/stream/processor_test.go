@@ -93,6 +93,10 @@ func TestProcessorSwapsAndRefuses(t *testing.T) {
 		if len(b.Scores) != 1 || b.Scores[0].Version != s.version || b.Scores[0].Score != s.score {
 			t.Fatalf("%s: scores %+v, want version %s score %v", s.name, b.Scores, s.version, s.score)
 		}
+		// The score carries the reading's values for the fleet store.
+		if sv := b.Scores[0].Sensors; len(sv) != 2 || sv["temp"] != 1 || sv["vib"] != 2 {
+			t.Fatalf("%s: score's sensors %v, want the reading's", s.name, sv)
+		}
 	}
 	// The refusal names the asset, its site and what it reports.
 	if len(res.refused) != 1 || !strings.HasPrefix(res.refused[0], `m@2: asset a of site "s" (reports [temp vib]): model: feature mismatch: asset lacks [oil]`) {

@@ -44,6 +44,10 @@ type Score struct {
 	Shadow        *ShadowScore    `json:"shadow,omitempty"`
 	Error         string          `json:"error,omitempty"`
 	Source        Source          `json:"source"`
+	// Sensors is the reading's values, for the outputs that keep recent
+	// readings (the fleet store); it is not published, since the readings
+	// topic has them. Outputs must not modify it.
+	Sensors map[string]float64 `json:"-"`
 }
 
 // ShadowScore is what a shadow version said about the same reading.

@@ -2,10 +2,15 @@
 // the URL's fragment (#fleet, #asset/<id>, #alerts, #models). Alerts come
 // from the server-sent event stream GET /v1/alerts/events and are kept in
 // one map for every view; the fleet, asset and models views poll their
-// endpoints. Writes send the operator's token as a bearer token.
+// endpoints. Writes send the operator's token as a bearer token. The page
+// first reads config.json, which names the trainer when its training
+// plots are to be shown.
 "use strict";
 
 const POLL_MS = 3000;
+// consoleConfig is what the scorer tells the page (config.json): the
+// trainer's address, when its plots are to be shown.
+let consoleConfig = {};
 const alerts = new Map(); // id -> latest event
 let timer = null;
 let fleetSort = { key: "score", dir: -1 };
@@ -248,24 +253,45 @@ async function renderFleet() {
 
 // ----------------------------------------------------------------- asset
 
-// chart draws scores over time as an SVG line, readings in an alert as
-// red dots, on a fixed 0..1 axis so assets compare at a glance.
-function chart(points) {
-  const W = 640, H = 200, L = 36, R = 8, T = 8, B = 22;
-  const el = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, id: "score-chart" });
+// chart draws points over time as an SVG line: the score on a fixed 0..1
+// axis so assets compare at a glance, readings in an alert as red dots;
+// a sensor (opt.sensor) on the range of its own values, smaller.
+function chart(points, opt) {
+  const sensor = opt && opt.sensor;
+  const W = sensor ? 320 : 640, H = sensor ? 120 : 200, L = 44, R = 8, T = 8, B = 22;
+  const el = svg("svg", sensor ? { class: "chart small", viewBox: `0 0 ${W} ${H}`, "data-sensor": sensor } : { class: "chart", viewBox: `0 0 ${W} ${H}`, id: "score-chart" });
+  const val = sensor ? (p) => p.sensors && p.sensors[sensor] : (p) => p.score;
+  points = points.filter((p) => typeof val(p) === "number");
   if (!points.length) return el;
+  let lo = 0, hi = 1;
+  if (sensor) {
+    lo = Math.min(...points.map(val));
+    hi = Math.max(...points.map(val));
+    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
+  }
   const t0 = new Date(points[0].ts).getTime(), t1 = new Date(points[points.length - 1].ts).getTime();
   const x = (p) => L + ((new Date(p.ts).getTime() - t0) / Math.max(1, t1 - t0)) * (W - L - R);
-  const y = (s) => T + (1 - Math.min(1, Math.max(0, s))) * (H - T - B);
-  for (const v of [0, 0.5, 1]) {
+  const y = (v) => T + (1 - Math.min(1, Math.max(0, (v - lo) / (hi - lo)))) * (H - T - B);
+  const tick = (v) => (sensor ? Number(v.toPrecision(4)) : v.toFixed(1));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
     el.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    el.append(svg("text", { class: "tick", x: 4, y: y(v) + 3 }, v.toFixed(1)));
+    el.append(svg("text", { class: "tick", x: 4, y: y(v) + 3 }, tick(v)));
   }
   el.append(svg("text", { class: "tick", x: L, y: H - 6 }, new Date(t0).toLocaleTimeString()));
   el.append(svg("text", { class: "tick", x: W - R - 60, y: H - 6 }, new Date(t1).toLocaleTimeString()));
-  el.append(svg("polyline", { class: "line", points: points.map((p) => `${x(p).toFixed(1)},${y(p.score).toFixed(1)}`).join(" ") }));
-  for (const p of points) if (p.alert) el.append(svg("circle", { class: "hot", cx: x(p).toFixed(1), cy: y(p.score).toFixed(1), r: 2 }));
+  el.append(svg("polyline", { class: "line", points: points.map((p) => `${x(p).toFixed(1)},${y(val(p)).toFixed(1)}`).join(" ") }));
+  for (const p of points) if (p.alert) el.append(svg("circle", { class: "hot", cx: x(p).toFixed(1), cy: y(val(p)).toFixed(1), r: 2 }));
   return el;
+}
+
+// sensorCharts draws one small chart per sensor in the history, by name.
+function sensorCharts(history) {
+  const names = [...new Set(history.flatMap((p) => Object.keys(p.sensors || {})))].sort();
+  if (!names.length) return h("p", { class: "muted" }, "no readings kept");
+  return h("div", { class: "sensors", id: "sensor-charts" }, names.map((n) => {
+    const last = history.filter((p) => p.sensors && typeof p.sensors[n] === "number").pop();
+    return h("figure", { class: "sensor" }, h("figcaption", {}, n, " ", h("span", { class: "muted" }, last ? Number(last.sensors[n].toPrecision(6)) : "")), chart(history, { sensor: n }));
+  }));
 }
 
 async function renderAsset(id) {
@@ -280,7 +306,8 @@ async function renderAsset(id) {
       h("div", { class: "card" }, h("h3", {}, "Score, last ", a.history.length, " readings"), chart(a.history),
         h("h3", {}, "Sensors behind the current score"),
         h("table", { class: "bars", id: "contributions" }, h("tbody", {}, (a.contributions || []).map((c) =>
-          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`)))))),
+          h("tr", {}, h("td", {}, c.name), h("td", { class: "w" }, h("div", { class: "bar" })), h("td", { class: "num" }, `${Math.round(c.share * 100)}%`))))),
+        h("h3", {}, "Sensor readings"), sensorCharts(a.history)),
       h("div", { class: "card" },
         h("dl", { class: "kv" },
           h("dt", {}, "Site"), h("dd", {}, a.site),
@@ -330,20 +357,64 @@ function lineage(v) {
   return parts.join("; ");
 }
 
+// plotCache keeps each training plot's element across the view's polls,
+// so an image is fetched from the trainer once, not every few seconds.
+const plotCache = new Map();
+
+// plot is one of the trainer's plots of a training job (GET
+// /v1/jobs/{id}/{plot} on the trainer), linked to the full-size image.
+function plot(job, name) {
+  const src = `${consoleConfig.trainer_url}/v1/jobs/${encodeURIComponent(job)}/${name}.png`;
+  let el = plotCache.get(src);
+  if (!el) {
+    const img = h("img", { src, alt: `${name} plot of job ${job}`, "data-plot": name, "data-job": job });
+    el = h("a", { class: "plot", href: src, target: "_blank", rel: "noopener" }, img);
+    img.addEventListener("error", () => el.replaceChildren(h("span", { class: "muted" }, `no ${name}.png for job ${job} from the trainer`)));
+    plotCache.set(src, el);
+  }
+  return el;
+}
+
+function plotRow(v) {
+  const job = v.training && v.training.job;
+  if (!job || !consoleConfig.trainer_url) return null;
+  return h("tr", { class: "plots", "data-version": v.version },
+    h("td", { colspan: 6 }, h("span", { class: "muted" }, `training job ${job}: `), plot(job, "loss"), plot(job, "scores")));
+}
+
+// shadowReport is the comparison of a shadow version with the active one
+// over the readings both scored (GET /v1/models/{name}/shadow).
+function shadowReport(name, st) {
+  if (!st) return null;
+  const n = (x) => (typeof x === "number" ? Number(x.toPrecision(3)) : "");
+  return h("div", { class: "shadow-report", "data-model": name, "data-count": String(st.count) },
+    h("h4", {}, `Shadow ${st.shadow_version} beside active ${st.active_version || "none"}`),
+    st.count ? h("dl", { class: "kv" },
+      h("dt", {}, "Readings scored by both"), h("dd", { class: "compared" }, st.count),
+      h("dt", {}, "Mean |score difference|"), h("dd", { class: "mean" }, n(st.mean_abs_diff)),
+      h("dt", {}, "Largest |score difference|"), h("dd", {}, n(st.max_abs_diff)),
+      h("dt", {}, "Alert disagreements"), h("dd", { class: "disagree" }, `${st.alert_disagreements} (${n((100 * st.alert_disagreements) / st.count)}% of readings)`))
+      : h("p", { class: "muted" }, "no reading scored by both yet"));
+}
+
 async function renderModels() {
   const [m, fleet] = await Promise.all([getJSON("/v1/models"), getJSON("/v1/assets")]);
-  const cards = m.models.map((model) => {
+  // A shadow ended between the two requests answers 404: no report.
+  const shadows = await Promise.all(m.models.map((model) => (model.shadow ? getJSON(`/v1/models/${encodeURIComponent(model.name)}/shadow`).catch(() => null) : null)));
+  const cards = m.models.map((model, i) => {
     const prev = (model.history || [])[model.history ? model.history.length - 1 : 0];
     return h("div", { class: "card model", "data-model": model.name },
       h("h3", {}, model.name, " ", model.default ? h("span", { class: "badge acked" }, "default") : null, " ",
         h("span", { class: "muted" }, `active ${model.active || "none"}${model.shadow ? `, shadow ${model.shadow}` : ""}`), " ",
         prev ? h("button", { class: "rollback", "data-model": model.name, onclick: () => rollback(model.name) }, `Roll back to ${prev}`) : null),
+      shadowReport(model.name, shadows[i]),
       h("table", {}, h("thead", {}, h("tr", {}, ["Version", "Kind", "Registered", "Metrics", "Lineage", ""].map((t) => h("th", {}, t)))),
-        h("tbody", {}, model.versions.slice().reverse().map((v) => h("tr", { class: "version", "data-version": v.version },
+        h("tbody", {}, model.versions.slice().reverse().flatMap((v) => [h("tr", { class: "version", "data-version": v.version },
           h("td", {}, v.version), h("td", {}, v.kind), h("td", {}, fmtTime(v.registered)),
           h("td", { class: "wrap" }, fmtMetrics(v.metrics)), h("td", { class: "wrap" }, lineage(v)),
           h("td", {}, v.version === model.active ? h("span", { class: "badge normal" }, "active") :
-            model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : ""))))));
+            v.version === model.shadow ? h("span", { class: "badge warming_up" }, "shadow") :
+            model.refused && model.refused[v.version] ? h("span", { class: "badge critical" }, "refused") : "")), plotRow(v)]))));
   });
   document.getElementById("view").replaceChildren(
     h("h2", {}, "Models"),
@@ -390,4 +461,4 @@ for (const id of ["operator", "token"]) {
 document.getElementById("who").addEventListener("submit", (e) => e.preventDefault());
 window.addEventListener("hashchange", () => { say(""); render(); });
 connect();
-render();
+getJSON("config.json").then((c) => { consoleConfig = c; }).catch(showError).finally(render);

@@ -111,7 +111,8 @@ start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mq
 start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
-start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400
+start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400 \
+	-http.trainer-url http://127.0.0.1:8090
 ready 127.0.0.1:8080
 # Readings come 20 a second (50 ms apart): the trainer resamples to that
 # step. The demo's models see minutes of history, so the promotion rule asks

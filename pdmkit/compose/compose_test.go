@@ -41,6 +41,7 @@ var knownEnv = map[string]bool{
 	// trainer only
 	"PDM_INFLUX_RESAMPLE": true,
 	"PDM_SCORER_URL":      true,
+	"PDM_TRAINER_URL":     true,
 	"PDM_TRAINER_DATA":    true,
 	"PDM_TRAINER_TOKEN":   true,
 	// edge-agent only

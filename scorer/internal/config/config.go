@@ -90,7 +90,7 @@ type HTTP struct {
 	// reach it (e.g. http://trainer:8081); the console shows the loss and
 	// score plots of the training job behind each model version from
 	// there. Default empty: no plots.
-	TrainerURL string `yaml:"trainer_url" help:"trainer API base URL for the console's training plots (empty: none)"`
+	TrainerURL string `yaml:"trainer_url" env:"PDM_TRAINER_URL" help:"trainer API base URL for the console's training plots (empty: none)"`
 }
 
 // Log chooses the log format and level.

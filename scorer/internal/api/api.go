@@ -294,9 +294,12 @@ func (a *API) live(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
 }
 
+// ready answers the protocol's server readiness: 200 when ready, a 4xx
+// (400, as Triton answers) when not. The admin listener's /readyz says the
+// same with 503, for supervisors.
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if err := a.opt.Ready(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]any{"ready": false, "error": err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})

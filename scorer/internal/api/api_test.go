@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -419,5 +420,24 @@ func TestAlertsEndpoints(t *testing.T) {
 	}
 	if code, _ := f.do(t, "POST", "/v1/alerts/zz/ack", token, []byte(`{"by":"op-7"}`)); code != 404 {
 		t.Fatalf("ack unknown: %d, want 404", code)
+	}
+}
+
+// TestServerNotReady: the protocol's readiness is a 4xx with the reason
+// while the scorer is not ready, and live stays 200.
+func TestServerNotReady(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.NewMemory(factory, catalog{}, log)
+	prom := telemetry.NewRegistry()
+	a := New(Options{Token: token, Ready: func(context.Context) error { return errors.New("kafka: group not joined") }},
+		reg, fakeAlerts{alertview.NewStore(0)}, prom, log)
+	srv := httptest.NewServer(a.Handler(prom, nil))
+	defer srv.Close()
+	f := &fixture{srv: srv}
+	if code, body := f.do(t, "GET", "/v2/health/ready", "", nil); code != http.StatusBadRequest || body["ready"] != false || !strings.Contains(fmt.Sprint(body["error"]), "kafka") {
+		t.Errorf("not ready: %d %v, want 400 with the reason", code, body)
+	}
+	if code, _ := f.do(t, "GET", "/v2/health/live", "", nil); code != http.StatusOK {
+		t.Errorf("live while not ready: %d", code)
 	}
 }

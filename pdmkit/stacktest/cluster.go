@@ -129,7 +129,7 @@ func StartKafka(t testing.TB, n int) *Cluster {
 // kafkaJars finds the local stack's Kafka jars and logging configuration.
 func kafkaJars(t testing.TB) (libs, log4j string) {
 	t.Helper()
-	root := repoRoot(t)
+	root := RepoRoot(t)
 	libs = filepath.Join(root, ".stack", "kafka", "libs")
 	if _, err := os.Stat(libs); err != nil {
 		t.Fatalf("stacktest: Kafka jars not found at %s (make up resolves them): %v", libs, err)
@@ -137,9 +137,9 @@ func kafkaJars(t testing.TB) (libs, log4j string) {
 	return libs, filepath.Join(root, "deployments", "kafka", "log4j2.properties")
 }
 
-// repoRoot is the repository root: the folder above the test's that holds
+// RepoRoot is the repository root: the folder above the test's that holds
 // go.work.
-func repoRoot(t testing.TB) string {
+func RepoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {

@@ -38,7 +38,7 @@ func StartMosquitto(t testing.TB, overrides ...string) *Mosquitto {
 			t.Fatal("stacktest: mosquitto not installed (make up installs it)")
 		}
 	}
-	tmpl, err := os.ReadFile(filepath.Join(repoRoot(t), "deployments", "mosquitto", "mosquitto.conf"))
+	tmpl, err := os.ReadFile(filepath.Join(RepoRoot(t), "deployments", "mosquitto", "mosquitto.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,30 +23,12 @@ import (
 // conformance test installs from PyPI.
 const tritonClientVersion = "2.73.0"
 
-// repoRoot is the folder above the test's that holds go.work.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.work above the test's folder")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
 // tritonPython returns the Python of a virtual environment with
 // tritonclient[http], installed once into .venv-conformance/ at the top of
 // the repository (git-ignored) and reused after that.
 func tritonPython(t *testing.T) string {
 	t.Helper()
-	venv := filepath.Join(repoRoot(t), ".venv-conformance")
+	venv := filepath.Join(stacktest.RepoRoot(t), ".venv-conformance")
 	py := filepath.Join(venv, "bin", "python")
 	check := "import sys, importlib.metadata as m, tritonclient.http; sys.exit(m.version('tritonclient') != '" + tritonClientVersion + "')"
 	if exec.Command(py, "-c", check).Run() == nil {

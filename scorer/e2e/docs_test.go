@@ -163,7 +163,7 @@ func TestDocsCommands(t *testing.T) {
 	stacktest.KafkaBrokers(t) // skips under -short before the build and the install
 	py := tritonPython(t)
 	bins := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer", "github.com/pdmstream/pdm/edge-agent/cmd/edge-agent")
-	root := repoRoot(t)
+	root := stacktest.RepoRoot(t)
 	path := strings.Join([]string{filepath.Dir(bins[0]), filepath.Dir(py), os.Getenv("PATH")}, string(os.PathListSeparator))
 	for _, doc := range []struct{ file, section string }{
 		{"docs/models-as-a-service.md", ""},

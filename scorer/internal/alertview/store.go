@@ -5,6 +5,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -147,7 +148,7 @@ func (s *Store) List(f Filter) []alert.Alert {
 		if c := b.LastTime.Compare(a.LastTime); c != 0 {
 			return c
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }
@@ -158,14 +159,4 @@ func (s *Store) Get(id string) (alert.Alert, bool) {
 	defer s.mu.RUnlock()
 	a, ok := s.alerts[id]
 	return a, ok
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,9 +235,9 @@ func (s *Store) List() []Asset {
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Asset) int {
 		if a.Site != b.Site {
-			return compare(a.Site, b.Site)
+			return strings.Compare(a.Site, b.Site)
 		}
-		return compare(a.Asset, b.Asset)
+		return strings.Compare(a.Asset, b.Asset)
 	})
 	return out
 }
@@ -256,14 +257,4 @@ func (s *Store) Get(asset string) (Asset, []Point, bool) {
 		h = slices.Clone(e.ring[:e.next])
 	}
 	return s.withGateway(e.last), h, true
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -6,7 +6,9 @@
 // (nested structs give dotted flag names such as -mqtt.url, and "_" becomes
 // "-") and
 // `env:"PDM_NAME"` for the environment. Secrets should come from env or a
-// file; String never prints fields tagged `secret:"true"`.
+// file: a field tagged `secret:"true"` with `env:"PDM_X"` is also read from
+// the file PDM_X_FILE names when PDM_X is unset. String never prints secret
+// fields.
 package config
 
 import (
@@ -45,6 +47,9 @@ func Load(path string, cfg any) error {
 			return
 		}
 		s, ok := os.LookupEnv(f.env)
+		if !ok && f.secret {
+			s, ok = secretFile(f.env+"_FILE", &errs)
+		}
 		if !ok {
 			return
 		}
@@ -56,6 +61,21 @@ func Load(path string, cfg any) error {
 		return fmt.Errorf("config: environment: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// secretFile reads the secret named by the file variable (PDM_X_FILE beside
+// PDM_X), as container secrets are mounted; one trailing newline is dropped.
+func secretFile(key string, errs *[]string) (string, bool) {
+	path, ok := os.LookupEnv(key)
+	if !ok || path == "" {
+		return "", false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		*errs = append(*errs, fmt.Sprintf("%s: %v", key, err))
+		return "", false
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true
 }
 
 // LoadString applies YAML text to cfg with the same strictness as Load, for
@@ -105,6 +125,9 @@ func EnvKeys(cfg any) []string {
 		if f.env != "" {
 			keys = append(keys, f.env)
 		}
+		if f.env != "" && f.secret {
+			keys = append(keys, f.env+"_FILE")
+		}
 	})
 	sort.Strings(keys)
 	return keys
@@ -134,6 +157,14 @@ type field struct {
 var durationType = reflect.TypeOf(time.Duration(0))
 
 func walk(v reflect.Value, prefix string, fn func(field)) {
+	walkEnv(v, prefix, "", fn)
+}
+
+// walkEnv walks v's fields. A block shared by several sections, such as
+// tlsconf.Config, names its variables relative to the section: a struct field
+// tagged `env:"PDM_MQTT_TLS"` holding a field tagged `env:"_CA_FILE"` reads
+// PDM_MQTT_TLS_CA_FILE.
+func walkEnv(v reflect.Value, prefix, envPrefix string, fn func(field)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -146,14 +177,21 @@ func walk(v reflect.Value, prefix string, fn func(field)) {
 			path = prefix + "." + name
 		}
 		fv := v.Field(i)
+		env := sf.Tag.Get("env")
+		if strings.HasPrefix(env, "_") {
+			env = ""
+			if envPrefix != "" {
+				env = envPrefix + sf.Tag.Get("env")
+			}
+		}
 		if fv.Kind() == reflect.Struct && sf.Type != durationType {
-			walk(fv, path, fn)
+			walkEnv(fv, path, env, fn)
 			continue
 		}
 		if !settable(fv) {
 			continue
 		}
-		fn(field{v: fv, path: path, env: sf.Tag.Get("env"), help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true"})
+		fn(field{v: fv, path: path, env: env, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true"})
 	}
 }
 

@@ -69,3 +69,36 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("bad env: got %v", err)
 	}
 }
+
+func TestSecretFromFile(t *testing.T) {
+	type cfgT struct {
+		Token string `yaml:"token" env:"PDM_TEST_TOKEN" secret:"true"`
+		Plain string `yaml:"plain" env:"PDM_TEST_PLAIN"`
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDM_TEST_TOKEN_FILE", path)
+	t.Setenv("PDM_TEST_PLAIN_FILE", path)
+	var cfg cfgT
+	if err := Load("", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Token != "from-file" || cfg.Plain != "" {
+		t.Fatalf("got %+v: a secret comes from its _FILE, a plain field does not", cfg)
+	}
+	t.Setenv("PDM_TEST_TOKEN", "from-env")
+	if err := Load("", &cfg); err != nil || cfg.Token != "from-env" {
+		t.Fatalf("the variable itself wins: %+v %v", cfg, err)
+	}
+	os.Unsetenv("PDM_TEST_TOKEN")
+	t.Setenv("PDM_TEST_TOKEN_FILE", filepath.Join(dir, "missing"))
+	if err := Load("", &cfg); err == nil || !strings.Contains(err.Error(), "PDM_TEST_TOKEN_FILE") {
+		t.Fatalf("a missing file is an error naming the variable: %v", err)
+	}
+	if got := EnvKeys(&cfg); !reflect.DeepEqual(got, []string{"PDM_TEST_PLAIN", "PDM_TEST_TOKEN", "PDM_TEST_TOKEN_FILE"}) {
+		t.Fatalf("EnvKeys = %v", got)
+	}
+}

@@ -248,4 +248,45 @@ func TestKillNineOneOfThree(t *testing.T) {
 			t.Errorf("%s: %d alerts for the first episode and %d for the second, want one each: %v", a, inFirst, inSecond, opened[a])
 		}
 	}
+	// Each surviving instance lists the whole fleet, not only the assets
+	// of its partitions: the fleet view follows the scores topic.
+	for i := 1; i < 3; i++ {
+		var got map[string]uint64
+		stacktest.Eventually(t, 20*time.Second, func() bool {
+			got = fleetSeqs(t, addrs[i])
+			for _, a := range assets {
+				if got[a] != total {
+					return false
+				}
+			}
+			return true
+		}, "instance %d lists %v, want all %d assets at seq %d", i, func() any { return got }, len(assets), total)
+	}
+}
+
+// fleetSeqs is GET /v1/assets of the scorer at addr: each asset's latest
+// scored sequence number.
+func fleetSeqs(t *testing.T, addr string) map[string]uint64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/assets", nil)
+	req.Header.Set("Authorization", "Bearer e2e")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Assets []struct {
+			Asset string `json:"asset"`
+			Seq   uint64 `json:"seq"`
+		} `json:"assets"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for _, a := range body.Assets {
+		out[a.Asset] = a.Seq
+	}
+	return out
 }

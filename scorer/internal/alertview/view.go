@@ -18,14 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/pdmstream/pdm/pdmkit/retry"
+	"github.com/pdmstream/pdm/scorer/internal/follow"
 )
 
 // HeaderRecord marks records of the alerts topic that are not alerts.
@@ -101,64 +100,7 @@ func (v *View) Ack(ctx context.Context, id, by, reason string) (a alert.Alert, q
 // Run follows every partition of the topic from its start until ctx ends.
 // While Kafka is away it waits and tries again, however long it takes.
 func (v *View) Run(ctx context.Context) error {
-	var parts []kafka.Partition
-	if err := retry.Do(ctx, backoff, v.retrying("alert view start"), func(ctx context.Context) error {
-		client := &kafka.Client{Addr: kafka.TCP(v.brokers...), Timeout: 10 * time.Second}
-		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{v.topic}})
-		if err != nil {
-			return fmt.Errorf("alertview: partitions of %s: %w", v.topic, err)
-		}
-		if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-			return fmt.Errorf("alertview: partitions of %s: %v", v.topic, meta.Topics)
-		}
-		parts = meta.Topics[0].Partitions
-		return nil
-	}); err != nil {
-		return nil // ctx ended
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(parts))
-	for _, p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := v.follow(ctx, p.ID); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-// backoff paces the view's waits for Kafka.
-var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
-
-func (v *View) retrying(what string) func(int, error, time.Duration) {
-	return func(attempt int, err error, wait time.Duration) {
-		v.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", wait, "err", err)
-	}
-}
-
-func (v *View) follow(ctx context.Context, partition int) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: v.brokers, Topic: v.topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return fmt.Errorf("alertview: seek: %w", err)
-	}
-	for {
-		// The reader reconnects by itself and keeps its offset.
-		var m kafka.Message
-		if err := retry.Do(ctx, backoff, v.retrying(fmt.Sprintf("alert read %s/%d", v.topic, partition)), func(ctx context.Context) (err error) {
-			m, err = r.FetchMessage(ctx)
-			return err
-		}); err != nil {
-			return nil // ctx ended
-		}
-		v.apply(ctx, &m)
-	}
+	return follow.Run(ctx, follow.Options{Brokers: v.brokers, Topic: v.topic, Log: v.log}, v.apply)
 }
 
 func (v *View) apply(ctx context.Context, m *kafka.Message) {

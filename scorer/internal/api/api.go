@@ -64,7 +64,7 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// MaxUpload bounds an uploaded artifact. Default model.MaxSize.
 	MaxUpload int64
-	// Fleet is the assets this instance scores; nil lists none.
+	// Fleet is every asset in the scores topic; nil lists none.
 	Fleet Fleet
 	// StaleAfter: an asset with nothing scored for this long is stale.
 	// Default 2m.

@@ -10,7 +10,7 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 )
 
-// Fleet is what the API needs of the assets this instance scores.
+// Fleet is what the API needs of the fleet view.
 type Fleet interface {
 	List() []fleet.Asset
 	Get(asset string) (fleet.Asset, []fleet.Point, bool)
@@ -126,12 +126,12 @@ func (a *API) listAssets(w http.ResponseWriter, r *http.Request) {
 func (a *API) getAsset(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("asset")
 	if a.opt.Fleet == nil {
-		writeError(w, http.StatusNotFound, "asset "+id+" is not scored by this instance")
+		writeError(w, http.StatusNotFound, "asset "+id+" has no score in the fleet view")
 		return
 	}
 	x, hist, ok := a.opt.Fleet.Get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "asset "+id+" is not scored by this instance")
+		writeError(w, http.StatusNotFound, "asset "+id+" has no score in the fleet view")
 		return
 	}
 	d := assetDetail{assetView: a.view(x, a.openByAsset(), a.reg.Control().Pins, time.Now()), History: hist,

@@ -32,12 +32,10 @@ func TestAssetsEndpoints(t *testing.T) {
 	}
 	// "old" was last scored two minutes ago: beyond StaleAfter (1m).
 	f.seen = time.Now().Add(-2 * time.Minute)
-	_ = f.fleet.Write(ctx, &stream.Batch{Scores: []stream.Score{sc("west", "old", 1, 0.2, false)}})
+	f.fleet.Put(sc("west", "old", 1, 0.2, false))
 	f.seen = time.Now()
-	_ = f.fleet.Write(ctx, &stream.Batch{Scores: []stream.Score{
-		sc("east", "pump-1", 1, 0.5, false), sc("east", "pump-1", 2, 0.99, false),
-		sc("east", "fresh", 1, 0.1, true), sc("west", "calm", 1, 0.1, false),
-	}})
+	f.fleet.Put(sc("east", "pump-1", 1, 0.5, false), sc("east", "pump-1", 2, 0.99, false),
+		sc("east", "fresh", 1, 0.1, true), sc("west", "calm", 1, 0.1, false))
 	f.store.Put(ctx, []alert.Alert{{ID: "al1", Site: "east", Asset: "pump-1", State: alert.Opened, Severity: alert.Major, LastTime: read, Revision: 1}})
 
 	states := func(query string) map[string]string {

@@ -86,6 +86,10 @@ type HTTP struct {
 	// StaleAfter: an asset with no reading scored for this long shows as
 	// stale in GET /v1/assets and the console. Default 2m.
 	StaleAfter time.Duration `yaml:"stale_after" help:"time without a scored reading after which an asset is stale"`
+	// FleetSince is how far back in the scores topic an instance starts
+	// reading to fill its fleet view (every asset, whichever instance
+	// scores it). Default 1h.
+	FleetSince time.Duration `yaml:"fleet_since" help:"how far back in the scores topic the fleet view starts at start-up"`
 	// TrainerURL is the trainer's HTTP API as the operators' browsers
 	// reach it (e.g. http://trainer:8081); the console shows the loss and
 	// score plots of the training job behind each model version from
@@ -143,7 +147,7 @@ func Default() Config {
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},
-		HTTP:   HTTP{Addr: ":8080", StaleAfter: 2 * time.Minute},
+		HTTP:   HTTP{Addr: ":8080", StaleAfter: 2 * time.Minute, FleetSince: time.Hour},
 		Log:    Log{Level: "info", Format: "text"},
 		Scoring: Scoring{
 			Replay:    2000,
@@ -223,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.StaleAfter <= 0 {
 		bad("http.stale_after (%s) must be positive", c.HTTP.StaleAfter)
+	}
+	if c.HTTP.FleetSince <= 0 {
+		bad("http.fleet_since (%s) must be positive", c.HTTP.FleetSince)
 	}
 	if c.Scoring.History < 0 {
 		bad("scoring.history (%d) must not be negative", c.Scoring.History)

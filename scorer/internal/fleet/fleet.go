@@ -1,23 +1,21 @@
-// Package fleet keeps what the console shows of every asset this instance
-// scores: the latest score with its contributions, forecast and model
-// version, a short history of scores and of the sensor values they scored
-// for charts, when the asset was last heard from, and the retained
-// online/offline status of its gateway.
+// Package fleet keeps what the console shows of every asset: the latest
+// score with its contributions, forecast and model version, a short
+// history of scores and of the sensor values they scored for charts, when
+// the asset was last scored, and the retained online/offline status of
+// its gateway.
 //
 // Invariants:
-//   - The store is an output of the scoring loop, so it holds exactly the
-//     scores this instance published; behind a load balancer each instance
-//     answers for the partitions it owns.
-//   - Staleness is measured on the scorer's clock (when a reading was
-//     scored), not the reading's timestamp, so a gateway replaying its spool
-//     with old timestamps is not called stale while it sends.
-//   - History is a fixed ring per asset: a busy asset costs no allocation
-//     per score (a point holds the reading's own sensor map), and the
-//     store's size is bounded by its asset limit times History readings.
+//   - The store follows the scores topic, which every instance publishes
+//     to, so each instance shows the whole fleet whichever partitions it
+//     owns; a score record carries the sensor values it scored.
+//   - Staleness is measured on the scorers' clock (a score's scored_at),
+//     not the reading's timestamp, so a gateway replaying its spool with
+//     old timestamps is not called stale while it sends.
+//   - History is a fixed ring per asset, and the store's size is bounded
+//     by its asset limit times History readings.
 package fleet
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +46,7 @@ type Asset struct {
 	Score       float64   `json:"score"`
 	Seq         uint64    `json:"seq"`
 	LastReading time.Time `json:"last_reading"`
-	// LastSeen is when this instance scored the asset's latest reading.
+	// LastSeen is when a scorer scored the asset's latest reading.
 	LastSeen      time.Time       `json:"last_seen"`
 	Alert         bool            `json:"alert"`
 	WarmingUp     bool            `json:"warming_up"`
@@ -173,19 +171,27 @@ func New(opt Options) *Store {
 	return &Store{opt: opt, assets: map[string]*entry{}, gateways: map[string]gatewayStatus{}, byAsset: map[string]string{}}
 }
 
-// Name implements stream.Output.
-func (s *Store) Name() string { return "fleet" }
-
-// Write implements stream.Output; it never fails.
-func (s *Store) Write(_ context.Context, b *stream.Batch) error {
-	if len(b.Scores) == 0 {
-		return nil
+// Apply takes one record of the scores topic; a record that is not a
+// score is counted by the caller through the error.
+func (s *Store) Apply(value []byte) error {
+	var sc stream.Score
+	if err := json.Unmarshal(value, &sc); err != nil {
+		return fmt.Errorf("fleet: score record: %w", err)
 	}
+	if sc.Asset == "" {
+		return errors.New("fleet: score record without an asset")
+	}
+	s.Put(sc)
+	return nil
+}
+
+// Put records scores, in the order scored.
+func (s *Store) Put(scores ...stream.Score) {
 	now := s.opt.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range b.Scores {
-		sc := &b.Scores[i]
+	for i := range scores {
+		sc := &scores[i]
 		e := s.assets[sc.Asset]
 		if e == nil {
 			e = &entry{ring: make([]Point, s.opt.History)}
@@ -196,11 +202,13 @@ func (s *Store) Write(_ context.Context, b *stream.Batch) error {
 		if sc.Seq < e.last.Seq && !sc.Time.After(e.last.LastReading) {
 			continue
 		}
-		e.last = Asset{Site: sc.Site, Asset: sc.Asset, Score: sc.Score, Seq: sc.Seq, LastReading: sc.Time, LastSeen: now,
+		seen := sc.ScoredAt
+		if seen.IsZero() || seen.After(now) {
+			seen = now
+		}
+		e.last = Asset{Site: sc.Site, Asset: sc.Asset, Score: sc.Score, Seq: sc.Seq, LastReading: sc.Time, LastSeen: seen,
 			Alert: sc.Alert, WarmingUp: sc.WarmingUp, Contributions: sc.Contributions, Forecast: sc.Forecast,
 			Model: sc.Model, Version: sc.Version, Error: sc.Error}
-		// The reading's map is shared, not copied: the scoring loop makes
-		// one per reading and changes none after scoring it.
 		e.ring[e.next] = Point{Time: sc.Time, Score: sc.Score, Alert: sc.Alert, Sensors: sc.Sensors}
 		e.next++
 		if e.next == len(e.ring) {
@@ -210,7 +218,6 @@ func (s *Store) Write(_ context.Context, b *stream.Batch) error {
 	if len(s.assets) > s.opt.MaxAssets {
 		s.evict()
 	}
-	return nil
 }
 
 // evict drops the longest silent assets down to MaxAssets.

@@ -1,7 +1,7 @@
 package fleet
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -14,17 +14,16 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
 	s := New(Options{History: 3, MaxAssets: 2, Now: func() time.Time { return clock }})
-	ctx := context.Background()
 	score := func(asset string, seq uint64, v float64) stream.Score {
 		return stream.Score{Site: "s", Asset: asset, Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Score: v,
 			Model: "m", Version: "1", Contributions: []alert.Sensor{{Name: "temp", Share: 1}},
 			Sensors: map[string]float64{"temp": 60 + float64(seq), "vibration": float64(seq) / 100}}
 	}
 	for seq := uint64(1); seq <= 5; seq++ {
-		_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("a", seq, float64(seq)/10)}})
+		s.Put(score("a", seq, float64(seq)/10))
 	}
 	// A redelivered older reading does not go back.
-	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("a", 2, 0.9)}})
+	s.Put(score("a", 2, 0.9))
 	last, h, ok := s.Get("a")
 	if !ok || last.Seq != 5 || last.Score != 0.5 || last.Version != "1" || len(last.Contributions) != 1 {
 		t.Fatalf("latest %+v", last)
@@ -41,9 +40,9 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 		}
 	}
 	clock = t0.Add(time.Minute)
-	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("b", 1, 0.1)}})
+	s.Put(score("b", 1, 0.1))
 	clock = t0.Add(2 * time.Minute)
-	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{score("c", 1, 0.1)}})
+	s.Put(score("c", 1, 0.1))
 	// Beyond two assets the longest silent (a) goes.
 	var names []string
 	for _, x := range s.List() {
@@ -59,8 +58,7 @@ func TestStoreLatestHistoryAndBound(t *testing.T) {
 
 func TestGatewayStatus(t *testing.T) {
 	s := New(Options{})
-	ctx := context.Background()
-	_ = s.Write(ctx, &stream.Batch{Scores: []stream.Score{{Site: "s", Asset: "a1", Seq: 1}, {Site: "s", Asset: "a2", Seq: 1}, {Site: "t", Asset: "b1", Seq: 1}}})
+	s.Put(stream.Score{Site: "s", Asset: "a1", Seq: 1}, stream.Score{Site: "s", Asset: "a2", Seq: 1}, stream.Score{Site: "t", Asset: "b1", Seq: 1})
 	status := func(asset, site string) string {
 		t.Helper()
 		for _, x := range s.List() {
@@ -96,5 +94,35 @@ func TestGatewayStatus(t *testing.T) {
 	// A cleared retained status forgets the agent.
 	if err := s.Gateway("s", "gw", nil); err != nil || status("a1", "s") != "" {
 		t.Fatalf("after clear: %v %+v", err, s.List())
+	}
+}
+
+func TestApplyFollowsTheScoresTopic(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s := New(Options{Now: func() time.Time { return now }})
+	// A record as another instance published it: the reading is an hour
+	// old (a spool replay), it was scored a second ago.
+	rec, err := json.Marshal(stream.Score{ID: "p/7", Site: "s", Asset: "p", Seq: 7, Time: now.Add(-time.Hour), Score: 0.25,
+		Model: "m", Version: "3", ScoredAt: now.Add(-time.Second), Sensors: map[string]float64{"flow": 12.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(rec); err != nil {
+		t.Fatal(err)
+	}
+	a, h, ok := s.Get("p")
+	if !ok || a.Version != "3" || !a.LastSeen.Equal(now.Add(-time.Second)) || !a.LastReading.Equal(now.Add(-time.Hour)) {
+		t.Fatalf("asset %+v: last seen is the scoring time, last reading the reading's", a)
+	}
+	if len(h) != 1 || h[0].Sensors["flow"] != 12.5 {
+		t.Fatalf("history %+v: the record's sensor values feed the charts", h)
+	}
+	for _, bad := range []string{`not json`, `{"seq":1}`} {
+		if err := s.Apply([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	if len(s.List()) != 1 {
+		t.Fatalf("bad records added assets: %+v", s.List())
 	}
 }

@@ -22,11 +22,13 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/config"
 	"github.com/pdmstream/pdm/scorer/internal/console"
 	"github.com/pdmstream/pdm/scorer/internal/fleet"
+	"github.com/pdmstream/pdm/scorer/internal/follow"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/sink"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
 )
 
 // Command is `scorer serve`: flags, file and environment into a Config,
@@ -65,8 +67,10 @@ type Service struct {
 	mqtt     *sink.MQTT
 	alerts   *alertview.Store
 	fleet    *fleet.Store
-	view     *alertview.View
-	handler  http.Handler
+	// badScores counts records of the scores topic the fleet view cannot read.
+	badScores prometheus.Counter
+	view      *alertview.View
+	handler   http.Handler
 
 	caughtUp  atomic.Bool
 	closeOnce sync.Once
@@ -83,8 +87,10 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 
+	s.badScores = promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_fleet_records_refused_total",
+		Help: "Records of the scores topic the fleet view could not read."})
 	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)
-	outs := []stream.Output{s.kafka, s.alerts, s.fleet}
+	outs := []stream.Output{s.kafka, s.alerts}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {
 		dropped := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_influx_dropped_points_total",
@@ -151,6 +157,19 @@ func (s *Service) ready(ctx context.Context) error {
 	return nil
 }
 
+// followScores fills the fleet view from the scores topic, so every
+// instance lists every asset.
+func (s *Service) followScores(ctx context.Context) error {
+	flog := s.log.With("component", "fleet")
+	return follow.Run(ctx, follow.Options{Brokers: s.cfg.Kafka.Brokers, Topic: s.cfg.Kafka.Scores, Since: s.cfg.HTTP.FleetSince, Log: flog},
+		func(_ context.Context, m *kafka.Message) {
+			if err := s.fleet.Apply(m.Value); err != nil {
+				s.badScores.Inc()
+				flog.Warn("score record ignored", "partition", m.Partition, "offset", m.Offset, "err", err)
+			}
+		})
+}
+
 // Ready reports whether a Kafka broker answers, the registry is read and
 // the group joined.
 func (s *Service) Ready() bool { return s.ready(context.Background()) == nil }
@@ -183,6 +202,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	})
 	run("alertview", s.view.Run)
+	run("fleet", s.followScores)
 	run("http", func(ctx context.Context) error {
 		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.handler, s.log.With("component", "http"))
 	})

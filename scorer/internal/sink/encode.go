@@ -2,6 +2,7 @@ package sink
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -78,7 +79,31 @@ func appendScore(b []byte, s *stream.Score) []byte {
 	b = strconv.AppendInt(b, s.Source.Offset, 10)
 	b = append(b, `,"kafka_ts":`...)
 	b = appendTime(b, s.Source.Time)
-	return append(b, "}}"...)
+	b = append(b, `},"scored_at":`...)
+	b = appendTime(b, s.ScoredAt)
+	if len(s.Sensors) > 0 {
+		b = appendSensors(append(b, `,"sensors":`...), s.Sensors)
+	}
+	return append(b, '}')
+}
+
+// appendSensors writes m as encoding/json does, keys sorted.
+func appendSensors(b []byte, m map[string]float64) []byte {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendString(b, k), ':')
+		b = appendFloat(b, m[k])
+	}
+	return append(b, '}')
 }
 
 func appendFloat(b []byte, v float64) []byte {

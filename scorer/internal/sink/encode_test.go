@@ -18,7 +18,8 @@ func TestAppendScoreMatchesEncodingJSON(t *testing.T) {
 			Contributions: []alert.Sensor{{Name: "bearing_temp", Share: 0.7}, {Name: "vibration", Share: 0.3}},
 			Forecast:      &alert.Forecast{TimeToFailure: 3600.5, Low: 3000, High: 4200, FailureAt: at.Add(time.Hour)},
 			Model:         "bearing \"β\"\n\x01", Version: "7\xff", Shadow: &stream.ShadowScore{Version: "8", Score: 1e-9, Alert: true},
-			Error: `sensor "x" missing \ here`, Source: stream.Source{Partition: 5, Offset: 1 << 40, Time: at.Add(time.Millisecond)}},
+			Error: `sensor "x" missing \ here`, Source: stream.Source{Partition: 5, Offset: 1 << 40, Time: at.Add(time.Millisecond)},
+			ScoredAt: at.Add(2 * time.Millisecond), Sensors: map[string]float64{"vibration": 0.25, "bearing_temp": 61.5, "ä\"": -1e-12}},
 	}
 	for i, s := range cases {
 		fast := appendScore(nil, &s)
@@ -41,7 +42,8 @@ func TestAppendScoreMatchesEncodingJSON(t *testing.T) {
 
 func BenchmarkAppendScore(b *testing.B) {
 	s := stream.Score{ID: "pump-1/99", Site: "plant1", Asset: "pump-1", Seq: 99, Time: time.Now(), Score: 0.5,
-		Contributions: []alert.Sensor{{Name: "bearing_temp", Share: 0.7}, {Name: "vibration", Share: 0.3}}, Model: "m", Version: "1"}
+		Contributions: []alert.Sensor{{Name: "bearing_temp", Share: 0.7}, {Name: "vibration", Share: 0.3}}, Model: "m", Version: "1",
+		ScoredAt: time.Now(), Sensors: map[string]float64{"bearing_temp": 61.5, "vibration": 0.25, "flow": 12}}
 	var buf []byte
 	b.Run("append", func(b *testing.B) {
 		for b.Loop() {

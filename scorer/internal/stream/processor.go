@@ -205,7 +205,7 @@ func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *B
 	s := Score{
 		ID: ScoreID(r.Asset, r.Seq), Site: r.Site, Asset: r.Asset, Seq: r.Seq, Time: r.Time,
 		Model: name, Version: version, Shadow: shadow, Alert: d.Open, Forecast: d.Forecast, Sensors: r.Sensors,
-		Source: Source{Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time},
+		Source: Source{Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time}, ScoredAt: time.Now().UTC(),
 	}
 	if err != nil {
 		if st.errs != nil {

@@ -44,10 +44,13 @@ type Score struct {
 	Shadow        *ShadowScore    `json:"shadow,omitempty"`
 	Error         string          `json:"error,omitempty"`
 	Source        Source          `json:"source"`
-	// Sensors is the reading's values, for the outputs that keep recent
-	// readings (the fleet store); it is not published, since the readings
-	// topic has them. Outputs must not modify it.
-	Sensors map[string]float64 `json:"-"`
+	// ScoredAt is when this scorer scored the reading (its clock, not the
+	// reading's), which is how every instance's fleet view tells a silent
+	// asset from a gateway replaying old readings.
+	ScoredAt time.Time `json:"scored_at"`
+	// Sensors is the reading's values, so a score record stands alone for
+	// the fleet view's charts and for data teams. Outputs must not modify it.
+	Sensors map[string]float64 `json:"sensors,omitempty"`
 }
 
 // ShadowScore is what a shadow version said about the same reading.

@@ -169,7 +169,7 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 		t.Fatalf("the window's fault does not raise the score (%v → %v): the test would not tell scores apart", fp64[0], fp64[n-1])
 	}
 	caseFile := filepath.Join(t.TempDir(), "case.json")
-	b, _ := json.Marshal(map[string]any{"url": addr, "model": "pump", "version": "1", "features": features,
+	b, _ := json.Marshal(map[string]any{"url": addr, "token": token, "model": "pump", "version": "1", "features": features,
 		"window": window, "timestamps": ts, "scores_fp64": fp64, "scores_fp32": fp32})
 	if err := os.WriteFile(caseFile, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -86,8 +86,14 @@ cfg = client.get_model_config(model)
 expect(cfg["name"] == model and [i["name"] for i in cfg["input"]][: len(sensors)] == sensors, "model config", cfg)
 index = client.get_model_repository_index()
 expect({"name": model, "version": case["version"], "state": "READY"} in index, "repository index", index)
-client.load_model(model)
+write = {"Authorization": "Bearer " + case["token"]}
+client.load_model(model, headers=write)
 ok("repository load")
+try:
+    client.unload_model(model, headers=write)
+    expect(False, "unload of a model in service refused", "unloaded")
+except InferenceServerException as e:
+    expect("pin of pump-1" in str(e), "unload of a model in service refused", str(e))
 
 # Inference: every combination of binary or JSON input, FP64 or FP32, [n]
 # or [1, n], binary or JSON output.

@@ -133,8 +133,8 @@ var routes = []route{
 	{"POST", "/v2/models/{name}/infer", false, (*API).infer},
 	{"POST", "/v2/models/{name}/versions/{version}/infer", false, (*API).infer},
 	{"POST", "/v2/repository/index", false, (*API).repositoryIndex},
-	{"POST", "/v2/repository/models/{name}/load", false, (*API).repositoryLoad},
-	{"POST", "/v2/repository/models/{name}/unload", false, (*API).repositoryUnload},
+	{"POST", "/v2/repository/models/{name}/load", true, (*API).repositoryLoad},
+	{"POST", "/v2/repository/models/{name}/unload", true, (*API).repositoryUnload},
 	{"GET", "/v1/models", false, (*API).listModels},
 	{"GET", "/v1/models/{name}", false, (*API).getModel},
 	{"PUT", "/v1/models/{name}/versions/{version}", true, (*API).upload},
@@ -263,7 +263,10 @@ func registryError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, registry.ErrRefused):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrNoPrevious):
+	case errors.Is(err, registry.ErrUnloaded):
+		// Triton answers a request for a model not loaded with 400.
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrNoPrevious), errors.Is(err, registry.ErrInService):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -284,8 +284,6 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"POST", "/v2/models/bearing/infer", 404, "model bearing has no active version (versions [7]): activate one with POST /v1/models/bearing/activate"},
 		{"GET", "/v2/models/nope", 404, "model nope version"},
 		{"POST", "/v2/models/bearing/versions/9/infer", 404, "model bearing version 9"},
-		{"POST", "/v2/repository/models/bearing/unload", 400, "stay loaded"},
-		{"POST", "/v2/repository/models/nope/load", 404, "no registered version"},
 	}
 	if code, body := f.do(t, "POST", "/v1/models/bearing/activate", token, nil); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), `request body is empty: send {"version": "<version>"} with a scope: "site"`) {
 		t.Errorf("activate without a body: %d %v", code, body)
@@ -335,7 +333,7 @@ func TestRepositoryExtensions(t *testing.T) {
 	if code, body := f.do(t, "POST", "/v2/repository/index", "", []byte(`{"ready":1}`)); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), `{"ready": true}`) {
 		t.Errorf("bad index body: %d %v", code, body)
 	}
-	if code, body := f.do(t, "POST", "/v2/repository/models/bearing/load", "", nil); code != 200 {
+	if code, body := f.do(t, "POST", "/v2/repository/models/bearing/load", token, nil); code != 200 {
 		t.Errorf("load: %d %v", code, body)
 	}
 	for path, version := range map[string]string{"/v2/models/bearing/config": "1", "/v2/models/bearing/versions/2/config": "2"} {
@@ -353,5 +351,76 @@ func TestRepositoryExtensions(t *testing.T) {
 		if vs := fmt.Sprint(cfg["version_policy"]); !strings.Contains(vs, "["+version+"]") {
 			t.Errorf("%s version policy %s, want %s", path, vs, version)
 		}
+	}
+}
+
+// Unload takes a model out of service for inference and activation in
+// every instance (a control record), load puts it back; a model that
+// scores assets is not unloaded, and both are writes.
+func TestRepositoryLoadUnload(t *testing.T) {
+	f := protocolFixture(t) // bearing v1 is the fleet default
+	f.do(t, "PUT", "/v1/models/spare/versions/1", token, artifact(t, "spare", "1", []float64{1, 1, 0}, "bearing_temp", "vibration"))
+	infer := func(model string) (int, map[string]any) {
+		return f.do(t, "POST", "/v2/models/"+model+"/versions/1/infer", "", []byte(`{"inputs":[{"name":"bearing_temp","shape":[1],"datatype":"FP64","data":[1]},{"name":"vibration","shape":[1],"datatype":"FP64","data":[2]}]}`))
+	}
+	index := func(body string) string {
+		resp, err := http.Post(f.srv.URL+"/v2/repository/index", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	steps := []struct {
+		method, path, tok string
+		body              string
+		code              int
+		want              string
+	}{
+		{"POST", "/v2/repository/models/spare/unload", "", "", 401, ""},
+		{"POST", "/v2/repository/models/bearing/unload", token, "", 409, "bearing is used by the fleet default"},
+		{"POST", "/v2/repository/models/nope/unload", token, "", 404, "model nope"},
+		{"POST", "/v2/repository/models/nope/load", token, "", 404, "no registered version"},
+		{"POST", "/v2/repository/models/spare/unload", token, "", 200, ""},
+		{"POST", "/v1/models/spare/activate", token, `{"version":"1","site":"east"}`, 400, "load it first with POST /v2/repository/models/spare/load"},
+		{"PUT", "/v1/assets/p1/pin", token, `{"model":"spare"}`, 400, "unloaded"},
+	}
+	for _, st := range steps {
+		var body []byte
+		if st.body != "" {
+			body = []byte(st.body)
+		}
+		code, got := f.do(t, st.method, st.path, st.tok, body)
+		if code != st.code || !strings.Contains(fmt.Sprint(got["error"]), st.want) {
+			t.Fatalf("%s %s: %d %v, want %d %q", st.method, st.path, code, got, st.code, st.want)
+		}
+	}
+	if code, body := infer("spare"); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), "model unloaded: spare") {
+		t.Fatalf("infer on an unloaded model: %d %v", code, body)
+	}
+	if code, _ := f.do(t, "GET", "/v2/models/spare/ready", "", nil); code == 200 {
+		t.Fatal("an unloaded model answers ready")
+	}
+	if got := index(""); !strings.Contains(got, `{"name":"spare","version":"1","state":"UNAVAILABLE","reason":"unloaded"}`) {
+		t.Fatalf("index: %s", got)
+	}
+	if got := index(`{"ready":true}`); strings.Contains(got, "spare") {
+		t.Fatalf("ready index lists the unloaded model: %s", got)
+	}
+	if code, body := infer("bearing"); code != 200 {
+		t.Fatalf("the other model is disturbed: %d %v", code, body)
+	}
+	if code, body := f.do(t, "POST", "/v2/repository/models/spare/load", token, nil); code != 200 {
+		t.Fatalf("load: %d %v", code, body)
+	}
+	if code, body := infer("spare"); code != 200 {
+		t.Fatalf("infer after load: %d %v", code, body)
+	}
+	if code, body := f.do(t, "POST", "/v1/models/spare/activate", token, []byte(`{"version":"1","site":"east"}`)); code != 200 {
+		t.Fatalf("activate after load: %d %v", code, body)
+	}
+	if code, body := f.do(t, "POST", "/v2/repository/models/spare/unload", token, nil); code != 409 || !strings.Contains(fmt.Sprint(body["error"]), "scope east") {
+		t.Fatalf("unload of a model a site uses: %d %v", code, body)
 	}
 }

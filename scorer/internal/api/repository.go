@@ -9,12 +9,13 @@ import (
 	"sort"
 )
 
-// The model repository extension: every registered version is loaded in
-// every scorer (the registry topic is what is loaded), so the index lists
-// them all as READY and artifacts the registry refused as UNAVAILABLE
-// with the reason; load
-// of a registered model succeeds without doing anything, and unload is
-// refused, since versions leave service by activation, rollback or pins.
+// The model repository extension. The registry topic is the repository:
+// every registered version of a loaded model is READY in every scorer; a
+// model unloaded (a control record, so every instance agrees) lists its
+// versions as UNAVAILABLE "unloaded" and refuses inference, activation,
+// pins and shadowing until it is loaded again; unloading a model that
+// scores assets is refused with what uses it. Artifacts the registry
+// refused are UNAVAILABLE with the reason. Load and unload are writes.
 
 type repositoryEntry struct {
 	Name    string `json:"name"`
@@ -46,8 +47,14 @@ func (a *API) repositoryIndex(w http.ResponseWriter, r *http.Request) {
 		for _, v := range m.Versions {
 			// A registered version a scorer found unfit for an asset
 			// stays loaded; the reason is shown beside it.
-			out = append(out, repositoryEntry{Name: m.Name, Version: v.Version, State: "READY", Reason: m.Refused[v.Version]})
 			registered[v.Version] = true
+			if m.Unloaded {
+				if !b.Ready {
+					out = append(out, repositoryEntry{Name: m.Name, Version: v.Version, State: "UNAVAILABLE", Reason: "unloaded"})
+				}
+				continue
+			}
+			out = append(out, repositoryEntry{Name: m.Name, Version: v.Version, State: "READY", Reason: m.Refused[v.Version]})
 		}
 		if b.Ready {
 			continue
@@ -67,21 +74,21 @@ func (a *API) repositoryIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) repositoryLoad(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if m, ok := a.reg.Model(name); !ok || len(m.Versions) == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("model %s has no registered version: upload one with PUT /v1/models/%s/versions/{version}", name, name))
+	if _, err := a.reg.Load(r.Context(), r.PathValue("name")); err != nil {
+		registryError(w, err)
 		return
 	}
+	a.log.Info("model loaded", "model", r.PathValue("name"))
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
 func (a *API) repositoryUnload(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if _, ok := a.reg.Model(name); !ok {
-		writeError(w, http.StatusNotFound, "model "+name+" not found")
+	if _, err := a.reg.Unload(r.Context(), r.PathValue("name")); err != nil {
+		registryError(w, err)
 		return
 	}
-	writeError(w, http.StatusBadRequest, fmt.Sprintf("model %s: registered versions stay loaded in every scorer; take a version out of service with POST /v1/models/%s/rollback, another activation, or PUT /v1/assets/{asset}/pin", name, name))
+	a.log.Info("model unloaded", "model", r.PathValue("name"))
+	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
 // modelConfig answers the model configuration extension in Triton's

@@ -13,6 +13,11 @@ var (
 	ErrExists = errors.New("version already exists")
 	// ErrNoPrevious: rollback has no earlier version to go back to.
 	ErrNoPrevious = errors.New("no previous version")
+	// ErrUnloaded: the model was unloaded from the repository; load it
+	// before serving or activating it.
+	ErrUnloaded = errors.New("model unloaded")
+	// ErrInService: the model scores assets, so it cannot be unloaded.
+	ErrInService = errors.New("model in service")
 	// ErrNotReady: the registry has not yet read its topic to the end.
 	ErrNotReady = errors.New("registry not ready")
 )

@@ -319,6 +319,9 @@ func (r *Registry) Activate(ctx context.Context, name, version string, scope Sco
 	}
 	var scoring []string
 	c, err := r.change(ctx, func(s *snapshot, c *Control) error {
+		if c.Unloaded[name] {
+			return unloaded(name)
+		}
 		v, err := s.version(name, version)
 		if err != nil {
 			return err
@@ -354,6 +357,62 @@ func (r *Registry) Activate(ctx context.Context, name, version string, scope Sco
 	return Activation{Control: c, Scoring: scoring}, err
 }
 
+func unloaded(name string) error {
+	return fmt.Errorf("%w: %s: load it first with POST /v2/repository/models/%s/load", ErrUnloaded, name, name)
+}
+
+// Unload takes model name out of the repository: inference on it and its
+// activation are refused until Load. A model that scores assets (active
+// for any of them, the default, a site's, a class's, pinned, or shadowed)
+// is refused with what still uses it.
+func (r *Registry) Unload(ctx context.Context, name string) (Control, error) {
+	return r.change(ctx, func(s *snapshot, c *Control) error {
+		if !s.hasModel(name) {
+			return fmt.Errorf("%w: model %s", ErrNotFound, name)
+		}
+		var uses []string
+		if c.Default == name || (c.Default == "" && r.fallback == name) {
+			uses = append(uses, "the fleet default")
+		}
+		if c.Shadow[name] != "" {
+			uses = append(uses, "shadow version "+c.Shadow[name])
+		}
+		for _, m := range []map[string]string{c.Sites, c.Classes} {
+			for scope, model := range m {
+				if model == name {
+					uses = append(uses, "scope "+scope)
+				}
+			}
+		}
+		for asset, p := range c.Pins {
+			if p.Model == name {
+				uses = append(uses, "pin of "+asset)
+			}
+		}
+		if len(uses) > 0 {
+			slices.Sort(uses)
+			return fmt.Errorf("%w: %s is used by %s: activate another model there, or unpin, first", ErrInService, name, strings.Join(uses, ", "))
+		}
+		c.Unloaded[name] = true
+		return nil
+	})
+}
+
+// Load puts an unloaded model back in the repository; loading a loaded
+// model changes nothing.
+func (r *Registry) Load(ctx context.Context, name string) (Control, error) {
+	if !r.snap.Load().hasModel(name) {
+		return Control{}, fmt.Errorf("%w: model %s has no registered version: upload one with PUT /v1/models/%s/versions/{version}", ErrNotFound, name, name)
+	}
+	if !r.snap.Load().control.Unloaded[name] {
+		return r.Control(), nil
+	}
+	return r.change(ctx, func(s *snapshot, c *Control) error {
+		delete(c.Unloaded, name)
+		return nil
+	})
+}
+
 // Rollback re-activates the version that was active before the current one.
 func (r *Registry) Rollback(ctx context.Context, name string) (Control, error) {
 	return r.change(ctx, func(s *snapshot, c *Control) error {
@@ -383,6 +442,9 @@ func (r *Registry) Pin(ctx context.Context, asset, name, version string) (Contro
 			delete(c.Pins, asset)
 			return nil
 		}
+		if c.Unloaded[name] {
+			return unloaded(name)
+		}
 		v := version
 		if v == "" {
 			v = c.Active[name]
@@ -406,6 +468,9 @@ func (r *Registry) Shadow(ctx context.Context, name, version string) (Control, e
 		if version == "" {
 			delete(c.Shadow, name)
 			return nil
+		}
+		if c.Unloaded[name] {
+			return unloaded(name)
 		}
 		v, err := s.version(name, version)
 		if err != nil {
@@ -455,6 +520,7 @@ type ModelInfo struct {
 	Shadow   string        `json:"shadow,omitempty"`
 	History  []string      `json:"history,omitempty"`
 	Default  bool          `json:"default"`
+	Unloaded bool          `json:"unloaded,omitempty"`
 	Versions []VersionInfo `json:"versions"`
 	// Refused lists refused versions and why.
 	Refused map[string]string `json:"refused,omitempty"`
@@ -482,7 +548,7 @@ func (r *Registry) Models() []ModelInfo {
 		if m := by[name]; m != nil {
 			return m
 		}
-		m := &ModelInfo{Name: name, Active: s.control.Active[name], Shadow: s.control.Shadow[name], History: s.control.History[name], Default: s.control.Default == name, Versions: []VersionInfo{}}
+		m := &ModelInfo{Name: name, Active: s.control.Active[name], Shadow: s.control.Shadow[name], History: s.control.History[name], Default: s.control.Default == name, Unloaded: s.control.Unloaded[name], Versions: []VersionInfo{}}
 		by[name] = m
 		return m
 	}
@@ -538,9 +604,13 @@ func (r *Registry) Model(name string) (ModelInfo, bool) {
 	return ModelInfo{}, false
 }
 
-// Lookup returns a registered version; version "" means the active one.
+// Lookup returns a registered version of a loaded model; version ""
+// means the active one.
 func (r *Registry) Lookup(name, version string) (*Version, error) {
 	s := r.snap.Load()
+	if s.control.Unloaded[name] {
+		return nil, unloaded(name)
+	}
 	if version == "" {
 		version = s.control.Active[name]
 	}

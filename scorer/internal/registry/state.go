@@ -85,11 +85,15 @@ type Control struct {
 	// to the model of the assets it matches that have no pin; when several
 	// match, the longest pattern wins.
 	Classes map[string]string `json:"classes,omitempty"`
+	// Unloaded holds the models taken out of the repository (the Open
+	// Inference Protocol's unload): not servable, not activatable, their
+	// versions kept for a later load.
+	Unloaded map[string]bool `json:"unloaded,omitempty"`
 }
 
 func (c Control) clone() Control {
 	out := Control{Rev: c.Rev, Default: c.Default, Active: maps.Clone(c.Active), Shadow: maps.Clone(c.Shadow), Pins: maps.Clone(c.Pins),
-		Sites: maps.Clone(c.Sites), Classes: maps.Clone(c.Classes), History: map[string][]string{}}
+		Sites: maps.Clone(c.Sites), Classes: maps.Clone(c.Classes), Unloaded: maps.Clone(c.Unloaded), History: map[string][]string{}}
 	for k, v := range c.History {
 		out.History[k] = slices.Clone(v)
 	}
@@ -107,6 +111,9 @@ func (c Control) clone() Control {
 	}
 	if out.Classes == nil {
 		out.Classes = map[string]string{}
+	}
+	if out.Unloaded == nil {
+		out.Unloaded = map[string]bool{}
 	}
 	return out
 }
@@ -150,6 +157,16 @@ type snapshot struct {
 	versions map[string]*Version // by Key
 	// refused lists why artifacts were refused, by name@version.
 	refused map[string]string
+}
+
+// hasModel reports whether any version of name is registered.
+func (s *snapshot) hasModel(name string) bool {
+	for _, v := range s.versions {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *snapshot) resolve(site, asset, fallback string) Binding {

@@ -208,7 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := telemetry.Serve(runCtx, a.cfg.HTTPAddr, a.Handler(), a.log); err != nil {
+		if err := telemetry.Serve(runCtx, a.cfg.HTTP.Addr, a.Handler(), a.log); err != nil {
 			// The admin server is a side door: readings keep flowing without
 			// it (two agents on one host, say), so this is logged, not fatal.
 			a.log.Error("admin http server", "err", err)

@@ -62,7 +62,7 @@ func dialTCP(addr string, timeout time.Duration, log *slog.Logger) (client, erro
 // address, device busy...) fails that read only. A timeout or any other
 // error drops the connection; the rest of the poll's reads are not made.
 // After a failed connect or a dropped connection the next attempt waits
-// pdmkit/retry's jittered backoff (100ms doubling to reconnect-max); polls
+// pdmkit/retry's jittered backoff (100ms doubling to reconnect_max); polls
 // due before it are missed (reason backoff) without touching the network.
 // The wait grows with consecutive failures and resets at the first read
 // that succeeds.

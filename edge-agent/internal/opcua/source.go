@@ -82,13 +82,13 @@ func New(cfg Config, asset Asset, log *slog.Logger) (*Source, error) {
 			return nil, fmt.Errorf("opcua: certificate %s: %w", cfg.Certificate, err)
 		}
 		if _, err := gopcua.ApplyConfig(gopcua.PrivateKeyFile(cfg.PrivateKey)); err != nil {
-			return nil, fmt.Errorf("opcua: private-key %s (a .pem must be PKCS#1, \"BEGIN RSA PRIVATE KEY\"; convert with openssl rsa -traditional): %w", cfg.PrivateKey, err)
+			return nil, fmt.Errorf("opcua: private_key %s (a .pem must be PKCS#1, \"BEGIN RSA PRIVATE KEY\"; convert with openssl rsa -traditional): %w", cfg.PrivateKey, err)
 		}
 	}
 	if cfg.ServerCertificate != "" {
 		der, err := loadDER(cfg.ServerCertificate)
 		if err != nil {
-			return nil, fmt.Errorf("opcua: server-certificate: %w", err)
+			return nil, fmt.Errorf("opcua: server_certificate: %w", err)
 		}
 		s.pinned = der
 	}
@@ -272,7 +272,7 @@ func (s *Source) options(ctx context.Context) ([]gopcua.Option, error) {
 		return nil, fmt.Errorf("endpoint for policy %s, mode %s: %w", s.cfg.SecurityPolicy, s.cfg.SecurityMode, err)
 	}
 	if s.pinned != nil && !bytes.Equal(ep.ServerCertificate, s.pinned) {
-		return nil, errors.New("the server's certificate is not opcua.server-certificate")
+		return nil, errors.New("the server's certificate is not opcua.server_certificate")
 	}
 	// Connect to the configured address: servers often list themselves
 	// under a host name the gateway cannot resolve.

@@ -186,7 +186,7 @@ func TestStale(t *testing.T) {
 	defer func() { close(stop); <-done }()
 	r, _ := await(t, s, func(r reading) bool { return r.quality["b"] == wire.QualityStale }, "b stale")
 	if time.Since(start) < c.StaleAfter {
-		t.Fatalf("b marked stale after %s, before stale-after (%s)", time.Since(start), c.StaleAfter)
+		t.Fatalf("b marked stale after %s, before stale_after (%s)", time.Since(start), c.StaleAfter)
 	}
 	if r.sensors["b"] != 7 || r.quality["a"] != "" {
 		t.Fatalf("stale reading %+v", r)

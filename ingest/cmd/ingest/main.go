@@ -86,7 +86,7 @@ func run(ctx context.Context, role config.Role, args []string) error {
 	log.Info("starting", "config", pdmconfig.String(&cfg))
 	httpErr := make(chan error, 1)
 	go func() {
-		httpErr <- telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
+		httpErr <- telemetry.Serve(ctx, cfg.HTTP.Addr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
 	}()
 	err = work(ctx)
 	stop()

@@ -109,8 +109,8 @@ func (h *Historian) Close() { h.client.Close() }
 func (h *Historian) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        h.cfg.Kafka.Brokers,
-		GroupID:        h.cfg.Kafka.GroupID,
-		Topic:          h.cfg.Kafka.Topic,
+		GroupID:        h.cfg.Kafka.Group,
+		Topic:          h.cfg.Kafka.Readings,
 		MinBytes:       1,
 		MaxBytes:       10 << 20,
 		MaxWait:        250 * time.Millisecond,
@@ -120,7 +120,7 @@ func (h *Historian) Run(ctx context.Context) error {
 	defer r.Close()
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(h.cfg.Kafka.Brokers...),
-		Topic:        h.cfg.Kafka.DLQTopic,
+		Topic:        h.cfg.Kafka.DeadLetters,
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: h.cfg.Kafka.BatchTimeout,
 	}

@@ -98,10 +98,10 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	f := promauto.With(s.prom)
 	s.jobs = f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_trainer_jobs_total", Help: "Training jobs ended, by state (promoted, shadow, kept, no_data, failed)."}, []string{"state"})
 	s.jobSecs = f.NewHistogram(prometheus.HistogramOpts{Name: "pdm_trainer_job_seconds", Help: "Duration of training jobs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)})
-	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Requests,
+	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Retrain,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond, CommitInterval: 0, StartOffset: kafka.FirstOffset,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second})
-	s.writer = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Requests, Balancer: &kafka.Murmur2Balancer{},
+	s.writer = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Retrain, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true}
 	// The last job of every class this instance remembers.
 	if recs, err := store.List(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -77,4 +78,22 @@ func Healthcheck(name string, cfg any, sample string, addr func() string) Comman
 		}
 		return telemetry.Healthcheck(ctx, a)
 	}
+}
+
+// Closer is the one shape of closing a service or component: drain, release,
+// wait at most until ctx ends, and be safe to call twice.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// ShutdownGrace is how long Shutdown gives a Closer.
+const ShutdownGrace = 10 * time.Second
+
+// Shutdown closes c after its Run has returned — typically because ctx was
+// cancelled by a signal — with ShutdownGrace to finish, and joins the
+// error to err: `defer func() { err = cli.Shutdown(ctx, s, err) }()`.
+func Shutdown(ctx context.Context, c Closer, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	defer cancel()
+	return errors.Join(err, c.Close(ctx))
 }

@@ -70,7 +70,7 @@ func retire(ctx context.Context, args []string) error {
 	return b.Retire(ctx, 5*time.Second)
 }
 
-func run(ctx context.Context, role config.Role, args []string) error {
+func run(ctx context.Context, role config.Role, args []string) (err error) {
 	cfg := config.Default(role)
 	if printed, err := pdmconfig.Parse("ingest "+string(role), args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
@@ -100,7 +100,7 @@ func run(ctx context.Context, role config.Role, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer h.Close()
+		defer func() { err = cli.Shutdown(ctx, h, err) }()
 		work, ready = h.Run, h.Ready
 	}
 	log.Info("starting", "config", pdmconfig.String(&cfg))

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -63,11 +64,12 @@ type producer interface {
 
 // Historian is one historian instance.
 type Historian struct {
-	cfg     config.Config
-	log     *slog.Logger
-	metrics *Metrics
-	limits  wire.Limits
-	client  influxdb2.Client
+	closeOnce sync.Once
+	cfg       config.Config
+	log       *slog.Logger
+	metrics   *Metrics
+	limits    wire.Limits
+	client    influxdb2.Client
 }
 
 // New validates cfg; it connects to nothing.
@@ -102,8 +104,12 @@ func (h *Historian) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the InfluxDB client.
-func (h *Historian) Close() { h.client.Close() }
+// Close releases the InfluxDB client; safe to call twice. Run has flushed
+// its writes by the time it returns, so there is nothing to wait for.
+func (h *Historian) Close(context.Context) error {
+	h.closeOnce.Do(h.client.Close)
+	return nil
+}
 
 // Run consumes and writes until ctx ends.
 func (h *Historian) Run(ctx context.Context) error {

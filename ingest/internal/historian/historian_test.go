@@ -40,7 +40,7 @@ func startHistorian(t *testing.T, cfg config.Config) *Historian {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close) // after the historian stops
+	t.Cleanup(func() { h.Close(context.Background()) }) // after the historian stops
 	stacktest.Run(t, "historian", h.Run)
 	return h
 }
@@ -241,7 +241,7 @@ func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer h.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()

@@ -75,7 +75,7 @@ func Command(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer r.Close()
+		defer r.Close(context.WithoutCancel(ctx)) // nothing to wait for
 		reader = r
 	}
 	var reg job.Registry = registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry"))

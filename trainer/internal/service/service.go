@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -38,7 +39,7 @@ import (
 )
 
 // Command is `trainer serve`.
-func Command(ctx context.Context, args []string) error {
+func Command(ctx context.Context, args []string) (err error) {
 	cfg := config.Default()
 	if printed, err := pdmconfig.Parse("serve", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
@@ -55,7 +56,7 @@ func Command(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { err = cli.Shutdown(ctx, s, err) }()
 	return s.Run(ctx)
 }
 
@@ -322,8 +323,9 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// Close releases the clients; safe to call twice.
-func (s *Service) Close() error {
+// Close releases the clients; safe to call twice. The Kafka clients'
+// Close takes no context, so ctx only marks the shape every service shares.
+func (s *Service) Close(context.Context) error {
 	var err error
 	s.closeOnce.Do(func() { err = errors.Join(s.reader.Close(), s.writer.Close()) })
 	return err

@@ -152,8 +152,9 @@ func (p *Poller) Asset() string { return p.asset }
 // Due is the due time of the poll Next returned last: the reading's time.
 func (p *Poller) Due() time.Time { return p.due }
 
-// Close drops the connection; safe to call twice.
-func (p *Poller) Close() error {
+// Close drops the connection; safe to call twice. Closing a Modbus TCP
+// connection does not wait, so ctx is not consulted.
+func (p *Poller) Close(context.Context) error {
 	if p.c == nil {
 		return nil
 	}
@@ -309,7 +310,7 @@ func (p *Poller) read(r *request, pl *poll) error {
 			return err
 		}
 		p.warn("modbus read failed, dropping the connection", "err", err)
-		p.Close()
+		p.Close(context.Background())
 		p.failed()
 		return err
 	}

@@ -47,7 +47,7 @@ func newPollerT(t testing.TB, cfg Config) *Poller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ps[0].Close() })
+	t.Cleanup(func() { ps[0].Close(context.Background()) })
 	return ps[0]
 }
 

@@ -402,19 +402,22 @@ func (s *Source) lost(cause error) error {
 	return fmt.Errorf("%w: opcua asset %s: %w", source.ErrMissed, s.asset.ID, cause)
 }
 
-func (s *Source) closeClient() {
+func (s *Source) closeClient() { s.closeClientCtx(context.Background()) }
+
+func (s *Source) closeClientCtx(ctx context.Context) {
 	if s.client == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_ = s.client.Close(ctx)
 	s.client, s.notes = nil, nil
 }
 
-// Close ends the session. It is safe to call twice.
-func (s *Source) Close() error {
-	s.closeClient()
+// Close ends the session, waiting for the server's answer until ctx ends
+// (at most a second). It is safe to call twice.
+func (s *Source) Close(ctx context.Context) error {
+	s.closeClientCtx(ctx)
 	return nil
 }
 

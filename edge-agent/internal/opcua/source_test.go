@@ -54,7 +54,7 @@ func newSource(t *testing.T, c Config) *Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 
@@ -255,8 +255,8 @@ func TestNextEndsWithContext(t *testing.T) {
 	if _, err := s.Next(ctx2); !errors.Is(err, context.Canceled) && !errors.Is(err, source.ErrMissed) {
 		t.Fatalf("cancelled: %v", err)
 	}
-	s.Close()
-	s.Close() // twice is fine
+	s.Close(context.Background())
+	s.Close(context.Background()) // twice is fine
 }
 
 func TestStatusName(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,7 @@ func TestRun(t *testing.T) {
 	cmds := map[string]Command{
 		"ok":   func(_ context.Context, args []string) error { got = args; return nil },
 		"fail": func(context.Context, []string) error { return errors.New("boom") },
+		"help": func(context.Context, []string) error { return fmt.Errorf("parse: %w", flag.ErrHelp) },
 	}
 	for _, tc := range []struct {
 		args   []string
@@ -26,7 +29,8 @@ func TestRun(t *testing.T) {
 	}{
 		{[]string{"ok", "-x", "1"}, 0, ""},
 		{[]string{"fail"}, 1, "tool: boom"},
-		{[]string{"nope"}, 2, "commands: [fail ok]"},
+		{[]string{"help", "-h"}, 0, ""},
+		{[]string{"nope"}, 2, "commands: [fail help ok]"},
 		{nil, 2, "usage: tool <command>"},
 		{[]string{"-x"}, 2, "usage: tool <command>"},
 	} {

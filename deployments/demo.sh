@@ -106,9 +106,9 @@ echo "demo: starting ingest bridge, historian and scorer"
 # The demo's bridge keeps a persistent MQTT session; subscribing to the demo
 # site only keeps other traffic on this broker (tests, benchmarks) out of it.
 # GOMAXPROCS=1 as in docker-compose.yml: one core per bridge instance.
-start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http-addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
+start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http.addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
 	-mqtt.share-group demo -mqtt.filter "pdm/v1/$SITE/+/readings"
-start historian "$BIN/ingest" historian -http-addr 127.0.0.1:9103 -kafka.group-id demo-historian
+start historian "$BIN/ingest" historian -http.addr 127.0.0.1:9103 -kafka.group demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
 start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400 \
@@ -136,7 +136,7 @@ pids+=("$!")
 REPAIR_AT="${DEMO_REPAIR_AT:-110}"
 echo "demo: starting edge-agent: $P1 wears a bearing from t≈60s (failure ≈100s), $P2 and $M1 stay healthy"
 rm -rf "$RUN/spool"
-start agent "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http-addr 127.0.0.1:9101 \
+start agent "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http.addr 127.0.0.1:9101 \
 	-assets "$P1=pump,$P2=pump,$M1=motor" -rate 20 -time-scale 3600 \
 	-degrade "$P1=bearing_wear@60h/40h" -spool.dir "$RUN/spool"
 ready 127.0.0.1:9101

@@ -227,10 +227,10 @@ func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgePro
 	b.Helper()
 	b.Cleanup(func() { stacktest.ForgetSession(b, stacktest.MQTTURL(b), site) }) // after the bridge stops
 	admin := stacktest.FreeAddr(b)
-	p := stacktest.Start(b, env, bin, "bridge", "-http-addr", admin, "-log.level", "warn",
+	p := stacktest.Start(b, env, bin, "bridge", "-http.addr", admin, "-log.level", "warn",
 		"-mqtt.url", stacktest.MQTTURL(b), "-kafka.brokers", strings.Join(stacktest.KafkaBrokers(b), ","),
 		"-mqtt.filter", "pdm/v1/"+site+"/+/readings", "-mqtt.share-group", site, "-mqtt.client-id", site,
-		"-kafka.topic", topic, "-kafka.dlq-topic", topic+".dlq")
+		"-kafka.readings", topic, "-kafka.dead-letters", topic+".dlq")
 	stacktest.WaitReady(b, "http://"+admin+"/readyz")
 	return bridgeProc{p, admin}
 }

@@ -61,13 +61,13 @@ type service struct {
 func (p *pipeline) start(t *testing.T, bin, role string) *service {
 	t.Helper()
 	admin := stacktest.FreeAddr(t)
-	args := []string{role, "-http-addr", admin, "-log.level", "warn", "-kafka.brokers", p.brokers,
-		"-kafka.topic", p.topic, "-kafka.dlq-topic", p.dlq}
+	args := []string{role, "-http.addr", admin, "-log.level", "warn", "-kafka.brokers", p.brokers,
+		"-kafka.readings", p.topic, "-kafka.dead-letters", p.dlq}
 	if role == "bridge" {
 		args = append(args, "-mqtt.url", p.mqttURL, "-mqtt.filter", "pdm/v1/"+p.site+"/+/readings",
 			"-mqtt.share-group", p.site, "-mqtt.client-id", p.bridgeID)
 	} else {
-		args = append(args, "-kafka.group-id", p.group, "-influx.url", p.influxURL, "-influx.bucket", p.bucket,
+		args = append(args, "-kafka.group", p.group, "-influx.url", p.influxURL, "-influx.bucket", p.bucket,
 			"-influx.flush-interval", "200ms")
 	}
 	s := &service{Proc: stacktest.Start(t, nil, bin, args...), admin: admin}
@@ -121,7 +121,7 @@ func runAgent(t *testing.T, bin string, p *pipeline, assets string, limit, batch
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-site", p.site, "-agent-id", stacktest.Unique("gw"), "-assets", assets,
 		"-limit", fmt.Sprint(limit), "-batch", fmt.Sprint(batch), "-rate", fmt.Sprint(rate),
-		"-mqtt.url", p.mqttURL, "-spool.dir", t.TempDir(), "-http-addr", "", "-log.level", "warn")
+		"-mqtt.url", p.mqttURL, "-spool.dir", t.TempDir(), "-http.addr", "", "-log.level", "warn")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("edge-agent: %v\n%s", err, out)
 	}

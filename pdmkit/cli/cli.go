@@ -5,23 +5,29 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
 
 // Command runs one subcommand with the arguments after its name.
 type Command func(ctx context.Context, args []string) error
 
-// Main runs the subcommand in os.Args and exits: 0 on success, 1 on error,
-// 2 on an unknown command. Every binary also gets `healthcheck`, which asks
-// a running instance for /healthz on PDM_HTTP_ADDR (container healthchecks;
-// the images have no shell or curl).
+// Main runs the subcommand in os.Args and exits: 0 on success (and after
+// -h), 1 on error, 2 on an unknown command. The command named "" is the
+// default: it runs when the first argument is a flag or there is none.
+// Every binary registers `healthcheck` (Healthcheck), which container
+// healthchecks run: the images have no shell or curl.
 func Main(name string, commands map[string]Command) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Run(ctx, name, commands, os.Args[1:], os.Stderr)
@@ -31,24 +37,63 @@ func Main(name string, commands map[string]Command) {
 
 // Run is Main without the process: it returns the exit status.
 func Run(ctx context.Context, name string, commands map[string]Command, args []string, stderr io.Writer) int {
-	all := map[string]Command{"healthcheck": func(ctx context.Context, _ []string) error {
-		return telemetry.Healthcheck(ctx, os.Getenv("PDM_HTTP_ADDR"))
-	}}
-	for k, v := range commands {
-		all[k] = v
+	cmd, rest := commands[""], args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = commands[args[0]], args[1:]
 	}
-	if len(args) == 0 || all[args[0]] == nil {
-		names := make([]string, 0, len(all))
-		for n := range all {
-			names = append(names, n)
+	if cmd == nil {
+		names := make([]string, 0, len(commands))
+		for n := range commands {
+			if n != "" {
+				names = append(names, n)
+			}
 		}
 		sort.Strings(names)
 		fmt.Fprintf(stderr, "usage: %s <command> [flags]\ncommands: %v\n", name, names)
 		return 2
 	}
-	if err := all[args[0]](ctx, args[1:]); err != nil {
+	if err := cmd(ctx, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	return 0
+}
+
+// Healthcheck is a service's `healthcheck` command: it reads cfg, a pointer
+// to the service's configuration holding its defaults, exactly as the
+// service does (-config FILE, PDM_* environment, flags; see config.Parse),
+// and asks the instance listening on addr() — the service's http.addr —
+// for GET /healthz. With nothing set it probes the default address.
+func Healthcheck(name string, cfg any, sample string, addr func() string) Command {
+	return func(ctx context.Context, args []string) error {
+		if printed, err := config.Parse(name+" healthcheck", args, cfg, sample, os.Stdout); printed || err != nil {
+			return err
+		}
+		a := addr()
+		if a == "" {
+			return fmt.Errorf("healthcheck: http.addr is empty: the service serves no health endpoint")
+		}
+		return telemetry.Healthcheck(ctx, a)
+	}
+}
+
+// Closer is the one shape of closing a service or component: drain, release,
+// wait at most until ctx ends, and be safe to call twice.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// ShutdownGrace is how long Shutdown gives a Closer.
+const ShutdownGrace = 10 * time.Second
+
+// Shutdown closes c after its Run has returned — typically because ctx was
+// cancelled by a signal — with ShutdownGrace to finish, and joins the
+// error to err: `defer func() { err = cli.Shutdown(ctx, s, err) }()`.
+func Shutdown(ctx context.Context, c Closer, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	defer cancel()
+	return errors.Join(err, c.Close(ctx))
 }

@@ -90,7 +90,8 @@ func LoadString(text string, cfg any) error {
 }
 
 // BindFlags registers one flag per field of cfg on fs, named after its YAML
-// path with "_" written "-" (mqtt.client_id → -mqtt.client-id). After fs.Parse, call
+// path with "_" written "-" (mqtt.client_id → -mqtt.client-id), its default
+// the field's value in cfg (so -h lists every default; secrets show none). After fs.Parse, call
 // the returned function to apply the flags the user set (and only those), so
 // flags win over file and environment.
 func BindFlags(fs *flag.FlagSet, cfg any) (apply func() error) {
@@ -102,7 +103,11 @@ func BindFlags(fs *flag.FlagSet, cfg any) (apply func() error) {
 			usage += " (env " + f.env + ")"
 		}
 		name := strings.ReplaceAll(f.path, "_", "-")
-		vals[name] = fs.String(name, "", usage)
+		def := ""
+		if !f.secret {
+			def = format(f.v)
+		}
+		vals[name] = fs.String(name, def, usage)
 		targets[name] = f.v
 	})
 	return func() error {
@@ -207,6 +212,21 @@ func settable(v reflect.Value) bool {
 		return v.Type().Elem().Kind() == reflect.String
 	}
 	return false
+}
+
+// format writes v as set reads it: durations as 1m30s, lists comma separated.
+func format(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = v.Index(i).String()
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 func set(v reflect.Value, s string) error {

@@ -102,3 +102,32 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatalf("EnvKeys = %v", got)
 	}
 }
+
+// -h lists every field as a flag with the struct's default; a secret's
+// value is never shown.
+func TestFlagDefaults(t *testing.T) {
+	cfg := testConfig{Name: "def", Brokers: []string{"a:1", "b:2"}, Wait: 90 * time.Second}
+	cfg.Inner.Count, cfg.Inner.Secret = 7, "hunter2"
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	apply := BindFlags(fs, &cfg)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	fs.PrintDefaults()
+	for _, want := range []string{`-name string`, `(default "def")`, `-brokers string`, `(default "a:1,b:2")`,
+		`-wait string`, `(default "1m30s")`, `-inner.max-count string`, `(default "7")`, `-inner.secret string`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "hunter2") {
+		t.Errorf("-h shows the secret:\n%s", out.String())
+	}
+	// The defaults are not applied as if set: only flags given are.
+	cfg.Name = "from-file"
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(); err != nil || cfg.Name != "from-file" {
+		t.Fatalf("apply without flags changed name to %q (err %v)", cfg.Name, err)
+	}
+}

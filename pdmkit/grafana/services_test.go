@@ -61,12 +61,12 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 		admin[s] = stacktest.FreeAddr(t)
 	}
 	ingestArgs := func(role string) []string {
-		return []string{role, "-http-addr", admin[role], "-log.level", "warn", "-kafka.brokers", kafkaAddrs,
-			"-kafka.topic", readings, "-kafka.dlq-topic", dlq}
+		return []string{role, "-http.addr", admin[role], "-log.level", "warn", "-kafka.brokers", kafkaAddrs,
+			"-kafka.readings", readings, "-kafka.dead-letters", dlq}
 	}
 	stacktest.Start(t, nil, ingestBin, append(ingestArgs("bridge"), "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
 		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)...)
-	stacktest.Start(t, nil, ingestBin, append(ingestArgs("historian"), "-kafka.group-id", stacktest.Unique("gf-historian"),
+	stacktest.Start(t, nil, ingestBin, append(ingestArgs("historian"), "-kafka.group", stacktest.Unique("gf-historian"),
 		"-influx.url", influxURL, "-influx.bucket", bucket, "-influx.flush-interval", "200ms")...)
 	stacktest.WaitReady(t, "http://"+admin["bridge"]+"/readyz")
 	stacktest.WaitReady(t, "http://"+admin["historian"]+"/readyz")
@@ -84,13 +84,13 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 	stacktest.WaitReady(t, "http://"+admin["scorer"]+"/v2/health/ready")
 
 	stacktest.Start(t, []string{"PDM_API_TOKEN=gf"}, trainerBin, "serve", "-log.level", "warn", "-kafka.brokers", kafkaAddrs,
-		"-kafka.requests", retrain, "-kafka.group", stacktest.Unique("gf-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
+		"-kafka.retrain", retrain, "-kafka.group", stacktest.Unique("gf-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
 		"-scorer.url", "http://"+admin["scorer"], "-http.addr", admin["trainer"], "-data-dir", t.TempDir(), "-job.site", site)
 	stacktest.WaitReady(t, "http://"+admin["trainer"]+"/readyz")
 
 	// One simulated hour per real second, 50 readings a second per asset.
 	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=motor",
-		"-rate", "50", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", admin["edge-agent"], "-log.level", "warn")
+		"-rate", "50", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", admin["edge-agent"], "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+admin["edge-agent"]+"/healthz")
 
 	// A training request for an asset with no history: a job that ends

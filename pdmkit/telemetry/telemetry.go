@@ -20,6 +20,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Log is the one `log` block of every service's configuration.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level: debug, info, warn or error"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format: text or json"`
+}
+
+// DefaultLog is the log block's default: info, text.
+func DefaultLog() Log { return Log{Level: "info", Format: "text"} }
+
+// Validate rejects an unknown level or format, naming the value.
+func (l Log) Validate() error {
+	var errs []error
+	switch strings.ToLower(l.Format) {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format (%q) must be text or json", l.Format))
+	}
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level (%q) must be debug, info, warn or error", l.Level))
+	}
+	return errors.Join(errs...)
+}
+
+// Logger returns the logger the block describes (NewLogger).
+func (l Log) Logger() (*slog.Logger, error) { return NewLogger(l.Format, l.Level) }
+
 // NewLogger returns a slog logger writing to stderr. format is "json" or
 // "text"; level is debug, info, warn or error.
 func NewLogger(format, level string) (*slog.Logger, error) {
@@ -138,7 +168,8 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 // Healthcheck asks a running service for GET /healthz on addr, a listen
 // address such as ":9102" (an empty host means loopback). The service
 // images have no shell or curl, so each binary runs this for Docker's
-// HEALTHCHECK as `<binary> healthcheck`, with addr from PDM_HTTP_ADDR.
+// HEALTHCHECK as `<binary> healthcheck`, with addr the service's http.addr
+// read from the same configuration as the service (pdmkit/cli).
 func Healthcheck(ctx context.Context, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

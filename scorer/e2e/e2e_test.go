@@ -104,8 +104,8 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
 
 	bridgeAdmin := stacktest.FreeAddr(t)
-	stacktest.Start(t, nil, ingestBin, "bridge", "-http-addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
-		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
+	stacktest.Start(t, nil, ingestBin, "bridge", "-http.addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
+		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
 		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)
 	stacktest.WaitReady(t, "http://"+bridgeAdmin+"/readyz")
 
@@ -143,7 +143,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	// thresholds' minimum duration is real time.
 	agentAdmin := stacktest.FreeAddr(t)
 	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
-		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", agentAdmin, "-log.level", "warn")
+		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", agentAdmin, "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+agentAdmin+"/healthz")
 
 	// Let the online learner learn normal (400 readings each), then wear

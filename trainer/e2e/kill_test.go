@@ -35,7 +35,7 @@ func TestKilledTrainerPublishesNothing(t *testing.T) {
 	trainer := func() (*stacktest.Proc, string) {
 		addr := stacktest.FreeAddr(t)
 		p := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
-			"-kafka.brokers", strings.Join(brokers, ","), "-kafka.requests", requests, "-kafka.group", group,
+			"-kafka.brokers", strings.Join(brokers, ","), "-kafka.retrain", requests, "-kafka.group", group,
 			"-influx.url", influxURL, "-influx.bucket", bucket, "-scorer.url", "http://"+scorer, "-http.addr", addr, "-data-dir", t.TempDir(),
 			"-job.site", site, "-job.step", "1s", "-job.history", "72h", "-job.min-rows", "500", "-job.promote.min-detection", "0.25")
 		stacktest.WaitReady(t, "http://"+addr+"/readyz")

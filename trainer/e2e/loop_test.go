@@ -211,12 +211,12 @@ func TestClosedLoop(t *testing.T) {
 	// this time scale is 48 s).
 	const horizon = "30s"
 	bridge := stacktest.FreeAddr(t)
-	stacktest.Start(t, nil, ingestBin, "bridge", "-http-addr", bridge, "-log.level", "warn", "-kafka.brokers", brokers,
-		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
+	stacktest.Start(t, nil, ingestBin, "bridge", "-http.addr", bridge, "-log.level", "warn", "-kafka.brokers", brokers,
+		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-mqtt.url", mqttURL, "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
 		"-mqtt.share-group", site, "-mqtt.client-id", bridgeID)
 	historian := stacktest.FreeAddr(t)
-	stacktest.Start(t, nil, ingestBin, "historian", "-http-addr", historian, "-log.level", "warn", "-kafka.brokers", brokers,
-		"-kafka.topic", readings, "-kafka.dlq-topic", dlq, "-kafka.group-id", stacktest.Unique("loop-historian"),
+	stacktest.Start(t, nil, ingestBin, "historian", "-http.addr", historian, "-log.level", "warn", "-kafka.brokers", brokers,
+		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-kafka.group", stacktest.Unique("loop-historian"),
 		"-influx.url", influxURL, "-influx.bucket", bucket)
 	scorer := stacktest.FreeAddr(t)
 	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
@@ -230,7 +230,7 @@ func TestClosedLoop(t *testing.T) {
 	trainer := stacktest.FreeAddr(t)
 	data := t.TempDir()
 	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info", "-kafka.brokers", brokers,
-		"-kafka.requests", retrain, "-kafka.group", stacktest.Unique("loop-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
+		"-kafka.retrain", retrain, "-kafka.group", stacktest.Unique("loop-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
 		"-scorer.url", "http://"+scorer, "-http.addr", trainer, "-data-dir", data,
 		"-alert.new-normal.duration", horizon, "-job.site", site, "-job.step", "100ms", "-job.history", "1h", "-job.min-rows", "500", "-job.epochs", "40")
 	stacktest.WaitReady(t, "http://"+trainer+"/readyz")
@@ -238,7 +238,7 @@ func TestClosedLoop(t *testing.T) {
 	// Two pumps, ten readings a second, three simulated minutes each.
 	agent := stacktest.FreeAddr(t)
 	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "steady=pump,worn=pump",
-		"-rate", "10", "-time-scale", "1800", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http-addr", agent, "-log.level", "warn")
+		"-rate", "10", "-time-scale", "1800", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", agent, "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+agent+"/healthz")
 
 	// Cold start: after its warm-up and 300 more readings each pump asks

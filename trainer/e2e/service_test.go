@@ -84,7 +84,7 @@ func TestTrainerServiceOneJobThroughAnOutage(t *testing.T) {
 	requests := stacktest.Topic(t, "svc-retrain", 3)
 	trainer := stacktest.FreeAddr(t)
 	proc := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
-		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.requests", requests, "-kafka.group", stacktest.Unique("svc-trainer"),
+		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.retrain", requests, "-kafka.group", stacktest.Unique("svc-trainer"),
 		"-influx.url", "http://"+px.addr, "-influx.bucket", bucket, "-influx.retry-for", "2s",
 		"-scorer.url", "http://"+scorer, "-http.addr", trainer, "-data-dir", t.TempDir(),
 		"-job.site", site, "-job.step", "1s", "-job.history", "2h", "-job.min-rows", "500", "-job.epochs", "40",

@@ -1,44 +1,41 @@
 // Command edge-agent simulates or replays machine sensors and publishes the
 // readings to MQTT with store-and-forward. `edge-agent simulate` writes one
-// simulated history to CSV instead. See edge-agent/README.md.
+// simulated history to CSV instead, and `edge-agent healthcheck` probes a
+// running agent's /healthz at its http.addr. See edge-agent/README.md.
 package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/agent"
 	"github.com/pdmstream/pdm/edge-agent/internal/config"
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
-	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "edge-agent:", err)
-		os.Exit(1)
+func main() { cli.Main("edge-agent", commands()) }
+
+func commands() map[string]cli.Command {
+	health := config.Default()
+	return map[string]cli.Command{
+		"": func(ctx context.Context, args []string) error { return run(ctx, args, os.Stdout) },
+		// For container healthchecks: no shell or curl in the image.
+		"healthcheck": cli.Healthcheck("edge-agent", &health, config.Sample, func() string { return health.HTTP.Addr }),
+		// A simulated history as CSV, for scorer backtest.
+		"simulate": func(ctx context.Context, args []string) error { return sim.Command(ctx, args, os.Stderr) },
 	}
 }
 
+// run is the agent: edge-agent [flags].
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "healthcheck" { // for container healthchecks: no shell or curl in the image
-		return telemetry.Healthcheck(ctx, os.Getenv("PDM_HTTP_ADDR"))
-	}
-	if len(args) > 0 && args[0] == "simulate" { // a simulated history as CSV, for scorer backtest
-		return sim.Command(ctx, args[1:], os.Stderr)
-	}
 	cfg := config.Default()
 	if printed, err := pdmconfig.Parse("edge-agent", args, &cfg, config.Sample, stdout); printed || err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}

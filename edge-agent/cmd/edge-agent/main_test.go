@@ -37,7 +37,7 @@ func TestBadFlags(t *testing.T) {
 		{"-opcua.endpoint", "opc.tcp://127.0.0.1:4840"}, // and no opcua.assets
 		{"-opcua.security-policy", "Basic128Rsa15"},
 	} {
-		err := run(context.Background(), append(args, "-http-addr", ""), &bytes.Buffer{})
+		err := run(context.Background(), append(args, "-http.addr", ""), &bytes.Buffer{})
 		if err == nil {
 			t.Errorf("%v accepted", args)
 		}
@@ -60,7 +60,7 @@ func TestKillAndRestartBinary(t *testing.T) {
 	agentCmd := func(limit int) *exec.Cmd {
 		cmd := exec.Command(bin, "-site", site, "-agent-id", site, "-assets", "pump-1=pump,motor-1=motor",
 			"-rate", "2000", "-batch", "5", "-limit", fmt.Sprint(limit), "-mqtt.url", b.URL(),
-			"-spool.dir", spoolDir, "-http-addr", "", "-log.level", "warn")
+			"-spool.dir", spoolDir, "-http.addr", "", "-log.level", "warn")
 		cmd.Stderr = os.Stderr
 		return cmd
 	}

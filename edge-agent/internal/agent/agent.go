@@ -208,7 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := telemetry.Serve(runCtx, a.cfg.HTTPAddr, a.Handler(), a.log); err != nil {
+		if err := telemetry.Serve(runCtx, a.cfg.HTTP.Addr, a.Handler(), a.log); err != nil {
 			// The admin server is a side door: readings keep flowing without
 			// it (two agents on one host, say), so this is logged, not fatal.
 			a.log.Error("admin http server", "err", err)
@@ -366,13 +366,19 @@ type appender interface {
 	Unread() uint64
 }
 
+// closer is a source holding a connection: a Modbus device, an OPC UA
+// session.
+type closer interface {
+	Close(ctx context.Context) error
+}
+
 // generate reads one stream, validates, batches and spools its readings
 // until ctx ends, the source ends, or the limit is reached. A partial batch
 // is spooled on the way out.
 func (a *Agent) generate(ctx context.Context, st stream, sp appender) {
 	log := a.log.With("asset", st.asset)
-	if c, ok := st.src.(io.Closer); ok { // a connection to a device
-		defer c.Close()
+	if c, ok := st.src.(closer); ok { // a connection to a device
+		defer c.Close(context.WithoutCancel(ctx))
 	}
 	limits := wire.DefaultLimits()
 	topic := wire.ReadingsTopic(a.cfg.Site, st.asset)

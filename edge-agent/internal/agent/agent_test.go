@@ -35,7 +35,7 @@ func testConfig(url, site string) config.Config {
 	cfg.AgentID = site + "-gw"
 	cfg.MQTT.URL = url
 	cfg.MQTT.MaxReconnectInterval = 300 * time.Millisecond
-	cfg.HTTPAddr = ""
+	cfg.HTTP.Addr = ""
 	cfg.Rate = 0
 	return cfg
 }

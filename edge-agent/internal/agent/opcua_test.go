@@ -43,8 +43,8 @@ func (s *markedSource) Next(context.Context) (map[string]float64, error) {
 	}
 }
 
-func (s *markedSource) Quality() map[string]string { return s.quality }
-func (s *markedSource) Close() error               { s.closed++; return nil }
+func (s *markedSource) Quality() map[string]string  { return s.quality }
+func (s *markedSource) Close(context.Context) error { s.closed++; return nil }
 
 // The marks a source gives go into the spooled readings and are counted by
 // asset, sensor and class; a reading whose marks contradict its values is

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
 	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -50,7 +51,7 @@ type Config struct {
 	// AgentID identifies this gateway: the status topic and the MQTT client
 	// id derive from it, so it must be stable across restarts and unique per
 	// broker. Default: the host name (sanitised), or "edge-1".
-	AgentID string `yaml:"agent-id" env:"PDM_AGENT_ID" help:"stable gateway id"`
+	AgentID string `yaml:"agent_id" env:"PDM_AGENT_ID" help:"stable gateway id"`
 	// Assets lists the simulated assets as id=kind pairs, comma separated;
 	// kinds are pump and motor. Default "pump-1=pump,motor-1=motor".
 	Assets string `yaml:"assets" env:"PDM_ASSETS" help:"simulated assets, id=kind,... (kinds: pump, motor)"`
@@ -69,26 +70,30 @@ type Config struct {
 	Seed uint64 `yaml:"seed" help:"simulator random seed"`
 	// TimeScale is simulated seconds per real second, so a wear-to-failure
 	// run of days fits in minutes. Default 60.
-	TimeScale float64 `yaml:"time-scale" help:"simulated seconds per real second"`
+	TimeScale float64 `yaml:"time_scale" help:"simulated seconds per real second"`
 	// Degrade starts degradation modes, comma separated, as
 	// asset=mode[@delay][/ttf]: delay is simulated time after start (default
 	// 0), ttf the simulated time from onset to failure (default per mode).
 	// Modes: bearing_wear, cavitation (pumps), misalignment. Default "".
 	Degrade string `yaml:"degrade" help:"degradation to start, asset=mode[@delay][/ttf],... (simulated durations)"`
-	// HTTPAddr is the admin server: /metrics, /healthz, /readyz and the
-	// /v1/assets control API. Empty disables it. Default ":9101".
-	HTTPAddr string `yaml:"http-addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off)"`
-
-	MQTT  MQTT  `yaml:"mqtt"`
-	Spool Spool `yaml:"spool"`
-	CSV   CSV   `yaml:"csv"`
+	HTTP    HTTP   `yaml:"http"`
+	MQTT    MQTT   `yaml:"mqtt"`
+	Spool   Spool  `yaml:"spool"`
+	CSV     CSV    `yaml:"csv"`
 	// Modbus lists Modbus TCP devices polled as assets, each with its
 	// register map (internal/modbus/README.md). File only, no flags.
 	// Default none.
 	Modbus modbus.Config `yaml:"modbus"`
-	Log    Log           `yaml:"log"`
+	Log    telemetry.Log `yaml:"log"`
 	// OPCUA reads assets from an OPC UA server; see internal/opcua.
 	OPCUA opcua.Config `yaml:"opcua"`
+}
+
+// HTTP is the admin server.
+type HTTP struct {
+	// Addr serves /metrics, /healthz, /readyz and the /v1/assets control
+	// API. Empty disables it. Default ":9101".
+	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off)"`
 }
 
 // MQTT configures the broker connection.
@@ -97,9 +102,9 @@ type MQTT struct {
 	URL string `yaml:"url" env:"PDM_MQTT_URL" help:"broker URL"`
 	// ClientID must be stable so the broker keeps the persistent session,
 	// and unique, or two clients take the connection from each other.
-	// Default "pdm-edge-<agent-id>-<hash of site and assets>", so two agents
+	// Default "pdm-edge-<agent_id>-<hash of site and assets>", so two agents
 	// left at the default agent id (the host name) on one host do not clash.
-	ClientID string `yaml:"client-id" env:"PDM_MQTT_CLIENT_ID" help:"MQTT client id (default pdm-edge-<agent-id>-<hash of site and assets>)"`
+	ClientID string `yaml:"client_id" env:"PDM_MQTT_CLIENT_ID" help:"MQTT client id (default pdm-edge-<agent_id>-<hash of site and assets>)"`
 	// Username for the broker. Default "".
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"broker user"`
 	// Password for the broker; from env or file, never logged. Default "".
@@ -108,12 +113,12 @@ type MQTT struct {
 	// bounds the burst resent after a reconnect. Default 256.
 	Window int `yaml:"window" help:"QoS 1 messages in flight"`
 	// KeepAlive is the MQTT keep-alive. Default 15s.
-	KeepAlive time.Duration `yaml:"keep-alive" help:"MQTT keep-alive"`
+	KeepAlive time.Duration `yaml:"keep_alive" help:"MQTT keep-alive"`
 	// MaxReconnectInterval caps the reconnect back-off. Default 5s.
-	MaxReconnectInterval time.Duration `yaml:"max-reconnect-interval" help:"longest wait between reconnect attempts"`
+	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval" help:"longest wait between reconnect attempts"`
 	// Payload is what the agent publishes: "json", the pipeline's readings
 	// on pdm/v1/{site}/{asset}/readings with the retained status, or
-	// "sparkplug", Sparkplug B 3.0 on spBv1.0/{site}/.../{agent-id}/{asset}
+	// "sparkplug", Sparkplug B 3.0 on spBv1.0/{site}/.../{agent_id}/{asset}
 	// (births, DDATA with aliases, NDEATH as the will, rebirth on NCMD;
 	// no pdm/v1 status). The spool holds the same either way. Default "json".
 	Payload string `yaml:"payload" env:"PDM_MQTT_PAYLOAD" help:"json or sparkplug (Sparkplug B 3.0)"`
@@ -134,13 +139,13 @@ type Spool struct {
 	// MaxBytes bounds the spool on disk; when full, new readings are dropped,
 	// counted and logged, so what is already queued is sent in order.
 	// Default 1 GiB.
-	MaxBytes int64 `yaml:"max-bytes" help:"spool size limit in bytes"`
+	MaxBytes int64 `yaml:"max_bytes" help:"spool size limit in bytes"`
 	// SegmentBytes is the size at which a new segment file starts. Default 8 MiB.
-	SegmentBytes int64 `yaml:"segment-bytes" help:"spool segment size in bytes"`
+	SegmentBytes int64 `yaml:"segment_bytes" help:"spool segment size in bytes"`
 	// SyncInterval is how often appended data is fsynced; 0 fsyncs every
 	// record. A killed process loses nothing either way (the data is in the
 	// page cache); a power cut loses at most this much. Default 200ms.
-	SyncInterval time.Duration `yaml:"sync-interval" help:"fsync interval for appended records (0 = every record)"`
+	SyncInterval time.Duration `yaml:"sync_interval" help:"fsync interval for appended records (0 = every record)"`
 }
 
 // CSV configures replay of a recorded file as one more asset.
@@ -156,14 +161,6 @@ type CSV struct {
 	Loop bool `yaml:"loop" help:"replay the file again at its end"`
 }
 
-// Log configures the slog logger.
-type Log struct {
-	// Level is debug, info, warn or error. Default "info".
-	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
-	// Format is text or json. Default "text".
-	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format (text or json)"`
-}
-
 // Default returns the configuration with every documented default.
 func Default() Config {
 	return Config{
@@ -174,7 +171,7 @@ func Default() Config {
 		Batch:     1,
 		Seed:      1,
 		TimeScale: 60,
-		HTTPAddr:  ":9101",
+		HTTP:      HTTP{Addr: ":9101"},
 		MQTT: MQTT{
 			URL:                  "tcp://127.0.0.1:1883",
 			Window:               256,
@@ -188,7 +185,7 @@ func Default() Config {
 			SyncInterval: 200 * time.Millisecond,
 		},
 		CSV:   CSV{Asset: "csv-1", Speed: 1},
-		Log:   Log{Level: "info", Format: "text"},
+		Log:   telemetry.DefaultLog(),
 		OPCUA: opcua.Default(),
 	}
 }
@@ -334,7 +331,7 @@ func (c *Config) Validate() error {
 		add("site (%q) must be 1..%d characters of [A-Za-z0-9._-]", c.Site, wire.MaxIDLen)
 	}
 	if !wire.ValidID(c.AgentID) {
-		add("agent-id (%q) must be 1..%d characters of [A-Za-z0-9._-]", c.AgentID, wire.MaxIDLen)
+		add("agent_id (%q) must be 1..%d characters of [A-Za-z0-9._-]", c.AgentID, wire.MaxIDLen)
 	}
 	assets, err := ParseAssets(c.Assets)
 	if err != nil {
@@ -360,13 +357,13 @@ func (c *Config) Validate() error {
 		add("limit (%d) with csv.loop (%v): the limit applies per asset, set only one", c.Limit, c.CSV.Loop)
 	}
 	if c.TimeScale <= 0 {
-		add("time-scale (%v) must be > 0", c.TimeScale)
+		add("time_scale (%v) must be > 0", c.TimeScale)
 	}
 	if c.Rate > 0 && c.TimeScale/c.Rate > 3600 {
-		add("time-scale (%v) / rate (%v) is %v simulated seconds per reading; more than 3600 makes the physics meaningless", c.TimeScale, c.Rate, c.TimeScale/c.Rate)
+		add("time_scale (%v) / rate (%v) is %v simulated seconds per reading; more than 3600 makes the physics meaningless", c.TimeScale, c.Rate, c.TimeScale/c.Rate)
 	}
 	if c.Rate == 0 && c.TimeScale > 3600 {
-		add("time-scale (%v) with rate (0) is %v simulated seconds per reading; more than 3600 makes the physics meaningless", c.TimeScale, c.TimeScale)
+		add("time_scale (%v) with rate (0) is %v simulated seconds per reading; more than 3600 makes the physics meaningless", c.TimeScale, c.TimeScale)
 	}
 	degs, err := ParseDegrade(c.Degrade)
 	if err != nil {
@@ -395,19 +392,19 @@ func (c *Config) Validate() error {
 		add("mqtt.window (%d) must be 1..65535", c.MQTT.Window)
 	}
 	if c.MQTT.KeepAlive < time.Second {
-		add("mqtt.keep-alive (%s) must be at least 1s", c.MQTT.KeepAlive)
+		add("mqtt.keep_alive (%s) must be at least 1s", c.MQTT.KeepAlive)
 	}
 	if c.MQTT.MaxReconnectInterval <= 0 {
-		add("mqtt.max-reconnect-interval (%s) must be > 0", c.MQTT.MaxReconnectInterval)
+		add("mqtt.max_reconnect_interval (%s) must be > 0", c.MQTT.MaxReconnectInterval)
 	}
 	if c.Spool.SegmentBytes < 4096 {
-		add("spool.segment-bytes (%d) must be at least 4096", c.Spool.SegmentBytes)
+		add("spool.segment_bytes (%d) must be at least 4096", c.Spool.SegmentBytes)
 	}
 	if c.Spool.MaxBytes < 2*c.Spool.SegmentBytes {
-		add("spool.max-bytes (%d) must be at least twice spool.segment-bytes (%d)", c.Spool.MaxBytes, c.Spool.SegmentBytes)
+		add("spool.max_bytes (%d) must be at least twice spool.segment_bytes (%d)", c.Spool.MaxBytes, c.Spool.SegmentBytes)
 	}
 	if c.Spool.SyncInterval < 0 {
-		add("spool.sync-interval (%s) must be >= 0", c.Spool.SyncInterval)
+		add("spool.sync_interval (%s) must be >= 0", c.Spool.SyncInterval)
 	}
 	if c.CSV.File != "" {
 		if !wire.ValidID(c.CSV.Asset) {
@@ -448,15 +445,8 @@ func (c *Config) Validate() error {
 			owner[id] = name
 		}
 	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		add("log.format (%q): want text or json", c.Log.Format)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		add("log.level (%q): want debug, info, warn or error", c.Log.Level)
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

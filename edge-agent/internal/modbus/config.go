@@ -70,32 +70,32 @@ type Device struct {
 	Address string `yaml:"address"`
 	// UnitID is the unit (slave) id of every tag that sets none; gateways
 	// route by it, most PLCs ignore it. Default 1.
-	UnitID *uint8 `yaml:"unit-id"`
+	UnitID *uint8 `yaml:"unit_id"`
 	// Timeout bounds each request and its response; a request that runs
 	// past it fails, and the connection is dropped and made again. (Opening
 	// the connection has the client library's own bound, 5 s.) Default 1s.
 	Timeout time.Duration `yaml:"timeout"`
 	// ReconnectMax caps the backoff between connection attempts (jittered,
 	// doubling from 100ms). Default 10s.
-	ReconnectMax time.Duration `yaml:"reconnect-max"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// MaxGap is how many unused registers (or bits) may lie between two
 	// tags read in one request. Reading across a gap saves a request, but
 	// some devices answer "illegal data address" for an unmapped register,
 	// so the default reads nothing that is not mapped. Default 0.
-	MaxGap uint16 `yaml:"max-gap"`
+	MaxGap uint16 `yaml:"max_gap"`
 	// MaxRegisters is the most registers one read asks for, 1..125; lower
 	// it for devices that refuse long reads. Default 125.
-	MaxRegisters uint16 `yaml:"max-registers"`
+	MaxRegisters uint16 `yaml:"max_registers"`
 	// MaxBits is the most coils or discrete inputs one read asks for,
 	// 1..2000. Default 2000.
-	MaxBits uint16 `yaml:"max-bits"`
+	MaxBits uint16 `yaml:"max_bits"`
 	// WordOrder of multi-register values for tags that set none: big (the
 	// high word in the lower register, "ABCD") or little ("CDAB").
 	// Default big.
-	WordOrder string `yaml:"word-order"`
+	WordOrder string `yaml:"word_order"`
 	// ByteOrder within each register for tags that set none: big (the
 	// protocol's own, "AB") or little (swapped, "BA"). Default big.
-	ByteOrder string `yaml:"byte-order"`
+	ByteOrder string `yaml:"byte_order"`
 	// Groups of tags, each polled on its own interval. At least one.
 	Groups []Group `yaml:"groups"`
 }
@@ -127,9 +127,9 @@ type Tag struct {
 	// bool and read 0 or 1. Default uint16, or bool for coil and discrete.
 	Type string `yaml:"type"`
 	// WordOrder, big or little, overrides the device's. Default: the device's.
-	WordOrder string `yaml:"word-order"`
+	WordOrder string `yaml:"word_order"`
 	// ByteOrder, big or little, overrides the device's. Default: the device's.
-	ByteOrder string `yaml:"byte-order"`
+	ByteOrder string `yaml:"byte_order"`
 	// Scale multiplies the raw value: value = raw*scale + offset. 0 means 1
 	// (a scale of 0 would publish a constant). Default 1.
 	Scale float64 `yaml:"scale"`
@@ -141,7 +141,7 @@ type Tag struct {
 	Unit string `yaml:"unit"`
 	// UnitID overrides the device's unit id for this tag (a gateway with
 	// several units). Default: the device's.
-	UnitID *uint8 `yaml:"unit-id"`
+	UnitID *uint8 `yaml:"unit_id"`
 }
 
 // table is a Modbus data table.
@@ -289,27 +289,27 @@ func resolve(i int, d Device) (device, error) {
 		out.reconnectMax = DefaultReconnectMax
 	}
 	if out.reconnectMax < 0 {
-		add("reconnect-max (%s) must be > 0", d.ReconnectMax)
+		add("reconnect_max (%s) must be > 0", d.ReconnectMax)
 	}
 	if out.limits.maxRegs == 0 {
 		out.limits.maxRegs = MaxRegisters
 	}
 	if out.limits.maxRegs > MaxRegisters {
-		add("max-registers (%d) must be 1..%d", d.MaxRegisters, MaxRegisters)
+		add("max_registers (%d) must be 1..%d", d.MaxRegisters, MaxRegisters)
 	}
 	if out.limits.maxBits == 0 {
 		out.limits.maxBits = MaxBits
 	}
 	if out.limits.maxBits > MaxBits {
-		add("max-bits (%d) must be 1..%d", d.MaxBits, MaxBits)
+		add("max_bits (%d) must be 1..%d", d.MaxBits, MaxBits)
 	}
 	wordOrder, err := order(d.WordOrder)
 	if err != nil {
-		add("word-order (%q): %v", d.WordOrder, err)
+		add("word_order (%q): %v", d.WordOrder, err)
 	}
 	byteOrder, err := order(d.ByteOrder)
 	if err != nil {
-		add("byte-order (%q): %v", d.ByteOrder, err)
+		add("byte_order (%q): %v", d.ByteOrder, err)
 	}
 	if len(d.Groups) == 0 {
 		add("no groups: give at least one group of tags")
@@ -373,12 +373,12 @@ func resolve(i int, d Device) (device, error) {
 			p.typ = typ
 			if t.WordOrder != "" {
 				if p.wordLittle, err = order(t.WordOrder); err != nil {
-					add("%s: word-order (%q): %v", tname, t.WordOrder, err)
+					add("%s: word_order (%q): %v", tname, t.WordOrder, err)
 				}
 			}
 			if t.ByteOrder != "" {
 				if p.byteLittle, err = order(t.ByteOrder); err != nil {
-					add("%s: byte-order (%q): %v", tname, t.ByteOrder, err)
+					add("%s: byte_order (%q): %v", tname, t.ByteOrder, err)
 				}
 			}
 			if p.scale == 0 {
@@ -391,7 +391,7 @@ func resolve(i int, d Device) (device, error) {
 				add("%s: address (%d) with type %s ends at %d, past the last address 65535", tname, t.Address, typ, end)
 			}
 			if !tb.bits() && p.size() > out.limits.maxRegs && out.limits.maxRegs <= MaxRegisters {
-				add("%s: type %s takes %d registers, more than max-registers (%d)", tname, typ, p.size(), out.limits.maxRegs)
+				add("%s: type %s takes %d registers, more than max_registers (%d)", tname, typ, p.size(), out.limits.maxRegs)
 			}
 			gs.points = append(gs.points, p)
 		}

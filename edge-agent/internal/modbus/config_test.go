@@ -32,9 +32,9 @@ func TestValidate(t *testing.T) {
 		{"address with scheme", func(c *Config) { c.Devices[0].Address = "tcp://plc:502" }, []string{`address ("tcp://plc:502")`, "without a scheme"}},
 		{"bad port", func(c *Config) { c.Devices[0].Address = "plc:99999" }, []string{`address ("plc:99999")`, `port "99999"`}},
 		{"negative timeout", func(c *Config) { c.Devices[0].Timeout = -time.Second }, []string{"timeout (-1s)"}},
-		{"max-registers", func(c *Config) { c.Devices[0].MaxRegisters = 126 }, []string{"max-registers (126) must be 1..125"}},
-		{"max-bits", func(c *Config) { c.Devices[0].MaxBits = 2001 }, []string{"max-bits (2001) must be 1..2000"}},
-		{"word order", func(c *Config) { c.Devices[0].WordOrder = "middle" }, []string{`word-order ("middle")`, "big or little"}},
+		{"max_registers", func(c *Config) { c.Devices[0].MaxRegisters = 126 }, []string{"max_registers (126) must be 1..125"}},
+		{"max_bits", func(c *Config) { c.Devices[0].MaxBits = 2001 }, []string{"max_bits (2001) must be 1..2000"}},
+		{"word order", func(c *Config) { c.Devices[0].WordOrder = "middle" }, []string{`word_order ("middle")`, "big or little"}},
 		{"no groups", func(c *Config) { c.Devices[0].Groups = nil }, []string{`device "plc-1": no groups`}},
 		{"group twice", func(c *Config) {
 			g := c.Devices[0].Groups[0]
@@ -56,15 +56,15 @@ func TestValidate(t *testing.T) {
 		},
 			[]string{`type ("float32") with table ("coil")`}},
 		{"bool register", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Type = "bool" }, []string{`type ("bool") with table ("holding")`}},
-		{"tag byte order", func(c *Config) { c.Devices[0].Groups[0].Tags[1].ByteOrder = "BA" }, []string{`tag "flow": byte-order ("BA")`}},
+		{"tag byte order", func(c *Config) { c.Devices[0].Groups[0].Tags[1].ByteOrder = "BA" }, []string{`tag "flow": byte_order ("BA")`}},
 		{"float64 past the end", func(c *Config) {
 			c.Devices[0].Groups[0].Tags[1].Address, c.Devices[0].Groups[0].Tags[1].Type = 65533, "float64"
 		},
 			[]string{`tag "flow": address (65533) with type float64 ends at 65536, past the last address 65535`}},
-		{"float64 over max-registers", func(c *Config) {
+		{"float64 over max_registers", func(c *Config) {
 			c.Devices[0].MaxRegisters = 3
 			c.Devices[0].Groups[0].Tags[1].Type = "float64"
-		}, []string{`tag "flow": type float64 takes 4 registers, more than max-registers (3)`}},
+		}, []string{`tag "flow": type float64 takes 4 registers, more than max_registers (3)`}},
 		{"scale", func(c *Config) { c.Devices[0].Groups[0].Tags[0].Scale = math.Inf(1) }, []string{`tag "temp": scale (+Inf)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestDefaults(t *testing.T) {
 	}
 	d.UnitID = u8(0) // 0 is a unit id, not "unset"
 	if dev, _ := resolve(0, d); dev.groups[0].points[0].unit != 0 {
-		t.Errorf("unit-id 0 became %d", dev.groups[0].points[0].unit)
+		t.Errorf("unit_id 0 became %d", dev.groups[0].points[0].unit)
 	}
 }
 

@@ -62,7 +62,7 @@ func dialTCP(addr string, timeout time.Duration, log *slog.Logger) (client, erro
 // address, device busy...) fails that read only. A timeout or any other
 // error drops the connection; the rest of the poll's reads are not made.
 // After a failed connect or a dropped connection the next attempt waits
-// pdmkit/retry's jittered backoff (100ms doubling to reconnect-max); polls
+// pdmkit/retry's jittered backoff (100ms doubling to reconnect_max); polls
 // due before it are missed (reason backoff) without touching the network.
 // The wait grows with consecutive failures and resets at the first read
 // that succeeds.
@@ -152,8 +152,9 @@ func (p *Poller) Asset() string { return p.asset }
 // Due is the due time of the poll Next returned last: the reading's time.
 func (p *Poller) Due() time.Time { return p.due }
 
-// Close drops the connection; safe to call twice.
-func (p *Poller) Close() error {
+// Close drops the connection; safe to call twice. Closing a Modbus TCP
+// connection does not wait, so ctx is not consulted.
+func (p *Poller) Close(context.Context) error {
 	if p.c == nil {
 		return nil
 	}
@@ -309,7 +310,7 @@ func (p *Poller) read(r *request, pl *poll) error {
 			return err
 		}
 		p.warn("modbus read failed, dropping the connection", "err", err)
-		p.Close()
+		p.Close(context.Background())
 		p.failed()
 		return err
 	}

@@ -47,7 +47,7 @@ func newPollerT(t testing.TB, cfg Config) *Poller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ps[0].Close() })
+	t.Cleanup(func() { ps[0].Close(context.Background()) })
 	return ps[0]
 }
 
@@ -110,7 +110,7 @@ func wantPoll(k int, slow bool) map[string]float64 {
 }
 
 // The reads of one poll of the plant: the fewest its layout allows with
-// max-gap 0 (a gap splits holding and coils), unit 2 apart.
+// max_gap 0 (a gap splits holding and coils), unit 2 apart.
 var fastReads = []modbustest.Request{
 	{Unit: 1, Table: "holding", Addr: 0, Quantity: 12},
 	{Unit: 1, Table: "holding", Addr: 20, Quantity: 1},
@@ -235,9 +235,9 @@ func TestExceptionOmitsItsSensorsOnly(t *testing.T) {
 	}
 }
 
-// Reading across unmapped addresses (max-gap 8 joins holding 0..11 with 20
+// Reading across unmapped addresses (max_gap 8 joins holding 0..11 with 20
 // and coils 0..1 with 3) draws "illegal data address" from the device: why
-// max-gap defaults to 0.
+// max_gap defaults to 0.
 func TestGapOverUnmappedRegisters(t *testing.T) {
 	srv := modbustest.Start(t)
 	cfg := plant(t, srv)

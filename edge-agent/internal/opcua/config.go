@@ -36,22 +36,22 @@ type Config struct {
 	// the source off. Default "".
 	Endpoint string `yaml:"endpoint" env:"PDM_OPCUA_ENDPOINT" help:"OPC UA server, opc.tcp://host:4840 (empty = off)"`
 	// SecurityPolicy is None or Basic256Sha256. Default "None".
-	SecurityPolicy string `yaml:"security-policy" help:"OPC UA security policy: None or Basic256Sha256"`
+	SecurityPolicy string `yaml:"security_policy" help:"OPC UA security policy: None or Basic256Sha256"`
 	// SecurityMode is None (with policy None), Sign or SignAndEncrypt (with
 	// Basic256Sha256). Default "None".
-	SecurityMode string `yaml:"security-mode" help:"OPC UA message security mode: None, Sign or SignAndEncrypt"`
+	SecurityMode string `yaml:"security_mode" help:"OPC UA message security mode: None, Sign or SignAndEncrypt"`
 	// Certificate is the client's application instance certificate, PEM
 	// (.pem) or DER; required with Basic256Sha256. Default "".
 	Certificate string `yaml:"certificate" help:"client certificate file (.pem or DER)"`
 	// PrivateKey is the certificate's RSA key, PEM (.pem) or DER; required
 	// with Basic256Sha256. Default "".
-	PrivateKey string `yaml:"private-key" help:"client private key file (.pem or DER, RSA)"`
+	PrivateKey string `yaml:"private_key" help:"client private key file (.pem or DER, RSA)"`
 	// ServerCertificate, when set, pins the server: its endpoint must
 	// present exactly this certificate (PEM or DER), or the agent does not
 	// connect. Empty takes the certificate the server's endpoint list
 	// offers, which encrypts but does not authenticate the server.
 	// Default "".
-	ServerCertificate string `yaml:"server-certificate" help:"server certificate the endpoint must present (empty = accept the endpoint's)"`
+	ServerCertificate string `yaml:"server_certificate" help:"server certificate the endpoint must present (empty = accept the endpoint's)"`
 	// Username and Password log in as a user; empty is anonymous. Send a
 	// password only over Basic256Sha256. Default "".
 	Username string `yaml:"username" env:"PDM_OPCUA_USERNAME" help:"OPC UA user (empty = anonymous)"`
@@ -59,18 +59,18 @@ type Config struct {
 	Password string `yaml:"password" env:"PDM_OPCUA_PASSWORD" secret:"true" help:"OPC UA password"`
 	// PublishingInterval is the subscription's publishing interval: at most
 	// one reading per asset per interval, when a value changed. Default 1s.
-	PublishingInterval time.Duration `yaml:"publishing-interval" help:"OPC UA subscription publishing interval"`
+	PublishingInterval time.Duration `yaml:"publishing_interval" help:"OPC UA subscription publishing interval"`
 	// StaleAfter marks a value "stale" once the server has not sent it for
 	// this long; the value is still published. Servers send a value only
 	// when it changes, so set it above the longest time a healthy value
 	// may stay constant. 0 never marks. Default 0s.
-	StaleAfter time.Duration `yaml:"stale-after" help:"mark a value stale after this long without an update (0 = never)"`
+	StaleAfter time.Duration `yaml:"stale_after" help:"mark a value stale after this long without an update (0 = never)"`
 	// Timeout bounds connecting and each request; a session silent for
 	// this long is probed with a read and dropped if that fails. Default 10s.
 	Timeout time.Duration `yaml:"timeout" help:"OPC UA connect and request timeout"`
 	// MaxReconnectInterval caps the backoff between connection attempts
 	// after a failure. Default 10s.
-	MaxReconnectInterval time.Duration `yaml:"max-reconnect-interval" help:"longest wait between OPC UA connection attempts"`
+	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval" help:"longest wait between OPC UA connection attempts"`
 	// Assets lists what to read: one subscription (and session) per asset,
 	// one monitored item per sensor. File only. Default none.
 	Assets []Asset `yaml:"assets"`
@@ -93,7 +93,7 @@ type Item struct {
 	Sensor string `yaml:"sensor"`
 	// SamplingInterval asks the server to sample the node this often; 0
 	// asks for the publishing interval. The server may revise it.
-	SamplingInterval time.Duration `yaml:"sampling-interval"`
+	SamplingInterval time.Duration `yaml:"sampling_interval"`
 }
 
 // Default returns the section with every documented default: off.
@@ -127,34 +127,34 @@ func (c *Config) Validate() error {
 	switch c.SecurityPolicy {
 	case PolicyNone:
 		if c.SecurityMode != ModeNone {
-			add("opcua.security-mode (%q) with opcua.security-policy (%q): want None", c.SecurityMode, c.SecurityPolicy)
+			add("opcua.security_mode (%q) with opcua.security_policy (%q): want None", c.SecurityMode, c.SecurityPolicy)
 		}
 	case PolicyBasic256Sha256:
 		if c.SecurityMode != ModeSign && c.SecurityMode != ModeSignAndEncrypt {
-			add("opcua.security-mode (%q) with opcua.security-policy (%q): want Sign or SignAndEncrypt", c.SecurityMode, c.SecurityPolicy)
+			add("opcua.security_mode (%q) with opcua.security_policy (%q): want Sign or SignAndEncrypt", c.SecurityMode, c.SecurityPolicy)
 		}
 		if c.Certificate == "" || c.PrivateKey == "" {
-			add("opcua.security-policy (%q) needs opcua.certificate (%q) and opcua.private-key (%q)", c.SecurityPolicy, c.Certificate, c.PrivateKey)
+			add("opcua.security_policy (%q) needs opcua.certificate (%q) and opcua.private_key (%q)", c.SecurityPolicy, c.Certificate, c.PrivateKey)
 		}
 	default:
-		add("opcua.security-policy (%q): want None or Basic256Sha256", c.SecurityPolicy)
+		add("opcua.security_policy (%q): want None or Basic256Sha256", c.SecurityPolicy)
 	}
 	if c.Password != "" && c.Username == "" {
 		add("opcua.password is set but opcua.username (%q) is empty", c.Username)
 	}
 	if c.PublishingInterval < 10*time.Millisecond {
-		add("opcua.publishing-interval (%s) must be at least 10ms", c.PublishingInterval)
+		add("opcua.publishing_interval (%s) must be at least 10ms", c.PublishingInterval)
 	}
 	if c.StaleAfter < 0 {
-		add("opcua.stale-after (%s) must be >= 0", c.StaleAfter)
+		add("opcua.stale_after (%s) must be >= 0", c.StaleAfter)
 	} else if c.StaleAfter > 0 && c.StaleAfter < c.PublishingInterval {
-		add("opcua.stale-after (%s) is shorter than opcua.publishing-interval (%s): values would be stale between two publishes", c.StaleAfter, c.PublishingInterval)
+		add("opcua.stale_after (%s) is shorter than opcua.publishing_interval (%s): values would be stale between two publishes", c.StaleAfter, c.PublishingInterval)
 	}
 	if c.Timeout < 100*time.Millisecond {
 		add("opcua.timeout (%s) must be at least 100ms", c.Timeout)
 	}
 	if c.MaxReconnectInterval <= 0 {
-		add("opcua.max-reconnect-interval (%s) must be > 0", c.MaxReconnectInterval)
+		add("opcua.max_reconnect_interval (%s) must be > 0", c.MaxReconnectInterval)
 	}
 	ids := map[string]bool{}
 	for i, a := range c.Assets {
@@ -181,7 +181,7 @@ func (c *Config) Validate() error {
 			}
 			sensors[it.Sensor] = true
 			if it.SamplingInterval < 0 {
-				add("opcua asset %q items[%d].sampling-interval (%s) must be >= 0", a.ID, j, it.SamplingInterval)
+				add("opcua asset %q items[%d].sampling_interval (%s) must be >= 0", a.ID, j, it.SamplingInterval)
 			}
 		}
 	}

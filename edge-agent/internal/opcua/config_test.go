@@ -31,19 +31,19 @@ func TestValidate(t *testing.T) {
 		{"assets without endpoint", func(c *Config) { c.Endpoint = "" }, []string{"opcua.assets (1 assets) without opcua.endpoint"}},
 		{"endpoint without assets", func(c *Config) { c.Assets = nil }, []string{`opcua.endpoint ("opc.tcp://127.0.0.1:4840")`, "opcua.assets is empty"}},
 		{"bad scheme", func(c *Config) { c.Endpoint = "tcp://x:4840" }, []string{`opcua.endpoint ("tcp://x:4840")`}},
-		{"bad policy while off", func(c *Config) { c.Endpoint, c.Assets, c.SecurityPolicy = "", nil, "Basic128Rsa15" }, []string{`opcua.security-policy ("Basic128Rsa15")`}},
-		{"bad policy", func(c *Config) { c.SecurityPolicy = "Basic128Rsa15" }, []string{`opcua.security-policy ("Basic128Rsa15")`}},
-		{"mode with none", func(c *Config) { c.SecurityMode = ModeSign }, []string{`opcua.security-mode ("Sign")`, `opcua.security-policy ("None")`}},
+		{"bad policy while off", func(c *Config) { c.Endpoint, c.Assets, c.SecurityPolicy = "", nil, "Basic128Rsa15" }, []string{`opcua.security_policy ("Basic128Rsa15")`}},
+		{"bad policy", func(c *Config) { c.SecurityPolicy = "Basic128Rsa15" }, []string{`opcua.security_policy ("Basic128Rsa15")`}},
+		{"mode with none", func(c *Config) { c.SecurityMode = ModeSign }, []string{`opcua.security_mode ("Sign")`, `opcua.security_policy ("None")`}},
 		{"none with basic256sha256", func(c *Config) {
 			c.SecurityPolicy, c.Certificate, c.PrivateKey = PolicyBasic256Sha256, "c.pem", "k.pem"
-		}, []string{`opcua.security-mode ("None")`, "want Sign or SignAndEncrypt"}},
-		{"no certificate", func(c *Config) { c.SecurityPolicy, c.SecurityMode = PolicyBasic256Sha256, ModeSign }, []string{`opcua.certificate ("")`, `opcua.private-key ("")`}},
+		}, []string{`opcua.security_mode ("None")`, "want Sign or SignAndEncrypt"}},
+		{"no certificate", func(c *Config) { c.SecurityPolicy, c.SecurityMode = PolicyBasic256Sha256, ModeSign }, []string{`opcua.certificate ("")`, `opcua.private_key ("")`}},
 		{"password without user", func(c *Config) { c.Password = "x" }, []string{"opcua.password", `opcua.username ("")`}},
-		{"publishing interval", func(c *Config) { c.PublishingInterval = time.Millisecond }, []string{"opcua.publishing-interval (1ms)"}},
-		{"stale before publish", func(c *Config) { c.StaleAfter = 100 * time.Millisecond }, []string{"opcua.stale-after (100ms)", "opcua.publishing-interval (1s)"}},
-		{"negative stale", func(c *Config) { c.StaleAfter = -time.Second }, []string{"opcua.stale-after (-1s)"}},
+		{"publishing interval", func(c *Config) { c.PublishingInterval = time.Millisecond }, []string{"opcua.publishing_interval (1ms)"}},
+		{"stale before publish", func(c *Config) { c.StaleAfter = 100 * time.Millisecond }, []string{"opcua.stale_after (100ms)", "opcua.publishing_interval (1s)"}},
+		{"negative stale", func(c *Config) { c.StaleAfter = -time.Second }, []string{"opcua.stale_after (-1s)"}},
 		{"timeout", func(c *Config) { c.Timeout = 0 }, []string{"opcua.timeout (0s)"}},
-		{"reconnect", func(c *Config) { c.MaxReconnectInterval = 0 }, []string{"opcua.max-reconnect-interval (0s)"}},
+		{"reconnect", func(c *Config) { c.MaxReconnectInterval = 0 }, []string{"opcua.max_reconnect_interval (0s)"}},
 		{"bad asset id", func(c *Config) { c.Assets[0].ID = "a/b" }, []string{`opcua.assets[0].id ("a/b")`}},
 		{"asset twice", func(c *Config) { c.Assets = append(c.Assets, c.Assets[0]) }, []string{`opcua.assets[1].id ("pump-7") is listed twice`}},
 		{"no items", func(c *Config) { c.Assets[0].Items = nil }, []string{`opcua asset "pump-7" has 0 items`}},
@@ -56,7 +56,7 @@ func TestValidate(t *testing.T) {
 		{"sensor twice", func(c *Config) {
 			c.Assets[0].Items = append(c.Assets[0].Items, Item{Node: "ns=2;i=5", Sensor: "vibration_rms"})
 		}, []string{`sensor "vibration_rms" is listed twice`}},
-		{"sampling", func(c *Config) { c.Assets[0].Items[0].SamplingInterval = -time.Second }, []string{"items[0].sampling-interval (-1s)"}},
+		{"sampling", func(c *Config) { c.Assets[0].Items[0].SamplingInterval = -time.Second }, []string{"items[0].sampling_interval (-1s)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

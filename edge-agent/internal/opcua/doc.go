@@ -17,7 +17,7 @@
 //     status name ("UncertainLastUsableValue"); Bad ones are left out of the
 //     sensors and marked with theirs ("BadSensorFailure"), as are items the
 //     server refused to monitor ("BadNodeIdUnknown") and values that are no
-//     number ("BadTypeMismatch"). A held value older than stale-after is
+//     number ("BadTypeMismatch"). A held value older than stale_after is
 //     marked "stale".
 //   - A notification in which no item has a usable value yields no reading
 //     (a missed cycle, source.ErrMissed), since a reading needs a value.

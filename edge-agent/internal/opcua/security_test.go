@@ -83,7 +83,7 @@ func TestServerCertificatePin(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, err := s.Next(ctx)
-			if !errors.Is(err, source.ErrMissed) || !strings.Contains(err.Error(), "not opcua.server-certificate") {
+			if !errors.Is(err, source.ErrMissed) || !strings.Contains(err.Error(), "not opcua.server_certificate") {
 				t.Fatalf("pinned to another certificate: %v", err)
 			}
 			if s.Sessions() != 0 {

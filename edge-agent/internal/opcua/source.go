@@ -82,13 +82,13 @@ func New(cfg Config, asset Asset, log *slog.Logger) (*Source, error) {
 			return nil, fmt.Errorf("opcua: certificate %s: %w", cfg.Certificate, err)
 		}
 		if _, err := gopcua.ApplyConfig(gopcua.PrivateKeyFile(cfg.PrivateKey)); err != nil {
-			return nil, fmt.Errorf("opcua: private-key %s (a .pem must be PKCS#1, \"BEGIN RSA PRIVATE KEY\"; convert with openssl rsa -traditional): %w", cfg.PrivateKey, err)
+			return nil, fmt.Errorf("opcua: private_key %s (a .pem must be PKCS#1, \"BEGIN RSA PRIVATE KEY\"; convert with openssl rsa -traditional): %w", cfg.PrivateKey, err)
 		}
 	}
 	if cfg.ServerCertificate != "" {
 		der, err := loadDER(cfg.ServerCertificate)
 		if err != nil {
-			return nil, fmt.Errorf("opcua: server-certificate: %w", err)
+			return nil, fmt.Errorf("opcua: server_certificate: %w", err)
 		}
 		s.pinned = der
 	}
@@ -272,7 +272,7 @@ func (s *Source) options(ctx context.Context) ([]gopcua.Option, error) {
 		return nil, fmt.Errorf("endpoint for policy %s, mode %s: %w", s.cfg.SecurityPolicy, s.cfg.SecurityMode, err)
 	}
 	if s.pinned != nil && !bytes.Equal(ep.ServerCertificate, s.pinned) {
-		return nil, errors.New("the server's certificate is not opcua.server-certificate")
+		return nil, errors.New("the server's certificate is not opcua.server_certificate")
 	}
 	// Connect to the configured address: servers often list themselves
 	// under a host name the gateway cannot resolve.
@@ -402,19 +402,22 @@ func (s *Source) lost(cause error) error {
 	return fmt.Errorf("%w: opcua asset %s: %w", source.ErrMissed, s.asset.ID, cause)
 }
 
-func (s *Source) closeClient() {
+func (s *Source) closeClient() { s.closeClientCtx(context.Background()) }
+
+func (s *Source) closeClientCtx(ctx context.Context) {
 	if s.client == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_ = s.client.Close(ctx)
 	s.client, s.notes = nil, nil
 }
 
-// Close ends the session. It is safe to call twice.
-func (s *Source) Close() error {
-	s.closeClient()
+// Close ends the session, waiting for the server's answer until ctx ends
+// (at most a second). It is safe to call twice.
+func (s *Source) Close(ctx context.Context) error {
+	s.closeClientCtx(ctx)
 	return nil
 }
 

@@ -54,7 +54,7 @@ func newSource(t *testing.T, c Config) *Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 
@@ -186,7 +186,7 @@ func TestStale(t *testing.T) {
 	defer func() { close(stop); <-done }()
 	r, _ := await(t, s, func(r reading) bool { return r.quality["b"] == wire.QualityStale }, "b stale")
 	if time.Since(start) < c.StaleAfter {
-		t.Fatalf("b marked stale after %s, before stale-after (%s)", time.Since(start), c.StaleAfter)
+		t.Fatalf("b marked stale after %s, before stale_after (%s)", time.Since(start), c.StaleAfter)
 	}
 	if r.sensors["b"] != 7 || r.quality["a"] != "" {
 		t.Fatalf("stale reading %+v", r)
@@ -255,8 +255,8 @@ func TestNextEndsWithContext(t *testing.T) {
 	if _, err := s.Next(ctx2); !errors.Is(err, context.Canceled) && !errors.Is(err, source.ErrMissed) {
 		t.Fatalf("cancelled: %v", err)
 	}
-	s.Close()
-	s.Close() // twice is fine
+	s.Close(context.Background())
+	s.Close(context.Background()) // twice is fine
 }
 
 func TestStatusName(t *testing.T) {

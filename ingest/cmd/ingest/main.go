@@ -4,7 +4,8 @@
 //	ingest historian  Kafka pdm.readings → InfluxDB
 //	ingest retire     take a stopped bridge (its mqtt.client_id) out of the
 //	                  share group for good: drain its session, then delete it
-//	ingest healthcheck  probe a running instance's /healthz (PDM_HTTP_ADDR), for containers
+//	ingest healthcheck [bridge|historian]  probe a running instance's /healthz at
+//	                  its http.addr, read from the same config as the role (default bridge)
 //
 // Configuration: flags > PDM_* environment > -config file > defaults; see
 // `ingest bridge -print-config`.
@@ -13,7 +14,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pdmstream/pdm/ingest/internal/bridge"
@@ -24,12 +27,29 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
 
-func main() {
-	cli.Main("ingest", map[string]cli.Command{
-		"bridge":    func(ctx context.Context, args []string) error { return run(ctx, config.Bridge, args) },
-		"historian": func(ctx context.Context, args []string) error { return run(ctx, config.Historian, args) },
-		"retire":    retire,
-	})
+func main() { cli.Main("ingest", commands()) }
+
+func commands() map[string]cli.Command {
+	return map[string]cli.Command{
+		"bridge":      func(ctx context.Context, args []string) error { return run(ctx, config.Bridge, args) },
+		"healthcheck": healthcheck,
+		"historian":   func(ctx context.Context, args []string) error { return run(ctx, config.Historian, args) },
+		"retire":      retire,
+	}
+}
+
+// healthcheck probes a bridge's or, named first, a historian's /healthz at
+// the address that role's configuration gives.
+func healthcheck(ctx context.Context, args []string) error {
+	role := config.Bridge
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		role, args = config.Role(args[0]), args[1:]
+	}
+	if role != config.Bridge && role != config.Historian {
+		return fmt.Errorf("healthcheck: role %q: want bridge or historian", role)
+	}
+	cfg := config.Default(role)
+	return cli.Healthcheck("ingest", &cfg, config.Sample, func() string { return cfg.HTTP.Addr })(ctx, args)
 }
 
 // retire drains and deletes a bridge instance's MQTT session; it takes the
@@ -39,7 +59,7 @@ func retire(ctx context.Context, args []string) error {
 	if printed, err := pdmconfig.Parse("ingest retire", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}
@@ -50,12 +70,12 @@ func retire(ctx context.Context, args []string) error {
 	return b.Retire(ctx, 5*time.Second)
 }
 
-func run(ctx context.Context, role config.Role, args []string) error {
+func run(ctx context.Context, role config.Role, args []string) (err error) {
 	cfg := config.Default(role)
 	if printed, err := pdmconfig.Parse("ingest "+string(role), args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}
@@ -80,13 +100,13 @@ func run(ctx context.Context, role config.Role, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer h.Close()
+		defer func() { err = cli.Shutdown(ctx, h, err) }()
 		work, ready = h.Run, h.Ready
 	}
 	log.Info("starting", "config", pdmconfig.String(&cfg))
 	httpErr := make(chan error, 1)
 	go func() {
-		httpErr <- telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
+		httpErr <- telemetry.Serve(ctx, cfg.HTTP.Addr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
 	}()
 	err = work(ctx)
 	stop()

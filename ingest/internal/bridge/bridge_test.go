@@ -37,8 +37,8 @@ func testConfig(t *testing.T, site string) config.Config {
 	cfg.MQTT.ShareGroup = stacktest.Unique("g")
 	cfg.MQTT.ClientID = stacktest.Unique("bridge")
 	// As deployments/kafka/topics.txt configures the real topics.
-	cfg.Kafka.Topic = stacktest.Topic(t, "readings", 6, "max.message.bytes=4194304")
-	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq", 1, "max.message.bytes=4194304")
+	cfg.Kafka.Readings = stacktest.Topic(t, "readings", 6, "max.message.bytes=4194304")
+	cfg.Kafka.DeadLetters = stacktest.Topic(t, "dlq", 1, "max.message.bytes=4194304")
 	return cfg
 }
 
@@ -153,7 +153,7 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 
 	// Every single reading is a record and each batch is one record.
 	records := len(want) - 4*2
-	got := stacktest.ReadN(t, cfg.Kafka.Topic, records, 30*time.Second)
+	got := stacktest.ReadN(t, cfg.Kafka.Readings, records, 30*time.Second)
 	if len(got) != records {
 		t.Fatalf("readings topic has %d records, want %d", len(got), records)
 	}
@@ -188,7 +188,7 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		}
 	}
 
-	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, len(bad), 30*time.Second)
+	dead := stacktest.ReadN(t, cfg.Kafka.DeadLetters, len(bad), 30*time.Second)
 	if len(dead) != len(bad) {
 		t.Fatalf("dead-letter topic has %d records, want %d", len(dead), len(bad))
 	}
@@ -273,7 +273,7 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 	pub := publisher(t)
 	const n = 400
 	publishReadings(t, pub, site, n, 8)
-	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second))
+	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, n, 30*time.Second))
 	seen := map[uint64]bool{}
 	for _, r := range got {
 		if seen[r.Seq] {
@@ -297,7 +297,7 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	site := stacktest.Unique("site")
 	cfg := testConfig(t, site)
-	cfg.Kafka.Topic = stacktest.Unique("late")
+	cfg.Kafka.Readings = stacktest.Unique("late")
 	b := startBridge(t, cfg)
 	pub := publisher(t)
 	const n = 60
@@ -309,10 +309,10 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := stacktest.CreateTopic(ctx, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, 6, nil); err != nil {
+	if err := stacktest.CreateTopic(ctx, cfg.Kafka.Brokers[0], cfg.Kafka.Readings, 6, nil); err != nil {
 		t.Fatal(err)
 	}
-	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second))
+	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, n, 30*time.Second))
 	last := map[string]uint64{}
 	for _, r := range got {
 		if r.Seq <= last[r.Asset] {
@@ -335,7 +335,7 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
 	site := stacktest.Unique("site")
 	cfg := testConfig(t, site)
-	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq-small", 1, "max.message.bytes=1000")
+	cfg.Kafka.DeadLetters = stacktest.Topic(t, "dlq-small", 1, "max.message.bytes=1000")
 	cfg.Kafka.BatchTimeout = 200 * time.Millisecond // one batch for everything below
 	b := startBridge(t, cfg)
 	pub := publisher(t)
@@ -346,7 +346,7 @@ func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
 	publish(t, pub, wire.ReadingsTopic(site, "a1"), []byte(`{"junk":"`+base64.StdEncoding.EncodeToString(noise)+`"}`))
 
 	stacktest.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 3 }, "the dead letter was not retried")
-	if got := stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second); len(got) != n {
+	if got := stacktest.ReadN(t, cfg.Kafka.Readings, n, 30*time.Second); len(got) != n {
 		t.Fatalf("%d readings in Kafka after %v failed writes, want %d, each once", len(got), testutil.ToFloat64(b.metrics.KafkaErrors), n)
 	}
 }
@@ -358,7 +358,7 @@ func TestRefusedPartitionIsRetriedAlone(t *testing.T) {
 func TestLargeMessagesAreSplitAcrossRequests(t *testing.T) {
 	site := stacktest.Unique("site")
 	cfg := testConfig(t, site)
-	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq-2m", 1, "max.message.bytes=2621440")
+	cfg.Kafka.DeadLetters = stacktest.Topic(t, "dlq-2m", 1, "max.message.bytes=2621440")
 	cfg.Kafka.BatchTimeout = 500 * time.Millisecond
 	b := startBridge(t, cfg)
 	pub := publisher(t)
@@ -368,7 +368,7 @@ func TestLargeMessagesAreSplitAcrossRequests(t *testing.T) {
 		rand.Read(noise)
 		publish(t, pub, wire.ReadingsTopic(site, "a1"), []byte(base64.StdEncoding.EncodeToString(noise)))
 	}
-	if got := stacktest.ReadN(t, cfg.Kafka.DLQTopic, n, 30*time.Second); len(got) != n {
+	if got := stacktest.ReadN(t, cfg.Kafka.DeadLetters, n, 30*time.Second); len(got) != n {
 		t.Fatalf("%d dead letters, want %d", len(got), n)
 	}
 	if e := testutil.ToFloat64(b.metrics.KafkaErrors); e != 0 {
@@ -416,7 +416,7 @@ func TestRetireHandsTheShareBack(t *testing.T) {
 	if err := r.Retire(rctx, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, n, 30*time.Second)); len(got) != n {
+	if got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, n, 30*time.Second)); len(got) != n {
 		t.Fatalf("%d of %d readings in Kafka after the retire", len(got), n)
 	}
 	// Retired for good: every new reading goes to the live bridge.

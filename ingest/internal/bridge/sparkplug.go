@@ -77,7 +77,7 @@ func (b *Bridge) translateSparkplug(o *outbox, topic string, payload []byte, rec
 	for _, r := range good {
 		o.sampled = append(o.sampled, r.Time)
 	}
-	o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Topic, Key: []byte(asset), Value: value})
+	o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Readings, Key: []byte(asset), Value: value})
 }
 
 // requestRebirth publishes the NCMD that asks t's edge node for its births.

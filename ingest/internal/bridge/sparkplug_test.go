@@ -202,7 +202,7 @@ func TestSparkplugRecordsEqualJSON(t *testing.T) {
 	gapped.seq++
 	gap := gapped.ddata("motor-1", specReading(site, "motor-1", 1, start))
 
-	got := stacktest.ReadN(t, cfg.Kafka.Topic, 2*records, 30*time.Second)
+	got := stacktest.ReadN(t, cfg.Kafka.Readings, 2*records, 30*time.Second)
 	if len(got) != 2*records {
 		t.Fatalf("%d records, want %d (%d from each path)", len(got), 2*records, records)
 	}
@@ -219,7 +219,7 @@ func TestSparkplugRecordsEqualJSON(t *testing.T) {
 		t.Errorf("%d distinct records, want %d", len(same), records)
 	}
 
-	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, 2, 30*time.Second)
+	dead := stacktest.ReadN(t, cfg.Kafka.DeadLetters, 2, 30*time.Second)
 	if c := deadCodes(t, dead); c["no_birth"] != 1 || c["seq_gap"] != 1 || len(dead) != 2 {
 		t.Fatalf("dead letters %v, want one no_birth and one seq_gap", c)
 	}
@@ -283,7 +283,7 @@ func TestSparkplugBridgeRestart(t *testing.T) {
 	edge.dbirth("pump-1")
 	send(10)
 
-	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Topic, 20, 30*time.Second))
+	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, 20, 30*time.Second))
 	var seqs []int
 	for _, r := range got {
 		seqs = append(seqs, int(r.Seq))
@@ -298,7 +298,7 @@ func TestSparkplugBridgeRestart(t *testing.T) {
 	if fmt.Sprint(seqs) != fmt.Sprint(want) {
 		t.Fatalf("readings in Kafka %v, want %v", seqs, want)
 	}
-	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, len(queued), 30*time.Second)
+	dead := stacktest.ReadN(t, cfg.Kafka.DeadLetters, len(queued), 30*time.Second)
 	if c := deadCodes(t, dead); c["no_birth"] != len(queued) || len(dead) != len(queued) {
 		t.Fatalf("dead letters %v, want %d no_birth", c, len(queued))
 	}

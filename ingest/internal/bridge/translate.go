@@ -70,7 +70,7 @@ func (b *Bridge) translate(o *outbox, topic string, payload []byte, received tim
 	}
 	// The record's timestamp is left to the producer's clock: retention works
 	// on it, and a reading spooled for days must not expire at once.
-	o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Topic, Key: []byte(asset), Value: value})
+	o.records = append(o.records, kafka.Message{Topic: b.cfg.Kafka.Readings, Key: []byte(asset), Value: value})
 }
 
 // maxRecordBytes bounds one Kafka record. The readings and dead-letter
@@ -100,5 +100,5 @@ func (b *Bridge) deadLetter(key, source string, value []byte, index int, err err
 	if key == "" {
 		key = source
 	}
-	return kafka.Message{Topic: b.cfg.Kafka.DLQTopic, Key: []byte(key), Value: value, Headers: h}
+	return kafka.Message{Topic: b.cfg.Kafka.DeadLetters, Key: []byte(key), Value: value, Headers: h}
 }

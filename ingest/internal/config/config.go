@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -19,21 +20,18 @@ var Sample string
 
 // Config configures `ingest bridge` and `ingest historian`.
 type Config struct {
-	// HTTPAddr serves /metrics, /healthz and /readyz. Default ":9102" for the
-	// bridge, ":9103" for the historian; "" disables it.
-	HTTPAddr string `yaml:"http_addr" env:"PDM_HTTP_ADDR" help:"admin HTTP address"`
-	Log      Log    `yaml:"log"`
-	MQTT     MQTT   `yaml:"mqtt"`
-	Kafka    Kafka  `yaml:"kafka"`
-	Influx   Influx `yaml:"influx"`
+	HTTP   HTTP          `yaml:"http"`
+	Log    telemetry.Log `yaml:"log"`
+	MQTT   MQTT          `yaml:"mqtt"`
+	Kafka  Kafka         `yaml:"kafka"`
+	Influx Influx        `yaml:"influx"`
 }
 
-// Log configures the slog logger.
-type Log struct {
-	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
-	// Format is text or json. Default text.
-	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format"`
+// HTTP is the admin server.
+type HTTP struct {
+	// Addr serves /metrics, /healthz and /readyz. Default ":9102" for the
+	// bridge, ":9103" for the historian; "" disables it.
+	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off; historian default :9103)"`
 }
 
 // MQTT configures the bridge's subscription.
@@ -75,18 +73,19 @@ type MQTT struct {
 type Kafka struct {
 	// Brokers are the bootstrap servers. Default [127.0.0.1:9092].
 	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
-	// Topic of valid readings. Default pdm.readings.
-	Topic string `yaml:"topic" help:"Kafka topic of readings"`
-	// DLQTopic receives refused input with its reason. Default pdm.readings.dlq.
-	DLQTopic string `yaml:"dlq_topic" help:"Kafka dead-letter topic"`
+	// Readings is the topic of valid readings. Default pdm.readings.
+	Readings string `yaml:"readings" help:"Kafka topic of readings"`
+	// DeadLetters receives refused input with its reason. Default
+	// pdm.readings.dlq.
+	DeadLetters string `yaml:"dead_letters" help:"Kafka topic of dead letters (refused input)"`
 	// BatchTimeout is how long a batch waits for more records after its
 	// first before it is written, unless it is full: the bridge's batches,
 	// the historian's dead letters. kafka-go's default of 1s would add a
 	// second to every write; 0 would send tiny requests whose per-request
 	// cost dominates the broker's work. Default 5ms.
 	BatchTimeout time.Duration `yaml:"batch_timeout" help:"how long a batch waits for more records"`
-	// GroupID of the historian's consumer group. Default pdm-historian.
-	GroupID string `yaml:"group_id" help:"historian consumer group"`
+	// Group is the historian's consumer group. Default pdm-historian.
+	Group string `yaml:"group" help:"historian consumer group"`
 }
 
 // Influx configures the historian's writes.
@@ -121,8 +120,8 @@ func Default(role Role) Config {
 		addr = ":9103"
 	}
 	return Config{
-		HTTPAddr: addr,
-		Log:      Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Addr: addr},
+		Log:  telemetry.DefaultLog(),
 		MQTT: MQTT{
 			URL:            "tcp://127.0.0.1:1883",
 			ShareGroup:     "ingest",
@@ -132,10 +131,10 @@ func Default(role Role) Config {
 		},
 		Kafka: Kafka{
 			Brokers:      []string{"127.0.0.1:9092"},
-			Topic:        wire.TopicReadings,
-			DLQTopic:     wire.TopicReadingsDLQ,
+			Readings:     wire.TopicReadings,
+			DeadLetters:  wire.TopicReadingsDLQ,
 			BatchTimeout: 5 * time.Millisecond,
-			GroupID:      "pdm-historian",
+			Group:        "pdm-historian",
 		},
 		Influx: Influx{
 			URL:           "http://127.0.0.1:8086",
@@ -152,11 +151,14 @@ func (c *Config) Validate(role Role) error {
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka.brokers is empty"))
 	}
-	if c.Kafka.Topic == "" || c.Kafka.DLQTopic == "" {
-		errs = append(errs, fmt.Errorf("kafka.topic (%q) and kafka.dlq_topic (%q) must be set", c.Kafka.Topic, c.Kafka.DLQTopic))
+	if c.Kafka.Readings == "" || c.Kafka.DeadLetters == "" {
+		errs = append(errs, fmt.Errorf("kafka.readings (%q) and kafka.dead_letters (%q) must be set", c.Kafka.Readings, c.Kafka.DeadLetters))
 	}
-	if c.Kafka.Topic == c.Kafka.DLQTopic {
-		errs = append(errs, fmt.Errorf("kafka.dlq_topic (%q) must differ from kafka.topic (%q)", c.Kafka.DLQTopic, c.Kafka.Topic))
+	if c.Kafka.Readings == c.Kafka.DeadLetters {
+		errs = append(errs, fmt.Errorf("kafka.dead_letters (%q) must differ from kafka.readings (%q)", c.Kafka.DeadLetters, c.Kafka.Readings))
+	}
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Kafka.BatchTimeout <= 0 || c.Kafka.BatchTimeout > time.Second {
 		errs = append(errs, fmt.Errorf("kafka.batch_timeout (%s) must be in (0, 1s]", c.Kafka.BatchTimeout))
@@ -176,8 +178,8 @@ func (c *Config) Validate(role Role) error {
 			errs = append(errs, fmt.Errorf("mqtt.sparkplug_group (%q) must be + or a site id", c.MQTT.SparkplugGroup))
 		}
 	case Historian:
-		if c.Kafka.GroupID == "" {
-			errs = append(errs, errors.New("kafka.group_id is empty"))
+		if c.Kafka.Group == "" {
+			errs = append(errs, errors.New("kafka.group is empty"))
 		}
 		if u, err := url.Parse(c.Influx.URL); err != nil || u.Host == "" {
 			errs = append(errs, fmt.Errorf("influx.url (%q) is not an http(s) URL", c.Influx.URL))

@@ -25,11 +25,11 @@ func TestValidate(t *testing.T) {
 		want   string
 	}{
 		{"no brokers", Bridge, func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers is empty"},
-		{"dlq is readings", Bridge, func(c *Config) { c.Kafka.DLQTopic = c.Kafka.Topic }, `kafka.dlq_topic ("pdm.readings") must differ`},
+		{"dlq is readings", Bridge, func(c *Config) { c.Kafka.DeadLetters = c.Kafka.Readings }, `kafka.dead_letters ("pdm.readings") must differ`},
 		{"kafka-go default timeout", Bridge, func(c *Config) { c.Kafka.BatchTimeout = 0 }, "kafka.batch_timeout (0s)"},
 		{"bad mqtt url", Bridge, func(c *Config) { c.MQTT.URL = "localhost" }, `mqtt.url ("localhost")`},
 		{"huge batch", Bridge, func(c *Config) { c.MQTT.MaxBatch = 1e6 }, "mqtt.max_batch (1000000)"},
-		{"no group", Historian, func(c *Config) { c.Kafka.GroupID = "" }, "kafka.group_id is empty"},
+		{"no group", Historian, func(c *Config) { c.Kafka.Group = "" }, "kafka.group is empty"},
 		{"no bucket", Historian, func(c *Config) { c.Influx.Bucket = "" }, "influx.bucket is empty"},
 		{"batch size", Historian, func(c *Config) { c.Influx.BatchSize = 0 }, "influx.batch_size (0)"},
 		{"bad role", "scorer", func(*Config) {}, `role "scorer"`},
@@ -76,7 +76,7 @@ func TestComposeUsesRealKeys(t *testing.T) {
 		for _, k := range compose.Unread(env, keys) {
 			t.Errorf("%s: compose sets %s, which ingest does not read", service, k)
 		}
-		if got, want := env["PDM_HTTP_ADDR"], Default(role).HTTPAddr; got != want {
+		if got, want := env["PDM_HTTP_ADDR"], Default(role).HTTP.Addr; got != want {
 			t.Errorf("%s: PDM_HTTP_ADDR %q, want the default %q", service, got, want)
 		}
 	}

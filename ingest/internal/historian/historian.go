@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -63,11 +64,12 @@ type producer interface {
 
 // Historian is one historian instance.
 type Historian struct {
-	cfg     config.Config
-	log     *slog.Logger
-	metrics *Metrics
-	limits  wire.Limits
-	client  influxdb2.Client
+	closeOnce sync.Once
+	cfg       config.Config
+	log       *slog.Logger
+	metrics   *Metrics
+	limits    wire.Limits
+	client    influxdb2.Client
 }
 
 // New validates cfg; it connects to nothing.
@@ -102,15 +104,19 @@ func (h *Historian) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the InfluxDB client.
-func (h *Historian) Close() { h.client.Close() }
+// Close releases the InfluxDB client; safe to call twice. Run has flushed
+// its writes by the time it returns, so there is nothing to wait for.
+func (h *Historian) Close(context.Context) error {
+	h.closeOnce.Do(h.client.Close)
+	return nil
+}
 
 // Run consumes and writes until ctx ends.
 func (h *Historian) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        h.cfg.Kafka.Brokers,
-		GroupID:        h.cfg.Kafka.GroupID,
-		Topic:          h.cfg.Kafka.Topic,
+		GroupID:        h.cfg.Kafka.Group,
+		Topic:          h.cfg.Kafka.Readings,
 		MinBytes:       1,
 		MaxBytes:       10 << 20,
 		MaxWait:        250 * time.Millisecond,
@@ -120,7 +126,7 @@ func (h *Historian) Run(ctx context.Context) error {
 	defer r.Close()
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(h.cfg.Kafka.Brokers...),
-		Topic:        h.cfg.Kafka.DLQTopic,
+		Topic:        h.cfg.Kafka.DeadLetters,
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: h.cfg.Kafka.BatchTimeout,
 	}

@@ -25,9 +25,9 @@ func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg := config.Default(config.Historian)
 	cfg.Kafka.Brokers = stacktest.KafkaBrokers(t)
-	cfg.Kafka.Topic = stacktest.Topic(t, "readings", 6)
-	cfg.Kafka.DLQTopic = stacktest.Topic(t, "dlq", 1)
-	cfg.Kafka.GroupID = stacktest.Unique("historian")
+	cfg.Kafka.Readings = stacktest.Topic(t, "readings", 6)
+	cfg.Kafka.DeadLetters = stacktest.Topic(t, "dlq", 1)
+	cfg.Kafka.Group = stacktest.Unique("historian")
 	cfg.Influx.URL = stacktest.InfluxURL(t)
 	cfg.Influx.Bucket = stacktest.InfluxBucket(t)
 	cfg.Influx.FlushInterval = 200 * time.Millisecond
@@ -40,7 +40,7 @@ func startHistorian(t *testing.T, cfg config.Config) *Historian {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close) // after the historian stops
+	t.Cleanup(func() { h.Close(context.Background()) }) // after the historian stops
 	stacktest.Run(t, "historian", h.Run)
 	return h
 }
@@ -48,7 +48,7 @@ func startHistorian(t *testing.T, cfg config.Config) *Historian {
 // produce writes the readings (and any extra raw values) to the topic.
 func produce(t *testing.T, cfg config.Config, rs []wire.Reading, raw ...[]byte) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topic, RequiredAcks: kafka.RequireAll,
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
@@ -132,7 +132,7 @@ func TestHistorianWritesEveryReadingOnce(t *testing.T) {
 		t.Fatalf("pump-2 seq 8 not stored intact (err %v)", res.Err())
 	}
 
-	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, 1, 20*time.Second)
+	dead := stacktest.ReadN(t, cfg.Kafka.DeadLetters, 1, 20*time.Second)
 	if len(dead) != 1 || string(dead[0].Value) != `{"v":1,"broken":` {
 		t.Fatalf("dead letters: %v", dead)
 	}
@@ -145,13 +145,13 @@ func TestHistorianWritesEveryReadingOnce(t *testing.T) {
 func committed(t *testing.T, cfg config.Config) int64 {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 5 * time.Second}
-	resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.GroupID,
-		Topics: map[string][]int{cfg.Kafka.Topic: {0, 1, 2, 3, 4, 5}}})
+	resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.Group,
+		Topics: map[string][]int{cfg.Kafka.Readings: {0, 1, 2, 3, 4, 5}}})
 	if err != nil {
 		return -1
 	}
 	var sum int64
-	for _, p := range resp.Topics[cfg.Kafka.Topic] {
+	for _, p := range resp.Topics[cfg.Kafka.Readings] {
 		if p.CommittedOffset > 0 {
 			sum += p.CommittedOffset
 		}
@@ -207,7 +207,7 @@ func TestHistorianDeadLettersWhatInfluxRefuses(t *testing.T) {
 
 	stacktest.Eventually(t, 60*time.Second, func() bool { return countByAsset(t, cfg)["pump-1"] == 100 },
 		"InfluxDB does not hold the 100 good readings: %v", countByAsset(t, cfg))
-	dead := stacktest.ReadN(t, cfg.Kafka.DLQTopic, 1, 20*time.Second)
+	dead := stacktest.ReadN(t, cfg.Kafka.DeadLetters, 1, 20*time.Second)
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dead))
 	}
@@ -235,13 +235,13 @@ func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
 	cluster := stacktest.StartKafka(t, 1)
 	cfg := testConfig(t)
 	cfg.Kafka.Brokers = cluster.Brokers()
-	cfg.Kafka.Topic = cluster.Topic("readings", 3)
-	cfg.Kafka.DLQTopic = cluster.Topic("dlq", 1)
+	cfg.Kafka.Readings = cluster.Topic("readings", 3)
+	cfg.Kafka.DeadLetters = cluster.Topic("dlq", 1)
 	h, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer h.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()

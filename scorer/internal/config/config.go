@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -26,7 +26,7 @@ type Config struct {
 	MQTT    MQTT             `yaml:"mqtt"`
 	Influx  Influx           `yaml:"influx"`
 	HTTP    HTTP             `yaml:"http"`
-	Log     Log              `yaml:"log"`
+	Log     telemetry.Log    `yaml:"log"`
 	Scoring Scoring          `yaml:"scoring"`
 	Alert   monitor.Settings `yaml:"alert"`
 }
@@ -97,14 +97,6 @@ type HTTP struct {
 	TrainerURL string `yaml:"trainer_url" env:"PDM_TRAINER_URL" help:"trainer API base URL for the console's training plots (empty: none)"`
 }
 
-// Log chooses the log format and level.
-type Log struct {
-	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
-	// Format is text or json. Default text.
-	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format"`
-}
-
 // Scoring tunes the streaming loop.
 type Scoring struct {
 	// Replay is how many readings per partition before the committed offset
@@ -148,7 +140,7 @@ func Default() Config {
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},
 		HTTP:   HTTP{Addr: ":8080", StaleAfter: 2 * time.Minute, FleetSince: time.Hour},
-		Log:    Log{Level: "info", Format: "text"},
+		Log:    telemetry.DefaultLog(),
 		Scoring: Scoring{
 			Replay:    2000,
 			MaxBatch:  2000,
@@ -198,15 +190,8 @@ func (c *Config) Validate() error {
 	if c.Influx.BatchSize < 1 {
 		bad("influx.batch_size (%d) must be at least 1", c.Influx.BatchSize)
 	}
-	switch strings.ToLower(c.Log.Format) {
-	case "text", "json":
-	default:
-		bad("log.format (%q) must be text or json", c.Log.Format)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level (%q) must be debug, info, warn or error", c.Log.Level)
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Scoring.Replay < 0 {
 		bad("scoring.replay (%d) must not be negative", c.Scoring.Replay)

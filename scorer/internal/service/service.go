@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/detect"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -33,7 +34,7 @@ import (
 
 // Command is `scorer serve`: flags, file and environment into a Config,
 // then Run until a signal.
-func Command(ctx context.Context, args []string) error {
+func Command(ctx context.Context, args []string) (err error) {
 	cfg := config.Default()
 	if printed, err := pdmconfig.Parse("serve", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
@@ -41,7 +42,7 @@ func Command(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func Command(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { err = cli.Shutdown(ctx, s, err) }()
 	return s.Run(ctx)
 }
 
@@ -224,16 +225,17 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
-// Close releases the clients; safe to call twice.
-func (s *Service) Close() error {
+// Close releases the clients, waiting for their writers until ctx ends;
+// safe to call twice.
+func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = errors.Join(s.kafka.Close(), s.models.Close(), s.view.Close())
+		err = errors.Join(s.kafka.Close(ctx), s.models.Close(), s.view.Close())
 		if s.influx != nil {
-			s.influx.Close()
+			err = errors.Join(err, s.influx.Close(ctx))
 		}
 		if s.mqtt != nil {
-			s.mqtt.Close()
+			err = errors.Join(err, s.mqtt.Close(ctx))
 		}
 	})
 	return err

@@ -76,7 +76,7 @@ func startService(t *testing.T, cfg config.Config) (*service.Service, *httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() }) // after the service stops
+	t.Cleanup(func() { s.Close(context.Background()) }) // after the service stops
 	stacktest.Run(t, "service", s.Run)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close) // before the service stops

@@ -336,7 +336,7 @@ func writeDay(t *testing.T, base, bucket string, day time.Time) map[string]int {
 	}
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	out := sink.NewInflux(base, stacktest.InfluxToken(), "", bucket, 1000, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer out.Close()
+	defer out.Close(context.Background())
 	if err := out.Write(ctx, &b); err != nil {
 		t.Fatal(err)
 	}

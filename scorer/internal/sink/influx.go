@@ -32,14 +32,15 @@ import (
 //	scores,site,asset,model,version  score,alert,warming_up,seq,ttf_seconds,ttf_low_seconds,ttf_high_seconds,share_<sensor>,shadow_score,shadow_version
 //	alerts,site,asset,kind,severity,state  id,score,peak,revision,first_seq,last_seq,first_ms,model,version,top_sensor,acked[,resolution][,ttf_seconds]
 type Influx struct {
-	client  influxdb2.Client
-	write   api.WriteAPIBlocking
-	batch   int
-	dropped prometheus.Counter
-	log     *slog.Logger
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	closeOnce sync.Once
+	client    influxdb2.Client
+	write     api.WriteAPIBlocking
+	batch     int
+	dropped   prometheus.Counter
+	log       *slog.Logger
+	wake      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
 
 	mu    sync.Mutex
 	queue []*write.Point // oldest first
@@ -195,9 +196,17 @@ func (i *Influx) Ping(ctx context.Context) error {
 }
 
 // Close stops writing and releases the client; points still queued are
-// not written.
-func (i *Influx) Close() {
-	close(i.stop)
-	<-i.done
-	i.client.Close()
+// not written. It waits for the writer until ctx ends; safe to call twice.
+func (i *Influx) Close(ctx context.Context) error {
+	var err error
+	i.closeOnce.Do(func() {
+		close(i.stop)
+		select {
+		case <-i.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("influxdb: close: %w", ctx.Err())
+		}
+		i.client.Close()
+	})
+	return err
 }

@@ -26,7 +26,7 @@ func TestInfluxDoesNotHoldBackScoring(t *testing.T) {
 	addr := stacktest.FreeAddr(t) // nothing listens here until the proxy starts
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	out := NewInflux("http://"+addr, stacktest.InfluxToken(), "", bucket, 50, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer out.Close()
+	defer out.Close(context.Background())
 
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	start := time.Now()
@@ -69,7 +69,7 @@ func TestInfluxDoesNotHoldBackScoring(t *testing.T) {
 func TestInfluxDropsTheOldestFromAFullQueue(t *testing.T) {
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	out := NewInflux("http://"+stacktest.FreeAddr(t), "", "", "db/autogen", 5000, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer out.Close()
+	defer out.Close(context.Background())
 	t0 := time.Now().Truncate(time.Millisecond)
 	const batch, batches = 10_000, QueuePoints/10_000 + 1
 	for k := range batches {
@@ -84,5 +84,24 @@ func TestInfluxDropsTheOldestFromAFullQueue(t *testing.T) {
 	}
 	if q, d := out.Queued(), testutil.ToFloat64(dropped); q != QueuePoints || d != batch {
 		t.Fatalf("queued %d, dropped %v; want %d and %d", q, d, QueuePoints, batch)
+	}
+}
+
+// Close is safe twice, and the writer it waits for ends at once even while
+// InfluxDB is away with points queued.
+func TestInfluxCloseTwice(t *testing.T) {
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
+	out := NewInflux("http://"+stacktest.FreeAddr(t), "", "", "db/autogen", 5000, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := stream.Batch{Scores: []stream.Score{{Site: "s", Asset: "a1", Seq: 1, Time: time.Now()}}}
+	if err := out.Write(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := out.Close(ctx); err != nil {
+		t.Fatalf("first close: %v", err)
+	}
+	if err := out.Close(ctx); err != nil {
+		t.Fatalf("second close: %v", err)
 	}
 }

@@ -91,4 +91,4 @@ func (k *Kafka) Write(ctx context.Context, b *stream.Batch) error {
 }
 
 // Close flushes and closes the writer.
-func (k *Kafka) Close() error { return k.w.Close() }
+func (k *Kafka) Close(context.Context) error { return k.w.Close() }

@@ -24,12 +24,13 @@ import (
 // loses nothing a subscriber would see, bounds the memory by the number of
 // assets, and a broker outage never holds back scoring or Kafka commits.
 type MQTT struct {
-	c       mqtt.Client
-	log     *slog.Logger
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	started atomic.Bool
+	closeOnce sync.Once
+	c         mqtt.Client
+	log       *slog.Logger
+	wake      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	started   atomic.Bool
 
 	mu      sync.Mutex
 	pending map[string]*pendingAlert // by topic
@@ -199,11 +200,20 @@ func (m *MQTT) Ready(context.Context) error {
 }
 
 // Close stops publishing and disconnects, giving in-flight publishes a
-// moment. States still pending are not published.
-func (m *MQTT) Close() {
-	close(m.stop)
-	if m.started.Load() {
-		<-m.done
-	}
-	m.c.Disconnect(250)
+// moment. States still pending are not published. It waits for the
+// publisher until ctx ends; safe to call twice.
+func (m *MQTT) Close(ctx context.Context) error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		if m.started.Load() {
+			select {
+			case <-m.done:
+			case <-ctx.Done():
+				err = fmt.Errorf("mqtt: close: %w", ctx.Err())
+			}
+		}
+		m.c.Disconnect(250)
+	})
+	return err
 }

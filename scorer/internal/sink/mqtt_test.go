@@ -25,7 +25,7 @@ func TestMQTTDoesNotHoldBackScoring(t *testing.T) {
 	broker := stacktest.StartMosquitto(t)
 	m := NewMQTT(broker.URL(), stacktest.Unique("scorer"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.Connect()
-	defer m.Close()
+	defer m.Close(context.Background())
 	stacktest.Eventually(t, 10*time.Second, func() bool { return m.Ready(context.Background()) == nil }, "not connected")
 
 	broker.Kill()
@@ -105,7 +105,7 @@ func TestMQTTGatewayStatus(t *testing.T) {
 		}
 	})
 	m.Connect()
-	defer m.Close()
+	defer m.Close(context.Background())
 	next := func() got {
 		t.Helper()
 		select {

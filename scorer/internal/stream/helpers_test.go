@@ -273,7 +273,7 @@ func start(t testing.TB, tp topics, res stream.Resolver, replay int) *instance {
 func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.Options), wrap func(stream.Output) stream.Output) *instance {
 	t.Helper()
 	k := sink.NewKafka(tp.brokers, tp.scores, tp.alerts, "")
-	t.Cleanup(func() { k.Close() })
+	t.Cleanup(func() { k.Close(context.Background()) })
 	var out stream.Output = k
 	if wrap != nil {
 		out = wrap(k)

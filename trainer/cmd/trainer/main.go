@@ -4,21 +4,27 @@
 //	trainer run     one training job by hand (--asset or --class; --file, --dry-run)
 //	trainer cmapss  the remaining-useful-life benchmark on NASA C-MAPSS FD001
 //	trainer tep     the fault-detection benchmark on the Tennessee Eastman process
+//	trainer healthcheck  probe a running serve's /healthz at its http.addr (same config as serve)
 package main
 
 import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	"github.com/pdmstream/pdm/trainer/internal/cmapss"
+	"github.com/pdmstream/pdm/trainer/internal/config"
 	"github.com/pdmstream/pdm/trainer/internal/run"
 	"github.com/pdmstream/pdm/trainer/internal/service"
 	"github.com/pdmstream/pdm/trainer/internal/tep"
 )
 
-func main() {
-	cli.Main("trainer", map[string]cli.Command{
-		"cmapss": cmapss.Command,
-		"run":    run.Command,
-		"serve":  service.Command,
-		"tep":    tep.Command,
-	})
+func main() { cli.Main("trainer", commands()) }
+
+func commands() map[string]cli.Command {
+	health := config.Default()
+	return map[string]cli.Command{
+		"cmapss":      cmapss.Command,
+		"healthcheck": cli.Healthcheck("trainer", &health, config.Sample, func() string { return health.HTTP.Addr }),
+		"run":         run.Command,
+		"serve":       service.Command,
+		"tep":         tep.Command,
+	}
 }

@@ -15,11 +15,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/validate"
 )
@@ -31,11 +31,11 @@ var Sample string
 
 // Config is everything the trainer can be told.
 type Config struct {
-	Influx Influx `yaml:"influx"`
-	Kafka  Kafka  `yaml:"kafka"`
-	Scorer Scorer `yaml:"scorer"`
-	HTTP   HTTP   `yaml:"http"`
-	Log    Log    `yaml:"log"`
+	Influx Influx        `yaml:"influx"`
+	Kafka  Kafka         `yaml:"kafka"`
+	Scorer Scorer        `yaml:"scorer"`
+	HTTP   HTTP          `yaml:"http"`
+	Log    telemetry.Log `yaml:"log"`
 	// DataDir holds every job's record and plots. Default "trainer-data".
 	DataDir string `yaml:"data_dir" env:"PDM_TRAINER_DATA" help:"folder of job records and plots"`
 	// Alert is the decision a job validates with: the scorer's (keep the
@@ -72,10 +72,10 @@ type Influx struct {
 type Kafka struct {
 	// Brokers are the bootstrap brokers. Default 127.0.0.1:9092.
 	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
-	// Requests is the topic of training requests, keyed by class: the
+	// Retrain is the topic of training requests, keyed by class: the
 	// scorer's drift and cold-start requests, the API's and the
-	// schedules'. Default pdm.retrain.
-	Requests string `yaml:"requests" help:"topic of training requests"`
+	// schedules' (the scorer's kafka.retrain). Default pdm.retrain.
+	Retrain string `yaml:"retrain" help:"topic of training requests"`
 	// Group is the consumer group trainer instances share; a class's
 	// requests land on one partition, so its jobs run one at a time on
 	// one instance. Default pdm-trainer.
@@ -97,14 +97,6 @@ type HTTP struct {
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
 	// Token guards POST /v1/jobs. Default empty, which refuses it.
 	Token string `yaml:"token" env:"PDM_TRAINER_TOKEN" secret:"true" help:"bearer token for starting jobs"`
-}
-
-// Log chooses the log format and level.
-type Log struct {
-	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level" env:"PDM_LOG_LEVEL" help:"log level"`
-	// Format is text or json. Default text.
-	Format string `yaml:"format" env:"PDM_LOG_FORMAT" help:"log format"`
 }
 
 // Job is how one class is trained, validated and published. In a class,
@@ -165,10 +157,10 @@ type Class struct {
 func Default() Config {
 	return Config{
 		Influx:  Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", Resample: "reader", RetryFor: 10 * time.Minute},
-		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Requests: wire.TopicRetrain, Group: "pdm-trainer"},
+		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Retrain: wire.TopicRetrain, Group: "pdm-trainer"},
 		Scorer:  Scorer{URL: "http://127.0.0.1:8080"},
 		HTTP:    HTTP{Addr: ":9104"},
-		Log:     Log{Level: "info", Format: "text"},
+		Log:     telemetry.DefaultLog(),
 		DataDir: "trainer-data",
 		Alert:   monitor.DefaultSettings(),
 		Job: Job{Site: "demo", Kind: string(model.Reconstruction), Step: time.Second, History: 7 * 24 * time.Hour,
@@ -224,8 +216,8 @@ func (c *Config) Validate() error {
 	if c.Influx.Resample != "reader" && c.Influx.Resample != "server" {
 		bad("influx.resample (%q) must be reader or server", c.Influx.Resample)
 	}
-	if len(c.Kafka.Brokers) == 0 || c.Kafka.Requests == "" || c.Kafka.Group == "" {
-		bad("kafka.brokers (%v), kafka.requests (%q) and kafka.group (%q) are required", c.Kafka.Brokers, c.Kafka.Requests, c.Kafka.Group)
+	if len(c.Kafka.Brokers) == 0 || c.Kafka.Retrain == "" || c.Kafka.Group == "" {
+		bad("kafka.brokers (%v), kafka.retrain (%q) and kafka.group (%q) are required", c.Kafka.Brokers, c.Kafka.Retrain, c.Kafka.Group)
 	}
 	if u, err := url.Parse(c.Scorer.URL); err != nil || u.Host == "" {
 		bad("scorer.url (%q) is not an http URL", c.Scorer.URL)
@@ -233,15 +225,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
-	switch strings.ToLower(c.Log.Format) {
-	case "text", "json":
-	default:
-		bad("log.format (%q) must be text or json", c.Log.Format)
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level (%q) must be debug, info, warn or error", c.Log.Level)
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Alert.Config().Validate(); err != nil {
 		bad("alert: %v", err)

@@ -77,7 +77,7 @@ func benchRead(b *testing.B, base string, q Query, resample Resample) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	p, step := r.readingsPlan(q)
 	want := int(q.To.Sub(q.From) / time.Second)
 	var ceiling float64

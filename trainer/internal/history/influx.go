@@ -132,7 +132,10 @@ func New(cfg Config, log *slog.Logger) (*Reader, error) {
 }
 
 // Close releases the client; it is safe to call twice.
-func (r *Reader) Close() { r.once.Do(r.client.Close) }
+func (r *Reader) Close(context.Context) error {
+	r.once.Do(r.client.Close)
+	return nil
+}
 
 // Read reads q, one Series per asset in q.Assets order, reporting to rep
 // (nil: to no one). When no asset kept a row it returns the empty series

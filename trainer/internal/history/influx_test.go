@@ -230,7 +230,7 @@ func newReader(t testing.TB, cfg Config, logs io.Writer) *Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.Close)
+	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
 }
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
-	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/config"
 	"github.com/pdmstream/pdm/trainer/internal/history"
@@ -52,7 +51,7 @@ func Command(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}
@@ -76,7 +75,7 @@ func Command(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer r.Close()
+		defer r.Close(context.WithoutCancel(ctx)) // nothing to wait for
 		reader = r
 	}
 	var reg job.Registry = registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry"))

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -38,7 +39,7 @@ import (
 )
 
 // Command is `trainer serve`.
-func Command(ctx context.Context, args []string) error {
+func Command(ctx context.Context, args []string) (err error) {
 	cfg := config.Default()
 	if printed, err := pdmconfig.Parse("serve", args, &cfg, config.Sample, os.Stdout); printed || err != nil {
 		return err
@@ -46,7 +47,7 @@ func Command(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger()
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func Command(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { err = cli.Shutdown(ctx, s, err) }()
 	return s.Run(ctx)
 }
 
@@ -98,10 +99,10 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	f := promauto.With(s.prom)
 	s.jobs = f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_trainer_jobs_total", Help: "Training jobs ended, by state (promoted, shadow, kept, no_data, failed)."}, []string{"state"})
 	s.jobSecs = f.NewHistogram(prometheus.HistogramOpts{Name: "pdm_trainer_job_seconds", Help: "Duration of training jobs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)})
-	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Requests,
+	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Retrain,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond, CommitInterval: 0, StartOffset: kafka.FirstOffset,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second})
-	s.writer = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Requests, Balancer: &kafka.Murmur2Balancer{},
+	s.writer = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Retrain, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true}
 	// The last job of every class this instance remembers.
 	if recs, err := store.List(); err == nil {
@@ -322,8 +323,9 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// Close releases the clients; safe to call twice.
-func (s *Service) Close() error {
+// Close releases the clients; safe to call twice. The Kafka clients'
+// Close takes no context, so ctx only marks the shape every service shares.
+func (s *Service) Close(context.Context) error {
 	var err error
 	s.closeOnce.Do(func() { err = errors.Join(s.reader.Close(), s.writer.Close()) })
 	return err

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -168,26 +169,92 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // lastLife feeds an engine's cycles to a fresh live detector and returns
 // its remaining life after the last one.
 func lastLife(a *model.Artifact, s *history.Series) (float64, error) {
-	det, err := detect.New(a)
+	lives, err := lifeAfterEach(a, s)
 	if err != nil {
 		return 0, err
 	}
+	return lives[len(lives)-1], nil
+}
+
+// lifeAfterEach feeds an engine's cycles to a fresh live detector and
+// returns its remaining life after each one. The detector sees only the
+// cycles before, so entry i is what it says of the engine cut after cycle
+// i+1.
+func lifeAfterEach(a *model.Artifact, s *history.Series) ([]float64, error) {
+	det, err := detect.New(a)
+	if err != nil {
+		return nil, err
+	}
 	life, ok := det.(interface{ RUL() float64 })
 	if !ok {
-		return 0, fmt.Errorf("cmapss: a %s model does not predict remaining life", a.Kind)
+		return nil, fmt.Errorf("cmapss: a %s model does not predict remaining life", a.Kind)
 	}
 	sensors := make(map[string]float64, len(s.Sensors))
+	lives := make([]float64, 0, s.Rows)
 	for _, sg := range s.Segments {
 		for k := range sg.N {
 			for j, name := range s.Sensors {
 				sensors[name] = sg.Row(k)[j]
 			}
 			if _, err := det.Observe(sg.Time(k), sensors); err != nil {
-				return 0, fmt.Errorf("cmapss: engine %s: %w", s.Asset, err)
+				return nil, fmt.Errorf("cmapss: engine %s: %w", s.Asset, err)
+			}
+			lives = append(lives, life.RUL())
+		}
+	}
+	if len(lives) == 0 {
+		return nil, fmt.Errorf("cmapss: engine %s has no cycles", s.Asset)
+	}
+	return lives, nil
+}
+
+// Fold cuts of CrossValidate: each held-out engine is cut where its true
+// remaining life is 5, 15, ..., 145 cycles, keeping at least 31 cycles (the
+// shortest test trajectory of FD001), as the test file cuts engines.
+const (
+	cutStep, cutMax, minCycles = 10, 145, 31
+)
+
+// CrossValidate trains on all but one of folds groups of the training
+// engines (a fixed permutation), scores every cut of the held-out group
+// through the live detector, and returns the RMSE over all cuts of all
+// folds against the uncapped truth, and the number of cuts. Only training
+// engines are used, so a setting chosen by it has not seen the test
+// engines.
+func CrossValidate(ctx context.Context, runs []*history.Series, folds int, cfg rul.Config) (rmse float64, cuts int, err error) {
+	if folds < 2 || folds > len(runs) {
+		return 0, 0, fmt.Errorf("cmapss: %d folds for %d engines", folds, len(runs))
+	}
+	order := rand.New(rand.NewPCG(5, 5)).Perm(len(runs))
+	for f := range folds {
+		var fitOn, held []*history.Series
+		for i, u := range order {
+			if i%folds == f {
+				held = append(held, runs[u])
+			} else {
+				fitOn = append(fitOn, runs[u])
+			}
+		}
+		fit, err := train.Fit(ctx, fitOn, train.Spec{Kind: model.RUL, Name: "cmapss-cv", Version: strconv.Itoa(f + 1), HoldOut: -1, RUL: cfg})
+		if err != nil {
+			return 0, 0, fmt.Errorf("cmapss: fold %d: %w", f+1, err)
+		}
+		for _, s := range held {
+			lives, err := lifeAfterEach(fit.Artifact, s)
+			if err != nil {
+				return 0, 0, err
+			}
+			for r := cutStep / 2; r <= cutMax && len(lives)-r >= minCycles; r += cutStep {
+				d := lives[len(lives)-1-r] - float64(r)
+				rmse += d * d
+				cuts++
 			}
 		}
 	}
-	return life.RUL(), nil
+	if cuts == 0 {
+		return 0, 0, fmt.Errorf("cmapss: no engine has %d cycles to cut", minCycles+cutStep/2)
+	}
+	return math.Sqrt(rmse / float64(cuts)), cuts, nil
 }
 
 // Command is `trainer cmapss --data DIR [--model ARTIFACT]`.
@@ -203,6 +270,7 @@ func Command(ctx context.Context, args []string) error {
 	l2 := fs.Float64("l2", 0, "L2 regularisation (default 3e-3)")
 	decay := fs.Float64("lr-decay", 0, "factor on the learning rate after 5 epochs without validation improvement (default 0.5; negative: constant rate)")
 	smoothing := fs.Float64("smoothing", 0, "weight of the newest cycle in a moving average over each sensor (default 0: none)")
+	folds := fs.Int("cv", 0, "instead of the test engines, cross-validate over this many folds of the training engines")
 	out := fs.String("out", "", "file to write the trained model artifact to (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -219,6 +287,19 @@ func Command(ctx context.Context, args []string) error {
 			}
 			cfg.Hidden = append(cfg.Hidden, n)
 		}
+	}
+	if *folds > 0 {
+		runs, err := ReadFile(filepath.Join(*dir, "train_"+*subset+".txt"))
+		if err != nil {
+			return err
+		}
+		rmse, cuts, err := CrossValidate(ctx, runs, *folds, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("C-MAPSS %s, %d-fold cross-validation over the %d training engines (%d cuts through the live detector): RMSE %.2f\n",
+			*subset, *folds, len(runs), cuts, rmse)
+		return nil
 	}
 	res, err := Run(ctx, Options{Dir: *dir, Subset: *subset, Model: *modelFile, RUL: cfg, Out: *out})
 	if err != nil {

@@ -121,3 +121,34 @@ func TestRunTrainsAndScoresThroughTheLiveDetector(t *testing.T) {
 		t.Fatal("a folder without the files: want an error")
 	}
 }
+
+// Cross-validation cuts each held-out training engine as the test file
+// cuts test engines and scores the cuts through the live detector: on a
+// fleet whose one sensor tells the remaining life the error is small, and
+// too few folds or engines too short to cut are refused.
+func TestCrossValidate(t *testing.T) {
+	dir := t.TempDir()
+	fleet(t, dir, 24, 1)
+	runs, err := ReadFile(filepath.Join(dir, "train_FD900.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rul.Config{Window: 10, Epochs: 40, Hidden: []int{16}, L2: 1e-4}
+	rmse, cuts, err := CrossValidate(context.Background(), runs, 4, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, s := range runs {
+		for r := cutStep / 2; r <= cutMax && s.Rows-r >= minCycles; r += cutStep {
+			want++
+		}
+	}
+	t.Logf("RMSE %.2f over %d cuts", rmse, cuts)
+	if cuts != want || !(rmse <= 12) {
+		t.Fatalf("RMSE %.2f over %d cuts, want ≤ 12 over %d", rmse, cuts, want)
+	}
+	if _, _, err := CrossValidate(context.Background(), runs, 1, cfg); err == nil {
+		t.Fatal("one fold: want an error")
+	}
+}

@@ -17,11 +17,12 @@
 #   mosquitto.pem/.key        Mosquitto's server certificate
 #   kafka.pem/.key, kafka.p12 Kafka's server certificate, also as PKCS#12
 #   kafka.p12.password        the PKCS#12 store's password
-#   mqtt/<user>.password      one per MQTT user: bridge, scorer and each
+#   mqtt/<user>.password      one per MQTT user: admin, bridge, scorer, each
 #                             gateway of deployments/mosquitto/gateways.txt
 #   kafka/<user>.password     one per Kafka (SCRAM) user: admin, ingest,
 #                             scorer, trainer
-#   influx/admin.password     the InfluxDB admin's password
+#   influx/admin.password     the InfluxDB admin's password, and
+#   influx/admin.token        admin:<password>, the clients' token
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -86,11 +87,15 @@ if [[ ! -s $DIR/kafka.p12 ]]; then
 	mv "$DIR/kafka.p12.tmp" "$DIR/kafka.p12"
 fi
 
-for user in bridge scorer $(sed -e 's/#.*//' "$GATEWAYS" | awk 'NF {print $1}'); do
+for user in admin bridge scorer $(sed -e 's/#.*//' "$GATEWAYS" | awk 'NF {print $1}'); do
 	password "$DIR/mqtt/$user.password"
 done
 for user in admin ingest scorer trainer; do
 	password "$DIR/kafka/$user.password"
 done
 password "$DIR/influx/admin.password"
+# What InfluxDB 1.8 clients pass as their token.
+if [[ ! -s $DIR/influx/admin.token ]]; then
+	printf 'admin:%s\n' "$(<"$DIR/influx/admin.password")" >"$DIR/influx/admin.token"
+fi
 log "secrets ready in $DIR"

@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"crypto/tls"
 	"net"
 	"os"
 	"os/exec"
@@ -9,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 // Mosquitto is a Mosquitto broker of the test's own, run with the local
@@ -131,6 +136,32 @@ func (m *Mosquitto) URL() string {
 // CAFile is the PEM file of the CA that signed a secured broker's
 // certificate.
 func (m *Mosquitto) CAFile() string { return filepath.Join(m.secrets, "ca.pem") }
+
+// TLS is the client TLS configuration that trusts a secured broker's CA,
+// built through the tls block every service uses; nil for an open broker.
+func (m *Mosquitto) TLS() *tls.Config {
+	m.t.Helper()
+	if m.secrets == "" {
+		return nil
+	}
+	tc, err := tlsconf.Config{CAFile: m.CAFile()}.Client()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return tc
+}
+
+// ClientOptions are paho options for this broker with a fresh client id:
+// on a secured broker as user (with its password, over TLS), on an open
+// one anonymous whatever user is.
+func (m *Mosquitto) ClientOptions(user string) *mqtt.ClientOptions {
+	m.t.Helper()
+	o := mqtt.NewClientOptions().AddBroker(m.URL()).SetClientID(Unique("test"))
+	if m.secrets != "" {
+		o.SetUsername(user).SetPassword(m.Password(user)).SetTLSConfig(m.TLS())
+	}
+	return o
+}
 
 // Password returns the password of a secured broker's user (bridge,
 // scorer, a gateway of gateways.txt).

@@ -7,20 +7,14 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 // secureClient connects to m as user with password over TLS, trusting the
 // broker's CA through the tls block every service uses.
 func secureClient(t *testing.T, m *Mosquitto, url, user, password string) (mqtt.Client, error) {
 	t.Helper()
-	tc, err := tlsconf.Config{CAFile: m.CAFile()}.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(Unique(user)).
-		SetUsername(user).SetPassword(password).SetTLSConfig(tc).
+		SetUsername(user).SetPassword(password).SetTLSConfig(m.TLS()).
 		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
 	c := mqtt.NewClient(o)
 	tok := c.Connect()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -49,6 +50,9 @@ type MQTT struct {
 	// Username and Password, if the broker wants them. Default empty.
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
+	// TLS is the tls block for an ssl:// broker: ca_file is the CA that
+	// signed the broker's certificate. Default empty (the system roots).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
 	// request; a batch also ends after about 1 MiB of payloads. The broker
 	// sends at most max_inflight_messages unacknowledged; the bridge holds

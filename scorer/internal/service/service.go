@@ -102,7 +102,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.MQTT.URL != "" {
 		host, _ := os.Hostname()
-		s.mqtt = sink.NewMQTT(cfg.MQTT.URL, fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()), log.With("component", "mqtt"))
+		tc, err := cfg.MQTT.TLS.Client()
+		if err != nil {
+			return nil, fmt.Errorf("scorer: mqtt.%w", err)
+		}
+		s.mqtt = sink.NewMQTT(sink.MQTTConn{URL: cfg.MQTT.URL, ClientID: fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()),
+			Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: tc}, log.With("component", "mqtt"))
 		refused := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_gateway_status_refused_total",
 			Help: "Gateway status messages (pdm/v1/{site}/{agent}/status) that could not be read."})
 		flog := log.With("component", "fleet")

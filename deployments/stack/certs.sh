@@ -56,9 +56,10 @@ if [[ ! -s $DIR/ca.pem || ! -s $DIR/ca.key ]]; then
 	rm -f "$DIR/mosquitto.pem" "$DIR/kafka.pem" "$DIR/kafka.p12"
 fi
 
-# server NAME issues NAME.pem/NAME.key for 127.0.0.1 and localhost.
+# server NAME USAGE issues NAME.pem/NAME.key for 127.0.0.1 and localhost
+# with the extended key usage USAGE.
 server() {
-	local name="$1"
+	local name="$1" usage="$2"
 	[[ -s $DIR/$name.pem && -s $DIR/$name.key ]] && return 0
 	log "issuing the $name server certificate"
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -69,14 +70,16 @@ server() {
 			"subjectAltName=IP:127.0.0.1,DNS:localhost" \
 			"basicConstraints=critical,CA:FALSE" \
 			"keyUsage=critical,digitalSignature,keyEncipherment" \
-			"extendedKeyUsage=serverAuth") 2>/dev/null
+			"extendedKeyUsage=$usage") 2>/dev/null
 	rm -f "$DIR/$name.csr"
 	mv "$DIR/$name.key.tmp" "$DIR/$name.key"
 	mv "$DIR/$name.pem.tmp" "$DIR/$name.pem"
 	rm -f "$DIR/$name.p12"
 }
-server mosquitto
-server kafka
+server mosquitto serverAuth
+# Kafka's broker also presents its certificate as a client, to the
+# controller listener, which takes no one else.
+server kafka serverAuth,clientAuth
 
 # Kafka's JVM reads the key and chain from a PKCS#12 store.
 password "$DIR/kafka.p12.password"

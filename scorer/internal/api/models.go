@@ -73,7 +73,7 @@ const MaxInferRows = 100_000
 
 func (a *API) version(w http.ResponseWriter, r *http.Request) (*registry.Version, bool) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	v, err := a.reg.Lookup(name, version)
+	v, err := a.reg.Lookup(r.Context(), name, version)
 	if err != nil {
 		if m, ok := a.reg.Model(name); ok && version == "" && m.Active == "" {
 			var have []string

@@ -45,6 +45,11 @@ type Kafka struct {
 	Alerts string `yaml:"alerts" help:"topic of alerts"`
 	// Models is the compacted topic holding the model registry. Default pdm.models.
 	Models string `yaml:"models" help:"compacted topic of the model registry"`
+	// ModelsCacheBytes bounds the bytes of artifacts kept in memory:
+	// versions in use always stay, others leave memory least recently
+	// looked up first and are read back from the topic when asked for
+	// (0: no bound). Default 64 MiB.
+	ModelsCacheBytes int64 `yaml:"models_cache_bytes" help:"bytes of model artifacts kept in memory (0: no bound)"`
 	// Retrain receives training requests for the trainer: an asset learnt
 	// a new normal, or needs a model of its own. Empty sends none. Default
 	// pdm.retrain.
@@ -128,14 +133,15 @@ type Scoring struct {
 func Default() Config {
 	return Config{
 		Kafka: Kafka{
-			Brokers:        []string{"127.0.0.1:9092"},
-			Group:          "pdm-scorer",
-			Readings:       wire.TopicReadings,
-			Scores:         wire.TopicScores,
-			Alerts:         wire.TopicAlerts,
-			Models:         "pdm.models",
-			Retrain:        wire.TopicRetrain,
-			SessionTimeout: 10 * time.Second,
+			Brokers:          []string{"127.0.0.1:9092"},
+			Group:            "pdm-scorer",
+			Readings:         wire.TopicReadings,
+			Scores:           wire.TopicScores,
+			Alerts:           wire.TopicAlerts,
+			Models:           "pdm.models",
+			ModelsCacheBytes: 64 << 20,
+			Retrain:          wire.TopicRetrain,
+			SessionTimeout:   10 * time.Second,
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},

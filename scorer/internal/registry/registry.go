@@ -77,6 +77,11 @@ type Registry struct {
 
 	// fallback is the model for assets when the control names no default.
 	fallback string
+
+	// budget bounds the resident artifacts' bytes (0: none); see
+	// SetCacheBytes.
+	budget    int64
+	evictions atomic.Int64
 }
 
 // New returns an empty registry that stores records in store and builds
@@ -117,7 +122,7 @@ func (r *Registry) Apply(key string, value []byte) {
 			return
 		}
 		var ignored []string
-		next, ignored = cur.applyControl(c)
+		next, ignored = r.residentFor(cur, c).applyControl(c)
 		if len(ignored) > 0 {
 			r.log.Warn("control record names unknown versions; kept previous", "ignored", ignored)
 		}
@@ -140,7 +145,7 @@ func (r *Registry) Apply(key string, value []byte) {
 	default:
 		return
 	}
-	r.snap.Store(next)
+	r.snap.Store(r.withinBudget(next))
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -208,6 +213,16 @@ func (r *Registry) change(ctx context.Context, edit func(s *snapshot, c *Control
 	c := s.control.clone()
 	if err := edit(s, &c); err != nil {
 		return Control{}, err
+	}
+	// What the change puts in use is read back into memory first, so a
+	// version the log cannot give back is an error here, not a control
+	// record every instance ignores.
+	for key := range c.live() {
+		if v := s.versions[key]; v != nil {
+			if _, err := r.resident(ctx, v); err != nil {
+				return Control{}, err
+			}
+		}
 	}
 	c.Rev = s.control.Rev + 1
 	b, err := json.Marshal(c)
@@ -604,9 +619,10 @@ func (r *Registry) Model(name string) (ModelInfo, bool) {
 	return ModelInfo{}, false
 }
 
-// Lookup returns a registered version of a loaded model; version ""
+// Lookup returns a registered version of a loaded model, with its weights
+// and bytes (read back from the log if they had left memory); version ""
 // means the active one.
-func (r *Registry) Lookup(name, version string) (*Version, error) {
+func (r *Registry) Lookup(ctx context.Context, name, version string) (*Version, error) {
 	s := r.snap.Load()
 	if s.control.Unloaded[name] {
 		return nil, unloaded(name)
@@ -614,7 +630,11 @@ func (r *Registry) Lookup(name, version string) (*Version, error) {
 	if version == "" {
 		version = s.control.Active[name]
 	}
-	return s.version(name, version)
+	v, err := s.version(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return r.resident(ctx, v)
 }
 
 // ShadowStats compares a shadow version with the active one it runs beside.

@@ -87,6 +87,13 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
 	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
+	s.reg.SetCacheBytes(cfg.Kafka.ModelsCacheBytes)
+	promauto.With(s.prom).NewGaugeFunc(prometheus.GaugeOpts{Name: "pdm_scorer_model_cache_bytes",
+		Help: "Bytes of model artifacts in memory (kafka.models_cache_bytes bounds those not in use)."},
+		func() float64 { return float64(s.reg.ResidentBytes()) })
+	promauto.With(s.prom).NewCounterFunc(prometheus.CounterOpts{Name: "pdm_scorer_model_cache_evictions_total",
+		Help: "Model versions that left memory to keep within kafka.models_cache_bytes; they are read back from the registry topic when asked for."},
+		func() float64 { return float64(s.reg.Evictions()) })
 
 	s.badScores = promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_fleet_records_refused_total",
 		Help: "Records of the scores topic the fleet view could not read."})

@@ -29,8 +29,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -93,13 +95,9 @@ func NewTrust(keys []ed25519.PublicKey, acceptUnsigned bool) *Trust {
 	return t
 }
 
-// KeyIDs lists the trusted keys' ids.
+// KeyIDs lists the trusted keys' ids, sorted.
 func (t *Trust) KeyIDs() []string {
-	var ids []string
-	for id := range t.keys {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Sorted(maps.Keys(t.keys))
 }
 
 // Verify checks a's signature against the trusted keys. It returns the key

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -56,7 +58,7 @@ func startScorer(t *testing.T, bin, token, readings string) string {
 	t.Helper()
 	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
 	addr := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, bin, "serve", "-log.level", "warn",
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trustTestKey()}, bin, "serve", "-log.level", "warn",
 		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("oip"),
 		"-kafka.readings", readings, "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
 		"-kafka.alerts", stacktest.Topic(t, "oip-alerts", 1), "-kafka.models", stacktest.Topic(t, "oip-models", 1),
@@ -64,6 +66,12 @@ func startScorer(t *testing.T, bin, token, readings string) string {
 		"-mqtt.url", "", "-influx.url", "", "-http.addr", addr)
 	stacktest.WaitReady(t, "http://"+addr+"/v2/health/ready")
 	return addr
+}
+
+// trustTestKey is the environment setting that makes a scorer trust
+// artifacts signed by modeltest's key.
+func trustTestKey() string {
+	return "PDM_MODELS_TRUSTED_KEYS=" + base64.StdEncoding.EncodeToString(modeltest.Public)
 }
 
 // call sends one request with the token and returns the status and body.
@@ -110,6 +118,9 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 	}
 	art, err := anomaly.TrainForecaster(rows, times, features, anomaly.ForecasterConfig{Name: "pump", Version: "1", Window: 8, Horizon: 2, Epochs: 10})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := art.Sign(modeltest.Private); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer

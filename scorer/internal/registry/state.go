@@ -12,9 +12,11 @@
 // by reading the topic from the start.
 //
 // Invariants:
-//   - Only artifacts that pass model.Load (format, sha256, consistency) and
-//     build a detector enter the registry; anything else is refused with the
-//     reason and changes nothing.
+//   - Only artifacts that pass model.Load (format, sha256, consistency),
+//     carry a signature by a trusted key (SetTrust; unless the trust
+//     accepts unsigned artifacts) and build a detector enter the registry;
+//     anything else is refused with the reason and changes nothing, on
+//     upload and when read from the topic alike.
 //   - A control record naming a version the registry lacks leaves that
 //     model's active version as it was.
 //   - Resolve reads one immutable snapshot, so a swap happens between two
@@ -44,6 +46,9 @@ type Version struct {
 	SHA256   string
 	Features []string
 	Kind     model.Kind
+	// SignedBy is the id of the key that signed the artifact ("" when it
+	// was accepted unsigned).
+	SignedBy string
 	Artifact *model.Artifact
 	// Raw is the artifact as uploaded.
 	Raw        []byte
@@ -192,10 +197,18 @@ const (
 
 func artifactKey(name, version string) string { return artifactPrefix + name + "/" + version }
 
-// loadVersion verifies raw and builds a Version; every failure wraps
-// ErrRefused with the reason.
-func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
+// loadVersion verifies raw (checksum, consistency, then its signature
+// against trust; a nil trust refuses everything) and builds a Version;
+// every failure wraps ErrRefused with the reason.
+func loadVersion(raw []byte, factory Factory, trust *model.Trust, now time.Time) (*Version, error) {
 	a, err := model.Load(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if trust == nil {
+		trust = &model.Trust{}
+	}
+	signer, err := trust.Verify(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -207,7 +220,7 @@ func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
 	}
 	return &Version{
 		Name: a.Name, Version: a.Version, SHA256: a.SHA256, Features: slices.Clone(a.Features), Kind: a.Kind,
-		Artifact: a, Raw: raw, Registered: now,
+		SignedBy: signer, Artifact: a, Raw: raw, Registered: now,
 		New: func() (anomaly.Detector, error) { return factory(a) },
 	}, nil
 }

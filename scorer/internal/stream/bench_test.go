@@ -12,6 +12,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -127,6 +128,7 @@ func BenchmarkThroughput(b *testing.B) {
 // "load" version 1, is active.
 func activeForecaster(b *testing.B) *registry.Registry {
 	reg := registry.NewMemory(func(a *model.Artifact) (anomaly.Detector, error) { return anomaly.FromArtifact(a) }, nil, testLog(b))
+	reg.SetTrust(modeltest.Trust())
 	if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
 		b.Fatal(err)
 	}
@@ -203,6 +205,9 @@ func forecaster(b *testing.B) []byte {
 	}
 	a, err := anomaly.TrainForecaster(rows, times, []string{"load", "temp"}, anomaly.ForecasterConfig{Name: "load", Version: "1", Epochs: 20})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Sign(modeltest.Private); err != nil {
 		b.Fatal(err)
 	}
 	var buf bytes.Buffer

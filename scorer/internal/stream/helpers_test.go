@@ -16,6 +16,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/nn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
@@ -69,6 +70,9 @@ func artifactBytes(t testing.TB, name, version string) []byte {
 		Architecture: model.Architecture{Sizes: []int{2, 1}, Activations: []string{"linear"}},
 		Weights:      []float64{1, 0, 0},
 		Scaler:       nn.Scaler{Mean: []float64{0, 0}, Std: []float64{1, 1}},
+	}
+	if err := a.Sign(modeltest.Private); err != nil {
+		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	if err := a.Write(&buf); err != nil {

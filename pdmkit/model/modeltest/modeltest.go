@@ -39,21 +39,27 @@ func Encode(t testing.TB, a *model.Artifact) []byte {
 	return buf.Bytes()
 }
 
+// PrivateKeyPEM is Private as a key file holds it (PEM PKCS#8).
+func PrivateKeyPEM(t testing.TB) string {
+	t.Helper()
+	b, err := model.MarshalPrivateKey(Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // KeyFiles writes the key pair into a temporary folder as model.key (PEM
 // PKCS#8, 0600) and model.pub (PEM PKIX) and returns their paths.
 func KeyFiles(t testing.TB) (priv, pub string) {
 	t.Helper()
 	dir := t.TempDir()
-	privPEM, err := model.MarshalPrivateKey(Private)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pubPEM, err := model.MarshalPublicKey(Public)
 	if err != nil {
 		t.Fatal(err)
 	}
 	priv, pub = filepath.Join(dir, "model.key"), filepath.Join(dir, "model.pub")
-	if err := os.WriteFile(priv, privPEM, 0o600); err != nil {
+	if err := os.WriteFile(priv, []byte(PrivateKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {

@@ -1,0 +1,42 @@
+// Package keygen is `trainer keygen`: the ed25519 key pair the trainer
+// signs artifacts with (signing.key_file) and scorers trust
+// (models.trusted_keys).
+package keygen
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/pdmstream/pdm/pdmkit/model"
+)
+
+// Command is `trainer keygen --out DIR [--name NAME]`.
+func Command(_ context.Context, args []string) error {
+	return run(args, os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "folder to write NAME.key (private, mode 0600) and NAME.pub into (required)")
+	name := fs.String("name", "model", "file name of the pair")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("keygen: --out is required")
+	}
+	priv, pub, key, err := model.WriteKeyPair(*out, *name)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s: private key (signing.key_file)\n%s: public key %s (the scorer's models.trusted_keys: the file or %s)\n",
+		priv, pub, model.KeyID(key), base64.StdEncoding.EncodeToString(key))
+	return nil
+}

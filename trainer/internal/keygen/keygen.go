@@ -11,11 +11,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/pdmstream/pdm/pdmkit/model"
 )
 
-// Command is `trainer keygen --out DIR [--name NAME]`.
+// Command is `trainer keygen --out DIR [--name NAME] [--if-missing]`.
 func Command(_ context.Context, args []string) error {
 	return run(args, os.Stdout, os.Stderr)
 }
@@ -25,12 +26,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "folder to write NAME.key (private, mode 0600) and NAME.pub into (required)")
 	name := fs.String("name", "model", "file name of the pair")
+	ifMissing := fs.Bool("if-missing", false, "keep an existing pair and exit 0 (for a deployment's one-shot step)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return errors.New("keygen: --out is required")
+	}
+	if *ifMissing {
+		if _, err := model.LoadPrivateKeyFile(filepath.Join(*out, *name+".key")); err == nil {
+			fmt.Fprintf(stdout, "%s: key pair kept\n", filepath.Join(*out, *name))
+			return nil
+		}
 	}
 	priv, pub, key, err := model.WriteKeyPair(*out, *name)
 	if err != nil {

@@ -33,6 +33,12 @@ func TestKeygen(t *testing.T) {
 	if err := run([]string{"-out", dir}, &out, &errs); err == nil {
 		t.Fatal("overwrote the key pair")
 	}
+	if err := run([]string{"-out", dir, "-if-missing"}, &out, &errs); err != nil || !strings.Contains(out.String(), "kept") {
+		t.Fatalf("--if-missing with a pair: %v %q", err, out.String())
+	}
+	if k, err := model.LoadPrivateKeyFile(filepath.Join(dir, "model.key")); err != nil || !k.Equal(priv) {
+		t.Fatal("--if-missing replaced the pair")
+	}
 	if err := run(nil, &out, &errs); err == nil {
 		t.Fatal("no --out accepted")
 	}

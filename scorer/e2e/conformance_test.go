@@ -52,13 +52,13 @@ func tritonPython(t *testing.T) string {
 }
 
 // startScorer runs a scorer binary on the local stack's Kafka with its own
-// topics (readings from the given one), no MQTT and no InfluxDB, and
-// returns its address once ready.
-func startScorer(t *testing.T, bin, token, readings string) string {
+// topics (readings from the given one), no MQTT and no InfluxDB, trusting
+// trustedKeys (models.trusted_keys), and returns its address once ready.
+func startScorer(t *testing.T, bin, token, readings, trustedKeys string) string {
 	t.Helper()
 	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
 	addr := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trustTestKey()}, bin, "serve", "-log.level", "warn",
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, "PDM_MODELS_TRUSTED_KEYS=" + trustedKeys}, bin, "serve", "-log.level", "warn",
 		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("oip"),
 		"-kafka.readings", readings, "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
 		"-kafka.alerts", stacktest.Topic(t, "oip-alerts", 1), "-kafka.models", stacktest.Topic(t, "oip-models", 1),
@@ -68,11 +68,12 @@ func startScorer(t *testing.T, bin, token, readings string) string {
 	return addr
 }
 
+// testPublicKey is modeltest's public key as models.trusted_keys takes it.
+func testPublicKey() string { return base64.StdEncoding.EncodeToString(modeltest.Public) }
+
 // trustTestKey is the environment setting that makes a scorer trust
 // artifacts signed by modeltest's key.
-func trustTestKey() string {
-	return "PDM_MODELS_TRUSTED_KEYS=" + base64.StdEncoding.EncodeToString(modeltest.Public)
-}
+func trustTestKey() string { return "PDM_MODELS_TRUSTED_KEYS=" + testPublicKey() }
 
 // call sends one request with the token and returns the status and body.
 func call(t *testing.T, method, url, token string, body []byte) (int, []byte) {
@@ -102,7 +103,7 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 	py := tritonPython(t)
 	bin := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer")[0]
 	const token = "oip"
-	addr := startScorer(t, bin, token, stacktest.Topic(t, "oip-readings", 1))
+	addr := startScorer(t, bin, token, stacktest.Topic(t, "oip-readings", 1), testPublicKey())
 
 	features := []string{"vibration_rms", "bearing_temp", "motor_current", "discharge_pressure", "flow", "speed"}
 	pump := func(i int) []float64 {

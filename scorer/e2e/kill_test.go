@@ -60,14 +60,7 @@ func trainedVersion(t *testing.T, cfg anomaly.ForecasterConfig, parent, job stri
 		t.Fatal(err)
 	}
 	a.ParentVersion, a.Training.Job = parent, job
-	if err := a.Sign(modeltest.Private); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, a)
 }
 
 // sendMachine writes readings from..to of machine for each asset of site,

@@ -68,14 +68,7 @@ func artifact(t testing.TB, name, version string, weights []float64, features ..
 	}
 	a.Scaler.Mean = make([]float64, d)
 	a.Scaler.Std = slices.Repeat([]float64{1}, d)
-	if err := a.Sign(modeltest.Private); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, &a)
 }
 
 type catalog map[string][]string

@@ -60,14 +60,7 @@ func trained(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Sign(modeltest.Private); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, a)
 }
 
 // startService runs a service until the test ends and serves its API.

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"bytes"
 	"context"
 	"runtime"
 	"slices"
@@ -207,14 +206,7 @@ func forecaster(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := a.Sign(modeltest.Private); err != nil {
-		b.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(b, a)
 }
 
 // BenchmarkLatency streams readings at a steady pace to a caught-up scorer

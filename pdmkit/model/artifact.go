@@ -1,8 +1,9 @@
 // Package model is the on-disk format of a trained network: one
 // self-describing, versioned JSON document that the trainer writes and the
 // scorer loads. Everything needed to score (architecture, weights, features
-// in order, scaler, calibration) travels in the artifact, and a
-// sha256 over the content guards it.
+// in order, scaler, calibration) travels in the artifact, a sha256 over
+// the content guards it, and an optional ed25519 signature over the same
+// bytes says who made it (Sign, Trust; the rule is in sign.go).
 //
 // Invariants: Load never panics on any input; an artifact that Load returns
 // builds a network (Network) without error; the checksum covers every field

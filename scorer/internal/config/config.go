@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -28,7 +29,30 @@ type Config struct {
 	HTTP    HTTP             `yaml:"http"`
 	Log     telemetry.Log    `yaml:"log"`
 	Scoring Scoring          `yaml:"scoring"`
+	Models  Models           `yaml:"models"`
 	Alert   monitor.Settings `yaml:"alert"`
+}
+
+// Models says whose model artifacts the scorer loads.
+type Models struct {
+	// TrustedKeys are the ed25519 public keys whose signatures make an
+	// artifact loadable, each the standard base64 of the 32-byte key or
+	// the path of a file holding one (PEM, as `scorer model keygen`
+	// writes it, or base64). Default empty: no artifact is trusted.
+	TrustedKeys []string `yaml:"trusted_keys" env:"PDM_MODELS_TRUSTED_KEYS" help:"public keys (base64 or files) whose signed model artifacts are loaded, comma separated"`
+	// AcceptUnsigned loads artifacts without a signature (or signed by a
+	// key not in TrustedKeys) too; a signature by a trusted key must
+	// still match. Default false.
+	AcceptUnsigned bool `yaml:"accept_unsigned" env:"PDM_MODELS_ACCEPT_UNSIGNED" help:"also load unsigned model artifacts (insecure)"`
+}
+
+// Trust reads the trusted keys.
+func (m Models) Trust() (*model.Trust, error) {
+	keys, err := model.TrustedKeys(m.TrustedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("config: models.trusted_keys: %w", err)
+	}
+	return model.NewTrust(keys, m.AcceptUnsigned), nil
 }
 
 // Kafka names the brokers, the consumer group and the topics.

@@ -99,7 +99,7 @@ func (r *Registry) reload(ctx context.Context, v *Version) (*Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: read back %s: %w", v.Key(), err)
 	}
-	full, err := loadVersion(raw, r.factory, v.Registered)
+	full, err := loadVersion(raw, r.factory, r.trust, v.Registered)
 	if err != nil {
 		return nil, fmt.Errorf("registry: read back %s: %w", v.Key(), err)
 	}

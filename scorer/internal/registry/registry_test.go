@@ -14,6 +14,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 )
 
 // memLog applies each record as soon as it is appended, like a topic with
@@ -70,8 +71,15 @@ func (c catalog) Assets() []string {
 }
 func (c catalog) Sensors(a string) []string { return c[a] }
 
-// artifact returns a sealed, valid artifact of model name at version.
+// artifact returns a sealed, valid artifact of model name at version,
+// signed by the test key.
 func artifact(t *testing.T, name, version string, features ...string) []byte {
+	t.Helper()
+	return modeltest.Encode(t, unsigned(t, name, version, features...))
+}
+
+// unsigned returns a valid artifact of model name at version, not sealed.
+func unsigned(t *testing.T, name, version string, features ...string) *model.Artifact {
 	t.Helper()
 	if len(features) == 0 {
 		features = []string{"bearing_temp", "vibration"}
@@ -88,17 +96,14 @@ func artifact(t *testing.T, name, version string, features ...string) []byte {
 	for i := range a.Scaler.Std {
 		a.Scaler.Std[i] = 1
 	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return &a
 }
 
 func newTest(t *testing.T, cat Catalog) (*Registry, *memLog) {
 	t.Helper()
 	m := &memLog{}
 	r := New(m, fakeFactory, cat, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.SetTrust(modeltest.Trust())
 	m.r = r
 	return r, m
 }
@@ -217,11 +222,7 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.Metrics = map[string]float64{"broken": 1}
-		var buf bytes.Buffer
-		if err := a.Write(&buf); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+		return modeltest.Encode(t, a)
 	}()
 	cases := []struct {
 		name, version string

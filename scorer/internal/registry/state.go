@@ -12,9 +12,11 @@
 // by reading the topic from the start.
 //
 // Invariants:
-//   - Only artifacts that pass model.Load (format, sha256, consistency) and
-//     build a detector enter the registry; anything else is refused with the
-//     reason and changes nothing.
+//   - Only artifacts that pass model.Load (format, sha256, consistency),
+//     carry a signature by a trusted key (SetTrust; unless the trust
+//     accepts unsigned artifacts) and build a detector enter the registry;
+//     anything else is refused with the reason and changes nothing, on
+//     upload and when read from the topic alike.
 //   - A control record naming a version the registry lacks leaves that
 //     model's active version as it was.
 //   - Resolve reads one immutable snapshot, so a swap happens between two
@@ -46,6 +48,9 @@ type Version struct {
 	SHA256   string
 	Features []string
 	Kind     model.Kind
+	// SignedBy is the id of the key that signed the artifact ("" when it
+	// was accepted unsigned).
+	SignedBy string
 	Artifact *model.Artifact
 	// Raw is the artifact as uploaded; nil while the version is not
 	// resident (see Registry.SetCacheBytes).
@@ -71,7 +76,7 @@ func (v *Version) resident() bool { return v.Raw != nil }
 func (v *Version) evicted() *Version {
 	a := *v.Artifact
 	a.Weights, a.Scaler = nil, nn.Scaler{}
-	out := &Version{Name: v.Name, Version: v.Version, SHA256: v.SHA256, Features: v.Features, Kind: v.Kind, Artifact: &a,
+	out := &Version{Name: v.Name, Version: v.Version, SHA256: v.SHA256, Features: v.Features, Kind: v.Kind, SignedBy: v.SignedBy, Artifact: &a,
 		Size: v.Size, Registered: v.Registered}
 	out.used.Store(v.used.Load())
 	return out
@@ -232,10 +237,18 @@ const (
 
 func artifactKey(name, version string) string { return artifactPrefix + name + "/" + version }
 
-// loadVersion verifies raw and builds a Version; every failure wraps
-// ErrRefused with the reason.
-func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
+// loadVersion verifies raw (checksum, consistency, then its signature
+// against trust; a nil trust refuses everything) and builds a Version;
+// every failure wraps ErrRefused with the reason.
+func loadVersion(raw []byte, factory Factory, trust *model.Trust, now time.Time) (*Version, error) {
 	a, err := model.Load(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if trust == nil {
+		trust = &model.Trust{}
+	}
+	signer, err := trust.Verify(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -247,7 +260,7 @@ func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
 	}
 	return &Version{
 		Name: a.Name, Version: a.Version, SHA256: a.SHA256, Features: slices.Clone(a.Features), Kind: a.Kind,
-		Artifact: a, Raw: raw, Size: len(raw), Registered: now,
+		SignedBy: signer, Artifact: a, Raw: raw, Size: len(raw), Registered: now,
 		New: func() (anomaly.Detector, error) { return factory(a) },
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -29,6 +30,7 @@ func followRegistryBudget(t testing.TB, brokers []string, topic string, budget i
 	kl := registry.NewKafkaLog(brokers, topic, testLog(t))
 	reg := registry.New(kl, factory, nil, testLog(t))
 	reg.SetCacheBytes(budget)
+	reg.SetTrust(modeltest.Trust())
 	ctx, cancel := context.WithCancel(context.Background())
 	caught := make(chan struct{})
 	done := make(chan error, 1)

@@ -36,6 +36,11 @@ mkdir -p "$RUN"
 # trainer publishes with the same one.
 export PDM_API_TOKEN="${PDM_API_TOKEN:-demo-$RUN_ID}"
 rm -f "$RUN"/*.log
+# The trainer signs every model version with the demo's key and the scorer
+# loads only versions signed by it: the pair is made once, under the
+# git-ignored .stack, and kept for later runs.
+KEYS="$RUN/keys"
+[[ -f "$KEYS/model.key" ]] || "$BIN/trainer" keygen -out "$KEYS" >/dev/null
 
 pids=()
 cleanup() {
@@ -112,12 +117,13 @@ start historian "$BIN/ingest" historian -http.addr 127.0.0.1:9103 -kafka.group d
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
 start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400 \
-	-http.trainer-url http://127.0.0.1:8090
+	-http.trainer-url http://127.0.0.1:8090 -models.trusted-keys "$KEYS/model.pub"
 ready 127.0.0.1:8080
 # Readings come 20 a second (50 ms apart): the trainer resamples to that
 # step. The demo's models see minutes of history, so the promotion rule asks
 # for a quarter of the injected faults, not the default half.
 start trainer "$BIN/trainer" serve -http.addr 127.0.0.1:8090 -kafka.group demo-trainer -data-dir "$RUN/trainer" \
+	-signing.key-file "$KEYS/model.key" \
 	-job.site "$SITE" -job.step 50ms -job.history 30m -job.min-rows 400 -job.epochs 40 -job.promote.min-detection 0.25
 ready 127.0.0.1:8090
 (umask 077 && printf '%s\n' "$PDM_API_TOKEN" >"$RUN/token")

@@ -27,6 +27,7 @@ const (
 // knownEnv are the PDM_* variables the services read; a name outside this
 // list in docker-compose.yml is a typo or a setting no code looks at.
 var knownEnv = map[string]bool{
+	"PDM_MODELS_TRUSTED_KEYS": true, "PDM_SIGNING_KEY_FILE": true,
 	"PDM_MQTT_URL":      true,
 	"PDM_KAFKA_BROKERS": true,
 	"PDM_INFLUX_URL":    true,
@@ -173,7 +174,7 @@ func TestServices(t *testing.T) {
 			for dep, d := range s.DependsOn {
 				target := service(t, f, dep)
 				want := "service_healthy"
-				if target.Build == nil && target.Healthcheck == nil {
+				if oneShot(target) {
 					want = "service_completed_successfully"
 				}
 				if d.Condition != want {
@@ -182,6 +183,13 @@ func TestServices(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oneShot reports whether s is a job that runs once and exits (kafka-init,
+// model-keys) rather than a service: others wait for it to complete, and it
+// serves no metrics.
+func oneShot(s compose.Service) bool {
+	return s.Restart == "no" || (s.Build == nil && s.Healthcheck == nil)
 }
 
 func TestEnvironmentNames(t *testing.T) {
@@ -526,7 +534,7 @@ func TestPrometheus(t *testing.T) {
 		}
 	}
 	for _, name := range serviceNames(f) {
-		if svc := f.Services[name]; svc.Build != nil {
+		if svc := f.Services[name]; svc.Build != nil && !oneShot(svc) {
 			want = append(want, name+svc.Environment["PDM_HTTP_ADDR"])
 		}
 	}

@@ -1,8 +1,9 @@
 // Package model is the on-disk format of a trained network: one
 // self-describing, versioned JSON document that the trainer writes and the
 // scorer loads. Everything needed to score (architecture, weights, features
-// in order, scaler, calibration) travels in the artifact, and a
-// sha256 over the content guards it.
+// in order, scaler, calibration) travels in the artifact, a sha256 over
+// the content guards it, and an optional ed25519 signature over the same
+// bytes says who made it (Sign, Trust; the rule is in sign.go).
 //
 // Invariants: Load never panics on any input; an artifact that Load returns
 // builds a network (Network) without error; the checksum covers every field
@@ -11,15 +12,16 @@
 // do not matter but any changed value does.
 //
 // The checksum rule (Sum), for anyone computing it outside Go: the
-// lowercase hex SHA-256 of the artifact encoded by Go's encoding/json
-// Marshal with "sha256" set to "". That encoding is one line without
+// lowercase hex SHA-256 of the artifact's canonical bytes (Canonical), its
+// encoding by Go's encoding/json Marshal with "sha256" set to "" and
+// "signature" left out. That encoding is one line without
 // whitespace; object keys in the order of the struct fields (format,
 // format_version, kind, name, version, parent_version, created_at,
 // features, window, centred, input_smoothing, horizon, architecture
 // {sizes, activations}, scaler {mean, std}, weights, calibration
 // {log_mean, log_std, smoothing, active {cut, log_mean, log_std}}, health
 // {limit, step_seconds}, training {from, to, rows, seed, assets, data_hash,
-// job, trainer}, metrics, sha256), "sha256":"" included; the optional
+// job, trainer}, metrics, sha256), "sha256":"" included, "signature" not; the optional
 // fields left out when zero or empty (parent_version, centred,
 // input_smoothing, horizon, calibration, active, health, metrics and
 // training's assets, data_hash, job, trainer); every number in the
@@ -124,6 +126,9 @@ type Artifact struct {
 	// SHA256 is the hex digest of the artifact as Sum encodes it, with this
 	// field empty (the rule is in the package documentation).
 	SHA256 string `json:"sha256"`
+	// Signature, when set, is an ed25519 signature of the canonical bytes
+	// (see Sign); neither the checksum nor the signature covers it.
+	Signature *Signature `json:"signature,omitempty"`
 }
 
 // Architecture mirrors nn.Spec with activations by name.
@@ -215,14 +220,25 @@ func (a *Artifact) Network() (*nn.Network, error) {
 	return n, nil
 }
 
-// Sum computes the checksum of the artifact's content (the rule is in the
-// package documentation).
-func (a *Artifact) Sum() (string, error) {
+// Canonical returns the artifact's canonical bytes: the encoding the
+// checksum and the signature cover, with "sha256" set to "" and
+// "signature" left out (the rule is in the package documentation).
+func (a *Artifact) Canonical() ([]byte, error) {
 	c := *a
-	c.SHA256 = ""
+	c.SHA256, c.Signature = "", nil
 	b, err := json.Marshal(&c)
 	if err != nil {
-		return "", fmt.Errorf("model: encode: %w", err)
+		return nil, fmt.Errorf("model: encode: %w", err)
+	}
+	return b, nil
+}
+
+// Sum computes the checksum of the artifact's content: the hex SHA-256 of
+// Canonical.
+func (a *Artifact) Sum() (string, error) {
+	b, err := a.Canonical()
+	if err != nil {
+		return "", err
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:]), nil

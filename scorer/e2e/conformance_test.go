@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -50,13 +52,13 @@ func tritonPython(t *testing.T) string {
 }
 
 // startScorer runs a scorer binary on the local stack's Kafka with its own
-// topics (readings from the given one), no MQTT and no InfluxDB, and
-// returns its address once ready.
-func startScorer(t *testing.T, bin, token, readings string) string {
+// topics (readings from the given one), no MQTT and no InfluxDB, trusting
+// trustedKeys (models.trusted_keys), and returns its address once ready.
+func startScorer(t *testing.T, bin, token, readings, trustedKeys string) string {
 	t.Helper()
 	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
 	addr := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, bin, "serve", "-log.level", "warn",
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, "PDM_MODELS_TRUSTED_KEYS=" + trustedKeys}, bin, "serve", "-log.level", "warn",
 		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("oip"),
 		"-kafka.readings", readings, "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
 		"-kafka.alerts", stacktest.Topic(t, "oip-alerts", 1), "-kafka.models", stacktest.Topic(t, "oip-models", 1),
@@ -65,6 +67,13 @@ func startScorer(t *testing.T, bin, token, readings string) string {
 	stacktest.WaitReady(t, "http://"+addr+"/v2/health/ready")
 	return addr
 }
+
+// testPublicKey is modeltest's public key as models.trusted_keys takes it.
+func testPublicKey() string { return base64.StdEncoding.EncodeToString(modeltest.Public) }
+
+// trustTestKey is the environment setting that makes a scorer trust
+// artifacts signed by modeltest's key.
+func trustTestKey() string { return "PDM_MODELS_TRUSTED_KEYS=" + testPublicKey() }
 
 // call sends one request with the token and returns the status and body.
 func call(t *testing.T, method, url, token string, body []byte) (int, []byte) {
@@ -94,7 +103,7 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 	py := tritonPython(t)
 	bin := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer")[0]
 	const token = "oip"
-	addr := startScorer(t, bin, token, stacktest.Topic(t, "oip-readings", 1))
+	addr := startScorer(t, bin, token, stacktest.Topic(t, "oip-readings", 1), testPublicKey())
 
 	features := []string{"vibration_rms", "bearing_temp", "motor_current", "discharge_pressure", "flow", "speed"}
 	pump := func(i int) []float64 {
@@ -110,6 +119,9 @@ func TestOpenInferenceProtocolConformance(t *testing.T) {
 	}
 	art, err := anomaly.TrainForecaster(rows, times, features, anomaly.ForecasterConfig{Name: "pump", Version: "1", Window: 8, Horizon: 2, Epochs: 10})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := art.Sign(modeltest.Private); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer

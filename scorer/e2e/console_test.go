@@ -179,7 +179,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The trainer's plot route, GET /v1/jobs/{id}/{plot}, for one job: the
 	// page loads its images from this other origin.
 	trainer := plotServer(t, "job-console-3")
-	stacktest.Start(t, []string{"PDM_API_TOKEN=console"}, scorerBin, "serve", "-log.level", "warn", "-http.trainer-url", trainer.URL,
+	stacktest.Start(t, []string{"PDM_API_TOKEN=console", trustTestKey()}, scorerBin, "serve", "-log.level", "warn", "-http.trainer-url", trainer.URL,
 		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
 		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",

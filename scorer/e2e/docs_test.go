@@ -172,11 +172,17 @@ func TestDocsCommands(t *testing.T) {
 		t.Run(doc.file, func(t *testing.T) {
 			blocks := shellBlocks(t, filepath.Join(root, doc.file), doc.section)
 			const token, site = "docs", "plant1"
-			readings := stacktest.Topic(t, "docs-readings", 1)
-			addr := startScorer(t, bins[0], token, readings)
-			feedSite(t, readings, site, addr)
+			// The scorer trusts a key pair made as the page says, which
+			// its commands sign with ($KEYS).
 			dir := t.TempDir()
-			env := append(os.Environ(), "PATH="+path, "SCORER=http://"+addr, "SITE="+site, "PDM_API_TOKEN="+token)
+			keys := filepath.Join(dir, "keys")
+			if out, err := exec.Command(bins[0], "model", "keygen", "-out", keys).CombinedOutput(); err != nil {
+				t.Fatalf("scorer model keygen: %v\n%s", err, out)
+			}
+			readings := stacktest.Topic(t, "docs-readings", 1)
+			addr := startScorer(t, bins[0], token, readings, filepath.Join(keys, "model.pub"))
+			feedSite(t, readings, site, addr)
+			env := append(os.Environ(), "PATH="+path, "SCORER=http://"+addr, "SITE="+site, "PDM_API_TOKEN="+token, "KEYS="+keys)
 			for _, b := range blocks {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", b.script)

@@ -110,7 +110,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	stacktest.WaitReady(t, "http://"+bridgeAdmin+"/readyz")
 
 	scorerAddr := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
+	stacktest.Start(t, []string{"PDM_API_TOKEN=e2e", trustTestKey()}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.group", stacktest.Unique("e2e-scorer"), "-kafka.readings", readings, "-kafka.scores", scores,
 		"-kafka.alerts", alerts, "-kafka.models", models, "-mqtt.url", mqttURL, "-influx.url", "", "-http.addr", scorerAddr,
 		"-alert.min-duration", "3s")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/segmentio/kafka-go"
@@ -59,11 +60,7 @@ func trainedVersion(t *testing.T, cfg anomaly.ForecasterConfig, parent, job stri
 		t.Fatal(err)
 	}
 	a.ParentVersion, a.Training.Job = parent, job
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, a)
 }
 
 // sendMachine writes readings from..to of machine for each asset of site,
@@ -139,7 +136,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	for i := range 3 {
 		addr := stacktest.FreeAddr(t)
 		addrs = append(addrs, addr)
-		procs = append(procs, stacktest.Start(t, []string{"PDM_API_TOKEN=e2e"}, scorerBin, "serve", "-log.level", "warn",
+		procs = append(procs, stacktest.Start(t, []string{"PDM_API_TOKEN=e2e", trustTestKey()}, scorerBin, "serve", "-log.level", "warn",
 			"-kafka.brokers", brokers, "-kafka.group", group, "-kafka.readings", readings, "-kafka.scores", scores,
 			"-kafka.alerts", alerts, "-kafka.models", models, "-kafka.session-timeout", "6s",
 			"-mqtt.url", "", "-influx.url", "", "-http.addr", addr, "-alert.min-duration", "3s",

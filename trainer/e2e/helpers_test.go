@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
 
@@ -24,9 +26,21 @@ func startScorer(t *testing.T, bin, prefix string, brokers []string, influxURL, 
 		"-kafka.group", stacktest.Unique(prefix + "-scorer"), "-kafka.readings", stacktest.Topic(t, prefix+"-readings", 1),
 		"-kafka.scores", stacktest.Topic(t, prefix+"-scores", 1), "-kafka.alerts", stacktest.Topic(t, prefix+"-alerts", 1),
 		"-kafka.models", stacktest.Topic(t, prefix+"-models", 1, "cleanup.policy=compact"), "-mqtt.url", "", "-http.addr", addr}, influx...)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, bin, args...)
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, scorerTrust()}, bin, args...)
 	stacktest.WaitReady(t, "http://"+addr+"/v2/health/ready")
 	return addr
+}
+
+// scorerTrust makes a scorer trust the artifacts trainerKey signs.
+func scorerTrust() string {
+	return "PDM_MODELS_TRUSTED_KEYS=" + base64.StdEncoding.EncodeToString(modeltest.Public)
+}
+
+// trainerKey makes a trainer sign its artifacts with modeltest's key,
+// passed as a secret in the environment.
+func trainerKey(t *testing.T) string {
+	t.Helper()
+	return "PDM_SIGNING_KEY=" + modeltest.PrivateKeyPEM(t)
 }
 
 // pumpLines is one healthy pump's history in InfluxDB line protocol: rows

@@ -34,7 +34,7 @@ func TestKilledTrainerPublishesNothing(t *testing.T) {
 	group := stacktest.Unique("kill-trainer")
 	trainer := func() (*stacktest.Proc, string) {
 		addr := stacktest.FreeAddr(t)
-		p := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
+		p := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trainerKey(t)}, trainerBin, "serve", "-log.level", "info",
 			"-kafka.brokers", strings.Join(brokers, ","), "-kafka.retrain", requests, "-kafka.group", group,
 			"-influx.url", influxURL, "-influx.bucket", bucket, "-scorer.url", "http://"+scorer, "-http.addr", addr, "-data-dir", t.TempDir(),
 			"-job.site", site, "-job.step", "1s", "-job.history", "72h", "-job.min-rows", "500", "-job.promote.min-detection", "0.25")

@@ -70,7 +70,7 @@ func TestEveryKindThroughTheScorer(t *testing.T) {
 				"-scorer.url", "http://" + scorer, "-job.kind", tc.kind, "-job.step", "1s", "-job.min-rows", "500",
 				"-job.epochs", "20", "-job.promote.min-detection", "0"}, tc.args...)
 			cmd := exec.Command(trainerBin, args...)
-			cmd.Env = append(os.Environ(), "PDM_API_TOKEN="+token)
+			cmd.Env = append(os.Environ(), "PDM_API_TOKEN="+token, trainerKey(t))
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()

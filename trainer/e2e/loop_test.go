@@ -219,7 +219,7 @@ func TestClosedLoop(t *testing.T) {
 		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-kafka.group", stacktest.Unique("loop-historian"),
 		"-influx.url", influxURL, "-influx.bucket", bucket)
 	scorer := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, scorerTrust()}, scorerBin, "serve", "-log.level", "warn", "-kafka.brokers", brokers,
 		"-kafka.group", stacktest.Unique("loop-scorer"), "-kafka.readings", readings, "-kafka.scores", scores, "-kafka.alerts", alerts,
 		"-kafka.models", models, "-kafka.retrain", retrain, "-mqtt.url", "", "-influx.url", influxURL, "-influx.bucket", bucket,
 		"-http.addr", scorer, "-scoring.cold-start", "300", "-alert.new-normal.duration", horizon)
@@ -229,7 +229,7 @@ func TestClosedLoop(t *testing.T) {
 	stacktest.WaitReady(t, "http://"+scorer+"/v2/health/ready")
 	trainer := stacktest.FreeAddr(t)
 	data := t.TempDir()
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info", "-kafka.brokers", brokers,
+	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trainerKey(t)}, trainerBin, "serve", "-log.level", "info", "-kafka.brokers", brokers,
 		"-kafka.retrain", retrain, "-kafka.group", stacktest.Unique("loop-trainer"), "-influx.url", influxURL, "-influx.bucket", bucket,
 		"-scorer.url", "http://"+scorer, "-http.addr", trainer, "-data-dir", data,
 		"-alert.new-normal.duration", horizon, "-job.site", site, "-job.step", "100ms", "-job.history", "1h", "-job.min-rows", "500", "-job.epochs", "40")

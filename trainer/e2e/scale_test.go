@@ -54,7 +54,7 @@ func TestTrainersShareTheRequests(t *testing.T) {
 	var trainers []string
 	for range 2 {
 		addr := stacktest.FreeAddr(t)
-		stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
+		stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trainerKey(t)}, trainerBin, "serve", "-log.level", "info",
 			"-kafka.brokers", strings.Join(brokers, ","), "-kafka.retrain", requests, "-kafka.group", group,
 			"-influx.url", influxURL, "-influx.bucket", bucket, "-scorer.url", "http://"+scorer, "-http.addr", addr, "-data-dir", t.TempDir(),
 			"-job.site", site, "-job.step", "1s", "-job.history", "2h", "-job.min-rows", "500", "-job.epochs", "40",

@@ -83,7 +83,7 @@ func TestTrainerServiceOneJobThroughAnOutage(t *testing.T) {
 	px := &proxy{addr: stacktest.FreeAddr(t), upstream: strings.TrimPrefix(influxURL, "http://")}
 	requests := stacktest.Topic(t, "svc-retrain", 3)
 	trainer := stacktest.FreeAddr(t)
-	proc := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token}, trainerBin, "serve", "-log.level", "info",
+	proc := stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, trainerKey(t)}, trainerBin, "serve", "-log.level", "info",
 		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.retrain", requests, "-kafka.group", stacktest.Unique("svc-trainer"),
 		"-influx.url", "http://"+px.addr, "-influx.bucket", bucket, "-influx.retry-for", "2s",
 		"-scorer.url", "http://"+scorer, "-http.addr", trainer, "-data-dir", t.TempDir(),

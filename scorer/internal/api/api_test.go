@@ -20,6 +20,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
@@ -67,11 +68,7 @@ func artifact(t testing.TB, name, version string, weights []float64, features ..
 	}
 	a.Scaler.Mean = make([]float64, d)
 	a.Scaler.Std = slices.Repeat([]float64{1}, d)
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, &a)
 }
 
 type catalog map[string][]string
@@ -115,6 +112,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(factory, catalog{"pump-1": {"bearing_temp", "vibration", "rpm"}}, log)
+	reg.SetTrust(modeltest.Trust())
 	store := alertview.NewStore(0)
 	prom := telemetry.NewRegistry()
 	// One reading at or above the opening level opens an alert, so a short
@@ -214,7 +212,9 @@ func TestWritesNeedToken(t *testing.T) {
 	}
 	// Without a configured token every write is refused, even with one sent.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a := New(Options{}, registry.NewMemory(factory, nil, log), fakeAlerts{alertview.NewStore(0)}, nil, log)
+	reg := registry.NewMemory(factory, nil, log)
+	reg.SetTrust(modeltest.Trust())
+	a := New(Options{}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/models/m/rollback", nil)
@@ -428,6 +428,7 @@ func TestAlertsEndpoints(t *testing.T) {
 func TestServerNotReady(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(factory, catalog{}, log)
+	reg.SetTrust(modeltest.Trust())
 	prom := telemetry.NewRegistry()
 	a := New(Options{Token: token, Ready: func(context.Context) error { return errors.New("kafka: group not joined") }},
 		reg, fakeAlerts{alertview.NewStore(0)}, prom, log)

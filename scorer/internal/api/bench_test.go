@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
@@ -40,12 +41,16 @@ func BenchmarkInfer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := art.Sign(modeltest.Private); err != nil {
+		b.Fatal(err)
+	}
 	var buf bytes.Buffer
 	if err := art.Write(&buf); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(realFactory, nil, log)
+	reg.SetTrust(modeltest.Trust())
 	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -49,12 +50,16 @@ func TestInferKnownModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := art.Sign(modeltest.Private); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	if err := art.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(realFactory, nil, log)
+	reg.SetTrust(modeltest.Trust())
 	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()

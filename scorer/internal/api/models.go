@@ -73,7 +73,7 @@ const MaxInferRows = 100_000
 
 func (a *API) version(w http.ResponseWriter, r *http.Request) (*registry.Version, bool) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	v, err := a.reg.Lookup(name, version)
+	v, err := a.reg.Lookup(r.Context(), name, version)
 	if err != nil {
 		if m, ok := a.reg.Model(name); ok && version == "" && m.Active == "" {
 			var have []string
@@ -371,8 +371,12 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		registryError(w, err)
 		return
 	}
-	a.log.Info("model uploaded", "model", v.Name, "version", v.Version, "sha256", v.SHA256)
-	writeJSON(w, http.StatusCreated, map[string]any{"name": v.Name, "version": v.Version, "sha256": v.SHA256, "features": v.Features})
+	a.log.Info("model uploaded", "model", v.Name, "version", v.Version, "sha256", v.SHA256, "signed_by", v.SignedBy)
+	resp := map[string]any{"name": v.Name, "version": v.Version, "sha256": v.SHA256, "features": v.Features}
+	if v.SignedBy != "" {
+		resp["signed_by"] = v.SignedBy
+	}
+	writeJSON(w, http.StatusCreated, resp)
 }
 
 func (a *API) download(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/tlsconf"
@@ -29,7 +30,30 @@ type Config struct {
 	HTTP    HTTP             `yaml:"http"`
 	Log     telemetry.Log    `yaml:"log"`
 	Scoring Scoring          `yaml:"scoring"`
+	Models  Models           `yaml:"models"`
 	Alert   monitor.Settings `yaml:"alert"`
+}
+
+// Models says whose model artifacts the scorer loads.
+type Models struct {
+	// TrustedKeys are the ed25519 public keys whose signatures make an
+	// artifact loadable, each the standard base64 of the 32-byte key or
+	// the path of a file holding one (PEM, as `scorer model keygen`
+	// writes it, or base64). Default empty: no artifact is trusted.
+	TrustedKeys []string `yaml:"trusted_keys" env:"PDM_MODELS_TRUSTED_KEYS" help:"public keys (base64 or files) whose signed model artifacts are loaded, comma separated"`
+	// AcceptUnsigned loads artifacts without a signature (or signed by a
+	// key not in TrustedKeys) too; a signature by a trusted key must
+	// still match. Default false.
+	AcceptUnsigned bool `yaml:"accept_unsigned" env:"PDM_MODELS_ACCEPT_UNSIGNED" help:"also load unsigned model artifacts (insecure)"`
+}
+
+// Trust reads the trusted keys.
+func (m Models) Trust() (*model.Trust, error) {
+	keys, err := model.TrustedKeys(m.TrustedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("config: models.trusted_keys: %w", err)
+	}
+	return model.NewTrust(keys, m.AcceptUnsigned), nil
 }
 
 // Kafka names the brokers, the consumer group and the topics.
@@ -46,6 +70,11 @@ type Kafka struct {
 	Alerts string `yaml:"alerts" help:"topic of alerts"`
 	// Models is the compacted topic holding the model registry. Default pdm.models.
 	Models string `yaml:"models" help:"compacted topic of the model registry"`
+	// ModelsCacheBytes bounds the bytes of artifacts kept in memory:
+	// versions in use always stay, others leave memory least recently
+	// looked up first and are read back from the topic when asked for
+	// (0: no bound). Default 64 MiB.
+	ModelsCacheBytes int64 `yaml:"models_cache_bytes" help:"bytes of model artifacts kept in memory (0: no bound)"`
 	// Retrain receives training requests for the trainer: an asset learnt
 	// a new normal, or needs a model of its own. Empty sends none. Default
 	// pdm.retrain.
@@ -136,14 +165,15 @@ type Scoring struct {
 func Default() Config {
 	return Config{
 		Kafka: Kafka{
-			Brokers:        []string{"127.0.0.1:9092"},
-			Group:          "pdm-scorer",
-			Readings:       wire.TopicReadings,
-			Scores:         wire.TopicScores,
-			Alerts:         wire.TopicAlerts,
-			Models:         "pdm.models",
-			Retrain:        wire.TopicRetrain,
-			SessionTimeout: 10 * time.Second,
+			Brokers:          []string{"127.0.0.1:9092"},
+			Group:            "pdm-scorer",
+			Readings:         wire.TopicReadings,
+			Scores:           wire.TopicScores,
+			Alerts:           wire.TopicAlerts,
+			Models:           "pdm.models",
+			ModelsCacheBytes: 64 << 20,
+			Retrain:          wire.TopicRetrain,
+			SessionTimeout:   10 * time.Second,
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},

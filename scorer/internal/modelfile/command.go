@@ -1,21 +1,27 @@
 // Package modelfile is `scorer model`: model artifact files by hand, for a
 // model registry user without a trainer at hand.
 //
-//	scorer model new    trains a forecaster on a CSV of normal readings and
-//	                    writes a sealed artifact ready to upload
-//	scorer model seal   sets the checksum of an artifact written or edited
-//	                    by hand
-//	scorer model check  verifies an artifact as the registry will (format,
-//	                    checksum, consistency) and prints what it is
+//	scorer model new     trains a forecaster on a CSV of normal readings and
+//	                     writes a sealed artifact ready to upload, signed
+//	                     with -key
+//	scorer model seal    sets the checksum of an artifact written or edited
+//	                     by hand, and signs it with -key
+//	scorer model check   verifies an artifact as the registry will (format,
+//	                     checksum, consistency, and with -trusted-keys its
+//	                     signature) and prints what it is
+//	scorer model keygen  writes an ed25519 key pair for signing artifacts
 //
 // The checksum rule is pdmkit/model's (Artifact.Sum): sha256 over the
-// compact re-encoding of the document with "sha256" empty, so a file's
-// whitespace and the spelling of its numbers do not matter, only values.
+// compact re-encoding of the document with "sha256" empty and "signature"
+// left out, so a file's whitespace and the spelling of its numbers do not
+// matter, only values; the signature covers the same bytes.
 package modelfile
 
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,12 +38,12 @@ import (
 	"github.com/pdmstream/pdm/scorer/internal/backtest"
 )
 
-// Command is `scorer model <new|seal|check>`.
+// Command is `scorer model <new|seal|check|keygen>`.
 func Command(ctx context.Context, args []string) error {
 	return command(ctx, args, os.Stdout, os.Stderr)
 }
 
-const usage = "usage: scorer model new|seal|check [flags] (-h after one for its flags)"
+const usage = "usage: scorer model new|seal|check|keygen [flags] (-h after one for its flags)"
 
 func command(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -50,6 +56,8 @@ func command(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return seal(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("model: unknown command %q; %s", args[0], usage)
 }
@@ -68,12 +76,17 @@ func newModel(args []string, stdout, stderr io.Writer) error {
 	horizon := fs.Int("horizon", 2, "readings forecast")
 	epochs := fs.Int("epochs", 30, "training epochs")
 	seed := fs.Uint64("seed", 1, "random seed: the same file, flags and seed give the same artifact")
+	keyFile := fs.String("key", "", "ed25519 private key (PEM, from scorer model keygen) to sign the artifact with; without it the artifact is unsigned and a scorer loads it only with models.accept_unsigned")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *name == "" || *version == "" || *in == "" || *out == "" {
 		fs.Usage()
 		return errors.New("model new: --name, --version, --in and --out are required")
+	}
+	key, err := signingKey(*keyFile)
+	if err != nil {
+		return fmt.Errorf("model new: %w", err)
 	}
 	f, err := os.Open(*in)
 	if err != nil {
@@ -118,23 +131,49 @@ func newModel(args []string, stdout, stderr io.Writer) error {
 	}
 	a := tr.Artifact
 	a.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	if key != nil {
+		if err := a.Sign(key); err != nil {
+			return fmt.Errorf("model new: %w", err)
+		}
+	}
 	if err := a.WriteFile(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s %s, forecaster, features %v, window %d, trained on %d of %d rows, sha256 %s\n",
-		*out, a.Name, a.Version, a.Features, a.Window, used, len(t.Values), a.SHA256)
+	fmt.Fprintf(stdout, "%s: %s %s, forecaster, features %v, window %d, trained on %d of %d rows, sha256 %s, %s\n",
+		*out, a.Name, a.Version, a.Features, a.Window, used, len(t.Values), a.SHA256, signedBy(a))
 	return nil
+}
+
+// signingKey reads the private key at path; none when path is empty.
+func signingKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return model.LoadPrivateKeyFile(path)
+}
+
+// signedBy says who signed a, as the commands print it.
+func signedBy(a *model.Artifact) string {
+	if a.Signature == nil {
+		return "unsigned"
+	}
+	return "signed by key " + a.Signature.KeyID
 }
 
 func seal(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("model seal", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to write (default: the input file, rewritten)")
+	keyFile := fs.String("key", "", "ed25519 private key (PEM) to sign the artifact with")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: scorer model seal [--out FILE] ARTIFACT.json")
+		return errors.New("usage: scorer model seal [--out FILE] [--key FILE] ARTIFACT.json")
+	}
+	key, err := signingKey(*keyFile)
+	if err != nil {
+		return fmt.Errorf("model seal: %w", err)
 	}
 	in := fs.Arg(0)
 	raw, err := os.ReadFile(in)
@@ -152,6 +191,16 @@ func seal(args []string, stdout, stderr io.Writer) error {
 	if *out != "" {
 		path = *out
 	}
+	// A content that no longer has its checksum was edited after any
+	// signature was made: that signature cannot hold, so it goes.
+	if sum, err := a.Sum(); err == nil && sum != old {
+		a.Signature = nil
+	}
+	if key != nil {
+		if err := a.Sign(key); err != nil {
+			return fmt.Errorf("model seal: %s: %w", in, err)
+		}
+	}
 	// Write validates and sets the checksum; the file is replaced only
 	// once the whole artifact is encoded.
 	var buf bytes.Buffer
@@ -161,18 +210,19 @@ func seal(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("model seal: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s: %s %s sealed, sha256 %s (was %q)\n", path, a.Name, a.Version, a.SHA256, old)
+	fmt.Fprintf(stdout, "%s: %s %s sealed, sha256 %s (was %q), %s\n", path, a.Name, a.Version, a.SHA256, old, signedBy(&a))
 	return nil
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("model check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	trusted := fs.String("trusted-keys", "", "comma-separated public keys (base64 or files) the signature must be by, as the scorer's models.trusted_keys; without it the signature is not checked")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: scorer model check ARTIFACT.json")
+		return errors.New("usage: scorer model check [--trusted-keys KEYS] ARTIFACT.json")
 	}
 	a, err := model.LoadFile(fs.Arg(0))
 	if err != nil {
@@ -181,9 +231,41 @@ func check(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("model check: %w", err)
 	}
+	signer := signedBy(a) + " (not verified: no --trusted-keys)"
+	if *trusted != "" {
+		keys, err := model.TrustedKeys(strings.Split(*trusted, ","))
+		if err != nil {
+			return fmt.Errorf("model check: %w", err)
+		}
+		if _, err := model.NewTrust(keys, false).Verify(a); err != nil {
+			return fmt.Errorf("model check: %s: %w", fs.Arg(0), err)
+		}
+		signer = signedBy(a) + " (trusted)"
+	}
 	if _, err := detect.New(a); err != nil {
 		return fmt.Errorf("model check: %s: does not build a detector: %w", fs.Arg(0), err)
 	}
-	fmt.Fprintf(stdout, "%s: %s %s, %s, features %v, window %d, sha256 %s: valid\n", fs.Arg(0), a.Name, a.Version, a.Kind, a.Features, a.Window, a.SHA256)
+	fmt.Fprintf(stdout, "%s: %s %s, %s, features %v, window %d, sha256 %s, %s: valid\n", fs.Arg(0), a.Name, a.Version, a.Kind, a.Features, a.Window, a.SHA256, signer)
+	return nil
+}
+
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("model keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "folder to write NAME.key (private, mode 0600) and NAME.pub into (required)")
+	name := fs.String("name", "model", "file name of the pair")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("model keygen: --out is required")
+	}
+	priv, pub, key, err := model.WriteKeyPair(*out, *name)
+	if err != nil {
+		return fmt.Errorf("model keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s: private key (sign with it: scorer model new --key, the trainer's signing.key_file)\n%s: public key %s (trust it: the scorer's models.trusted_keys, the file or %s)\n",
+		priv, pub, model.KeyID(key), base64.StdEncoding.EncodeToString(key))
 	return nil
 }

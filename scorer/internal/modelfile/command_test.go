@@ -62,7 +62,7 @@ func TestNewSealCheck(t *testing.T) {
 	if a.Training.Rows == 0 || a.Name != "pump" || a.Version != "3" {
 		t.Fatalf("artifact %+v", a.Training)
 	}
-	if out, err := run(t, "check", art); err != nil || !strings.Contains(out, "sha256 "+a.SHA256+": valid") {
+	if out, err := run(t, "check", art); err != nil || !strings.Contains(out, "sha256 "+a.SHA256+", unsigned (not verified: no --trusted-keys): valid") {
 		t.Fatalf("check: %v %q", err, out)
 	}
 
@@ -115,5 +115,58 @@ func TestNewSealCheck(t *testing.T) {
 		if _, err := run(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// keygen writes a key pair; new --key signs; check --trusted-keys verifies
+// and refuses another key; an edit sealed without a key drops the stale
+// signature, sealed with --key signs again.
+func TestKeygenSignCheck(t *testing.T) {
+	dir := t.TempDir()
+	keys, other := filepath.Join(dir, "keys"), filepath.Join(dir, "other")
+	out, err := run(t, "keygen", "-out", keys)
+	if err != nil || !strings.Contains(out, "model.key: private key") || !strings.Contains(out, "model.pub: public key") {
+		t.Fatalf("keygen: %v %q", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(keys, "model.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", st, err)
+	}
+	if _, err := run(t, "keygen", "-out", keys); err == nil {
+		t.Fatal("keygen overwrote a key pair")
+	}
+	if _, err := run(t, "keygen", "-out", other); err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, otherPub := filepath.Join(keys, "model.key"), filepath.Join(keys, "model.pub"), filepath.Join(other, "model.pub")
+	csv, art := filepath.Join(dir, "h.csv"), filepath.Join(dir, "m.json")
+	writeCSV(t, csv)
+	out, err = run(t, "new", "-name", "pump", "-version", "3", "-in", csv, "-label-col", "anomaly", "-out", art, "-epochs", "2", "-key", priv)
+	if err != nil || !strings.Contains(out, ", signed by key ") {
+		t.Fatalf("new --key: %v %q", err, out)
+	}
+	if out, err := run(t, "check", "-trusted-keys", pub, art); err != nil || !strings.Contains(out, "(trusted): valid") {
+		t.Fatalf("check: %v %q", err, out)
+	}
+	if _, err := run(t, "check", "-trusted-keys", otherPub, art); err == nil || !strings.Contains(err.Error(), "not among the trusted keys") {
+		t.Fatalf("check against another key: %v", err)
+	}
+
+	raw, _ := os.ReadFile(art)
+	os.WriteFile(art, bytes.Replace(raw, []byte(`"name": "pump"`), []byte(`"name": "pump-a"`), 1), 0o644)
+	if out, err := run(t, "seal", art); err != nil || !strings.Contains(out, "unsigned") {
+		t.Fatalf("seal of an edited signed artifact: %v %q", err, out)
+	}
+	if _, err := run(t, "check", "-trusted-keys", pub, art); err == nil || !strings.Contains(err.Error(), "no signature") {
+		t.Fatalf("check after sealing without a key: %v", err)
+	}
+	if out, err := run(t, "seal", "-key", priv, art); err != nil || !strings.Contains(out, "signed by key") {
+		t.Fatalf("seal --key: %v %q", err, out)
+	}
+	if _, err := run(t, "check", "-trusted-keys", pub, art); err != nil {
+		t.Fatalf("check after seal --key: %v", err)
+	}
+	// Sealing an unchanged signed file keeps its signature.
+	if out, err := run(t, "seal", art); err != nil || !strings.Contains(out, "signed by key") {
+		t.Fatalf("seal of an unchanged signed artifact: %v %q", err, out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,12 +23,15 @@ type KafkaLog struct {
 	// next is the offset after the last record applied (-1 before Follow
 	// has read anything).
 	next atomic.Int64
+	// offsets holds each key's newest offset, for Read.
+	mu      sync.Mutex
+	offsets map[string]int64
 }
 
 // NewKafkaLog connects nothing; Follow and Append do.
 func NewKafkaLog(brokers []string, topic string, log *slog.Logger) *KafkaLog {
 	return &KafkaLog{
-		brokers: brokers, topic: topic, log: log,
+		brokers: brokers, topic: topic, log: log, offsets: map[string]int64{},
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
 			Topic:        topic,
@@ -126,6 +130,9 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 		}); err != nil {
 			return nil // ctx ended
 		}
+		k.mu.Lock()
+		k.offsets[string(m.Key)] = m.Offset
+		k.mu.Unlock()
 		apply(string(m.Key), m.Value)
 		k.next.Store(m.Offset + 1)
 		if !signalled && m.Offset+1 >= end {
@@ -133,6 +140,30 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 			caughtUp()
 		}
 	}
+}
+
+// Read returns the newest record of key that Follow has seen, read again
+// from the topic at its offset (compaction keeps a key's newest record).
+func (k *KafkaLog) Read(ctx context.Context, key string) ([]byte, error) {
+	k.mu.Lock()
+	off, ok := k.offsets[key]
+	k.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("registry: no record %s in %s", key, k.topic)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.brokers, Topic: k.topic, Partition: 0, MinBytes: 1, MaxBytes: 64 << 20})
+	defer r.Close()
+	if err := r.SetOffset(off); err != nil {
+		return nil, fmt.Errorf("registry: seek %s: %w", key, err)
+	}
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: read %s at offset %d: %w", key, off, err)
+	}
+	if string(m.Key) != key || m.Offset != off {
+		return nil, fmt.Errorf("registry: offset %d of %s holds %s at %d, not %s", off, k.topic, m.Key, m.Offset, key)
+	}
+	return m.Value, nil
 }
 
 // backoff paces the registry's waits for Kafka.

@@ -77,6 +77,16 @@ type Registry struct {
 
 	// fallback is the model for assets when the control names no default.
 	fallback string
+
+	// budget bounds the resident artifacts' bytes (0: none); see
+	// SetCacheBytes.
+	budget    int64
+	evictions atomic.Int64
+	// trust decides whose signatures are accepted; nil refuses every
+	// artifact.
+	trust *model.Trust
+	// refusedRecords counts artifact records of the log that were refused.
+	refusedRecords atomic.Uint64
 }
 
 // New returns an empty registry that stores records in store and builds
@@ -98,6 +108,15 @@ func (r *Registry) SetCatalog(c Catalog) {
 // no default (configuration's default_model). Call before Run.
 func (r *Registry) SetFallback(model string) { r.fallback = model }
 
+// SetTrust sets the keys whose signatures make an artifact loadable
+// (configuration's models.trusted_keys and models.accept_unsigned). Until
+// it is called every artifact is refused. Call before Run.
+func (r *Registry) SetTrust(t *model.Trust) { r.trust = t }
+
+// RefusedRecords is how many artifact records read from the log were
+// refused (unsigned, badly signed, corrupted or not loadable).
+func (r *Registry) RefusedRecords() uint64 { return r.refusedRecords.Load() }
+
 // Resolve returns the versions that score asset of site now.
 func (r *Registry) Resolve(site, asset string) Binding {
 	return r.snap.Load().resolve(site, asset, r.fallback)
@@ -117,7 +136,7 @@ func (r *Registry) Apply(key string, value []byte) {
 			return
 		}
 		var ignored []string
-		next, ignored = cur.applyControl(c)
+		next, ignored = r.residentFor(cur, c).applyControl(c)
 		if len(ignored) > 0 {
 			r.log.Warn("control record names unknown versions; kept previous", "ignored", ignored)
 		}
@@ -126,9 +145,10 @@ func (r *Registry) Apply(key string, value []byte) {
 		if len(value) == 0 {
 			return // a tombstone: versions are never forgotten by a running scorer
 		}
-		v, err := loadVersion(value, r.factory, time.Now())
+		v, err := loadVersion(value, r.factory, r.trust, time.Now())
 		if err != nil {
-			r.log.Warn("artifact refused", "key", key, "err", err)
+			r.refusedRecords.Add(1)
+			r.log.Warn("artifact record refused", "key", key, "err", err)
 			next = cur.withRefused(key[len(artifactPrefix):], err.Error())
 			break
 		}
@@ -136,11 +156,11 @@ func (r *Registry) Apply(key string, value []byte) {
 			return
 		}
 		next = cur.withVersion(v)
-		r.log.Info("model version registered", "model", v.Name, "version", v.Version, "sha256", v.SHA256)
+		r.log.Info("model version registered", "model", v.Name, "version", v.Version, "sha256", v.SHA256, "signed_by", v.SignedBy)
 	default:
 		return
 	}
-	r.snap.Store(next)
+	r.snap.Store(r.withinBudget(next))
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -167,7 +187,7 @@ func (r *Registry) waitFor(ctx context.Context, cond func(*snapshot) bool) error
 // Upload verifies an artifact, stores it and returns it once this instance
 // has it. name and version, when set, must match the artifact's.
 func (r *Registry) Upload(ctx context.Context, name, version string, raw []byte) (*Version, error) {
-	v, err := loadVersion(raw, r.factory, time.Now())
+	v, err := loadVersion(raw, r.factory, r.trust, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +228,16 @@ func (r *Registry) change(ctx context.Context, edit func(s *snapshot, c *Control
 	c := s.control.clone()
 	if err := edit(s, &c); err != nil {
 		return Control{}, err
+	}
+	// What the change puts in use is read back into memory first, so a
+	// version the log cannot give back is an error here, not a control
+	// record every instance ignores.
+	for key := range c.live() {
+		if v := s.versions[key]; v != nil {
+			if _, err := r.resident(ctx, v); err != nil {
+				return Control{}, err
+			}
+		}
 	}
 	c.Rev = s.control.Rev + 1
 	b, err := json.Marshal(c)
@@ -534,6 +564,9 @@ type VersionInfo struct {
 	Features   []string  `json:"features"`
 	Parent     string    `json:"parent_version,omitempty"`
 	Registered time.Time `json:"registered"`
+	// SignedBy is the id of the key that signed the artifact (empty when
+	// it was accepted unsigned).
+	SignedBy string `json:"signed_by,omitempty"`
 	// Metrics are the artifact's validation results; Training its data
 	// window and lineage (assets, data hash, job, trainer build).
 	Metrics  map[string]float64 `json:"metrics,omitempty"`
@@ -555,7 +588,7 @@ func (r *Registry) Models() []ModelInfo {
 	for _, v := range s.versions {
 		m := get(v.Name)
 		m.Versions = append(m.Versions, VersionInfo{Version: v.Version, SHA256: v.SHA256, Kind: string(v.Kind), Features: v.Features, Parent: v.Artifact.ParentVersion, Registered: v.Registered,
-			Metrics: v.Artifact.Metrics, Training: v.Artifact.Training})
+			SignedBy: v.SignedBy, Metrics: v.Artifact.Metrics, Training: v.Artifact.Training})
 	}
 	for key, reason := range s.refused {
 		name, ver, ok := cutLast(key, "/")
@@ -604,9 +637,10 @@ func (r *Registry) Model(name string) (ModelInfo, bool) {
 	return ModelInfo{}, false
 }
 
-// Lookup returns a registered version of a loaded model; version ""
+// Lookup returns a registered version of a loaded model, with its weights
+// and bytes (read back from the log if they had left memory); version ""
 // means the active one.
-func (r *Registry) Lookup(name, version string) (*Version, error) {
+func (r *Registry) Lookup(ctx context.Context, name, version string) (*Version, error) {
 	s := r.snap.Load()
 	if s.control.Unloaded[name] {
 		return nil, unloaded(name)
@@ -614,7 +648,11 @@ func (r *Registry) Lookup(name, version string) (*Version, error) {
 	if version == "" {
 		version = s.control.Active[name]
 	}
-	return s.version(name, version)
+	v, err := s.version(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return r.resident(ctx, v)
 }
 
 // ShadowStats compares a shadow version with the active one it runs beside.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 )
 
 // memLog applies each record as soon as it is appended, like a topic with
@@ -21,12 +22,28 @@ import (
 type memLog struct {
 	r       *Registry
 	records []string
+	newest  map[string][]byte
+	// unreadable makes Read fail, as a log whose broker is away.
+	unreadable bool
+	reads      int
 }
 
 func (m *memLog) Append(_ context.Context, key string, value []byte) error {
 	m.records = append(m.records, key)
+	if m.newest == nil {
+		m.newest = map[string][]byte{}
+	}
+	m.newest[key] = value
 	m.r.Apply(key, value)
 	return nil
+}
+
+func (m *memLog) Read(_ context.Context, key string) ([]byte, error) {
+	if m.unreadable {
+		return nil, errors.New("log unreachable")
+	}
+	m.reads++
+	return m.newest[key], nil
 }
 
 // fakeDetector is enough to prove which version scored.
@@ -54,8 +71,15 @@ func (c catalog) Assets() []string {
 }
 func (c catalog) Sensors(a string) []string { return c[a] }
 
-// artifact returns a sealed, valid artifact of model name at version.
+// artifact returns a sealed, valid artifact of model name at version,
+// signed by the test key.
 func artifact(t *testing.T, name, version string, features ...string) []byte {
+	t.Helper()
+	return modeltest.Encode(t, unsigned(t, name, version, features...))
+}
+
+// unsigned returns a valid artifact of model name at version, not sealed.
+func unsigned(t *testing.T, name, version string, features ...string) *model.Artifact {
 	t.Helper()
 	if len(features) == 0 {
 		features = []string{"bearing_temp", "vibration"}
@@ -72,17 +96,14 @@ func artifact(t *testing.T, name, version string, features ...string) []byte {
 	for i := range a.Scaler.Std {
 		a.Scaler.Std[i] = 1
 	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return &a
 }
 
 func newTest(t *testing.T, cat Catalog) (*Registry, *memLog) {
 	t.Helper()
 	m := &memLog{}
 	r := New(m, fakeFactory, cat, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.SetTrust(modeltest.Trust())
 	m.r = r
 	return r, m
 }
@@ -201,11 +222,7 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.Metrics = map[string]float64{"broken": 1}
-		var buf bytes.Buffer
-		if err := a.Write(&buf); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+		return modeltest.Encode(t, a)
 	}()
 	cases := []struct {
 		name, version string
@@ -391,5 +408,61 @@ func TestRefusalsNameEachAsset(t *testing.T) {
 	parts := strings.Split(m.Refused["1"], "; ")
 	if len(parts) != maxRefusals || parts[0] != "asset a0 lacks [vibration]" || parts[1] != "asset a1 lacks [vibration]" {
 		t.Fatalf("refused %q", m.Refused["1"])
+	}
+}
+
+// With a byte budget, versions nothing scores with leave memory, least
+// recently looked up first, but stay listed with their lineage; a lookup
+// or an activation reads them back from the log, and an activation the log
+// cannot serve is refused and changes nothing.
+func TestCacheBytes(t *testing.T) {
+	ctx := context.Background()
+	r, m := newTest(t, nil)
+	size := int64(len(artifact(t, "m", "1")))
+	r.SetCacheBytes(2*size + size/2)
+	raw := map[string][]byte{}
+	for _, v := range []string{"1", "2", "3", "4", "5"} {
+		raw[v] = artifact(t, "m", v)
+		if _, err := r.Upload(ctx, "m", v, raw[v]); err != nil {
+			t.Fatal(err)
+		}
+		if v == "1" {
+			if _, err := r.Activate(ctx, "m", "1", Scope{Default: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := r.ResidentBytes(); got > 2*size || r.Evictions() != 3 {
+		t.Fatalf("resident %d bytes (budget %d, one artifact %d), %d evictions; want 2 artifacts and 3 evictions", got, r.budget, size, r.Evictions())
+	}
+	if b := r.Resolve("", "a"); b.Active == nil || b.Active.Key() != "m@1" || b.Active.New == nil {
+		t.Fatalf("the active version must stay in memory: %+v", b.Active)
+	}
+	info, _ := r.Model("m")
+	if len(info.Versions) != 5 || info.Versions[1].SHA256 == "" || info.Versions[1].Features == nil {
+		t.Fatalf("every version stays listed: %+v", info.Versions)
+	}
+	// Version 2 left memory first (oldest use); looking it up reads it back
+	// whole, and the least recently used other one leaves instead.
+	v, err := r.Lookup(ctx, "m", "2")
+	if err != nil || !bytes.Equal(v.Raw, raw["2"]) || v.New == nil || m.reads != 1 {
+		t.Fatalf("lookup of a version out of memory: %v, %d reads", err, m.reads)
+	}
+	if got := r.ResidentBytes(); got > 2*size {
+		t.Fatalf("resident %d bytes after a read back, want at most %d", got, 2*size)
+	}
+	m.unreadable = true
+	if _, err := r.Activate(ctx, "m", "3", Scope{}); err == nil || !strings.Contains(err.Error(), "log unreachable") {
+		t.Fatalf("activating a version the log cannot give back: %v", err)
+	}
+	if got := active(t, r, "a"); got != "m@1" {
+		t.Fatalf("a refused activation changed the active version: %s", got)
+	}
+	m.unreadable = false
+	if _, err := r.Activate(ctx, "m", "3", Scope{}); err != nil {
+		t.Fatal(err)
+	}
+	if b := r.Resolve("", "a"); b.Active == nil || b.Active.Key() != "m@3" || b.Active.New == nil {
+		t.Fatalf("activated version out of memory: %+v", b.Active)
 	}
 }

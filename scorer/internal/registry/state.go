@@ -12,9 +12,11 @@
 // by reading the topic from the start.
 //
 // Invariants:
-//   - Only artifacts that pass model.Load (format, sha256, consistency) and
-//     build a detector enter the registry; anything else is refused with the
-//     reason and changes nothing.
+//   - Only artifacts that pass model.Load (format, sha256, consistency),
+//     carry a signature by a trusted key (SetTrust; unless the trust
+//     accepts unsigned artifacts) and build a detector enter the registry;
+//     anything else is refused with the reason and changes nothing, on
+//     upload and when read from the topic alike.
 //   - A control record naming a version the registry lacks leaves that
 //     model's active version as it was.
 //   - Resolve reads one immutable snapshot, so a swap happens between two
@@ -28,10 +30,12 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/nn"
 )
 
 // Factory builds a fresh detector for one asset from an artifact.
@@ -44,16 +48,39 @@ type Version struct {
 	SHA256   string
 	Features []string
 	Kind     model.Kind
+	// SignedBy is the id of the key that signed the artifact ("" when it
+	// was accepted unsigned).
+	SignedBy string
 	Artifact *model.Artifact
-	// Raw is the artifact as uploaded.
-	Raw        []byte
+	// Raw is the artifact as uploaded; nil while the version is not
+	// resident (see Registry.SetCacheBytes).
+	Raw []byte
+	// Size is the length of the artifact as uploaded.
+	Size       int
 	Registered time.Time
-	// New builds a detector for one asset.
+	// New builds a detector for one asset; nil while not resident.
 	New func() (anomaly.Detector, error)
+	// used is when the version was last looked up (Unix nanoseconds), for
+	// choosing which one leaves memory first.
+	used atomic.Int64
 }
 
 // Key is name@version.
 func (v *Version) Key() string { return v.Name + "@" + v.Version }
+
+// resident reports whether the version's weights and bytes are in memory.
+func (v *Version) resident() bool { return v.Raw != nil }
+
+// evicted returns v without its weights and bytes: what lists, lineage and
+// feature checks need, and a small fraction of its memory.
+func (v *Version) evicted() *Version {
+	a := *v.Artifact
+	a.Weights, a.Scaler = nil, nn.Scaler{}
+	out := &Version{Name: v.Name, Version: v.Version, SHA256: v.SHA256, Features: v.Features, Kind: v.Kind, SignedBy: v.SignedBy, Artifact: &a,
+		Size: v.Size, Registered: v.Registered}
+	out.used.Store(v.used.Load())
+	return out
+}
 
 // Pin binds an asset to a model, optionally to one version of it.
 type Pin struct {
@@ -159,6 +186,24 @@ type snapshot struct {
 	refused map[string]string
 }
 
+// live lists the keys of the versions c scores with: active, shadow and
+// pinned ones. They stay resident whatever the cache's budget.
+func (c *Control) live() map[string]bool {
+	out := map[string]bool{}
+	for name, v := range c.Active {
+		out[name+"@"+v] = true
+	}
+	for name, v := range c.Shadow {
+		out[name+"@"+v] = true
+	}
+	for _, p := range c.Pins {
+		if p.Version != "" {
+			out[p.Model+"@"+p.Version] = true
+		}
+	}
+	return out
+}
+
 // hasModel reports whether any version of name is registered.
 func (s *snapshot) hasModel(name string) bool {
 	for _, v := range s.versions {
@@ -192,10 +237,18 @@ const (
 
 func artifactKey(name, version string) string { return artifactPrefix + name + "/" + version }
 
-// loadVersion verifies raw and builds a Version; every failure wraps
-// ErrRefused with the reason.
-func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
+// loadVersion verifies raw (checksum, consistency, then its signature
+// against trust; a nil trust refuses everything) and builds a Version;
+// every failure wraps ErrRefused with the reason.
+func loadVersion(raw []byte, factory Factory, trust *model.Trust, now time.Time) (*Version, error) {
 	a, err := model.Load(strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if trust == nil {
+		trust = &model.Trust{}
+	}
+	signer, err := trust.Verify(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -207,7 +260,7 @@ func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
 	}
 	return &Version{
 		Name: a.Name, Version: a.Version, SHA256: a.SHA256, Features: slices.Clone(a.Features), Kind: a.Kind,
-		Artifact: a, Raw: raw, Registered: now,
+		SignedBy: signer, Artifact: a, Raw: raw, Size: len(raw), Registered: now,
 		New: func() (anomaly.Detector, error) { return factory(a) },
 	}, nil
 }
@@ -217,7 +270,7 @@ func loadVersion(raw []byte, factory Factory, now time.Time) (*Version, error) {
 func (s *snapshot) applyControl(c Control) (*snapshot, []string) {
 	next := &snapshot{control: c.clone(), versions: s.versions, refused: s.refused}
 	var ignored []string
-	has := func(name, v string) bool { return s.versions[name+"@"+v] != nil }
+	has := func(name, v string) bool { ver := s.versions[name+"@"+v]; return ver != nil && ver.resident() }
 	for name, v := range next.control.Active {
 		if !has(name, v) {
 			ignored = append(ignored, fmt.Sprintf("active %s@%s", name, v))
@@ -248,11 +301,17 @@ func (s *snapshot) applyControl(c Control) (*snapshot, []string) {
 }
 
 func (s *snapshot) withVersion(v *Version) *snapshot {
+	next := s.withVersions()
+	next.versions[v.Key()] = v
+	return next
+}
+
+// withVersions returns s with a copy of its versions map to change.
+func (s *snapshot) withVersions() *snapshot {
 	vs := maps.Clone(s.versions)
 	if vs == nil {
 		vs = map[string]*Version{}
 	}
-	vs[v.Key()] = v
 	return &snapshot{control: s.control, versions: vs, refused: s.refused}
 }
 

@@ -87,6 +87,28 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
 	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
+	s.reg.SetCacheBytes(cfg.Kafka.ModelsCacheBytes)
+	promauto.With(s.prom).NewGaugeFunc(prometheus.GaugeOpts{Name: "pdm_scorer_model_cache_bytes",
+		Help: "Bytes of model artifacts in memory (kafka.models_cache_bytes bounds those not in use)."},
+		func() float64 { return float64(s.reg.ResidentBytes()) })
+	promauto.With(s.prom).NewCounterFunc(prometheus.CounterOpts{Name: "pdm_scorer_model_cache_evictions_total",
+		Help: "Model versions that left memory to keep within kafka.models_cache_bytes; they are read back from the registry topic when asked for."},
+		func() float64 { return float64(s.reg.Evictions()) })
+	trust, err := cfg.Models.Trust()
+	if err != nil {
+		return nil, err
+	}
+	s.reg.SetTrust(trust)
+	if cfg.Models.AcceptUnsigned {
+		log.Warn("INSECURE: models.accept_unsigned is on: unsigned model artifacts are loaded and score readings", "trusted_keys", trust.KeyIDs())
+	} else if len(trust.KeyIDs()) == 0 {
+		log.Warn("models.trusted_keys is empty: every model artifact is refused (generate keys with scorer model keygen)")
+	} else {
+		log.Info("model artifacts must be signed", "trusted_keys", trust.KeyIDs())
+	}
+	promauto.With(s.prom).NewCounterFunc(prometheus.CounterOpts{Name: "pdm_scorer_model_records_refused_total",
+		Help: "Artifact records of the models topic refused when read (unsigned, bad signature, checksum, invalid)."},
+		func() float64 { return float64(s.reg.RefusedRecords()) })
 
 	s.badScores = promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_fleet_records_refused_total",
 		Help: "Records of the scores topic the fleet view could not read."})
@@ -120,7 +142,6 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		outs = append(outs, s.mqtt)
 		checks["mqtt"] = s.mqtt.Ready
 	}
-	var err error
 	s.consumer, err = stream.New(stream.Options{
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
 		SessionTimeout: cfg.Kafka.SessionTimeout,

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/scorer/internal/config"
@@ -58,11 +60,7 @@ func trained(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, a)
 }
 
 // startService runs a service until the test ends and serves its API.
@@ -96,6 +94,7 @@ func TestAckThroughAnotherInstance(t *testing.T) {
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-ack-scores", 1)
 	cfg.Kafka.Alerts = stacktest.Topic(t, "svc-ack-alerts", 1)
 	cfg.Kafka.Models = stacktest.Topic(t, "svc-ack-models", 1)
+	cfg.Models.TrustedKeys = []string{base64.StdEncoding.EncodeToString(modeltest.Public)}
 	cfg.Kafka.SessionTimeout = 6 * time.Second
 	cfg.Influx.URL, cfg.MQTT.URL = "", ""
 	cfg.HTTP.Addr, cfg.HTTP.Token = "", token
@@ -200,6 +199,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-scores", 3)
 	cfg.Kafka.Alerts = stacktest.Topic(t, "svc-alerts", 1)
 	cfg.Kafka.Models = stacktest.Topic(t, "svc-models", 1)
+	cfg.Models.TrustedKeys = []string{base64.StdEncoding.EncodeToString(modeltest.Public)}
 	cfg.Kafka.SessionTimeout = 6 * time.Second
 	cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Bucket = influxURL, stacktest.InfluxToken(), stacktest.InfluxBucket(t)
 	cfg.MQTT.URL = mqttURL
@@ -318,6 +318,7 @@ func TestNewNormalThroughTheAPI(t *testing.T) {
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-nn-scores", 1)
 	cfg.Kafka.Alerts = stacktest.Topic(t, "svc-nn-alerts", 1)
 	cfg.Kafka.Models = stacktest.Topic(t, "svc-nn-models", 1)
+	cfg.Models.TrustedKeys = []string{base64.StdEncoding.EncodeToString(modeltest.Public)}
 	cfg.Influx.URL, cfg.MQTT.URL = "", ""
 	cfg.HTTP.Addr, cfg.HTTP.Token = "", token
 	cfg.Alert.NewNormal.Off = true // only the operator re-baselines here

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"bytes"
 	"context"
 	"runtime"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -127,6 +127,7 @@ func BenchmarkThroughput(b *testing.B) {
 // "load" version 1, is active.
 func activeForecaster(b *testing.B) *registry.Registry {
 	reg := registry.NewMemory(func(a *model.Artifact) (anomaly.Detector, error) { return anomaly.FromArtifact(a) }, nil, testLog(b))
+	reg.SetTrust(modeltest.Trust())
 	if _, err := reg.Upload(context.Background(), "", "", forecaster(b)); err != nil {
 		b.Fatal(err)
 	}
@@ -205,11 +206,7 @@ func forecaster(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(b, a)
 }
 
 // BenchmarkLatency streams readings at a steady pace to a caught-up scorer

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/nn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
@@ -70,11 +70,7 @@ func artifactBytes(t testing.TB, name, version string) []byte {
 		Weights:      []float64{1, 0, 0},
 		Scaler:       nn.Scaler{Mean: []float64{0, 0}, Std: []float64{1, 1}},
 	}
-	var buf bytes.Buffer
-	if err := a.Write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return modeltest.Encode(t, &a)
 }
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

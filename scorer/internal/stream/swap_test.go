@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
@@ -19,9 +20,17 @@ func followRegistry(t *testing.T, brokers []string, topic string) *registry.Regi
 }
 
 func followRegistryTB(t testing.TB, brokers []string, topic string) *registry.Registry {
+	return followRegistryBudget(t, brokers, topic, 0)
+}
+
+// followRegistryBudget is followRegistry with a bound on the artifact
+// bytes in memory (registry.SetCacheBytes).
+func followRegistryBudget(t testing.TB, brokers []string, topic string, budget int64) *registry.Registry {
 	t.Helper()
 	kl := registry.NewKafkaLog(brokers, topic, testLog(t))
 	reg := registry.New(kl, factory, nil, testLog(t))
+	reg.SetCacheBytes(budget)
+	reg.SetTrust(modeltest.Trust())
 	ctx, cancel := context.WithCancel(context.Background())
 	caught := make(chan struct{})
 	done := make(chan error, 1)
@@ -201,5 +210,50 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		if switches != 1 {
 			t.Errorf("partition %d: %d version switches, want exactly 1", part, switches)
 		}
+	}
+}
+
+// Under a byte budget, versions nothing scores with leave memory; another
+// instance activating one of them makes this instance read it back from
+// the topic and score with it, and a lookup reads back the exact bytes
+// that were uploaded.
+func TestModelCacheReadsBackFromTheTopic(t *testing.T) {
+	brokers := stacktest.KafkaBrokers(t)
+	topic := stacktest.Topic(t, "scorer-models", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	size := int64(len(artifactBytes(t, "bearing", "1")))
+	reg := followRegistryBudget(t, brokers, topic, size+size/2)
+	raw := map[string][]byte{}
+	for _, v := range []string{"1", "2", "3"} {
+		raw[v] = artifactBytes(t, "bearing", v)
+		if _, err := reg.Upload(ctx, "bearing", v, raw[v]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.Activate(ctx, "bearing", "1", registry.Scope{Default: true}); err != nil {
+		t.Fatal(err)
+	}
+	if reg.ResidentBytes() > size || reg.Evictions() < 2 {
+		t.Fatalf("resident %d bytes, %d evictions: want only the active artifact (%d bytes) in memory", reg.ResidentBytes(), reg.Evictions(), size)
+	}
+	admin := followRegistry(t, brokers, topic)
+	if _, err := admin.Activate(ctx, "bearing", "2", registry.Scope{}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Eventually(t, 10*time.Second, func() bool {
+		b := reg.Resolve("", "pump-1")
+		return b.Active != nil && b.Active.Key() == "bearing@2" && b.Active.New != nil
+	}, "the instance with the budget did not take version 2 from the topic")
+	d, err := reg.Resolve("", "pump-1").Active.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := d.Observe(time.Now(), map[string]float64{"load": 1, "temp": 1}); res.Version != "2" {
+		t.Fatalf("scored by version %q, want 2", res.Version)
+	}
+	v, err := reg.Lookup(ctx, "bearing", "3")
+	if err != nil || string(v.Raw) != string(raw["3"]) {
+		t.Fatalf("lookup of version 3 out of memory: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ package cmapss
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -112,8 +113,10 @@ type Options struct {
 	Model string
 	// RUL is what train.Fit trains (Members networks averaged into one).
 	RUL rul.Config
-	// Out, when set, is where the trained artifact is written.
+	// Out, when set, is where the trained artifact is written, signed
+	// with Key when that is set.
 	Out string
+	Key ed25519.PrivateKey
 }
 
 // Run trains (or loads) the model and scores every test engine.
@@ -148,6 +151,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Artifact, res.TrainTime = fit.Artifact, time.Since(start)
 		if o.Out != "" {
+			if o.Key != nil {
+				if err := res.Artifact.Sign(o.Key); err != nil {
+					return nil, err
+				}
+			}
 			if err := res.Artifact.WriteFile(o.Out); err != nil {
 				return nil, err
 			}
@@ -272,6 +280,7 @@ func Command(ctx context.Context, args []string) error {
 	smoothing := fs.Float64("smoothing", 0, "weight of the newest cycle in a moving average over each sensor (default 0: none)")
 	folds := fs.Int("cv", 0, "instead of the test engines, cross-validate over this many folds of the training engines")
 	out := fs.String("out", "", "file to write the trained model artifact to (optional)")
+	keyFile := fs.String("key", "", "ed25519 private key (PEM, trainer keygen) to sign the --out artifact with")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -301,7 +310,15 @@ func Command(ctx context.Context, args []string) error {
 			*subset, *folds, len(runs), cuts, rmse)
 		return nil
 	}
-	res, err := Run(ctx, Options{Dir: *dir, Subset: *subset, Model: *modelFile, RUL: cfg, Out: *out})
+	var key ed25519.PrivateKey
+	if *keyFile != "" {
+		k, err := model.LoadPrivateKeyFile(*keyFile)
+		if err != nil {
+			return fmt.Errorf("cmapss: %w", err)
+		}
+		key = k
+	}
+	res, err := Run(ctx, Options{Dir: *dir, Subset: *subset, Model: *modelFile, RUL: cfg, Out: *out, Key: key})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/rul"
 )
 
@@ -92,16 +94,23 @@ func TestScore(t *testing.T) {
 }
 
 // The benchmark trains as a job does and scores through the live
-// detector; a model written by one run and loaded by another scores the
-// same.
+// detector; a model written (signed) by one run and loaded by another
+// scores the same.
 func TestRunTrainsAndScoresThroughTheLiveDetector(t *testing.T) {
 	dir := t.TempDir()
 	fleet(t, dir, 24, 12)
 	out := filepath.Join(dir, "model.json")
 	cfg := rul.Config{Window: 10, Epochs: 40, Hidden: []int{16}, L2: 1e-4, Members: 2}
-	res, err := Run(context.Background(), Options{Dir: dir, Subset: "FD900", RUL: cfg, Out: out})
+	res, err := Run(context.Background(), Options{Dir: dir, Subset: "FD900", RUL: cfg, Out: out, Key: modeltest.Private})
 	if err != nil {
 		t.Fatal(err)
+	}
+	written, err := model.LoadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := modeltest.Trust().Verify(written); err != nil {
+		t.Fatalf("the written artifact: %v", err)
 	}
 	if res.Engines != 12 || res.Artifact.Metrics["members"] != 2 || res.TrainTime <= 0 {
 		t.Fatalf("%+v", res)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/compose"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 )
 
 // TestComposeUsesRealKeys checks the trainer service in docker-compose.yml
@@ -22,6 +23,12 @@ func TestComposeUsesRealKeys(t *testing.T) {
 	if got, want := env["PDM_HTTP_ADDR"], cfg.HTTP.Addr; got != want {
 		t.Errorf("PDM_HTTP_ADDR %q, want the default %q", got, want)
 	}
+	if env["PDM_SIGNING_KEY_FILE"] == "" {
+		t.Error("compose gives the trainer no signing key")
+	}
+	// The key file is in the container's volume: a real key stands in.
+	priv, _ := modeltest.KeyFiles(t)
+	env["PDM_SIGNING_KEY_FILE"] = priv
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

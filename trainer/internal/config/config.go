@@ -10,6 +10,7 @@ package config
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -31,11 +32,12 @@ var Sample string
 
 // Config is everything the trainer can be told.
 type Config struct {
-	Influx Influx        `yaml:"influx"`
-	Kafka  Kafka         `yaml:"kafka"`
-	Scorer Scorer        `yaml:"scorer"`
-	HTTP   HTTP          `yaml:"http"`
-	Log    telemetry.Log `yaml:"log"`
+	Influx  Influx        `yaml:"influx"`
+	Kafka   Kafka         `yaml:"kafka"`
+	Scorer  Scorer        `yaml:"scorer"`
+	Signing Signing       `yaml:"signing"`
+	HTTP    HTTP          `yaml:"http"`
+	Log     telemetry.Log `yaml:"log"`
 	// DataDir holds every job's record and plots. Default "trainer-data".
 	DataDir string `yaml:"data_dir" env:"PDM_TRAINER_DATA" help:"folder of job records and plots"`
 	// Alert is the decision a job validates with: the scorer's (keep the
@@ -89,6 +91,39 @@ type Scorer struct {
 	URL string `yaml:"url" env:"PDM_SCORER_URL" help:"scorer API URL"`
 	// Token is the scorer's write token. Default empty (publishing fails).
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"scorer API bearer token"`
+}
+
+// Signing is the ed25519 key the trainer signs every artifact it
+// publishes or writes with; scorers load only artifacts signed by a key
+// in their models.trusted_keys.
+type Signing struct {
+	// KeyFile is the private key's file (PEM PKCS#8, as `trainer keygen`
+	// and `scorer model keygen` write it); PDM_SIGNING_KEY_FILE names it
+	// too. Default empty: artifacts are unsigned.
+	KeyFile string `yaml:"key_file" help:"ed25519 private key (PEM) artifacts are signed with (empty: unsigned)"`
+	// Key is the PEM itself, for a secret passed in the environment
+	// (PDM_SIGNING_KEY, or the file PDM_SIGNING_KEY_FILE names). Set
+	// KeyFile or Key, not both.
+	Key string `yaml:"key" env:"PDM_SIGNING_KEY" secret:"true" help:"ed25519 private key PEM (instead of key_file)"`
+}
+
+// PrivateKey reads the signing key; nil when none is configured.
+func (s Signing) PrivateKey() (ed25519.PrivateKey, error) {
+	switch {
+	case s.Key != "":
+		k, err := model.ParsePrivateKey([]byte(s.Key))
+		if err != nil {
+			return nil, fmt.Errorf("config: signing.key: %w", err)
+		}
+		return k, nil
+	case s.KeyFile != "":
+		k, err := model.LoadPrivateKeyFile(s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: signing.key_file: %w", err)
+		}
+		return k, nil
+	}
+	return nil, nil
 }
 
 // HTTP is the trainer's own API, metrics and health server.
@@ -207,6 +242,11 @@ func (c *Config) Class(name string) Class {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Signing.Key != "" && c.Signing.KeyFile != "" {
+		bad("signing.key and signing.key_file are both set; set one")
+	} else if _, err := c.Signing.PrivateKey(); err != nil {
+		errs = append(errs, err)
+	}
 	if u, err := url.Parse(c.Influx.URL); err != nil || u.Host == "" {
 		bad("influx.url (%q) is not an http URL", c.Influx.URL)
 	}

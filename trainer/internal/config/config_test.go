@@ -2,10 +2,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"strings"
 	"testing"
 
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -80,5 +83,46 @@ func TestEnvironment(t *testing.T) {
 	}
 	if c.Scorer.URL != "http://scorer:8080" || c.DataDir != "/var/lib/trainer" {
 		t.Fatalf("environment not applied: %+v %s", c.Scorer, c.DataDir)
+	}
+}
+
+// The signing key comes from signing.key_file, or as a secret from
+// PDM_SIGNING_KEY or the file PDM_SIGNING_KEY_FILE names; a key that does
+// not read, or both settings at once, is refused.
+func TestSigningKey(t *testing.T) {
+	priv, pub := modeltest.KeyFiles(t)
+	want := model.KeyID(modeltest.Public)
+	check := func(name string, c Config) {
+		t.Helper()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		k, err := c.Signing.PrivateKey()
+		if err != nil || k == nil || model.KeyID(k.Public().(ed25519.PublicKey)) != want {
+			t.Fatalf("%s: key %v, %v", name, k != nil, err)
+		}
+	}
+	c := Default()
+	c.Signing.KeyFile = priv
+	check("key_file", c)
+
+	t.Setenv("PDM_SIGNING_KEY_FILE", priv)
+	c = Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	check("PDM_SIGNING_KEY_FILE", c)
+
+	c.Signing.KeyFile = priv
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Fatalf("key and key_file: %v", err)
+	}
+	c = Default()
+	c.Signing.KeyFile = pub
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "signing.key_file") {
+		t.Fatalf("a public key as the signing key: %v", err)
+	}
+	if k, err := Default().Signing.PrivateKey(); k != nil || err != nil {
+		t.Fatalf("default: %v %v", k, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -64,6 +65,9 @@ type Runner struct {
 	Registry Registry
 	Store    *Store
 	Log      *slog.Logger
+	// Key, when set, signs every artifact before it is published (the
+	// configuration's signing key); without it artifacts go unsigned.
+	Key ed25519.PrivateKey
 	// Progress, when set, receives the history read's progress.
 	Progress history.Reporter
 	// Now is the clock (default time.Now).
@@ -211,8 +215,12 @@ func (r *Runner) Run(ctx context.Context, req wire.TrainingRequest) (*Record, er
 	if am != nil {
 		maps.Copy(a.Metrics, am.Map("active_"))
 	}
-	a.SHA256 = ""
-	if err := a.Seal(); err != nil {
+	a.SHA256, a.Signature = "", nil
+	seal := a.Seal
+	if r.Key != nil {
+		seal = func() error { return a.Sign(r.Key) }
+	}
+	if err := seal(); err != nil {
 		return end(Failed, "sealing the candidate: "+err.Error())
 	}
 	if err := r.Registry.Upload(ctx, a); err != nil {

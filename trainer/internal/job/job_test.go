@@ -18,6 +18,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
 	"github.com/pdmstream/pdm/pdmkit/model"
+	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/config"
 	"github.com/pdmstream/pdm/trainer/internal/history"
@@ -170,10 +171,12 @@ func request(asset string, at time.Time) wire.TrainingRequest {
 
 // TestColdStartPublishesWithLineage: a class with enough normal history
 // and no model gets a version, activated for its assets, carrying its
-// lineage, with its plots beside the record.
+// lineage, signed with the configured key, with its plots beside the
+// record.
 func TestColdStartPublishesWithLineage(t *testing.T) {
 	reg := newFakeRegistry()
 	r := runner(t, &fileReader{csv: machine(3000, -1, 0, 1)}, reg, nil)
+	r.Key = modeltest.Private
 	rec, err := r.Run(context.Background(), request("pump-1", t0.Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +192,9 @@ func TestColdStartPublishesWithLineage(t *testing.T) {
 	if a.Training.Job != rec.ID || a.Training.DataHash != rec.Data.Hash || a.Training.DataHash == "" ||
 		!slices.Equal(a.Training.Assets, []string{"pump-1"}) || a.Training.Rows != rec.Data.TrainRows || a.Metrics["candidate_false_alarms"] != 0 {
 		t.Fatalf("lineage %+v metrics %v, record data %+v", a.Training, a.Metrics, rec.Data)
+	}
+	if id, err := modeltest.Trust().Verify(a); err != nil || id != model.KeyID(modeltest.Public) {
+		t.Fatalf("published artifact's signature: %q %v", id, err)
 	}
 	if rec.Cand.Metrics.FalseAlarms != 0 || rec.Cand.Metrics.Detection < 0.5 || rec.Cand.Metrics.Injected == 0 {
 		t.Fatalf("candidate metrics %+v", rec.Cand.Metrics)

@@ -78,6 +78,10 @@ func Command(ctx context.Context, args []string) error {
 		defer r.Close(context.WithoutCancel(ctx)) // nothing to wait for
 		reader = r
 	}
+	key, err := job.SigningKey(cfg, log)
+	if err != nil {
+		return err
+	}
 	var reg job.Registry = registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry"))
 	if dry {
 		reg = job.Offline{Dir: store.Dir(job.ID(k.Name, req.At)), Log: log}
@@ -86,7 +90,7 @@ func Command(ctx context.Context, args []string) error {
 		}
 	}
 	bar := progress.New(os.Stderr, log, "history of "+k.Name, 5*time.Second)
-	runner := &job.Runner{Config: &cfg, History: reader, Registry: reg, Store: store, Log: log, Progress: bar}
+	runner := &job.Runner{Config: &cfg, History: reader, Registry: reg, Store: store, Log: log, Progress: bar, Key: key}
 	rec, err := runner.Run(ctx, req)
 	bar.Close()
 	if err != nil {

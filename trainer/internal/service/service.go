@@ -93,9 +93,13 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	key, err := job.SigningKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), lastStart: map[string]time.Time{}}
 	s.runner = &job.Runner{Config: &s.cfg, History: hist, Registry: registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry")),
-		Store: store, Log: log.With("component", "job")}
+		Store: store, Log: log.With("component", "job"), Key: key}
 	f := promauto.With(s.prom)
 	s.jobs = f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_trainer_jobs_total", Help: "Training jobs ended, by state (promoted, shadow, kept, no_data, failed)."}, []string{"state"})
 	s.jobSecs = f.NewHistogram(prometheus.HistogramOpts{Name: "pdm_trainer_job_seconds", Help: "Duration of training jobs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)})

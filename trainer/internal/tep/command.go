@@ -37,6 +37,7 @@ func Command(ctx context.Context, args []string) error {
 	validate := fs.Bool("validate", false, "cross-validate the spec on d00.dat alone (synthetic faults) instead of running the benchmark")
 	vfolds := fs.Int("folds", 5, "with --validate: blocks of d00 held out in turn")
 	out := fs.String("out", "", "write the trained artifact to this file (optional)")
+	keyFile := fs.String("key", "", "ed25519 private key (PEM, trainer keygen) to sign the --out artifact with")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +87,15 @@ func Command(ctx context.Context, args []string) error {
 	}
 	Print(os.Stdout, rep)
 	if *out != "" {
+		if *keyFile != "" {
+			key, err := model.LoadPrivateKeyFile(*keyFile)
+			if err != nil {
+				return fmt.Errorf("tep: %w", err)
+			}
+			if err := rep.Train.Artifact.Sign(key); err != nil {
+				return fmt.Errorf("tep: %w", err)
+			}
+		}
 		if err := rep.Train.Artifact.WriteFile(*out); err != nil {
 			return fmt.Errorf("tep: %w", err)
 		}

@@ -56,8 +56,10 @@ type Faults struct {
 
 // Metrics are one version's results on held-out history.
 type Metrics struct {
-	// Rows were scored (after each segment's first window).
-	Rows int `json:"rows"`
+	// Rows were scored (after each segment's first window); Skipped rows
+	// of the normal history had no value for a feature and were not.
+	Rows    int `json:"rows"`
+	Skipped int `json:"skipped_rows,omitempty"`
 	// FalseAlarms are the alert events opened on the normal history.
 	FalseAlarms int `json:"false_alarms"`
 	// AlertRows had an alert open; MedianScore is the median score.
@@ -128,19 +130,21 @@ func Runs(a *model.Artifact, held []*history.Series, decision monitor.Config) (M
 		for _, sg := range s.Segments {
 			n += sg.N
 		}
+		features := featureMask(a, s.Sensors)
 		m.Injected++
 		opened, i := -1, 0
 		r := wire.Reading{Site: s.Site, Asset: s.Asset, Sensors: make(map[string]float64, len(s.Sensors))}
 		var d monitor.Decision
 		for _, sg := range s.Segments {
 			for k := range sg.N {
-				for j, name := range s.Sensors {
-					r.Sensors[name] = sg.Row(k)[j]
+				if fill(&r, s.Sensors, sg.Row(k), features) {
+					m.Skipped++
+					i++
+					continue
 				}
 				r.Seq, r.Time = uint64(i+1), sg.Time(k)
 				if d, err = mon.Observe(&r); err != nil {
-					i++ // a row without a value: not scored
-					continue
+					return m, tr, fmt.Errorf("validate: %s row %d: %w", s.Asset, i, err)
 				}
 				left := float64(n - 1 - i)
 				if !d.WarmingUp {
@@ -220,7 +224,7 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 	if len(segs) == 0 {
 		return m, tr, fmt.Errorf("validate: no held-out segment longer than twice the window (%d)", 2*a.Window)
 	}
-	normal := make([][]monitor.Decision, len(segs))
+	normal := make([][]scored, len(segs))
 	for k, r := range segs {
 		out, err := run(a, r.s, r.seg, decision, nil)
 		if err != nil {
@@ -228,6 +232,10 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 		}
 		normal[k] = out
 		for i, d := range out {
+			if d.Skipped {
+				m.Skipped++
+				continue
+			}
 			if d.WarmingUp {
 				continue
 			}
@@ -268,7 +276,7 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 			if start < a.Window || length < 3 {
 				continue
 			}
-			if slices.ContainsFunc(quiet[start:start+length], func(d monitor.Decision) bool { return d.Open }) {
+			if slices.ContainsFunc(quiet[start:start+length], func(d scored) bool { return d.Open }) {
 				continue // the version alerts there anyway: a detection would not be the fault's
 			}
 			spread := spreadOf(r.seg, j)
@@ -311,8 +319,11 @@ func Backtest(a *model.Artifact, held []*history.Series, decision monitor.Config
 }
 
 // run scores one segment through a fresh detector and decision, with
-// fault applied to each row when given.
-func run(a *model.Artifact, s *history.Series, seg history.Segment, decision monitor.Config, fault func(int, []float64)) ([]monitor.Decision, error) {
+// fault applied to each row when given. A row without a value for one of
+// the model's features is not scored, as the live scorer refuses such a
+// reading: its decision is the previous one's open state, marked
+// Skipped, and the detector never sees it.
+func run(a *model.Artifact, s *history.Series, seg history.Segment, decision monitor.Config, fault func(int, []float64)) ([]scored, error) {
 	det, err := detect.New(a)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
@@ -321,23 +332,58 @@ func run(a *model.Artifact, s *history.Series, seg history.Segment, decision mon
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
-	out := make([]monitor.Decision, seg.Len())
+	features := featureMask(a, s.Sensors)
+	out := make([]scored, seg.Len())
 	row := make([]float64, len(s.Sensors))
 	r := wire.Reading{Site: s.Site, Asset: s.Asset, Sensors: make(map[string]float64, len(s.Sensors))}
+	open := false
 	for i := range seg.Len() {
 		copy(row, seg.Row(i))
 		if fault != nil {
 			fault(i, row)
 		}
-		for j, name := range s.Sensors {
-			r.Sensors[name] = row[j]
+		if fill(&r, s.Sensors, row, features) {
+			out[i] = scored{Decision: monitor.Decision{Open: open}, Skipped: true}
+			continue
 		}
 		r.Seq, r.Time = uint64(i+1), seg.Time(i)
-		if out[i], err = mon.Observe(&r); err != nil {
+		d, err := mon.Observe(&r)
+		if err != nil {
 			return nil, fmt.Errorf("validate: %s row %d: %w", s.Asset, i, err)
 		}
+		out[i], open = scored{Decision: d}, d.Open
 	}
 	return out, nil
+}
+
+// featureMask tells which of sensors are the model's features.
+func featureMask(a *model.Artifact, sensors []string) []bool {
+	mask := make([]bool, len(sensors))
+	for j, name := range sensors {
+		mask[j] = slices.Contains(a.Features, name)
+	}
+	return mask
+}
+
+// fill sets r's sensors to row's values, leaving out those without one
+// (NaN: a gap in the history), as an edge agent publishes only what it
+// read; missing is true when a feature has no value.
+func fill(r *wire.Reading, sensors []string, row []float64, features []bool) (missing bool) {
+	clear(r.Sensors)
+	for j, name := range sensors {
+		if math.IsNaN(row[j]) {
+			missing = missing || features[j]
+			continue
+		}
+		r.Sensors[name] = row[j]
+	}
+	return missing
+}
+
+// scored is one row's decision; Skipped rows were not scored.
+type scored struct {
+	monitor.Decision
+	Skipped bool
 }
 
 // spreadOf is sensor j's spread: the robust deviation (1.4826 · median

@@ -108,3 +108,24 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+// TestBacktestSkipsRowsWithGaps: a held-out history whose feature has no
+// value on some rows (a gap the resampling left) is backtested: those
+// rows are not scored, as the live scorer refuses such a reading, and
+// are counted.
+func TestBacktestSkipsRowsWithGaps(t *testing.T) {
+	clean, _ := pump(2000, -1, 0, 1)
+	_, held := pump(600, -1, 0, 2)
+	w := len(held.Sensors)
+	gaps := []int{5, 111, 112, 300, 599}
+	for _, i := range gaps {
+		held.Segments[0].Values[i*w+2] = math.NaN() // vibration
+	}
+	m, _, err := Backtest(trained(t, clean), []*history.Series{held}, monitor.DefaultConfig(), Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Skipped != len(gaps) || m.FalseAlarms != 0 || m.Injected == 0 {
+		t.Fatalf("skipped %d rows (want %d), %d false alarms, %d faults: %+v", m.Skipped, len(gaps), m.FalseAlarms, m.Injected, m)
+	}
+}

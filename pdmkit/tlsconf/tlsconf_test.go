@@ -1,4 +1,4 @@
-package tlsconf
+package tlsconf_test
 
 import (
 	"crypto/tls"
@@ -9,12 +9,13 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 func pki(t *testing.T) (ca, cert, key string) { return stacktest.PKI(t) }
 
 func TestEmptyIsPlain(t *testing.T) {
-	var c Config
+	var c tlsconf.Config
 	for _, f := range []func() (*tls.Config, error){c.Client, c.Server} {
 		if tc, err := f(); tc != nil || err != nil {
 			t.Fatalf("empty block: %v %v, want plain", tc, err)
@@ -25,7 +26,7 @@ func TestEmptyIsPlain(t *testing.T) {
 func TestHandshake(t *testing.T) {
 	ca, cert, key := pki(t)
 	for _, mutual := range []bool{false, true} {
-		srv := Config{CertFile: cert, KeyFile: key}
+		srv := tlsconf.Config{CertFile: cert, KeyFile: key}
 		if mutual {
 			srv.CAFile = ca
 		}
@@ -46,7 +47,7 @@ func TestHandshake(t *testing.T) {
 			}
 			done <- err
 		}()
-		cli := Config{CAFile: ca}
+		cli := tlsconf.Config{CAFile: ca}
 		if mutual {
 			cli.CertFile, cli.KeyFile = cert, key
 		}
@@ -69,7 +70,7 @@ func TestHandshake(t *testing.T) {
 func TestUntrustedServerRefused(t *testing.T) {
 	_, cert, key := pki(t)
 	otherCA, _, _ := pki(t)
-	stc, _ := Config{CertFile: cert, KeyFile: key}.Server()
+	stc, _ := tlsconf.Config{CertFile: cert, KeyFile: key}.Server()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", stc)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestUntrustedServerRefused(t *testing.T) {
 			c.Close()
 		}
 	}()
-	ctc, _ := Config{CAFile: otherCA}.Client()
+	ctc, _ := tlsconf.Config{CAFile: otherCA}.Client()
 	if _, err := tls.Dial("tcp", ln.Addr().String(), ctc); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a server signed by another CA: %v, want a certificate error", err)
 	}
@@ -91,7 +92,7 @@ func TestBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
 	os.WriteFile(junk, []byte("not pem"), 0o600)
-	cases := map[string]Config{
+	cases := map[string]tlsconf.Config{
 		"no PEM certificate": {CAFile: junk},
 		"no such file":       {CAFile: filepath.Join(dir, "missing.pem")},
 		"go together":        {CertFile: junk},
@@ -101,7 +102,7 @@ func TestBadFiles(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c, err, want)
 		}
 	}
-	if _, err := (Config{CAFile: junk}).Server(); err == nil || !strings.Contains(err.Error(), "go together") {
+	if _, err := (tlsconf.Config{CAFile: junk}).Server(); err == nil || !strings.Contains(err.Error(), "go together") {
 		t.Errorf("a server without a certificate: %v", err)
 	}
 }
@@ -109,9 +110,9 @@ func TestBadFiles(t *testing.T) {
 func TestEnvironmentPrefix(t *testing.T) {
 	var cfg struct {
 		MQTT struct {
-			TLS Config `yaml:"tls" env:"PDM_MQTT_TLS"`
+			TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 		} `yaml:"mqtt"`
-		Unnamed Config `yaml:"unnamed"`
+		Unnamed tlsconf.Config `yaml:"unnamed"`
 	}
 	t.Setenv("PDM_MQTT_TLS_CA_FILE", "/ca.pem")
 	if err := config.Load("", &cfg); err != nil {

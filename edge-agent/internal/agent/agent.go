@@ -218,6 +218,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("admin http server", "err", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := telemetry.ServeAdmin(runCtx, a.cfg.HTTP.AdminAddr, a.log); err != nil {
+			a.log.Error("profiles http server", "err", err)
+		}
+	}()
 	pubErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {

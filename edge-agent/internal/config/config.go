@@ -95,6 +95,9 @@ type HTTP struct {
 	// Addr serves /metrics, /healthz, /readyz and the /v1/assets control
 	// API. Empty disables it. Default ":9101".
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off)"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 }
 
 // MQTT configures the broker connection.

@@ -33,6 +33,9 @@ type HTTP struct {
 	// Addr serves /metrics, /healthz and /readyz. Default ":9102" for the
 	// bridge, ":9103" for the historian; "" disables it.
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off; historian default :9103)"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 }
 
 // MQTT configures the bridge's subscription.

@@ -117,6 +117,9 @@ type Influx struct {
 type HTTP struct {
 	// Addr to listen on; empty disables the server. Default :8080.
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 	// Token is the bearer token write endpoints require. Default empty, which
 	// refuses every write.
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`

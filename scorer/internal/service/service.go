@@ -210,7 +210,7 @@ func (s *Service) Run(ctx context.Context) error {
 		s.mqtt.Connect()
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 6)
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -232,6 +232,9 @@ func (s *Service) Run(ctx context.Context) error {
 	run("fleet", s.followScores)
 	run("http", func(ctx context.Context) error {
 		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.handler, s.log.With("component", "http"))
+	})
+	run("admin", func(ctx context.Context) error {
+		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)
 	})
 	run("stream", func(ctx context.Context) error {
 		select {

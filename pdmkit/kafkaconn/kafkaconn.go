@@ -100,9 +100,17 @@ func (c *Conn) Dialer(timeout time.Duration) *kafka.Dialer {
 }
 
 // Transport is for writers (kafka.Writer.Transport) and clients
-// (kafka.Client.Transport). Each call returns a new one, with its own
-// connection pool.
+// (kafka.Client.Transport). Plain and anonymous, it is kafka-go's
+// DefaultTransport, the one a writer or client without a Transport uses,
+// so they share its metadata: a topic created through one is known to the
+// others at once (a transport of its own would learn of it only at its
+// next metadata refresh, and a writer would get "Unknown Topic Or
+// Partition" meanwhile). Otherwise each call returns a new one, with its
+// own connection pool.
 func (c *Conn) Transport() *kafka.Transport {
+	if c.TLS == nil && c.SASL == nil {
+		return kafka.DefaultTransport.(*kafka.Transport)
+	}
 	return &kafka.Transport{TLS: c.TLS, SASL: c.SASL}
 }
 

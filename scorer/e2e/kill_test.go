@@ -197,7 +197,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 		}
 		records = len(ms)
 		return len(ids) >= n
-	}, "%d of %d readings scored", len(ids), n)
+	}, "%d of %d readings scored", func() any { return len(ids) }, n)
 	t.Logf("%d readings, %d score records (%d replayed after the kill)", n, records, records-n)
 	for _, a := range assets {
 		for seq := 1; seq <= total; seq++ {

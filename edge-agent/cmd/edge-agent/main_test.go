@@ -70,7 +70,7 @@ func TestKillAndRestartBinary(t *testing.T) {
 	}
 	stacktest.Eventually(t, 20*time.Second, func() bool {
 		return sub.Distinct()["pump-1"] >= 1000
-	}, "first agent published too little: %v", sub.Distinct())
+	}, "first agent published too little: %v", func() any { return sub.Distinct() })
 	first.Process.Kill()
 	first.Wait()
 

@@ -83,7 +83,7 @@ func TestPublishToStack(t *testing.T) {
 			stacktest.Eventually(t, 10*time.Second, func() bool {
 				d := sub.Distinct()
 				return d["pump-1"] == 500 && d["motor-1"] == 500 && d["pump-2"] == 500
-			}, "subscriber has %v", sub.Distinct())
+			}, "subscriber has %v", func() any { return sub.Distinct() })
 			first := sub.CheckComplete(t, assets, 500)
 			if sub.Invalid() > 0 {
 				t.Errorf("%d invalid readings arrived", sub.Invalid())
@@ -138,7 +138,7 @@ func TestStoreAndForwardBrokerOutage(t *testing.T) {
 	b.Start()
 	stacktest.Eventually(t, 15*time.Second, func() bool {
 		return sub.Distinct()["pump-1"] >= 800
-	}, "spooled readings did not arrive after the broker came up: %v", sub.Distinct())
+	}, "spooled readings did not arrive after the broker came up: %v", func() any { return sub.Distinct() })
 	b.Stop() // in mid-stream
 	b.Start()
 
@@ -146,7 +146,7 @@ func TestStoreAndForwardBrokerOutage(t *testing.T) {
 	stacktest.Eventually(t, 15*time.Second, func() bool {
 		d := sub.Distinct()
 		return d["pump-1"] == 3000 && d["motor-1"] == 3000
-	}, "subscriber has %v, want 3000 each; missing %v", sub.Distinct(), sub.Missing(3000))
+	}, "subscriber has %v, want 3000 each; missing %v", func() any { return sub.Distinct() }, sub.Missing(3000))
 	sub.CheckComplete(t, []string{"pump-1", "motor-1"}, 3000)
 	if r := testutil.ToFloat64(a.m.reconnects); r < 1 {
 		t.Errorf("reconnects %v, want >= 1", r)
@@ -180,7 +180,7 @@ func TestRestartSendsSpool(t *testing.T) {
 	stacktest.Eventually(t, 10*time.Second, func() bool {
 		d := sub.Distinct()
 		return d["pump-1"] == 500 && d["motor-1"] == 500
-	}, "subscriber has %v, want 500 each", sub.Distinct())
+	}, "subscriber has %v, want 500 each", func() any { return sub.Distinct() })
 	sub.CheckComplete(t, []string{"pump-1", "motor-1"}, 500)
 }
 

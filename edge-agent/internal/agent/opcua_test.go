@@ -137,7 +137,7 @@ func TestOPCUAToStack(t *testing.T) {
 				}
 			}
 			return false
-		}, "no reading with %s arrived; got %d readings", what, sub.Distinct()["pump-7"])
+		}, "no reading with %s arrived; got %d readings", what, func() any { return sub.Distinct()["pump-7"] })
 		return hit
 	}
 	srv.Set("Vib", 2.5)
@@ -169,7 +169,7 @@ func TestOPCUAToStack(t *testing.T) {
 	srv.Stop()
 	stacktest.Eventually(t, 10*time.Second, func() bool {
 		return testutil.ToFloat64(a.m.missed.WithLabelValues("pump-7")) >= 2
-	}, "missed cycles while the OPC UA server is down: %v", testutil.ToFloat64(a.m.missed.WithLabelValues("pump-7")))
+	}, "missed cycles while the OPC UA server is down: %v", func() any { return testutil.ToFloat64(a.m.missed.WithLabelValues("pump-7")) })
 	srv.Set("Flow", 117)
 	srv.Set("Temp", 60)
 	srv.Start()

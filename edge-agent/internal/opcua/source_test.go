@@ -63,22 +63,24 @@ type reading struct {
 	quality map[string]string
 }
 
-// await calls Next until a reading satisfies ok, within 10 s, and returns
-// it with the count of missed cycles on the way. Any error other than a
-// missed cycle fails the test.
+// await calls Next until a reading satisfies ok, within awaitFor, and
+// returns it with the count of missed cycles on the way. Any error other
+// than a missed cycle fails the test.
 func await(t *testing.T, s *Source, ok func(reading) bool, what string) (reading, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), awaitFor)
 	defer cancel()
 	missed := 0
 	var last reading
+	var lastMissed error
 	for {
 		sensors, err := s.Next(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("no reading with %s within 10s; last %+v, %d missed cycles", what, last, missed)
+			t.Fatalf("no reading with %s within %s; last %+v, %d missed cycles (last: %v), %d sessions", what, awaitFor, last, missed, lastMissed, s.Sessions())
 		}
 		if errors.Is(err, source.ErrMissed) {
 			missed++
+			lastMissed = err
 			continue
 		}
 		if err != nil {
@@ -90,6 +92,10 @@ func await(t *testing.T, s *Source, ok func(reading) bool, what string) (reading
 		}
 	}
 }
+
+// awaitFor is generous: the in-process server shares two cores with
+// brokers and other test packages.
+const awaitFor = 30 * time.Second
 
 func equal(want map[string]float64) func(reading) bool {
 	return func(r reading) bool { return maps.Equal(r.sensors, want) }

@@ -115,7 +115,7 @@ func TestHistorianWritesEveryReadingOnce(t *testing.T) {
 	stacktest.Eventually(t, 60*time.Second, func() bool {
 		c := countByAsset(t, cfg)
 		return c["pump-1"] == n && c["pump-2"] == n && c["motor-1"] == n
-	}, "InfluxDB does not hold %d points per asset: %v", n, countByAsset(t, cfg))
+	}, "InfluxDB does not hold %d points per asset: %v", n, func() any { return countByAsset(t, cfg) })
 	// The replayed 50 were written again and overwrote their points.
 	stacktest.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(h.metrics.Points) == float64(len(rs)+50) },
 		"points written %v, want %d", testutil.ToFloat64(h.metrics.Points), len(rs)+50)
@@ -254,7 +254,7 @@ func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
 	stacktest.Eventually(t, 60*time.Second, func() bool {
 		c := countByAsset(t, cfg)
 		return c["pump-1"] == 100 && c["pump-2"] == 100
-	}, "readings before the outage not written: %v", countByAsset(t, cfg))
+	}, "readings before the outage not written: %v", func() any { return countByAsset(t, cfg) })
 
 	cluster.Kill(0)
 	stacktest.Eventually(t, 10*time.Second, func() bool {
@@ -272,7 +272,7 @@ func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
 	stacktest.Eventually(t, 2*time.Minute, func() bool {
 		c := countByAsset(t, cfg)
 		return c["pump-1"] == 200 && c["pump-2"] == 200
-	}, "readings after the outage not written: %v", countByAsset(t, cfg))
+	}, "readings after the outage not written: %v", func() any { return countByAsset(t, cfg) })
 	if err := h.Ready(context.Background()); err != nil {
 		t.Fatalf("not ready after the outage: %v", err)
 	}

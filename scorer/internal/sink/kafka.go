@@ -58,11 +58,15 @@ func (k *Kafka) Write(ctx context.Context, b *stream.Batch) error {
 	// One buffer for the batch's values; a value keeps pointing at its
 	// bytes even when a later append moves the buffer.
 	buf := make([]byte, 0, 512*len(b.Scores))
+	// Records carry the time they were produced (the reading's time is in
+	// the value): the topic's time-based retention and a reader's start
+	// "an hour ago" count from when scoring happened, so a backlog of old
+	// readings replayed today is neither deleted at once nor skipped.
 	for i := range b.Scores {
 		s := &b.Scores[i]
 		start := len(buf)
 		buf = appendScore(buf, s)
-		msgs = append(msgs, kafka.Message{Topic: k.scores, Key: []byte(s.Asset), Value: buf[start:len(buf):len(buf)], Time: s.Time,
+		msgs = append(msgs, kafka.Message{Topic: k.scores, Key: []byte(s.Asset), Value: buf[start:len(buf):len(buf)], Time: s.ScoredAt,
 			Headers: []kafka.Header{{Key: HeaderID, Value: []byte(s.ID)}}})
 	}
 	for i := range b.Alerts {
@@ -71,7 +75,7 @@ func (k *Kafka) Write(ctx context.Context, b *stream.Batch) error {
 		if err != nil {
 			return fmt.Errorf("sink: encode alert %s: %w", a.ID, err)
 		}
-		msgs = append(msgs, kafka.Message{Topic: k.alerts, Key: []byte(a.Asset), Value: v, Time: a.LastTime,
+		msgs = append(msgs, kafka.Message{Topic: k.alerts, Key: []byte(a.Asset), Value: v,
 			Headers: []kafka.Header{{Key: HeaderID, Value: []byte(a.EventID())}}})
 	}
 	for _, r := range b.Requests {

@@ -57,7 +57,7 @@ type Faults struct {
 // Metrics are one version's results on held-out history.
 type Metrics struct {
 	// Rows were scored (after each segment's first window); Skipped rows
-	// of the normal history had no value for a feature and were not.
+	// of the held-out history had no value for a feature and were not.
 	Rows    int `json:"rows"`
 	Skipped int `json:"skipped_rows,omitempty"`
 	// FalseAlarms are the alert events opened on the normal history.

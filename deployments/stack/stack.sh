@@ -10,11 +10,11 @@
 #   stack.sh down     stop exactly the processes `up` started (pid files)
 #   stack.sh status   show each server, its pid and whether it answers
 #
-# Secured by default: TLS and a password per user on Mosquitto and Kafka,
+# PDM_SECURITY=on: TLS and a password per user on Mosquitto and Kafka,
 # an ACL on Mosquitto, authentication on InfluxDB; the CA, certificates and
 # passwords come from deployments/stack/certs.sh into .stack/secrets.
-# PDM_SECURITY=off runs the servers open (plain TCP, anonymous) for
-# debugging; switching needs `down` then `up`.
+# PDM_SECURITY=off (the default for now) runs the servers open (plain TCP,
+# anonymous), for debugging; switching needs `down` then `up`.
 #
 # Everything (data, logs, pid files, jars, binaries) lives in <repo>/.stack.
 # `up` and `down` hold .stack/stack.lock, so several callers at once are
@@ -60,6 +60,18 @@ on | off) ;;
 *) die "PDM_SECURITY=$PDM_SECURITY: want on or off" ;;
 esac
 secure() { [[ $PDM_SECURITY == on ]]; }
+
+# Each mode keeps a Kafka storage of its own: the secured one is formatted
+# with its SCRAM users, and switching modes loses no data of the other.
+if secure; then
+	KAFKA_DATA="$STACK/kafka/data-secure"
+	INFLUX_AUTH=true
+else
+	KAFKA_DATA="$STACK/kafka/data"
+	INFLUX_AUTH=false
+fi
+# Filled from the secrets when the secured Kafka configuration is rendered.
+KAFKA_ADMIN_PASSWORD="" KAFKA_KEYSTORE_PASSWORD=""
 
 # The CA, certificates and passwords, made once (certs.sh keeps what exists).
 secrets() {
@@ -157,9 +169,10 @@ wait_for() {
 }
 
 # render TEMPLATE... OUT replaces the @NAME@ placeholders of config
-# templates, concatenated into OUT.
+# templates, concatenated into OUT, readable by its owner only (the secured
+# configurations hold passwords; the secrets are hex, safe in sed).
 render() {
-	sed -e "s|@STACK_DIR@|$STACK|g" \
+	(umask 077 && sed -e "s|@STACK_DIR@|$STACK|g" \
 		-e "s|@USER@|$(id -un)|g" \
 		-e "s|@MQTT_PORT@|$PDM_MQTT_PORT|g" \
 		-e "s|@KAFKA_PORT@|$PDM_KAFKA_PORT|g" \
@@ -168,7 +181,11 @@ render() {
 		-e "s|@INFLUX_RPC_PORT@|$PDM_INFLUX_RPC_PORT|g" \
 		-e "s|@SECRETS_DIR@|$SECRETS|g" \
 		-e "s|@AUTH_DIR@|$CONF|g" \
-		"${@:1:$#-1}" >"${!#}.tmp"
+		-e "s|@KAFKA_DATA@|$KAFKA_DATA|g" \
+		-e "s|@KAFKA_ADMIN_PASSWORD@|$KAFKA_ADMIN_PASSWORD|g" \
+		-e "s|@KAFKA_KEYSTORE_PASSWORD@|$KAFKA_KEYSTORE_PASSWORD|g" \
+		-e "s|@INFLUX_AUTH@|$INFLUX_AUTH|g" \
+		"${@:1:$#-1}" >"${!#}.tmp")
 	mv "${!#}.tmp" "${!#}"
 }
 
@@ -305,18 +322,26 @@ KAFKA_JAVA=(java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
 	-Dlog4j2.configurationFile="$DEPLOY/kafka/log4j2.properties"
 	-cp "$KAFKA_LIBS/*")
 
-# The storage is formatted once, with a cluster id kept beside it.
+# The storage is formatted once, with a cluster id kept beside it; the
+# secured one with a SCRAM user per .stack/secrets/kafka/<user>.password
+# (pdmstack users adds those created later, on every start).
 format_kafka() {
-	local id_file="$STACK/kafka/cluster.id"
-	[[ -f $STACK/kafka/data/meta.properties ]] && return 0
-	mkdir -p "$STACK/kafka/data"
+	local id_file="$STACK/kafka/cluster.id" f
+	local -a scram=()
+	[[ -f $KAFKA_DATA/meta.properties ]] && return 0
+	mkdir -p "$KAFKA_DATA"
+	if secure; then
+		for f in "$SECRETS"/kafka/*.password; do
+			scram+=(--add-scram "SCRAM-SHA-512=[name=$(basename "$f" .password),password=$(<"$f")]")
+		done
+	fi
 	if [[ ! -s $id_file ]]; then
 		"${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid 2>>"$LOGS/kafka.out" >"$id_file.tmp"
 		mv "$id_file.tmp" "$id_file"
 	fi
 	log "formatting Kafka storage (cluster id $(<"$id_file"))"
 	"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --ignore-formatted \
-		-t "$(<"$id_file")" -c "$CONF/server.properties" >>"$LOGS/kafka.out" 2>&1 ||
+		-t "$(<"$id_file")" -c "$CONF/server.properties" "${scram[@]}" >>"$LOGS/kafka.out" 2>&1 ||
 		die "formatting Kafka storage failed; see $LOGS/kafka.out"
 }
 
@@ -332,12 +357,22 @@ up_kafka() {
 		check_port kafka PDM_KAFKA_PORT "$PDM_KAFKA_PORT"
 		check_port kafka PDM_KAFKA_CONTROLLER_PORT "$PDM_KAFKA_CONTROLLER_PORT"
 		install_kafka
-		render "$DEPLOY/kafka/server.properties" "$CONF/server.properties"
+		if secure; then
+			KAFKA_ADMIN_PASSWORD="$(<"$SECRETS/kafka/admin.password")"
+			KAFKA_KEYSTORE_PASSWORD="$(<"$SECRETS/kafka.p12.password")"
+			render "$DEPLOY/kafka/server.properties" "$DEPLOY/kafka/server.secure.properties" "$CONF/server.properties"
+		else
+			render "$DEPLOY/kafka/server.properties" "$CONF/server.properties"
+		fi
 		format_kafka
-		log "starting kafka on 127.0.0.1:$PDM_KAFKA_PORT (controller $PDM_KAFKA_CONTROLLER_PORT)"
+		log "starting kafka on 127.0.0.1:$PDM_KAFKA_PORT (controller $PDM_KAFKA_CONTROLLER_PORT, security $PDM_SECURITY)"
 		start kafka "$LOGS/kafka.out" "${KAFKA_JAVA[@]}" kafka.Kafka "$CONF/server.properties"
 	fi
 	wait_for kafka kafka_ready
+	if secure; then
+		"$PDMSTACK" users -brokers "$PDM_KAFKA_BROKERS" -dir "$SECRETS/kafka" -timeout 60s ||
+			die "setting the Kafka users' SCRAM credentials failed"
+	fi
 	"$PDMSTACK" topics -brokers "$PDM_KAFKA_BROKERS" -file "$DEPLOY/kafka/topics.txt" -timeout 60s ||
 		die "creating Kafka topics failed"
 }
@@ -360,11 +395,31 @@ influx_ping() {
 	[[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PDM_INFLUX_URL/ping")" == 204 ]]
 }
 
+# Secured, requests go as the admin user; the credentials are in a curl
+# config file, not on a command line.
+INFLUX_CURL=()
+influx_curl_auth() {
+	secure || return 0
+	(umask 077 && printf 'user = "admin:%s"\n' "$(<"$SECRETS/influx/admin.password")" >"$CONF/influx.curl")
+	INFLUX_CURL=(-K "$CONF/influx.curl")
+}
+
+# InfluxDB 1.8 lets anyone create the first user, and only that one: the
+# admin is created on the first secured start (an error afterwards, when it
+# exists, is expected; influx_ready then proves the password).
+influx_admin() {
+	secure || return 0
+	(umask 077 && printf "CREATE USER admin WITH PASSWORD '%s' WITH ALL PRIVILEGES" \
+		"$(<"$SECRETS/influx/admin.password")" >"$CONF/influx-admin.query")
+	curl -s --max-time 5 -o /dev/null -XPOST "$PDM_INFLUX_URL/query" --data-urlencode "q@$CONF/influx-admin.query" || true
+	rm -f "$CONF/influx-admin.query"
+}
+
 influx_ready() {
 	influx_ping || return 1
-	curl -sf --max-time 5 -o /dev/null -XPOST "$PDM_INFLUX_URL/query" \
+	curl -sf --max-time 5 -o /dev/null "${INFLUX_CURL[@]}" -XPOST "$PDM_INFLUX_URL/query" \
 		--data-urlencode "q=CREATE DATABASE pdm" || return 1
-	curl -sf --max-time 5 -o /dev/null -XPOST "$PDM_INFLUX_URL/api/v2/query" \
+	curl -sf --max-time 5 -o /dev/null "${INFLUX_CURL[@]}" -XPOST "$PDM_INFLUX_URL/api/v2/query" \
 		-H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' \
 		--data 'from(bucket: "pdm/autogen") |> range(start: -1m) |> limit(n: 1)'
 }
@@ -376,9 +431,12 @@ up_influxdb() {
 		install_influxd
 		mkdir -p "$STACK/influxdb"
 		render "$DEPLOY/influxdb/influxdb.conf" "$CONF/influxdb.conf"
-		log "starting influxdb on 127.0.0.1:$PDM_INFLUX_PORT"
+		log "starting influxdb on 127.0.0.1:$PDM_INFLUX_PORT (security $PDM_SECURITY)"
 		start influxdb "$LOGS/influxdb.log" "$BIN/influxd" run -config "$CONF/influxdb.conf"
 	fi
+	influx_curl_auth
+	wait_for influxdb influx_ping
+	influx_admin
 	wait_for influxdb influx_ready
 }
 

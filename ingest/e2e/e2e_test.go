@@ -60,6 +60,15 @@ type service struct {
 
 func (p *pipeline) start(t *testing.T, bin, role string) *service {
 	t.Helper()
+	s := p.launch(t, nil, bin, role)
+	stacktest.WaitReady(t, "http://"+s.admin+"/readyz")
+	return s
+}
+
+// launch starts an ingest role with env added to its environment and does
+// not wait for it to be ready.
+func (p *pipeline) launch(t *testing.T, env []string, bin, role string) *service {
+	t.Helper()
 	admin := stacktest.FreeAddr(t)
 	args := []string{role, "-http.addr", admin, "-log.level", "warn", "-kafka.brokers", p.brokers,
 		"-kafka.readings", p.topic, "-kafka.dead-letters", p.dlq}
@@ -70,9 +79,7 @@ func (p *pipeline) start(t *testing.T, bin, role string) *service {
 		args = append(args, "-kafka.group", p.group, "-influx.url", p.influxURL, "-influx.bucket", p.bucket,
 			"-influx.flush-interval", "200ms")
 	}
-	s := &service{Proc: stacktest.Start(t, nil, bin, args...), admin: admin}
-	stacktest.WaitReady(t, "http://"+admin+"/readyz")
-	return s
+	return &service{Proc: stacktest.Start(t, env, bin, args...), admin: admin}
 }
 
 // capture subscribes to the site's readings (a plain, non-shared

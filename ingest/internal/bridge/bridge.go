@@ -31,6 +31,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/sparkplug"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -54,6 +55,9 @@ type Bridge struct {
 	rebirths atomic.Pointer[mqtt.Client]
 	// tls dials an ssl:// broker (mqtt.tls); nil: the system roots.
 	tls *tls.Config
+	// kafka is the way to the brokers (kafka.brokers, kafka.tls,
+	// kafka.sasl).
+	kafka *kafkaconn.Conn
 }
 
 // New validates cfg; it connects to nothing.
@@ -69,7 +73,11 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge: mqtt.%w", err)
 	}
-	b := &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits(), tls: tc}
+	kc, err := cfg.Kafka.Conn()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	b := &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits(), tls: tc, kafka: kc}
 	if cfg.MQTT.Sparkplug {
 		b.host = sparkplug.NewHost(sparkplug.HostOptions{})
 	}
@@ -98,7 +106,7 @@ func (b *Bridge) Ready(context.Context) error {
 // is written again with backoff before any later one, which keeps each
 // partition in order; until then its messages stay unacknowledged.
 func (b *Bridge) Run(ctx context.Context) error {
-	prod := newProducer(b.cfg.Kafka.Brokers, kafka.Lz4) // JSON shrinks several times: less for Kafka to store and move
+	prod := newProducer(b.kafka, kafka.Lz4) // JSON shrinks several times: less for Kafka to store and move
 	defer prod.close()
 
 	// The paho router calls the handler in order on one goroutine; it only

@@ -12,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/protocol/produce"
+
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 )
 
 // producer writes a batch of records to Kafka with acks=all in one produce
@@ -46,16 +48,23 @@ const metadataTTL = 30 * time.Second
 // requestTimeout bounds the broker's wait for acks=all.
 const requestTimeout = 10 * time.Second
 
-func newProducer(brokers []string, compression kafka.Compression) *producer {
+// newProducer writes through conn's Transport: with TLS or SASL a
+// transport of the producer's own; plain and anonymous, kafka-go's
+// DefaultTransport, whose metadata knows a topic as soon as another client
+// of the process has created it.
+func newProducer(conn *kafkaconn.Conn, compression kafka.Compression) *producer {
 	return &producer{
-		client:      &kafka.Client{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{}},
+		client:      &kafka.Client{Addr: kafka.TCP(conn.Brokers...), Transport: conn.Transport()},
 		compression: compression,
 	}
 }
 
-// close releases the producer's connections.
+// close releases the producer's connections, unless they are in the
+// DefaultTransport that the rest of the process shares.
 func (p *producer) close() {
-	p.client.Transport.(*kafka.Transport).CloseIdleConnections()
+	if t := p.client.Transport.(*kafka.Transport); t != kafka.DefaultTransport {
+		t.CloseIdleConnections()
+	}
 }
 
 // partitionKey names one partition of one topic.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -80,6 +81,16 @@ type MQTT struct {
 type Kafka struct {
 	// Brokers are the bootstrap servers. Default [127.0.0.1:9092].
 	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
+	// TLS is the tls block for brokers that listen with TLS (SSL or
+	// SASL_SSL): ca_file is the CA that signed the brokers' certificates.
+	// Default empty (plain TCP).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_KAFKA_TLS"`
+	// SASL is the sasl block: mechanism (SCRAM-SHA-512, SCRAM-SHA-256 or
+	// PLAIN), username and password, if the brokers want them; the
+	// password is best given as PDM_KAFKA_SASL_PASSWORD or the file
+	// PDM_KAFKA_SASL_PASSWORD_FILE names. Default empty (no
+	// authentication).
+	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
 	// Readings is the topic of valid readings. Default pdm.readings.
 	Readings string `yaml:"readings" help:"Kafka topic of readings"`
 	// DeadLetters receives refused input with its reason. Default
@@ -93,6 +104,16 @@ type Kafka struct {
 	BatchTimeout time.Duration `yaml:"batch_timeout" help:"how long a batch waits for more records"`
 	// Group is the historian's consumer group. Default pdm-historian.
 	Group string `yaml:"group" help:"historian consumer group"`
+}
+
+// Conn is the way to the brokers the tls and sasl blocks give; every
+// Kafka client of ingest goes through it.
+func (k Kafka) Conn() (*kafkaconn.Conn, error) {
+	c, err := kafkaconn.New(k.Brokers, k.TLS, k.SASL)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return c, nil
 }
 
 // Influx configures the historian's writes.
@@ -157,6 +178,9 @@ func (c *Config) Validate(role Role) error {
 	var errs []error
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka.brokers is empty"))
+	}
+	if _, err := c.Kafka.Conn(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Kafka.Readings == "" || c.Kafka.DeadLetters == "" {
 		errs = append(errs, fmt.Errorf("kafka.readings (%q) and kafka.dead_letters (%q) must be set", c.Kafka.Readings, c.Kafka.DeadLetters))

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pdmstream/pdm/pdmkit/compose"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -27,6 +31,12 @@ func TestValidate(t *testing.T) {
 		{"no brokers", Bridge, func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers is empty"},
 		{"dlq is readings", Bridge, func(c *Config) { c.Kafka.DeadLetters = c.Kafka.Readings }, `kafka.dead_letters ("pdm.readings") must differ`},
 		{"kafka-go default timeout", Bridge, func(c *Config) { c.Kafka.BatchTimeout = 0 }, "kafka.batch_timeout (0s)"},
+		{"sasl without mechanism", Bridge, func(c *Config) { c.Kafka.SASL.Username, c.Kafka.SASL.Password = "ingest", "pw" }, "kafka: kafkaconn: sasl.username is set but sasl.mechanism is empty"},
+		{"sasl without password", Historian, func(c *Config) { c.Kafka.SASL.Mechanism, c.Kafka.SASL.Username = "SCRAM-SHA-512", "ingest" }, "needs sasl.username and sasl.password"},
+		{"sasl mechanism", Bridge, func(c *Config) {
+			c.Kafka.SASL = kafkaconn.SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"}
+		}, `sasl.mechanism "GSSAPI"`},
+		{"kafka ca_file", Historian, func(c *Config) { c.Kafka.TLS.CAFile = "/nonexistent/ca.pem" }, "kafka: kafkaconn: tls: ca_file"},
 		{"bad mqtt url", Bridge, func(c *Config) { c.MQTT.URL = "localhost" }, `mqtt.url ("localhost")`},
 		{"huge batch", Bridge, func(c *Config) { c.MQTT.MaxBatch = 1e6 }, "mqtt.max_batch (1000000)"},
 		{"no group", Historian, func(c *Config) { c.Kafka.Group = "" }, "kafka.group is empty"},
@@ -45,6 +55,36 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("got %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestKafkaSecurityFromEnvironment: the kafka tls and sasl blocks read
+// PDM_KAFKA_TLS_* and PDM_KAFKA_SASL_*, the password also from the file
+// PDM_KAFKA_SASL_PASSWORD_FILE names, and the logged config hides it.
+func TestKafkaSecurityFromEnvironment(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "ingest.password")
+	if err := os.WriteFile(pw, []byte("s3cret-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDM_KAFKA_TLS_CA_FILE", "/etc/pdm/ca.pem")
+	t.Setenv("PDM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("PDM_KAFKA_SASL_USERNAME", "ingest")
+	t.Setenv("PDM_KAFKA_SASL_PASSWORD_FILE", pw)
+	cfg := Default(Historian)
+	if err := pdmconfig.Load("", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := kafkaconn.SASL{Mechanism: "SCRAM-SHA-512", Username: "ingest", Password: "s3cret-from-file"}
+	if cfg.Kafka.SASL != want || cfg.Kafka.TLS.CAFile != "/etc/pdm/ca.pem" {
+		t.Fatalf("kafka blocks %+v %+v, want %+v and ca_file /etc/pdm/ca.pem", cfg.Kafka.SASL, cfg.Kafka.TLS, want)
+	}
+	if s := pdmconfig.String(&cfg); strings.Contains(s, "s3cret") {
+		t.Fatalf("the logged config shows the password:\n%s", s)
+	}
+	for _, k := range []string{"PDM_KAFKA_TLS_CA_FILE", "PDM_KAFKA_SASL_MECHANISM", "PDM_KAFKA_SASL_USERNAME", "PDM_KAFKA_SASL_PASSWORD", "PDM_KAFKA_SASL_PASSWORD_FILE"} {
+		if !slices.Contains(pdmconfig.EnvKeys(&cfg), k) {
+			t.Errorf("%s is not read", k)
+		}
 	}
 }
 

@@ -38,8 +38,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
-	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -70,6 +70,9 @@ type Historian struct {
 	metrics   *Metrics
 	limits    wire.Limits
 	client    influxdb2.Client
+	// kafka is the way to the brokers (kafka.brokers, kafka.tls,
+	// kafka.sasl).
+	kafka *kafkaconn.Conn
 }
 
 // New validates cfg; it connects to nothing.
@@ -81,17 +84,23 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Historian, error) {
 	// Age is the bridge's check at the edge of the system; the historian
 	// must store whatever Kafka holds, however old, when it catches up.
 	limits.MaxPast, limits.MaxFuture = 100*365*24*time.Hour, 100*365*24*time.Hour
+	kc, err := cfg.Kafka.Conn()
+	if err != nil {
+		return nil, fmt.Errorf("historian: %w", err)
+	}
 	opts := influxdb2.DefaultOptions().SetPrecision(time.Millisecond).SetHTTPRequestTimeout(30)
 	return &Historian{
 		cfg: cfg, log: log.With("component", "historian"), metrics: m, limits: limits,
 		client: influxdb2.NewClientWithOptions(cfg.Influx.URL, cfg.Influx.Token, opts),
+		kafka:  kc,
 	}, nil
 }
 
 // Ready reports whether a Kafka broker and InfluxDB answer: while either
-// is away the historian waits for it, and says so here.
+// is away, or Kafka refuses the historian's credentials, it waits, and
+// says so here.
 func (h *Historian) Ready(ctx context.Context) error {
-	if err := telemetry.Reachable(ctx, h.cfg.Kafka.Brokers); err != nil {
+	if err := h.kafkaAnswers(ctx); err != nil {
 		return fmt.Errorf("waiting for kafka: %w", err)
 	}
 	ok, err := h.client.Ping(ctx)
@@ -111,10 +120,35 @@ func (h *Historian) Close(context.Context) error {
 	return nil
 }
 
-// Run consumes and writes until ctx ends.
+// kafkaAnswers opens a connection to the first broker that takes one,
+// through TLS and SASL authentication as the reader does, and closes it.
+func (h *Historian) kafkaAnswers(ctx context.Context) error {
+	d := h.kafka.Dialer(0)
+	var errs []error
+	for _, a := range h.kafka.Brokers {
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err == nil {
+			return c.Close()
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Run consumes and writes until ctx ends. It first waits for Kafka to
+// answer, logging why it does not: the reader retries a refused connection
+// or authentication by itself, silently.
 func (h *Historian) Run(ctx context.Context) error {
+	if err := retry.Do(ctx, backoff, h.retrying("kafka connection"), func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return h.kafkaAnswers(ctx)
+	}); err != nil {
+		return nil // ctx ended
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        h.cfg.Kafka.Brokers,
+		Brokers:        h.kafka.Brokers,
+		Dialer:         h.kafka.Dialer(0),
 		GroupID:        h.cfg.Kafka.Group,
 		Topic:          h.cfg.Kafka.Readings,
 		MinBytes:       1,
@@ -125,7 +159,8 @@ func (h *Historian) Run(ctx context.Context) error {
 	})
 	defer r.Close()
 	dlq := &kafka.Writer{
-		Addr:         kafka.TCP(h.cfg.Kafka.Brokers...),
+		Addr:         kafka.TCP(h.kafka.Brokers...),
+		Transport:    h.kafka.Transport(),
 		Topic:        h.cfg.Kafka.DeadLetters,
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: h.cfg.Kafka.BatchTimeout,

@@ -334,7 +334,6 @@ func (s *Service) shadowLater(ctx context.Context, rec *job.Record) {
 func (s *Service) ready(ctx context.Context) error {
 	err := dialAny(ctx, s.kafka.Dialer(2*time.Second), s.kafka.Brokers)
 	if err != nil {
-		err = fmt.Errorf("kafka: %w", err)
 		if s.kafkaDown.Swap(2) != 2 {
 			s.log.Warn("kafka not ready", "brokers", s.kafka.Brokers, "err", err)
 		}

@@ -43,7 +43,8 @@ func TestKilledTrainerPublishesNothing(t *testing.T) {
 	}
 	first, _ := trainer()
 
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: requests, Balancer: &kafka.Hash{}}
+	kc := stacktest.KafkaConn(t)
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: requests, Balancer: &kafka.Hash{}}
 	defer w.Close()
 	b, _ := json.Marshal(wire.TrainingRequest{Site: site, Asset: "p1", Reason: wire.ReasonManual, By: "test", At: time.Now().UTC()})
 	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("p1"), Value: b}); err != nil {

@@ -73,7 +73,8 @@ type follow struct {
 
 func followTopic(t *testing.T, topic string) *follow {
 	f := &follow{}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: stacktest.KafkaBrokers(t), GroupID: stacktest.Unique("loop-follow"), Topic: topic,
+	kc := stacktest.KafkaConn(t)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(0), GroupID: stacktest.Unique("loop-follow"), Topic: topic,
 		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -412,7 +413,8 @@ func jobs(t *testing.T, trainer string) string {
 // waitScoredBy waits for a score of asset by model and version.
 func waitScoredBy(t *testing.T, topic, asset, model, version string) {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: stacktest.KafkaBrokers(t), GroupID: stacktest.Unique("loop-watch"), Topic: topic,
+	kc := stacktest.KafkaConn(t)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(0), GroupID: stacktest.Unique("loop-watch"), Topic: topic,
 		StartOffset: kafka.LastOffset, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 200 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -64,7 +64,8 @@ func TestTrainersShareTheRequests(t *testing.T) {
 	}
 
 	// Both instances hold partitions before any request is published.
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	kc := stacktest.KafkaConn(t)
+	client := kc.Client(0)
 	stacktest.Eventually(t, time.Minute, func() bool {
 		res, err := client.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		if err != nil || len(res.Groups) != 1 || res.Groups[0].GroupState != "Stable" || len(res.Groups[0].Members) != 2 {
@@ -82,7 +83,7 @@ func TestTrainersShareTheRequests(t *testing.T) {
 		return true
 	}, "the two trainers did not share the request topic's partitions")
 
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: requests, Balancer: &kafka.Hash{}}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: requests, Balancer: &kafka.Hash{}}
 	defer w.Close()
 	for _, a := range assets {
 		b, _ := json.Marshal(wire.TrainingRequest{Site: site, Asset: a, Reason: wire.ReasonManual, By: "test", At: time.Now().UTC()})

@@ -92,7 +92,8 @@ func TestTrainerServiceOneJobThroughAnOutage(t *testing.T) {
 	stacktest.WaitReady(t, "http://"+trainer+"/readyz")
 
 	// Two requests for the pump, a moment apart.
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: requests, Balancer: &kafka.Hash{}}
+	kc := stacktest.KafkaConn(t)
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: requests, Balancer: &kafka.Hash{}}
 	defer w.Close()
 	at := time.Now().UTC()
 	for k := range 2 {

@@ -18,9 +18,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/validate"
 )
@@ -74,6 +76,13 @@ type Influx struct {
 type Kafka struct {
 	// Brokers are the bootstrap brokers. Default 127.0.0.1:9092.
 	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
+	// TLS is the tls block for brokers that take TLS: ca_file is the CA
+	// that signed the brokers' certificates. Default empty (plain TCP).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_KAFKA_TLS"`
+	// SASL is the sasl block: mechanism (SCRAM-SHA-512, SCRAM-SHA-256 or
+	// PLAIN), username and password (the secured stack's user is
+	// trainer). Default empty (no authentication).
+	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
 	// Retrain is the topic of training requests, keyed by class: the
 	// scorer's drift and cold-start requests, the API's and the
 	// schedules' (the scorer's kafka.retrain). Default pdm.retrain.
@@ -82,6 +91,11 @@ type Kafka struct {
 	// requests land on one partition, so its jobs run one at a time on
 	// one instance. Default pdm-trainer.
 	Group string `yaml:"group" env:"PDM_TRAINER_GROUP" help:"Kafka consumer group"`
+}
+
+// Conn is the way to the brokers the section's blocks describe.
+func (k Kafka) Conn() (*kafkaconn.Conn, error) {
+	return kafkaconn.New(k.Brokers, k.TLS, k.SASL)
 }
 
 // Scorer is the model registry the trainer publishes to, over the
@@ -261,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Kafka.Brokers) == 0 || c.Kafka.Retrain == "" || c.Kafka.Group == "" {
 		bad("kafka.brokers (%v), kafka.retrain (%q) and kafka.group (%q) are required", c.Kafka.Brokers, c.Kafka.Retrain, c.Kafka.Group)
+	}
+	if _, err := c.Kafka.Conn(); err != nil {
+		bad("kafka: %w", err)
 	}
 	if u, err := url.Parse(c.Scorer.URL); err != nil || u.Host == "" {
 		bad("scorer.url (%q) is not an http URL", c.Scorer.URL)

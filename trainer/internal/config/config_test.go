@@ -3,12 +3,16 @@ package config
 import (
 	"bytes"
 	"crypto/ed25519"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -56,11 +60,14 @@ func TestValidate(t *testing.T) {
 		"asset twice": func(c *Config) {
 			c.Classes = []Class{{Name: "a", Assets: []string{"x"}}, {Name: "b", Assets: []string{"x"}}}
 		},
-		"class job":      func(c *Config) { c.Classes = []Class{{Name: "a", Assets: []string{"x"}, Job: Job{MinRows: 3}}} },
-		"scorer url":     func(c *Config) { c.Scorer.URL = "::" },
-		"short history":  func(c *Config) { c.Job.History = c.Job.Step },
-		"failure score":  func(c *Config) { c.Job.FailureScore = 1 },
-		"bad class name": func(c *Config) { c.Classes = []Class{{Name: "a/b", Assets: []string{"x"}}} },
+		"class job":               func(c *Config) { c.Classes = []Class{{Name: "a", Assets: []string{"x"}, Job: Job{MinRows: 3}}} },
+		"scorer url":              func(c *Config) { c.Scorer.URL = "::" },
+		"short history":           func(c *Config) { c.Job.History = c.Job.Step },
+		"failure score":           func(c *Config) { c.Job.FailureScore = 1 },
+		"bad class name":          func(c *Config) { c.Classes = []Class{{Name: "a/b", Assets: []string{"x"}}} },
+		"sasl user, no mechanism": func(c *Config) { c.Kafka.SASL = kafkaconn.SASL{Username: "trainer", Password: "p"} },
+		"sasl, no password":       func(c *Config) { c.Kafka.SASL = kafkaconn.SASL{Mechanism: kafkaconn.ScramSHA512, Username: "trainer"} },
+		"kafka ca_file missing":   func(c *Config) { c.Kafka.TLS.CAFile = "/nonexistent/ca.pem" },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -83,6 +90,46 @@ func TestEnvironment(t *testing.T) {
 	}
 	if c.Scorer.URL != "http://scorer:8080" || c.DataDir != "/var/lib/trainer" {
 		t.Fatalf("environment not applied: %+v %s", c.Scorer, c.DataDir)
+	}
+}
+
+// TestKafkaSecurity: the kafka section's tls and sasl blocks come from
+// PDM_KAFKA_TLS_* and PDM_KAFKA_SASL_*, the password also from the file
+// PDM_KAFKA_SASL_PASSWORD_FILE names, and make a TLS, SCRAM connection;
+// a bad combination is refused naming the section.
+func TestKafkaSecurity(t *testing.T) {
+	ca, _, _ := stacktest.PKI(t)
+	pw := filepath.Join(t.TempDir(), "trainer.password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDM_KAFKA_TLS_CA_FILE", ca)
+	t.Setenv("PDM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("PDM_KAFKA_SASL_USERNAME", "trainer")
+	t.Setenv("PDM_KAFKA_SASL_PASSWORD_FILE", pw)
+	c := Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.TLS.CAFile != ca || c.Kafka.SASL != (kafkaconn.SASL{Mechanism: "SCRAM-SHA-512", Username: "trainer", Password: "s3cret"}) {
+		t.Fatalf("kafka blocks from the environment: %+v %+v", c.Kafka.TLS, c.Kafka.SASL.Mechanism)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := c.Kafka.Conn()
+	if err != nil || conn.TLS == nil || conn.SASL == nil || conn.SASL.Name() != "SCRAM-SHA-512" {
+		t.Fatalf("conn: %+v, %v", conn, err)
+	}
+	if s := pdmconfig.String(&c); strings.Contains(s, "s3cret") {
+		t.Errorf("the configuration as logged shows the password:\n%s", s)
+	}
+	c.Kafka.SASL.Mechanism = "SCRAM-SHA-1"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "kafka: ") || !strings.Contains(err.Error(), "SCRAM-SHA-1") {
+		t.Fatalf("an unknown mechanism: %v", err)
+	}
+	if conn, err := Default().Kafka.Conn(); err != nil || conn.TLS != nil || conn.SASL != nil {
+		t.Fatalf("default: %+v, %v, want plain", conn, err)
 	}
 }
 

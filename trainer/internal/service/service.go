@@ -29,6 +29,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -66,6 +67,7 @@ type Service struct {
 	log    *slog.Logger
 	prom   *prometheus.Registry
 	runner *job.Runner
+	kafka  *kafkaconn.Conn // every Kafka client's way to the brokers
 	reader *kafka.Reader
 	writer *kafka.Writer
 
@@ -74,6 +76,7 @@ type Service struct {
 	running   string
 
 	joined    atomic.Bool
+	kafkaDown atomic.Int32 // readiness as last checked: 0 unknown, 1 ready, 2 not
 	jobs      *prometheus.CounterVec
 	jobSecs   prometheus.Histogram
 	closeOnce sync.Once
@@ -89,6 +92,10 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn, err := cfg.Kafka.Conn()
+	if err != nil {
+		return nil, err
+	}
 	store, err := job.NewStore(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -97,16 +104,16 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), lastStart: map[string]time.Time{}}
+	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), kafka: conn, lastStart: map[string]time.Time{}}
 	s.runner = &job.Runner{Config: &s.cfg, History: hist, Registry: registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry")),
 		Store: store, Log: log.With("component", "job"), Key: key}
 	f := promauto.With(s.prom)
 	s.jobs = f.NewCounterVec(prometheus.CounterOpts{Name: "pdm_trainer_jobs_total", Help: "Training jobs ended, by state (promoted, shadow, kept, no_data, failed)."}, []string{"state"})
 	s.jobSecs = f.NewHistogram(prometheus.HistogramOpts{Name: "pdm_trainer_job_seconds", Help: "Duration of training jobs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)})
-	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Retrain,
+	s.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: conn.Brokers, Dialer: conn.Dialer(0), GroupID: cfg.Kafka.Group, Topic: cfg.Kafka.Retrain,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond, CommitInterval: 0, StartOffset: kafka.FirstOffset,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second})
-	s.writer = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Retrain, Balancer: &kafka.Murmur2Balancer{},
+	s.writer = &kafka.Writer{Addr: kafka.TCP(conn.Brokers...), Transport: conn.Transport(), Topic: cfg.Kafka.Retrain, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true}
 	// The last job of every class this instance remembers.
 	if recs, err := store.List(); err == nil {
@@ -144,6 +151,14 @@ func (s *Service) Run(ctx context.Context) error {
 	run("admin", func(ctx context.Context) error {
 		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)
 	})
+	// A first readiness check, so the log tells at once whether the
+	// brokers take the trainer (a refused password, a CA that does not
+	// match): the consumer group only retries quietly.
+	go func() {
+		check, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = s.ready(check)
+	}()
 	run("requests", s.consume)
 	run("schedules", s.schedules)
 	s.resumeShadows(ctx, &wg)
@@ -312,15 +327,50 @@ func (s *Service) shadowLater(ctx context.Context, rec *job.Record) {
 	}()
 }
 
-// ready: the group joined (a request was fetched) or at least a fetch is
-// possible; the trainer has no other dependency it could be ready without.
+// ready: a bootstrap broker takes a connection (TLS and SASL included):
+// the trainer has no other dependency it could be ready without. The
+// brokers are dialled at once and the first to answer makes it ready. A
+// change between ready and not is logged, with the brokers' errors.
 func (s *Service) ready(ctx context.Context) error {
-	conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", s.cfg.Kafka.Brokers[0])
+	err := dialAny(ctx, s.kafka.Dialer(2*time.Second), s.kafka.Brokers)
 	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		if s.kafkaDown.Swap(2) != 2 {
+			s.log.Warn("kafka not ready", "brokers", s.kafka.Brokers, "err", err)
+		}
+		return err
 	}
-	conn.Close()
+	if s.kafkaDown.Swap(1) == 2 {
+		s.log.Info("kafka ready", "brokers", s.kafka.Brokers)
+	}
 	return nil
+}
+
+// dialAny dials every broker at once and returns nil as soon as one
+// connection opens, else every broker's error.
+func dialAny(ctx context.Context, d *kafka.Dialer, brokers []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(brokers))
+	for _, b := range brokers {
+		go func() {
+			conn, err := d.DialContext(ctx, "tcp", b)
+			if err != nil {
+				errs <- fmt.Errorf("%s: %w", b, err)
+				return
+			}
+			conn.Close()
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range brokers {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 // Handler is the HTTP API (see api.go), metrics and health.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -86,13 +87,19 @@ func sendMachine(t *testing.T, w *kafka.Writer, site string, assets []string, fr
 // arrived (or the timeout passed).
 func readAll(t *testing.T, brokers []string, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
 	t.Helper()
+	return readAllConn(t, &kafkaconn.Conn{Brokers: brokers}, topic, partitions, want, timeout)
+}
+
+// readAllConn is readAll through conn.
+func readAllConn(t *testing.T, conn *kafkaconn.Conn, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
+	t.Helper()
 	var mu sync.Mutex
 	var out []kafka.Message
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: conn.Brokers, Dialer: conn.Dialer(0), Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 
@@ -50,18 +51,18 @@ type ackRequest struct {
 
 // View follows the alerts topic into a store.
 type View struct {
-	brokers []string
-	topic   string
-	store   *Store
-	acker   Acker
-	log     *slog.Logger
-	w       *kafka.Writer
+	conn  *kafkaconn.Conn
+	topic string
+	store *Store
+	acker Acker
+	log   *slog.Logger
+	w     *kafka.Writer
 }
 
 // New returns a view filling store; it connects nothing until Run.
-func New(brokers []string, topic string, store *Store, acker Acker, log *slog.Logger) *View {
-	return &View{brokers: brokers, topic: topic, store: store, acker: acker, log: log,
-		w: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+func New(conn *kafkaconn.Conn, topic string, store *Store, acker Acker, log *slog.Logger) *View {
+	return &View{conn: conn, topic: topic, store: store, acker: acker, log: log,
+		w: &kafka.Writer{Addr: kafka.TCP(conn.Brokers...), Transport: conn.Transport(), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}}
 }
 
@@ -100,7 +101,7 @@ func (v *View) Ack(ctx context.Context, id, by, reason string) (a alert.Alert, q
 // Run follows every partition of the topic from its start until ctx ends.
 // While Kafka is away it waits and tries again, however long it takes.
 func (v *View) Run(ctx context.Context) error {
-	return follow.Run(ctx, follow.Options{Brokers: v.brokers, Topic: v.topic, Log: v.log}, v.apply)
+	return follow.Run(ctx, follow.Options{Conn: v.conn, Topic: v.topic, Log: v.log}, v.apply)
 }
 
 func (v *View) apply(ctx context.Context, m *kafka.Message) {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -60,6 +61,15 @@ func (m Models) Trust() (*model.Trust, error) {
 type Kafka struct {
 	// Brokers are the bootstrap brokers. Default 127.0.0.1:9092.
 	Brokers []string `yaml:"brokers" env:"PDM_KAFKA_BROKERS" help:"Kafka bootstrap brokers, comma separated"`
+	// TLS is the tls block for brokers that listen with TLS: ca_file is
+	// the CA that signed the brokers' certificates. Default empty: plain
+	// TCP.
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_KAFKA_TLS"`
+	// SASL is the sasl block, if the brokers want a user: mechanism
+	// (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN), username and password (the
+	// secured local stack's user is scorer). Default empty: no
+	// authentication.
+	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
 	// Group is the consumer group the scorer instances share. Default pdm-scorer.
 	Group string `yaml:"group" env:"PDM_SCORER_GROUP" help:"Kafka consumer group"`
 	// Readings is the topic scored. Default pdm.readings.
@@ -82,6 +92,12 @@ type Kafka struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout" help:"consumer group session timeout"`
+}
+
+// Conn is the way to the brokers the tls and sasl blocks describe, for
+// every Kafka client of the scorer.
+func (k Kafka) Conn() (*kafkaconn.Conn, error) {
+	return kafkaconn.New(k.Brokers, k.TLS, k.SASL)
 }
 
 // MQTT is the broker the floor's alert topics live on.
@@ -211,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Models == c.Kafka.Readings || c.Kafka.Scores == c.Kafka.Readings {
 		bad("kafka.readings (%s) must differ from kafka.scores (%s) and kafka.models (%s)", c.Kafka.Readings, c.Kafka.Scores, c.Kafka.Models)
+	}
+	if _, err := c.Kafka.Conn(); err != nil {
+		bad("kafka: %v", err)
 	}
 	if c.Kafka.SessionTimeout < 6*time.Second {
 		bad("kafka.session_timeout (%s) is below the broker minimum of 6s", c.Kafka.SessionTimeout)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 )
 
 // The embedded sample must load into exactly the defaults, so the sample
@@ -55,6 +56,39 @@ func TestEnvAndSecret(t *testing.T) {
 	}
 }
 
+// The kafka section's tls and sasl blocks read PDM_KAFKA_TLS_* and
+// PDM_KAFKA_SASL_*, the password also from the file
+// PDM_KAFKA_SASL_PASSWORD_FILE names, and the password is never printed.
+func TestKafkaSecurityFromEnv(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "scorer.password")
+	if err := os.WriteFile(secret, []byte("kafka-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDM_KAFKA_TLS_CA_FILE", "/run/secrets/ca.pem")
+	t.Setenv("PDM_KAFKA_SASL_MECHANISM", kafkaconn.ScramSHA512)
+	t.Setenv("PDM_KAFKA_SASL_USERNAME", "scorer")
+	t.Setenv("PDM_KAFKA_SASL_PASSWORD", "")
+	os.Unsetenv("PDM_KAFKA_SASL_PASSWORD")
+	t.Setenv("PDM_KAFKA_SASL_PASSWORD_FILE", secret)
+	c := Default()
+	if err := pdmconfig.Load("", &c); err != nil {
+		t.Fatal(err)
+	}
+	want := kafkaconn.SASL{Mechanism: kafkaconn.ScramSHA512, Username: "scorer", Password: "kafka-s3cret"}
+	if c.Kafka.TLS.CAFile != "/run/secrets/ca.pem" || c.Kafka.SASL != want {
+		t.Fatalf("kafka tls %+v, sasl %+v; want ca_file /run/secrets/ca.pem and %+v", c.Kafka.TLS, c.Kafka.SASL, want)
+	}
+	if s := pdmconfig.String(&c); strings.Contains(s, "kafka-s3cret") {
+		t.Fatalf("secret printed: %s", s)
+	}
+	keys := strings.Join(pdmconfig.EnvKeys(&c), ",")
+	for _, k := range []string{"PDM_KAFKA_TLS_CA_FILE", "PDM_KAFKA_SASL_MECHANISM", "PDM_KAFKA_SASL_USERNAME", "PDM_KAFKA_SASL_PASSWORD", "PDM_KAFKA_SASL_PASSWORD_FILE"} {
+		if !strings.Contains(keys, k) {
+			t.Errorf("env key %s missing from %s", k, keys)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
@@ -69,6 +103,11 @@ func TestValidate(t *testing.T) {
 		{"mqtt url", func(c *Config) { c.MQTT.URL = "::" }, "mqtt.url"},
 		{"batch", func(c *Config) { c.Scoring.MaxBatch = 0 }, "scoring.max_batch (0)"},
 		{"trainer url", func(c *Config) { c.HTTP.TrainerURL = "trainer:8081" }, `http.trainer_url ("trainer:8081")`},
+		{"sasl without mechanism", func(c *Config) { c.Kafka.SASL.Username = "scorer" }, "kafka: kafkaconn: sasl.username is set but sasl.mechanism is empty"},
+		{"sasl mechanism", func(c *Config) {
+			c.Kafka.SASL = kafkaconn.SASL{Mechanism: "GSSAPI", Username: "scorer", Password: "p"}
+		}, `kafka: kafkaconn: sasl.mechanism "GSSAPI"`},
+		{"kafka ca file", func(c *Config) { c.Kafka.TLS.CAFile = "/nonexistent/ca.pem" }, "kafka: kafkaconn: tls: ca_file"},
 		{"trainer url query", func(c *Config) { c.HTTP.TrainerURL = "http://trainer:8081/?x=1" }, "http.trainer_url"},
 	}
 	for _, tc := range cases {

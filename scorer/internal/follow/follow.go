@@ -20,13 +20,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 )
 
 // Options say what to follow.
 type Options struct {
-	Brokers []string
-	Topic   string
+	Conn  *kafkaconn.Conn
+	Topic string
 	// Since, when positive, starts each partition at its first record
 	// stamped at or after now−Since; zero starts at the first offset.
 	Since time.Duration
@@ -39,8 +40,8 @@ var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Secon
 // Run follows every partition of o.Topic until ctx ends.
 func Run(ctx context.Context, o Options, apply func(context.Context, *kafka.Message)) error {
 	var parts []kafka.Partition
+	client := o.Conn.Client(10 * time.Second)
 	if err := retry.Do(ctx, backoff, retrying(o.Log, "partitions of "+o.Topic), func(ctx context.Context) error {
-		client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 10 * time.Second}
 		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{o.Topic}})
 		if err != nil {
 			return fmt.Errorf("follow: partitions of %s: %w", o.Topic, err)
@@ -66,7 +67,7 @@ func Run(ctx context.Context, o Options, apply func(context.Context, *kafka.Mess
 }
 
 func partition(ctx context.Context, o Options, id int, apply func(context.Context, *kafka.Message)) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.Brokers, Topic: o.Topic, Partition: id,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.Conn.Brokers, Dialer: o.Conn.Dialer(0), Topic: o.Topic, Partition: id,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
 	defer r.Close()
 	where := fmt.Sprintf("%s/%d", o.Topic, id)

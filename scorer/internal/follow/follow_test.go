@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
 
@@ -39,7 +40,7 @@ func TestRunFromStartAndSince(t *testing.T) {
 		var got []string
 		done := make(chan error)
 		go func() {
-			done <- Run(ctx, Options{Brokers: brokers, Topic: topic, Since: since, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+			done <- Run(ctx, Options{Conn: &kafkaconn.Conn{Brokers: brokers}, Topic: topic, Since: since, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 				func(_ context.Context, m *kafka.Message) {
 					mu.Lock()
 					got = append(got, string(m.Value))

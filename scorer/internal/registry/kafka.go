@@ -11,15 +11,17 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 )
 
 // KafkaLog keeps the registry in partition 0 of a compacted topic.
 type KafkaLog struct {
-	brokers []string
-	topic   string
-	log     *slog.Logger
-	w       *kafka.Writer
+	conn   *kafkaconn.Conn
+	client *kafka.Client
+	topic  string
+	log    *slog.Logger
+	w      *kafka.Writer
 	// next is the offset after the last record applied (-1 before Follow
 	// has read anything).
 	next atomic.Int64
@@ -29,11 +31,12 @@ type KafkaLog struct {
 }
 
 // NewKafkaLog connects nothing; Follow and Append do.
-func NewKafkaLog(brokers []string, topic string, log *slog.Logger) *KafkaLog {
+func NewKafkaLog(conn *kafkaconn.Conn, topic string, log *slog.Logger) *KafkaLog {
 	return &KafkaLog{
-		brokers: brokers, topic: topic, log: log, offsets: map[string]int64{},
+		conn: conn, client: conn.Client(10 * time.Second), topic: topic, log: log, offsets: map[string]int64{},
 		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
+			Addr:         kafka.TCP(conn.Brokers...),
+			Transport:    conn.Transport(),
 			Topic:        topic,
 			Balancer:     firstPartition{},
 			RequiredAcks: kafka.RequireAll,
@@ -104,7 +107,8 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 		return nil // ctx ended
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   k.brokers,
+		Brokers:   k.conn.Brokers,
+		Dialer:    k.conn.Dialer(0),
 		Topic:     k.topic,
 		Partition: 0,
 		MinBytes:  1,
@@ -151,7 +155,7 @@ func (k *KafkaLog) Read(ctx context.Context, key string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("registry: no record %s in %s", key, k.topic)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.brokers, Topic: k.topic, Partition: 0, MinBytes: 1, MaxBytes: 64 << 20})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.conn.Brokers, Dialer: k.conn.Dialer(0), Topic: k.topic, Partition: 0, MinBytes: 1, MaxBytes: 64 << 20})
 	defer r.Close()
 	if err := r.SetOffset(off); err != nil {
 		return nil, fmt.Errorf("registry: seek %s: %w", key, err)
@@ -178,8 +182,7 @@ func (k *KafkaLog) retrying(what string) func(int, error, time.Duration) {
 // endOffset returns the offset after the topic's last record (0 when it
 // holds none), asking any of the brokers.
 func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: 10 * time.Second}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+	resp, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		k.topic: {kafka.FirstOffsetOf(0), kafka.LastOffsetOf(0)}}})
 	if err != nil {
 		return 0, fmt.Errorf("registry: offsets of %s: %w", k.topic, err)
@@ -195,8 +198,7 @@ func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
 }
 
 func (k *KafkaLog) ensureTopic(ctx context.Context) error {
-	client := &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: 10 * time.Second}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+	resp, err := k.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		// The cluster's default.replication.factor.
 		Topic: k.topic, NumPartitions: 1, ReplicationFactor: -1,
 		ConfigEntries: []kafka.ConfigEntry{

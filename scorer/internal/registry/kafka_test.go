@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
@@ -23,7 +24,7 @@ func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w := NewKafkaLog(brokers, topic, log)
+	w := NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, log)
 	defer w.Close()
 	for i, value := range [][]byte{artifact(t, "m", "1"), tamperedArtifact(t, "m", "2"), sealed(t, unsigned(t, "m", "3"))} {
 		if err := w.Append(ctx, artifactKey("m", strconv.Itoa(i+1)), value); err != nil {
@@ -31,7 +32,7 @@ func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
 		}
 	}
 
-	kl := NewKafkaLog(brokers, topic, log)
+	kl := NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, log)
 	defer kl.Close()
 	r := New(kl, fakeFactory, nil, log)
 	r.SetTrust(modeltest.Trust())

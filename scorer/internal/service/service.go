@@ -17,6 +17,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/detect"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/api"
@@ -58,6 +59,7 @@ func Command(ctx context.Context, args []string) (err error) {
 // Service is one scorer instance.
 type Service struct {
 	cfg      config.Config
+	conn     *kafkaconn.Conn // every Kafka client's way to the brokers
 	log      *slog.Logger
 	prom     *prometheus.Registry
 	models   *registry.KafkaLog
@@ -82,9 +84,13 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0),
+	conn, err := cfg.Kafka.Conn()
+	if err != nil {
+		return nil, fmt.Errorf("scorer: kafka: %w", err)
+	}
+	s := &Service{cfg: cfg, conn: conn, log: log, prom: telemetry.NewRegistry(), alerts: alertview.NewStore(0),
 		fleet: fleet.New(fleet.Options{MaxAssets: cfg.Scoring.MaxAssets})}
-	s.models = registry.NewKafkaLog(cfg.Kafka.Brokers, cfg.Kafka.Models, log.With("component", "registry"))
+	s.models = registry.NewKafkaLog(conn, cfg.Kafka.Models, log.With("component", "registry"))
 	s.reg = registry.New(s.models, detect.New, nil, log.With("component", "registry"))
 	s.reg.SetFallback(cfg.Scoring.DefaultModel)
 	s.reg.SetCacheBytes(cfg.Kafka.ModelsCacheBytes)
@@ -112,7 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 
 	s.badScores = promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_fleet_records_refused_total",
 		Help: "Records of the scores topic the fleet view could not read."})
-	s.kafka = sink.NewKafka(cfg.Kafka.Brokers, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)
+	s.kafka = sink.NewKafka(conn, cfg.Kafka.Scores, cfg.Kafka.Alerts, cfg.Kafka.Retrain)
 	outs := []stream.Output{s.kafka, s.alerts}
 	checks := map[string]telemetry.ReadyFunc{"scorer": s.ready}
 	if cfg.Influx.URL != "" {
@@ -143,7 +149,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		checks["mqtt"] = s.mqtt.Ready
 	}
 	s.consumer, err = stream.New(stream.Options{
-		Brokers: cfg.Kafka.Brokers, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
+		Conn: conn, Group: cfg.Kafka.Group, Topic: cfg.Kafka.Readings,
 		SessionTimeout: cfg.Kafka.SessionTimeout,
 		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
 		Decision: cfg.Alert.Config(), ColdStart: cfg.Scoring.ColdStart,
@@ -154,7 +160,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.reg.SetCatalog(s.consumer.Catalog())
-	s.view = alertview.New(cfg.Kafka.Brokers, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
+	s.view = alertview.New(conn, cfg.Kafka.Alerts, s.alerts, s.consumer, log.With("component", "alertview"))
 	page, err := console.Handler(console.Options{TrainerURL: cfg.HTTP.TrainerURL})
 	if err != nil {
 		return nil, err
@@ -188,7 +194,7 @@ func (s *Service) ready(ctx context.Context) error {
 // instance lists every asset.
 func (s *Service) followScores(ctx context.Context) error {
 	flog := s.log.With("component", "fleet")
-	return follow.Run(ctx, follow.Options{Brokers: s.cfg.Kafka.Brokers, Topic: s.cfg.Kafka.Scores, Since: s.cfg.HTTP.FleetSince, Log: flog},
+	return follow.Run(ctx, follow.Options{Conn: s.conn, Topic: s.cfg.Kafka.Scores, Since: s.cfg.HTTP.FleetSince, Log: flog},
 		func(_ context.Context, m *kafka.Message) {
 			if err := s.fleet.Apply(m.Value); err != nil {
 				s.badScores.Inc()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
 )
@@ -27,11 +28,12 @@ type Kafka struct {
 
 // NewKafka returns a Kafka output; it connects on first write. An empty
 // retrain topic drops the batches' training requests.
-func NewKafka(brokers []string, scores, alerts, retrain string) *Kafka {
+func NewKafka(conn *kafkaconn.Conn, scores, alerts, retrain string) *Kafka {
 	return &Kafka{
 		scores: scores, alerts: alerts, retrain: retrain,
 		w: &kafka.Writer{
-			Addr: kafka.TCP(brokers...),
+			Addr:      kafka.TCP(conn.Brokers...),
+			Transport: conn.Transport(),
 			// Murmur2 puts an asset on the same partition a Java producer
 			// would, so every consumer agrees on per-asset order.
 			Balancer:     &kafka.Murmur2Balancer{},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
@@ -20,7 +21,7 @@ func TestKafkaRecordsCarryTheirProduceTime(t *testing.T) {
 	brokers := stacktest.KafkaBrokers(t)
 	scores := stacktest.Topic(t, "sink-time-scores", 1)
 	alerts := stacktest.Topic(t, "sink-time-alerts", 1)
-	k := NewKafka(brokers, scores, alerts, "")
+	k := NewKafka(&kafkaconn.Conn{Brokers: brokers}, scores, alerts, "")
 	defer k.Close(context.Background())
 
 	old := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
@@ -20,10 +21,11 @@ import (
 
 // Options configure a Consumer.
 type Options struct {
-	// Brokers, Group and Topic name the consumer group and what it reads.
-	Brokers []string
-	Group   string
-	Topic   string
+	// Conn, Group and Topic name the consumer group and what it reads:
+	// Conn is the way to the brokers.
+	Conn  *kafkaconn.Conn
+	Group string
+	Topic string
 	// SessionTimeout is how long a silent member keeps its partitions.
 	SessionTimeout time.Duration
 	// Replay is how many readings per partition before the committed
@@ -56,6 +58,7 @@ var ErrAlertNotHere = errors.New("alert not open on this instance")
 // Consumer is one member of the scoring consumer group.
 type Consumer struct {
 	opt     Options
+	client  *kafka.Client // offsets of the topic
 	res     Resolver
 	outs    []Output
 	catalog *Catalog
@@ -89,8 +92,8 @@ type ackReply struct {
 // New checks the options; it connects nothing.
 func New(opt Options, res Resolver, outs []Output, m *Metrics, log *slog.Logger) (*Consumer, error) {
 	switch {
-	case len(opt.Brokers) == 0 || opt.Group == "" || opt.Topic == "":
-		return nil, fmt.Errorf("stream: brokers (%v), group (%q) and topic (%q) are required", opt.Brokers, opt.Group, opt.Topic)
+	case opt.Conn == nil || len(opt.Conn.Brokers) == 0 || opt.Group == "" || opt.Topic == "":
+		return nil, fmt.Errorf("stream: brokers (%v), group (%q) and topic (%q) are required", brokers(opt.Conn), opt.Group, opt.Topic)
 	case opt.MaxBatch < 1:
 		return nil, fmt.Errorf("stream: max batch %d must be at least 1", opt.MaxBatch)
 	case opt.Online == nil:
@@ -104,7 +107,14 @@ func New(opt Options, res Resolver, outs []Output, m *Metrics, log *slog.Logger)
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Consumer{opt: opt, res: res, outs: outs, catalog: NewCatalog(), m: m, log: log, acks: map[int]*ackPort{}}, nil
+	return &Consumer{opt: opt, client: opt.Conn.Client(10 * time.Second), res: res, outs: outs, catalog: NewCatalog(), m: m, log: log, acks: map[int]*ackPort{}}, nil
+}
+
+func brokers(c *kafkaconn.Conn) []string {
+	if c == nil {
+		return nil
+	}
+	return c.Brokers
 }
 
 // Catalog is the assets and sensors this instance has seen.
@@ -119,7 +129,8 @@ func (c *Consumer) Joined() bool { return c.joined.Load() }
 func (c *Consumer) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                     c.opt.Group,
-		Brokers:                c.opt.Brokers,
+		Brokers:                c.opt.Conn.Brokers,
+		Dialer:                 c.opt.Conn.Dialer(0),
 		Topics:                 []string{c.opt.Topic},
 		StartOffset:            kafka.FirstOffset,
 		SessionTimeout:         c.opt.SessionTimeout,
@@ -291,7 +302,8 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 		}
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   c.opt.Brokers,
+		Brokers:   c.opt.Conn.Brokers,
+		Dialer:    c.opt.Conn.Dialer(0),
 		Topic:     c.opt.Topic,
 		Partition: a.ID,
 		MinBytes:  1,
@@ -611,8 +623,7 @@ func (c *Consumer) Ack(ctx context.Context, id, by, reason string) (alert.Alert,
 var ackTimeout = 10 * time.Second
 
 func (c *Consumer) firstOffset(ctx context.Context, partition int) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.opt.Brokers...), Timeout: 10 * time.Second}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		c.opt.Topic: {kafka.FirstOffsetOf(partition)}}})
 	if err != nil {
 		return 0, fmt.Errorf("first offset: %w", err)

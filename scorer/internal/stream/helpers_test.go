@@ -14,6 +14,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
@@ -268,7 +269,7 @@ func start(t testing.TB, tp topics, res stream.Resolver, replay int) *instance {
 // its Kafka output wrapped.
 func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.Options), wrap func(stream.Output) stream.Output) *instance {
 	t.Helper()
-	k := sink.NewKafka(tp.brokers, tp.scores, tp.alerts, "")
+	k := sink.NewKafka(&kafkaconn.Conn{Brokers: tp.brokers}, tp.scores, tp.alerts, "")
 	t.Cleanup(func() { k.Close(context.Background()) })
 	var out stream.Output = k
 	if wrap != nil {
@@ -277,7 +278,7 @@ func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.O
 	ctx, cancel := context.WithCancel(context.Background())
 	crasher := &crashAfterWrite{inner: out, cancel: cancel}
 	opt := stream.Options{
-		Brokers: tp.brokers, Group: tp.group, Topic: tp.readings, SessionTimeout: 6 * time.Second,
+		Conn: &kafkaconn.Conn{Brokers: tp.brokers}, Group: tp.group, Topic: tp.readings, SessionTimeout: 6 * time.Second,
 		Replay: 100, MaxBatch: 500, History: 16, Decision: decision, Online: online,
 	}
 	if edit != nil {

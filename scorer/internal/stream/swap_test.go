@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
@@ -27,7 +28,7 @@ func followRegistryTB(t testing.TB, brokers []string, topic string) *registry.Re
 // bytes in memory (registry.SetCacheBytes).
 func followRegistryBudget(t testing.TB, brokers []string, topic string, budget int64) *registry.Registry {
 	t.Helper()
-	kl := registry.NewKafkaLog(brokers, topic, testLog(t))
+	kl := registry.NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, testLog(t))
 	reg := registry.New(kl, factory, nil, testLog(t))
 	reg.SetCacheBytes(budget)
 	reg.SetTrust(modeltest.Trust())

@@ -107,6 +107,7 @@ type Spool struct {
 	opts Options
 	log  *slog.Logger
 
+	commitMu sync.Mutex // held by Commit, which writes the cursor outside mu
 	mu       sync.Mutex
 	closed   bool
 	w        segment // the last segment, written at wOff
@@ -450,15 +451,20 @@ func (s *Spool) Rewind() {
 // meta stored beside the cursor, and deletes segments wholly behind it.
 // Committing a record at or before the current cursor only updates meta.
 func (s *Spool) Commit(rec Record, meta []byte) error {
+	// The cursor is written and fsynced outside mu: appends and reads go on
+	// meanwhile, so a drain after an outage is not paced by the disk's
+	// fsync latency. commitMu keeps commits in order.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	pos := s.commit
+	pos, idx := s.commit, s.commitIdx
+	s.mu.Unlock()
 	if rec.End.Seg > pos.Seg || (rec.End.Seg == pos.Seg && rec.End.Off > pos.Off) {
-		pos = rec.End
-		s.commitIdx = max(s.commitIdx, rec.index)
+		pos, idx = rec.End, max(idx, rec.index)
 	}
 	b, err := json.Marshal(cursorFile{Pos: pos, Meta: meta})
 	if err != nil {
@@ -467,7 +473,9 @@ func (s *Spool) Commit(rec Record, meta []byte) error {
 	if err := writeAtomic(s.dir, cursorName, b); err != nil {
 		return err
 	}
-	s.commit, s.meta = pos, append([]byte(nil), meta...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commit, s.commitIdx, s.meta = pos, idx, append([]byte(nil), meta...)
 	for seg := range s.sizes {
 		if seg < pos.Seg {
 			if err := os.Remove(s.segPath(seg)); err != nil && !os.IsNotExist(err) {

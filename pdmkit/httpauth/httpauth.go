@@ -3,10 +3,9 @@
 //
 // The rules, which each service README repeats:
 //   - A write token also grants read.
-//   - With no token configured at all, reads are open and writes are
-//     disabled: the server is for loopback use (every service binds to
-//     127.0.0.1 by default).
-//   - With any token configured, reads need the read or the write token.
+//   - With a read token configured, reads need the read or the write
+//     token; without one, reads are open (for a listener on loopback, the
+//     default bind of every service) and the server says so at start.
 //   - With no write token configured, every write is answered 403 "writes
 //     are disabled on this server", whatever the request carries.
 //
@@ -60,21 +59,22 @@ type Config struct {
 	WriteToken string
 	// Realm is the WWW-Authenticate realm, e.g. "pdm-scorer".
 	Realm string
-	// WriteKey names the setting of the write token in the writes-disabled
-	// answer, e.g. "http.token (PDM_API_TOKEN)".
-	WriteKey string
+	// WriteKey and ReadKey name the settings of the tokens in answers and
+	// logs, e.g. "http.token (PDM_API_TOKEN)".
+	WriteKey, ReadKey string
 }
 
 // Guard checks requests against a Config.
 type Guard struct {
 	read, write       [sha256.Size]byte
 	hasRead, hasWrite bool
-	realm, writeKey   string
+	realm             string
+	writeKey, readKey string
 }
 
 // New returns the guard of c.
 func New(c Config) *Guard {
-	g := &Guard{realm: c.Realm, writeKey: c.WriteKey, hasRead: c.ReadToken != "", hasWrite: c.WriteToken != ""}
+	g := &Guard{realm: c.Realm, writeKey: c.WriteKey, readKey: c.ReadKey, hasRead: c.ReadToken != "", hasWrite: c.WriteToken != ""}
 	if g.hasRead {
 		g.read = sha256.Sum256([]byte(c.ReadToken))
 	}
@@ -87,25 +87,28 @@ func New(c Config) *Guard {
 	if g.writeKey == "" {
 		g.writeKey = "a write token"
 	}
+	if g.readKey == "" {
+		g.readKey = "a read token"
+	}
 	return g
 }
 
 // WritesEnabled reports whether a write token is configured.
 func (g *Guard) WritesEnabled() bool { return g.hasWrite }
 
-// ReadsOpen reports whether reads need no token (none is configured).
-func (g *Guard) ReadsOpen() bool { return !g.hasRead && !g.hasWrite }
+// ReadsOpen reports whether reads need no token (no read token is
+// configured).
+func (g *Guard) ReadsOpen() bool { return !g.hasRead }
 
 // LogMode logs, once at start, what the server accepts.
 func (g *Guard) LogMode(log *slog.Logger) {
 	if g.ReadsOpen() {
-		log.Warn("no API token configured: reads are open to anyone who reaches the listener and writes are off; set " + g.writeKey + " to enable writes")
-		return
+		log.Warn("reads are open to anyone who reaches the listener: no read token configured; set " + g.readKey + " to require one")
 	}
 	if !g.hasWrite {
 		log.Warn("writes are off: no write token configured; set " + g.writeKey + " to enable them")
 	}
-	log.Info("API tokens configured", "read_token", g.hasRead, "write_token", g.hasWrite)
+	log.Info("API tokens", "read_token", g.hasRead, "write_token", g.hasWrite)
 }
 
 // Denial is why a request is refused.

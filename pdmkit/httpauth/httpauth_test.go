@@ -57,8 +57,9 @@ func TestScopes(t *testing.T) {
 		{"write, write token", both, Write, "Bearer w", 200, "served"},
 		{"write, wrong token", both, Write, "Bearer x", 401, "invalid token"},
 		{"write, token prefix", both, Write, "Bearer ww", 401, "invalid token"},
-		{"write only: read needs a token", writeOnly, Read, "", 401, "required"},
+		{"write only: reads open", writeOnly, Read, "", 200, "served"},
 		{"write only: read with write token", writeOnly, Read, "Bearer w", 200, "served"},
+		{"write only: read with a wrong token", writeOnly, Read, "Bearer x", 200, "served"},
 		{"read only: read", readOnly, Read, "Bearer r", 200, "served"},
 		{"read only: writes disabled", readOnly, Write, "Bearer r", 403, "writes are disabled on this server: set http.token"},
 		{"no tokens: reads open", none, Read, "", 200, "served"},
@@ -94,7 +95,7 @@ func TestModes(t *testing.T) {
 	if g := New(Config{ReadToken: "r"}); g.ReadsOpen() || g.WritesEnabled() {
 		t.Fatal("read token only: want reads guarded, writes disabled")
 	}
-	if g := New(Config{WriteToken: "w"}); g.ReadsOpen() || !g.WritesEnabled() {
-		t.Fatal("write token: want reads guarded, writes enabled")
+	if g := New(Config{WriteToken: "w"}); !g.ReadsOpen() || !g.WritesEnabled() {
+		t.Fatal("write token only: want reads open, writes enabled")
 	}
 }

@@ -56,16 +56,24 @@ func tritonPython(t *testing.T) string {
 // trustedKeys (models.trusted_keys), and returns its address once ready.
 func startScorer(t *testing.T, bin, token, readings, trustedKeys string) string {
 	t.Helper()
+	addr, _ := startScorerEnv(t, bin, readings, "PDM_API_TOKEN="+token, "PDM_MODELS_TRUSTED_KEYS="+trustedKeys)
+	return addr
+}
+
+// startScorerEnv is startScorer with the environment settings env; it also
+// returns the process.
+func startScorerEnv(t *testing.T, bin, readings string, env ...string) (string, *stacktest.Proc) {
+	t.Helper()
 	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
 	addr := stacktest.FreeAddr(t)
-	stacktest.Start(t, []string{"PDM_API_TOKEN=" + token, "PDM_MODELS_TRUSTED_KEYS=" + trustedKeys}, bin, "serve", "-log.level", "warn",
+	p := stacktest.Start(t, env, bin, "serve", "-log.level", "warn",
 		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("oip"),
 		"-kafka.readings", readings, "-kafka.scores", stacktest.Topic(t, "oip-scores", 1),
 		"-kafka.alerts", stacktest.Topic(t, "oip-alerts", 1), "-kafka.models", stacktest.Topic(t, "oip-models", 1),
 		"-kafka.retrain", stacktest.Topic(t, "oip-retrain", 1),
 		"-mqtt.url", "", "-influx.url", "", "-http.addr", addr)
 	stacktest.WaitReady(t, "http://"+addr+"/v2/health/ready")
-	return addr
+	return addr, p
 }
 
 // testPublicKey is modeltest's public key as models.trusted_keys takes it.

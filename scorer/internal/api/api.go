@@ -6,14 +6,15 @@
 // Invariants:
 //   - Every route is in the routes table, and the table is what both the
 //     mux and the OpenAPI test read, so the document cannot drift.
-//   - Write routes require the bearer token; without a configured token
-//     every write is refused.
+//   - Every route has a scope (pdmkit/httpauth): open (health, server
+//     metadata, the document), read (the rest, inference included) or
+//     write; reads need a token when a read token is configured, writes
+//     always need the write token and are refused without one configured.
 //   - Request bodies are bounded; no input makes a handler panic.
 package api
 
 import (
 	"context"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -21,10 +22,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -55,8 +56,9 @@ type Alerts interface {
 
 // Options configure the API.
 type Options struct {
-	// Token is the bearer token of write routes; empty refuses all writes.
-	Token string
+	// Auth holds the read and write tokens (empty write token: writes are
+	// refused; empty read token: reads are open).
+	Auth httpauth.Config
 	// Decision is the alert decision infer runs over a window, the live
 	// scorer's.
 	Decision monitor.Config
@@ -76,6 +78,7 @@ type Options struct {
 // API serves the routes.
 type API struct {
 	opt    Options
+	guard  *httpauth.Guard
 	reg    *registry.Registry
 	alerts Alerts
 	log    *slog.Logger
@@ -109,47 +112,54 @@ func New(opt Options, r *registry.Registry, alerts Alerts, promReg prometheus.Re
 	if opt.Ready == nil {
 		opt.Ready = func(context.Context) error { return nil }
 	}
-	return &API{opt: opt, reg: r, alerts: alerts, log: log, m: m}
+	return &API{opt: opt, guard: httpauth.New(opt.Auth), reg: r, alerts: alerts, log: log, m: m}
 }
 
 // route is one entry of the table.
 type route struct {
 	method, path string
-	write        bool
+	scope        httpauth.Scope
 	h            func(a *API, w http.ResponseWriter, r *http.Request)
 }
 
+// Scopes, short for the table.
+const (
+	open  = httpauth.Open
+	read  = httpauth.Read
+	write = httpauth.Write
+)
+
 // routes is every route the API serves besides the telemetry ones.
 var routes = []route{
-	{"GET", "/v2", false, (*API).serverMetadata},
-	{"GET", "/v2/health/live", false, (*API).live},
-	{"GET", "/v2/health/ready", false, (*API).ready},
-	{"GET", "/v2/models/{name}", false, (*API).modelMetadata},
-	{"GET", "/v2/models/{name}/ready", false, (*API).modelReady},
-	{"GET", "/v2/models/{name}/versions/{version}", false, (*API).modelMetadata},
-	{"GET", "/v2/models/{name}/versions/{version}/ready", false, (*API).modelReady},
-	{"GET", "/v2/models/{name}/config", false, (*API).modelConfig},
-	{"GET", "/v2/models/{name}/versions/{version}/config", false, (*API).modelConfig},
-	{"POST", "/v2/models/{name}/infer", false, (*API).infer},
-	{"POST", "/v2/models/{name}/versions/{version}/infer", false, (*API).infer},
-	{"POST", "/v2/repository/index", false, (*API).repositoryIndex},
-	{"POST", "/v2/repository/models/{name}/load", true, (*API).repositoryLoad},
-	{"POST", "/v2/repository/models/{name}/unload", true, (*API).repositoryUnload},
-	{"GET", "/v1/models", false, (*API).listModels},
-	{"GET", "/v1/models/{name}", false, (*API).getModel},
-	{"PUT", "/v1/models/{name}/versions/{version}", true, (*API).upload},
-	{"GET", "/v1/models/{name}/versions/{version}/artifact", false, (*API).download},
-	{"POST", "/v1/models/{name}/activate", true, (*API).activate},
-	{"POST", "/v1/models/{name}/rollback", true, (*API).rollback},
-	{"GET", "/v1/models/{name}/shadow", false, (*API).shadowReport},
-	{"PUT", "/v1/models/{name}/shadow", true, (*API).setShadow},
-	{"PUT", "/v1/assets/{asset}/pin", true, (*API).pin},
-	{"GET", "/v1/assets", false, (*API).listAssets},
-	{"GET", "/v1/assets/{asset}", false, (*API).getAsset},
-	{"GET", "/v1/alerts", false, (*API).listAlerts},
-	{"GET", "/v1/alerts/events", false, (*API).alertEvents},
-	{"POST", "/v1/alerts/{id}/ack", true, (*API).ack},
-	{"GET", "/openapi.json", false, (*API).openapi},
+	{"GET", "/v2", open, (*API).serverMetadata},
+	{"GET", "/v2/health/live", open, (*API).live},
+	{"GET", "/v2/health/ready", open, (*API).ready},
+	{"GET", "/v2/models/{name}", read, (*API).modelMetadata},
+	{"GET", "/v2/models/{name}/ready", read, (*API).modelReady},
+	{"GET", "/v2/models/{name}/versions/{version}", read, (*API).modelMetadata},
+	{"GET", "/v2/models/{name}/versions/{version}/ready", read, (*API).modelReady},
+	{"GET", "/v2/models/{name}/config", read, (*API).modelConfig},
+	{"GET", "/v2/models/{name}/versions/{version}/config", read, (*API).modelConfig},
+	{"POST", "/v2/models/{name}/infer", read, (*API).infer},
+	{"POST", "/v2/models/{name}/versions/{version}/infer", read, (*API).infer},
+	{"POST", "/v2/repository/index", read, (*API).repositoryIndex},
+	{"POST", "/v2/repository/models/{name}/load", write, (*API).repositoryLoad},
+	{"POST", "/v2/repository/models/{name}/unload", write, (*API).repositoryUnload},
+	{"GET", "/v1/models", read, (*API).listModels},
+	{"GET", "/v1/models/{name}", read, (*API).getModel},
+	{"PUT", "/v1/models/{name}/versions/{version}", write, (*API).upload},
+	{"GET", "/v1/models/{name}/versions/{version}/artifact", read, (*API).download},
+	{"POST", "/v1/models/{name}/activate", write, (*API).activate},
+	{"POST", "/v1/models/{name}/rollback", write, (*API).rollback},
+	{"GET", "/v1/models/{name}/shadow", read, (*API).shadowReport},
+	{"PUT", "/v1/models/{name}/shadow", write, (*API).setShadow},
+	{"PUT", "/v1/assets/{asset}/pin", write, (*API).pin},
+	{"GET", "/v1/assets", read, (*API).listAssets},
+	{"GET", "/v1/assets/{asset}", read, (*API).getAsset},
+	{"GET", "/v1/alerts", read, (*API).listAlerts},
+	{"GET", "/v1/alerts/events", read, (*API).alertEvents},
+	{"POST", "/v1/alerts/{id}/ack", write, (*API).ack},
+	{"GET", "/openapi.json", open, (*API).openapi},
 }
 
 // telemetryRoutes are served by pdmkit/telemetry.Handler.
@@ -212,23 +222,14 @@ func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		if rt.write && !a.authorized(r) {
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="pdm-scorer"`)
-			writeError(sw, http.StatusUnauthorized, "a bearer token is required for this endpoint")
+		if d := a.guard.Check(r, rt.scope); d != nil {
+			d.Write(sw)
 		} else {
 			rt.h(a, sw, r)
 		}
 		lat.Observe(time.Since(start).Seconds())
 		a.m.requests.WithLabelValues(name, fmt.Sprint(sw.code)).Inc()
 	})
-}
-
-func (a *API) authorized(r *http.Request) bool {
-	if a.opt.Token == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.opt.Token)) == 1
 }
 
 type statusWriter struct {

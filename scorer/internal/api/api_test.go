@@ -19,6 +19,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
@@ -120,7 +121,7 @@ func newFixture(t *testing.T) *fixture {
 	decision := monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}
 	f := &fixture{reg: reg, store: store, seen: time.Now()}
 	f.fleet = fleet.New(fleet.Options{Now: func() time.Time { return f.seen }})
-	a := New(Options{Token: token, Decision: decision, Fleet: f.fleet, StaleAfter: time.Minute}, reg, fakeAlerts{store}, prom, log)
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}, Decision: decision, Fleet: f.fleet, StaleAfter: time.Minute}, reg, fakeAlerts{store}, prom, log)
 	f.srv = httptest.NewServer(a.Handler(prom, nil))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -174,12 +175,15 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("openapi.json documents %s, which is not served", k)
 		}
 	}
-	// Write routes declare the bearer scheme, read routes do not.
+	// Write routes require the bearer scheme, read routes take it
+	// optionally (required once a read token is configured), open routes
+	// declare none.
 	for _, rt := range routes {
 		op, _ := doc.Paths[rt.path][strings.ToLower(rt.method)].(map[string]any)
-		_, secured := op["security"]
-		if secured != rt.write {
-			t.Errorf("%s %s: security in document %v, route write %v", rt.method, rt.path, secured, rt.write)
+		got, _ := json.Marshal(op["security"])
+		want := map[httpauth.Scope]string{httpauth.Open: "null", httpauth.Read: `[{},{"bearer":[]}]`, httpauth.Write: `[{"bearer":[]}]`}[rt.scope]
+		if string(got) != want {
+			t.Errorf("%s %s (%s): security %s in the document, want %s", rt.method, rt.path, rt.scope, got, want)
 		}
 	}
 	// And the document is what the server serves.
@@ -199,7 +203,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 func TestWritesNeedToken(t *testing.T) {
 	f := newFixture(t)
 	for _, rt := range routes {
-		if !rt.write {
+		if rt.scope != httpauth.Write {
 			continue
 		}
 		path := strings.NewReplacer("{name}", "m", "{version}", "1", "{asset}", "a", "{id}", "x").Replace(rt.path)
@@ -210,23 +214,83 @@ func TestWritesNeedToken(t *testing.T) {
 			}
 		}
 	}
-	// Without a configured token every write is refused, even with one sent.
+	// Without a configured write token every write is refused, even with a
+	// token sent, and the answer says writes are off, not that the token
+	// is wrong.
+	srv := guarded(t, httpauth.Config{ReadToken: "r", WriteKey: "http.token"})
+	for _, tok := range []string{"", "r", "w"} {
+		code, msg := call(t, srv, "POST", "/v1/models/m/rollback", tok)
+		if code != http.StatusForbidden || !strings.Contains(msg, "writes are disabled on this server: set http.token") {
+			t.Errorf("writes off, token %q: %d %q, want 403 writes are disabled", tok, code, msg)
+		}
+	}
+}
+
+// With a read token configured every read route, inference included,
+// needs it (or the write token); a read token cannot write; open routes
+// stay open.
+func TestReadsNeedReadToken(t *testing.T) {
+	srv := guarded(t, httpauth.Config{ReadToken: "r", WriteToken: "w"})
+	for _, rt := range routes {
+		path := strings.NewReplacer("{name}", "m", "{version}", "1", "{asset}", "a", "{id}", "x").Replace(rt.path)
+		if rt.path == "/v1/alerts/events" {
+			continue // a stream: its refusal is checked below without reading on
+		}
+		code, msg := call(t, srv, rt.method, path, "")
+		switch rt.scope {
+		case httpauth.Open:
+			if code == http.StatusUnauthorized || code == http.StatusForbidden {
+				t.Errorf("%s %s is open but answered %d %q", rt.method, path, code, msg)
+			}
+		default:
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: %d %q, want 401", rt.method, path, code, msg)
+			}
+			if code, _ := call(t, srv, rt.method, path, "x"); code != http.StatusUnauthorized {
+				t.Errorf("%s %s with a wrong token: %d, want 401", rt.method, path, code)
+			}
+		}
+		withRead, msg := call(t, srv, rt.method, path, "r")
+		switch {
+		case rt.scope == httpauth.Write && withRead != http.StatusForbidden:
+			t.Errorf("%s %s with the read token: %d %q, want 403", rt.method, path, withRead, msg)
+		case rt.scope != httpauth.Write && (withRead == http.StatusUnauthorized || withRead == http.StatusForbidden):
+			t.Errorf("%s %s with the read token: %d %q", rt.method, path, withRead, msg)
+		}
+	}
+	if code, _ := call(t, srv, "GET", "/v1/alerts/events", ""); code != http.StatusUnauthorized {
+		t.Errorf("alert stream without a token: %d, want 401", code)
+	}
+}
+
+// guarded serves an API with the tokens of c over an empty registry.
+func guarded(t *testing.T, c httpauth.Config) *httptest.Server {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(factory, nil, log)
 	reg.SetTrust(modeltest.Trust())
-	a := New(Options{}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
+	a := New(Options{Auth: c}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
-	defer srv.Close()
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/models/m/rollback", nil)
-	req.Header.Set("Authorization", "Bearer ")
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// call sends an empty JSON body with tok (if any) and returns the status
+// and the error message of the answer.
+func call(t *testing.T, srv *httptest.Server, method, path, tok string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(`{}`))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("empty configured token: %d, want 401", resp.StatusCode)
-	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error
 }
 
 func TestRegistryEndpoints(t *testing.T) {
@@ -430,7 +494,7 @@ func TestServerNotReady(t *testing.T) {
 	reg := registry.NewMemory(factory, catalog{}, log)
 	reg.SetTrust(modeltest.Trust())
 	prom := telemetry.NewRegistry()
-	a := New(Options{Token: token, Ready: func(context.Context) error { return errors.New("kafka: group not joined") }},
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}, Ready: func(context.Context) error { return errors.New("kafka: group not joined") }},
 		reg, fakeAlerts{alertview.NewStore(0)}, prom, log)
 	srv := httptest.NewServer(a.Handler(prom, nil))
 	defer srv.Close()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
@@ -51,7 +52,7 @@ func BenchmarkInfer(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(realFactory, nil, log)
 	reg.SetTrust(modeltest.Trust())
-	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()
 	if _, err := reg.Upload(b.Context(), "pump", "1", buf.Bytes()); err != nil {

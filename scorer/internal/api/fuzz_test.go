@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -51,7 +52,7 @@ func FuzzJSONHandlers(f *testing.F) {
 	reg.SetTrust(modeltest.Trust())
 	store := alertview.NewStore(0)
 	prom := telemetry.NewRegistry()
-	a := New(Options{Token: token, Decision: monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}},
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}, Decision: monitor.Config{Alert: alert.Thresholds{Open: 0.986, Resolve: 0.93, Major: 0.995, Critical: 0.999, MinReadings: 1}}},
 		reg, fakeAlerts{store}, prom, log)
 	h := a.Handler(prom, nil)
 	upload := func(version string) {
@@ -95,7 +96,7 @@ func FuzzBinaryInfer(f *testing.F) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(factory, nil, log)
 	reg.SetTrust(modeltest.Trust())
-	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	h := a.Handler(telemetry.NewRegistry(), nil)
 	if _, err := reg.Upload(f.Context(), "bearing", "1", artifact(f, "bearing", "1", []float64{0.1, 0.2, 0}, "bearing_temp", "vibration")); err != nil {
 		f.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/anomaly"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
@@ -60,7 +61,7 @@ func TestInferKnownModel(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.NewMemory(realFactory, nil, log)
 	reg.SetTrust(modeltest.Trust())
-	a := New(Options{Token: token}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
+	a := New(Options{Auth: httpauth.Config{WriteToken: token}}, reg, fakeAlerts{alertview.NewStore(0)}, nil, log)
 	srv := httptest.NewServer(a.Handler(telemetry.NewRegistry(), nil))
 	defer srv.Close()
 	f := &fixture{srv: srv, reg: reg}

@@ -136,9 +136,12 @@ type HTTP struct {
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
-	// Token is the bearer token write endpoints require. Default empty, which
-	// refuses every write.
+	// Token is the bearer token write endpoints require (it also grants
+	// reads). Default empty, which refuses every write.
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`
+	// ReadToken is the bearer token read endpoints, inference included,
+	// require. Default empty: reads are open to whoever reaches Addr.
+	ReadToken string `yaml:"read_token" env:"PDM_API_READ_TOKEN" secret:"true" help:"bearer token for read endpoints (empty = reads open)"`
 	// StaleAfter: an asset with no reading scored for this long shows as
 	// stale in GET /v1/assets and the console. Default 2m.
 	StaleAfter time.Duration `yaml:"stale_after" help:"time without a scored reading after which an asset is stale"`

@@ -18,7 +18,7 @@ func TestServesEmbeddedFiles(t *testing.T) {
 	defer srv.Close()
 	for path, want := range map[string]string{
 		"/console/":          `<script src="app.js"`,
-		"/console/app.js":    "EventSource",
+		"/console/app.js":    "/v1/alerts/events",
 		"/console/style.css": "--stale",
 	} {
 		resp, err := http.Get(srv.URL + path)

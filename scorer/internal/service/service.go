@@ -17,6 +17,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/detect"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
@@ -165,7 +166,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := api.New(api.Options{Token: cfg.HTTP.Token, Ready: s.ready, Decision: cfg.Alert.Config(),
+	auth := httpauth.Config{ReadToken: cfg.HTTP.ReadToken, WriteToken: cfg.HTTP.Token, Realm: "pdm-scorer",
+		ReadKey: "http.read_token (PDM_API_READ_TOKEN)", WriteKey: "http.token (PDM_API_TOKEN)"}
+	if cfg.HTTP.Addr != "" {
+		httpauth.New(auth).LogMode(log.With("component", "api"))
+	}
+	a := api.New(api.Options{Auth: auth, Ready: s.ready, Decision: cfg.Alert.Config(),
 		Fleet: s.fleet, StaleAfter: cfg.HTTP.StaleAfter, Console: page}, s.reg, s.view, s.prom, log.With("component", "api"))
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil

@@ -2,7 +2,9 @@
 // the URL's fragment (#fleet, #asset/<id>, #alerts, #models). Alerts come
 // from the server-sent event stream GET /v1/alerts/events and are kept in
 // one map for every view; the fleet, asset and models views poll their
-// endpoints. Writes send the operator's token as a bearer token. The page
+// endpoints. Every request sends the operator's token, when typed, as a
+// bearer token: writes need the write token, and reads the read token on a
+// scorer configured with one (http.read_token). The page
 // first reads config.json, which names the trainer when its training
 // plots are to be shown.
 "use strict";
@@ -65,8 +67,15 @@ function say(text, isError) {
   m.hidden = !text;
 }
 
+// authHeaders adds the operator's token, when typed, to headers.
+function authHeaders(headers) {
+  const token = document.getElementById("token").value.trim();
+  if (token) headers.Authorization = "Bearer " + token;
+  return headers;
+}
+
 async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  const r = await fetch(path, { headers: authHeaders({ Accept: "application/json" }) });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error || `${path}: ${r.status}`);
   return body;
@@ -81,7 +90,7 @@ async function write(path, body) {
   }
   const r = await fetch(path, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    headers: authHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify(body || {}),
   });
   const out = await r.json().catch(() => ({}));
@@ -125,24 +134,62 @@ function updateCount() {
   document.getElementById("open-count").textContent = n ? String(n) : "";
 }
 
-function connect() {
+// connect follows the alert event stream for as long as the page is open.
+// It reads the stream with fetch rather than EventSource so the request
+// can carry the token, and reconnects a second after the stream ends or
+// fails (with a token typed meanwhile, if any).
+async function connect() {
   const live = document.getElementById("live");
-  const es = new EventSource("/v1/alerts/events");
-  es.addEventListener("alert", (ev) => {
-    remember(JSON.parse(ev.data));
+  for (;;) {
+    try {
+      const r = await fetch("/v1/alerts/events", { headers: authHeaders({ Accept: "text/event-stream" }) });
+      if (!r.ok) {
+        const body = await r.json().catch(() => ({}));
+        throw new Error(`alert stream: ${body.error || r.status}`);
+      }
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r/g, "");
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          dispatch(buf.slice(0, end), live);
+          buf = buf.slice(end + 2);
+        }
+      }
+    } catch (e) {
+      say(e.message, true);
+    }
+    live.textContent = "reconnecting";
+    live.className = "live off";
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+}
+
+// dispatch handles one server-sent event: its event and data fields.
+function dispatch(block, live) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon === 0) continue; // a comment
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  if (event === "alert") {
+    remember(JSON.parse(data.join("\n")));
     updateCount();
     if (route().view === "alerts") renderAlerts();
-  });
-  es.addEventListener("ready", () => {
+  } else if (event === "ready") {
     live.textContent = "live";
     live.className = "live on";
     updateCount();
     if (route().view === "alerts") renderAlerts();
-  });
-  es.onerror = () => {
-    live.textContent = "reconnecting";
-    live.className = "live off";
-  };
+  }
 }
 
 function severityBadge(a) {

@@ -147,8 +147,13 @@ type HTTP struct {
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
-	// Token guards POST /v1/jobs. Default empty, which refuses it.
+	// Token guards POST /v1/jobs (and grants reads). Default empty, which
+	// refuses it.
 	Token string `yaml:"token" env:"PDM_TRAINER_TOKEN" secret:"true" help:"bearer token for starting jobs"`
+	// ReadToken guards the GETs (job records and plots). Default empty:
+	// reads are open, as the console's plot images need (an image request
+	// carries no token).
+	ReadToken string `yaml:"read_token" env:"PDM_TRAINER_READ_TOKEN" secret:"true" help:"bearer token for reading jobs (empty = reads open)"`
 }
 
 // Job is how one class is trained, validated and published. In a class,

@@ -1,14 +1,13 @@
 package service
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/job"
 )
@@ -20,9 +19,15 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 //	GET  /v1/jobs                 every job record, newest first
 //	GET  /v1/jobs/{id}            one record
 //	GET  /v1/jobs/{id}/{plot}     a plot of it (loss.png, scores.png)
-//	POST /v1/jobs                 {"asset" or "class", "by"}: request a job (bearer token)
+//	POST /v1/jobs                 {"asset" or "class", "by"}: request a job
+//
+// The GETs have read scope, POST write scope (pdmkit/httpauth): reads need
+// http.read_token once one is set, POST always http.token.
 func (s *Service) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, scope httpauth.Scope, h http.HandlerFunc) {
+		mux.Handle(pattern, s.guard.Wrap(scope, h))
+	}
+	handle("GET /v1/jobs", httpauth.Read, func(w http.ResponseWriter, r *http.Request) {
 		recs, err := s.Store().List()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -33,7 +38,7 @@ func (s *Service) routes(mux *http.ServeMux) {
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"jobs": recs, "running": running})
 	})
-	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/jobs/{id}", httpauth.Read, func(w http.ResponseWriter, r *http.Request) {
 		rec, err := s.Store().Get(r.PathValue("id"))
 		if errors.Is(err, job.ErrNoJob) {
 			writeError(w, http.StatusNotFound, "no job "+r.PathValue("id"))
@@ -45,7 +50,7 @@ func (s *Service) routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, rec)
 	})
-	mux.HandleFunc("GET /v1/jobs/{id}/{plot}", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/jobs/{id}/{plot}", httpauth.Read, func(w http.ResponseWriter, r *http.Request) {
 		path, err := s.Store().Plot(r.PathValue("id"), r.PathValue("plot"))
 		if err != nil {
 			writeError(w, http.StatusNotFound, "no plot "+r.PathValue("plot")+" for job "+r.PathValue("id"))
@@ -59,12 +64,7 @@ func (s *Service) routes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "image/png")
 		w.Write(b)
 	})
-	mux.HandleFunc("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pdm-trainer"`)
-			writeError(w, http.StatusUnauthorized, "a bearer token (trainer http.token) is required to start jobs")
-			return
-		}
+	handle("POST /v1/jobs", httpauth.Write, func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Site  string `json:"site"`
 			Asset string `json:"asset"`
@@ -93,14 +93,6 @@ func (s *Service) routes(mux *http.ServeMux) {
 		s.log.Info("job requested", "class", class, "by", b.By)
 		writeJSON(w, http.StatusAccepted, map[string]any{"request": req, "job": job.ID(class, req.At)})
 	})
-}
-
-func (s *Service) authorized(r *http.Request) bool {
-	if s.cfg.HTTP.Token == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.cfg.HTTP.Token)) == 1
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/retry"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
@@ -68,6 +69,7 @@ type Service struct {
 	prom   *prometheus.Registry
 	runner *job.Runner
 	kafka  *kafkaconn.Conn // every Kafka client's way to the brokers
+	guard  *httpauth.Guard // the API's tokens
 	reader *kafka.Reader
 	writer *kafka.Writer
 
@@ -104,7 +106,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), kafka: conn, lastStart: map[string]time.Time{}}
+	s := &Service{cfg: cfg, log: log, prom: telemetry.NewRegistry(), kafka: conn, lastStart: map[string]time.Time{},
+		guard: httpauth.New(httpauth.Config{ReadToken: cfg.HTTP.ReadToken, WriteToken: cfg.HTTP.Token, Realm: "pdm-trainer",
+			ReadKey: "http.read_token (PDM_TRAINER_READ_TOKEN)", WriteKey: "http.token (PDM_TRAINER_TOKEN)"})}
+	if cfg.HTTP.Addr != "" {
+		s.guard.LogMode(log.With("component", "api"))
+	}
 	s.runner = &job.Runner{Config: &s.cfg, History: hist, Registry: registry.New(cfg.Scorer.URL, cfg.Scorer.Token, log.With("component", "registry")),
 		Store: store, Log: log.With("component", "job"), Key: key}
 	f := promauto.With(s.prom)

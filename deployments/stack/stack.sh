@@ -10,6 +10,12 @@
 #   stack.sh down     stop exactly the processes `up` started (pid files)
 #   stack.sh status   show each server, its pid and whether it answers
 #
+# Secured by default: TLS and a password per user on Mosquitto and Kafka,
+# an ACL on Mosquitto, authentication on InfluxDB; the CA, certificates and
+# passwords come from deployments/stack/certs.sh into .stack/secrets.
+# PDM_SECURITY=off runs the servers open (plain TCP, anonymous) for
+# debugging; switching needs `down` then `up`.
+#
 # Everything (data, logs, pid files, jars, binaries) lives in <repo>/.stack.
 # `up` and `down` hold .stack/stack.lock, so several callers at once are
 # safe: the second waits, then finds the stack running and only checks it.
@@ -46,6 +52,19 @@ log() { printf 'stack: %s\n' "$*" >&2; }
 die() {
 	printf 'stack: error: %s\n' "$*" >&2
 	exit 1
+}
+
+SECRETS="$PDM_SECRETS_DIR"
+case "$PDM_SECURITY" in
+on | off) ;;
+*) die "PDM_SECURITY=$PDM_SECURITY: want on or off" ;;
+esac
+secure() { [[ $PDM_SECURITY == on ]]; }
+
+# The CA, certificates and passwords, made once (certs.sh keeps what exists).
+secrets() {
+	secure || return 0
+	"$DEPLOY/stack/certs.sh" "$SECRETS" || die "deployments/stack/certs.sh failed"
 }
 
 # ---------------------------------------------------------------- processes
@@ -137,7 +156,8 @@ wait_for() {
 	done
 }
 
-# render TEMPLATE OUT replaces the @NAME@ placeholders of a config template.
+# render TEMPLATE... OUT replaces the @NAME@ placeholders of config
+# templates, concatenated into OUT.
 render() {
 	sed -e "s|@STACK_DIR@|$STACK|g" \
 		-e "s|@USER@|$(id -un)|g" \
@@ -146,8 +166,10 @@ render() {
 		-e "s|@KAFKA_CONTROLLER_PORT@|$PDM_KAFKA_CONTROLLER_PORT|g" \
 		-e "s|@INFLUX_PORT@|$PDM_INFLUX_PORT|g" \
 		-e "s|@INFLUX_RPC_PORT@|$PDM_INFLUX_RPC_PORT|g" \
-		"$1" >"$2.tmp"
-	mv "$2.tmp" "$2"
+		-e "s|@SECRETS_DIR@|$SECRETS|g" \
+		-e "s|@AUTH_DIR@|$CONF|g" \
+		"${@:1:$#-1}" >"${!#}.tmp"
+	mv "${!#}.tmp" "${!#}"
 }
 
 # changed STAMP FILES... is true when the sha256 of FILES differs from the
@@ -224,11 +246,19 @@ install_chromium() {
 
 # A retained message makes the round trip independent of when the subscriber
 # arrives; it is cleared again so no state is left on the broker.
+# Secured, the check goes over TLS as the admin user.
+mqtt_args() {
+	MQTT_ARGS=(-h 127.0.0.1 -p "$PDM_MQTT_PORT")
+	if secure; then
+		MQTT_ARGS+=(--cafile "$SECRETS/ca.pem" -u admin -P "$(<"$SECRETS/mqtt/admin.password")")
+	fi
+}
 mqtt_ready() {
 	local topic="pdm/stack/health/$$-$RANDOM" want="ok-$RANDOM" got
-	mosquitto_pub -h 127.0.0.1 -p "$PDM_MQTT_PORT" -q 1 -r -t "$topic" -m "$want" 2>/dev/null || return 1
-	got="$(mosquitto_sub -h 127.0.0.1 -p "$PDM_MQTT_PORT" -q 1 -t "$topic" -C 1 -W 5 2>/dev/null)" || got=""
-	mosquitto_pub -h 127.0.0.1 -p "$PDM_MQTT_PORT" -q 1 -r -n -t "$topic" 2>/dev/null || true
+	mqtt_args
+	mosquitto_pub "${MQTT_ARGS[@]}" -q 1 -r -t "$topic" -m "$want" 2>/dev/null || return 1
+	got="$(mosquitto_sub "${MQTT_ARGS[@]}" -q 1 -t "$topic" -C 1 -W 5 2>/dev/null)" || got=""
+	mosquitto_pub "${MQTT_ARGS[@]}" -q 1 -r -n -t "$topic" 2>/dev/null || true
 	[[ $got == "$want" ]]
 }
 
@@ -237,8 +267,13 @@ up_mosquitto() {
 	if ! pid_of mosquitto >/dev/null; then
 		check_port mosquitto PDM_MQTT_PORT "$PDM_MQTT_PORT"
 		mkdir -p "$STACK/mosquitto/data"
-		render "$DEPLOY/mosquitto/mosquitto.conf" "$CONF/mosquitto.conf"
-		log "starting mosquitto on 127.0.0.1:$PDM_MQTT_PORT"
+		if secure; then
+			"$DEPLOY/mosquitto/auth.sh" "$SECRETS" "$CONF" || die "deployments/mosquitto/auth.sh failed"
+			render "$DEPLOY/mosquitto/mosquitto.conf" "$DEPLOY/mosquitto/mosquitto.secure.conf" "$CONF/mosquitto.conf"
+		else
+			render "$DEPLOY/mosquitto/mosquitto.conf" "$DEPLOY/mosquitto/mosquitto.open.conf" "$CONF/mosquitto.conf"
+		fi
+		log "starting mosquitto on 127.0.0.1:$PDM_MQTT_PORT (security $PDM_SECURITY)"
 		start mosquitto "$LOGS/mosquitto.out" mosquitto -c "$CONF/mosquitto.conf"
 	fi
 	wait_for mosquitto mqtt_ready
@@ -359,8 +394,17 @@ lock() {
 }
 
 cmd_up() {
-	local t0=$SECONDS
+	local t0=$SECONDS name
 	lock
+	# One mode for the whole stack: a server started in the other one is
+	# not reconfigured behind its clients' backs.
+	if [[ -s $RUN/security && "$(<"$RUN/security")" != "$PDM_SECURITY" ]]; then
+		for name in mosquitto kafka influxdb; do
+			pid_of "$name" >/dev/null &&
+				die "the stack runs with PDM_SECURITY=$(<"$RUN/security"); run \`$0 down\` first to switch to PDM_SECURITY=$PDM_SECURITY"
+		done
+	fi
+	echo "$PDM_SECURITY" >"$RUN/security"
 	# Check every port before starting anything, so a conflict leaves
 	# nothing half started.
 	pid_of mosquitto >/dev/null || check_port mosquitto PDM_MQTT_PORT "$PDM_MQTT_PORT"
@@ -372,11 +416,12 @@ cmd_up() {
 		check_port influxdb PDM_INFLUX_PORT "$PDM_INFLUX_PORT"
 		check_port influxdb PDM_INFLUX_RPC_PORT "$PDM_INFLUX_RPC_PORT"
 	fi
+	secrets
 	up_mosquitto
 	up_kafka
 	up_influxdb
 	install_chromium
-	log "ready in $((SECONDS - t0))s: $PDM_MQTT_URL $PDM_KAFKA_BROKERS $PDM_INFLUX_URL (logs in $LOGS)"
+	log "ready in $((SECONDS - t0))s, security $PDM_SECURITY: $PDM_MQTT_URL $PDM_KAFKA_BROKERS $PDM_INFLUX_URL (logs in $LOGS)"
 }
 
 cmd_down() {
@@ -384,6 +429,7 @@ cmd_down() {
 	stop influxdb
 	stop kafka
 	stop mosquitto
+	rm -f "$RUN/security"
 	log "stopped"
 }
 

@@ -80,7 +80,7 @@ func BenchmarkBridgeLatency(b *testing.B) {
 	topic := stacktest.Unique("bench-latency")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := stacktest.CreateTopic(ctx, stacktest.KafkaBrokers(b)[0], topic, 6, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+	if err := stacktest.CreateTopic(ctx, stacktest.KafkaConn(b), topic, 6, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
 		b.Fatal(err)
 	}
 	startBridge(b, bin, site, topic, "GOMAXPROCS=1") // as deployed

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 // Cluster is an Apache Kafka cluster of the test's own: KRaft nodes, each
@@ -22,8 +23,10 @@ import (
 // temporary directory. A test can kill and restart its brokers without
 // disturbing the shared stack; the nodes are killed when the test ends.
 type Cluster struct {
-	t     testing.TB
-	nodes []*kafkaNode
+	t       testing.TB
+	nodes   []*kafkaNode
+	secrets string          // "" for an open cluster
+	admin   *kafkaconn.Conn // how the helpers reach the brokers
 }
 
 type kafkaNode struct {
@@ -37,19 +40,58 @@ type kafkaNode struct {
 	javaArgs []string
 }
 
-// StartKafka starts a cluster of n nodes and waits until every broker
-// answers and the controller quorum has a leader. Topics default to
-// replication factor min(n, 3) and min.insync.replicas 2 from three nodes
-// up.
+// StartKafka starts an open cluster (PLAINTEXT, no authentication) of n
+// nodes and waits until every broker answers and the controller quorum has
+// a leader. Topics default to replication factor min(n, 3) and
+// min.insync.replicas 2 from three nodes up.
 func StartKafka(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return startKafka(t, n, false)
+}
+
+// StartSecureKafka starts a cluster configured as the secured stack
+// (deployments/kafka/server.secure.properties): SASL/SCRAM-SHA-512 over
+// TLS on the broker listeners, the controller listener for the brokers'
+// certificate only, and the users of deployments/stack/certs.sh (run into
+// the test's temporary directory) created at format. Conn gives a user's
+// way in.
+func StartSecureKafka(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return startKafka(t, n, true)
+}
+
+func startKafka(t testing.TB, n int, secure bool) *Cluster {
 	t.Helper()
 	skipShort(t)
 	libs, log4j := kafkaJars(t)
 	dir := t.TempDir()
+	var (
+		secureProps string
+		scram       []string // StorageTool --add-scram arguments
+	)
+	c := &Cluster{t: t}
+	if secure {
+		c.secrets = filepath.Join(dir, "secrets")
+		script := filepath.Join(RepoRoot(t), "deployments", "stack", "certs.sh")
+		if out, err := exec.Command(script, c.secrets).CombinedOutput(); err != nil {
+			t.Fatalf("stacktest: certs.sh: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(filepath.Join(RepoRoot(t), "deployments", "kafka", "server.secure.properties"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secureProps = strings.NewReplacer("@SECRETS_DIR@", c.secrets,
+			"@KAFKA_ADMIN_PASSWORD@", c.Password("admin"),
+			"@KAFKA_KEYSTORE_PASSWORD@", readSecret(t, filepath.Join(c.secrets, "kafka.p12.password"))).Replace(string(b))
+		users, _ := filepath.Glob(filepath.Join(c.secrets, "kafka", "*.password"))
+		for _, u := range users {
+			name := strings.TrimSuffix(filepath.Base(u), ".password")
+			scram = append(scram, "--add-scram", fmt.Sprintf("SCRAM-SHA-512=[name=%s,password=%s]", name, readSecret(t, u)))
+		}
+	}
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	clusterID := base64.RawURLEncoding.EncodeToString(id)
-	c := &Cluster{t: t}
 	var voters []string
 	ctrl := make([]string, n)
 	for i := range n {
@@ -85,6 +127,11 @@ func StartKafka(t testing.TB, n int) *Cluster {
 			"offsets.topic.num.partitions=8",
 			"group.initial.rebalance.delay.ms=0",
 		}, "\n") + "\n"
+		if secure {
+			_, port, _ := strings.Cut(nd.addr, ":")
+			_, cport, _ := strings.Cut(ctrl[i], ":")
+			props += strings.NewReplacer("@KAFKA_PORT@", port, "@KAFKA_CONTROLLER_PORT@", cport).Replace(secureProps)
+		}
 		if err := os.MkdirAll(nd.logs, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +146,7 @@ func StartKafka(t testing.TB, n int) *Cluster {
 	errs := make(chan error, n)
 	for _, nd := range c.nodes {
 		go func() {
-			args := append(append([]string{}, nd.javaArgs...), "kafka.tools.StorageTool", "format", "-t", clusterID, "-c", nd.conf)
+			args := append(append(append([]string{}, nd.javaArgs...), "kafka.tools.StorageTool", "format", "-t", clusterID, "-c", nd.conf), scram...)
 			if out, err := exec.Command("java", args...).CombinedOutput(); err != nil {
 				errs <- fmt.Errorf("format node %d: %v\n%s", nd.id, err, out)
 				return
@@ -111,6 +158,11 @@ func StartKafka(t testing.TB, n int) *Cluster {
 		if err := <-errs; err != nil {
 			t.Fatalf("stacktest: %v", err)
 		}
+	}
+	if secure {
+		c.admin = c.Conn("admin")
+	} else {
+		c.admin = &kafkaconn.Conn{Brokers: c.Brokers()}
 	}
 	for i := range c.nodes {
 		c.start(i)
@@ -222,7 +274,7 @@ func (c *Cluster) WaitBroker(i int) {
 			c.t.Fatalf("stacktest: Kafka node %d exited; see %s", nd.id, filepath.Join(nd.logs, "kafka.out"))
 		default:
 		}
-		conn, err := kafka.DialContext(context.Background(), "tcp", nd.addr)
+		conn, err := c.admin.Dialer(0).DialContext(context.Background(), "tcp", nd.addr)
 		if err != nil {
 			return false
 		}
@@ -255,8 +307,48 @@ func (c *Cluster) Topic(prefix string, partitions int) string {
 	name := Unique(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := createTopic(ctx, c.Brokers()[0], name, partitions, min(len(c.nodes), 3), nil); err != nil {
+	if err := createTopic(ctx, c.admin, name, partitions, min(len(c.nodes), 3), nil); err != nil {
 		c.t.Fatalf("stacktest: create topic %s: %v", name, err)
 	}
 	return name
+}
+
+// Conn is user's way to the brokers: SCRAM-SHA-512 over TLS trusting the
+// local CA on a secured cluster (user is then admin, ingest, scorer or
+// trainer), plain and anonymous on an open one.
+func (c *Cluster) Conn(user string) *kafkaconn.Conn {
+	c.t.Helper()
+	if c.secrets == "" {
+		return &kafkaconn.Conn{Brokers: c.Brokers()}
+	}
+	return c.ConnWith(user, c.Password(user))
+}
+
+// ConnWith is Conn with any password, to try a wrong one.
+func (c *Cluster) ConnWith(user, password string) *kafkaconn.Conn {
+	c.t.Helper()
+	conn, err := kafkaconn.New(c.Brokers(), tlsconf.Config{CAFile: c.CAFile()},
+		kafkaconn.SASL{Mechanism: kafkaconn.ScramSHA512, Username: user, Password: password})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return conn
+}
+
+// CAFile is the PEM file of a secured cluster's CA.
+func (c *Cluster) CAFile() string { return filepath.Join(c.secrets, "ca.pem") }
+
+// Password is a secured cluster's password of user.
+func (c *Cluster) Password(user string) string {
+	c.t.Helper()
+	return readSecret(c.t, filepath.Join(c.secrets, "kafka", user+".password"))
+}
+
+func readSecret(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("stacktest: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }

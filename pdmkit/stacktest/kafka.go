@@ -15,8 +15,8 @@ import (
 // little past n to catch records that should not exist.
 func ReadN(t testing.TB, topic string, n int, timeout time.Duration) []kafka.Message {
 	t.Helper()
-	brokers := KafkaBrokers(t)
-	conn, err := kafka.Dial("tcp", brokers[0])
+	kc := KafkaConn(t)
+	conn, err := kc.Dialer(0).Dial("tcp", kc.Brokers[0])
 	if err != nil {
 		t.Fatalf("stacktest: dial kafka: %v", err)
 	}
@@ -38,7 +38,7 @@ func ReadN(t testing.TB, topic string, n int, timeout time.Duration) []kafka.Mes
 		wg.Add(1)
 		go func(partition int) {
 			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(0), Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 			defer r.Close()
 			for {
 				m, err := r.ReadMessage(ctx)

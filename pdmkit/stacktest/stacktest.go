@@ -29,6 +29,10 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 // Env returns the value of key or def.
@@ -57,6 +61,31 @@ func KafkaBrokers(t testing.TB) []string {
 	brokers := strings.Split(Env("PDM_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
 	dial(t, "kafka", brokers[0])
 	return brokers
+}
+
+// KafkaSecurity is the kafka section's tls and sasl blocks as the services
+// read them from the environment (PDM_KAFKA_TLS_*, PDM_KAFKA_SASL_*, which
+// deployments/stack/env.sh exports for the secured stack).
+type KafkaSecurity struct {
+	TLS  tlsconf.Config `yaml:"tls" env:"PDM_KAFKA_TLS"`
+	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
+}
+
+// KafkaConn is the way to the shared stack's brokers with the
+// environment's security, for tests that make their own readers, writers
+// and clients.
+func KafkaConn(t testing.TB) *kafkaconn.Conn {
+	t.Helper()
+	brokers := KafkaBrokers(t)
+	var sec KafkaSecurity
+	if err := config.Load("", &sec); err != nil {
+		t.Fatalf("stacktest: %v", err)
+	}
+	c, err := kafkaconn.New(brokers, sec.TLS, sec.SASL)
+	if err != nil {
+		t.Fatalf("stacktest: %v", err)
+	}
+	return c
 }
 
 // InfluxURL returns the InfluxDB URL (PDM_INFLUX_URL) after a ping.
@@ -105,7 +134,7 @@ func Unique(prefix string) string {
 // deletes it when the test ends.
 func Topic(t testing.TB, prefix string, partitions int, configs ...string) string {
 	t.Helper()
-	brokers := KafkaBrokers(t)
+	conn := KafkaConn(t)
 	name := Unique(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -117,16 +146,13 @@ func Topic(t testing.TB, prefix string, partitions int, configs ...string) strin
 		}
 		cfg[k] = v
 	}
-	if err := CreateTopic(ctx, brokers[0], name, partitions, cfg); err != nil {
+	if err := CreateTopic(ctx, conn, name, partitions, cfg); err != nil {
 		t.Fatalf("stacktest: create topic %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		c, err := kafka.Dial("tcp", brokers[0])
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.DeleteTopics(name)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = conn.Client(10*time.Second).DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{name}})
 	})
 	return name
 }
@@ -134,12 +160,12 @@ func Topic(t testing.TB, prefix string, partitions int, configs ...string) strin
 // CreateTopic creates a topic of replication factor 1 (the local stack has
 // one broker) and waits until every partition has a leader. An existing
 // topic is not an error.
-func CreateTopic(ctx context.Context, broker, name string, partitions int, configs map[string]string) error {
-	return createTopic(ctx, broker, name, partitions, 1, configs)
+func CreateTopic(ctx context.Context, conn *kafkaconn.Conn, name string, partitions int, configs map[string]string) error {
+	return createTopic(ctx, conn, name, partitions, 1, configs)
 }
 
-func createTopic(ctx context.Context, broker, name string, partitions, replication int, configs map[string]string) error {
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 20 * time.Second}
+func createTopic(ctx context.Context, conn *kafkaconn.Conn, name string, partitions, replication int, configs map[string]string) error {
+	client := conn.Client(20 * time.Second)
 	var entries []kafka.ConfigEntry
 	for k, v := range configs {
 		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})

@@ -1,10 +1,13 @@
 // Package telemetry gives every service the same logs, metrics and health
 // endpoints: slog to stderr, a Prometheus registry served on /metrics, and
-// /healthz (the process is alive) and /readyz (its dependencies answer).
+// /healthz (the process is alive) and /readyz (its dependencies answer),
+// open to anyone who reaches the listener; profiles (/debug/pprof/) only on
+// a separate admin listener (Admin, ServeAdmin), off by default.
 package telemetry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,16 +97,13 @@ func Reachable(ctx context.Context, addrs []string) error {
 // ReadyFunc reports whether a dependency is usable; nil means ready.
 type ReadyFunc func(ctx context.Context) error
 
-// Handler serves /metrics, /healthz, /readyz and /debug/pprof/. Each ready check gets two
-// seconds; /readyz answers 503 with the failures listed when any fails.
-// Extra routes can be added to the returned mux.
+// Handler serves /metrics, /healthz and /readyz, and nothing else: no
+// profiles (see Admin). Each ready check gets two seconds; /readyz answers
+// 503 with the failures listed when any fails. Extra routes can be added to
+// the returned mux.
 func Handler(reg *prometheus.Registry, checks map[string]ReadyFunc) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles on the admin port only, which listens on loopback or a
-	// private network in every deployment we ship.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -125,6 +125,44 @@ func Handler(reg *prometheus.Registry, checks map[string]ReadyFunc) *http.ServeM
 	return mux
 }
 
+// Admin serves the Go profiles under /debug/pprof/, for the admin listener
+// only (a service's http.admin_addr, loopback by default): a profile shows
+// the process's memory and code, and a CPU profile costs the service.
+func Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// ServeAdmin serves Admin on addr until ctx ends; an empty addr (the
+// default of every service) serves nothing. An address that is not
+// loopback is served with a warning.
+func ServeAdmin(ctx context.Context, addr string, log *slog.Logger) error {
+	log = log.With("listener", "admin")
+	if addr != "" && !Loopback(addr) {
+		log.Warn("admin listener (profiles) is not bound to loopback", "addr", addr)
+	}
+	return Serve(ctx, addr, Admin(), log)
+}
+
+// Loopback reports whether the listen address addr (host:port) binds a
+// loopback address only; an empty host binds every interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // limits bound what one client can hold of a server: a request's headers
 // must arrive within 5 s and the whole request (a model upload included)
 // within a minute, an answer must be written within a minute, an idle
@@ -138,6 +176,12 @@ var limits = struct {
 // Serve runs an HTTP server for h on addr until ctx ends, then shuts it down
 // gracefully. An empty addr serves nothing and returns when ctx ends.
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	return ServeTLS(ctx, addr, nil, h, log)
+}
+
+// ServeTLS is Serve over TLS with tc (tlsconf.Config.Server); a nil tc
+// serves plain HTTP.
+func ServeTLS(ctx context.Context, addr string, tc *tls.Config, h http.Handler, log *slog.Logger) error {
 	if addr == "" {
 		<-ctx.Done()
 		return nil
@@ -149,9 +193,12 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	t := limits
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: t.header, ReadTimeout: t.read, WriteTimeout: t.write,
 		IdleTimeout: t.idle, MaxHeaderBytes: t.headerBytes}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("http listening", "addr", ln.Addr().String())
+	log.Info("http listening", "addr", ln.Addr().String(), "tls", tc != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("telemetry: serve %s: %w", addr, err)
@@ -171,6 +218,15 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 // HEALTHCHECK as `<binary> healthcheck`, with addr the service's http.addr
 // read from the same configuration as the service (pdmkit/cli).
 func Healthcheck(ctx context.Context, addr string) error {
+	return HealthcheckTLS(ctx, addr, nil)
+}
+
+// HealthcheckTLS is Healthcheck of a server that serves TLS when tc is not
+// nil: the probe asks https://, presenting tc's certificates (a server that
+// requires client certificates gets the server's own pair) and trusting the
+// answer unverified, since it only asks its own process on loopback whether
+// it is alive.
+func HealthcheckTLS(ctx context.Context, addr string, tc *tls.Config) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("telemetry: healthcheck address %q: %w", addr, err)
@@ -180,11 +236,16 @@ func Healthcheck(ctx context.Context, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	scheme, client := "http", http.DefaultClient
+	if tc != nil {
+		probe := &tls.Config{InsecureSkipVerify: true, Certificates: tc.Certificates, MinVersion: tls.VersionTLS12} //nolint:gosec // loopback liveness probe of the process itself
+		scheme, client = "https", &http.Client{Transport: &http.Transport{TLSClientConfig: probe}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/healthz", nil)
 	if err != nil {
 		return fmt.Errorf("telemetry: healthcheck: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("telemetry: healthcheck: %w", err)
 	}

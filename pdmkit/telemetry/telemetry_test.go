@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -119,5 +122,29 @@ func TestServeDropsSlowClients(t *testing.T) {
 	_, err = io.ReadAll(idle) // the answer, then the close of the idle connection
 	if took := time.Since(start); err != nil || took > 3*time.Second {
 		t.Fatalf("idle keep-alive connection held %v (err %v), want it closed after the 300ms idle timeout", took, err)
+	}
+}
+
+// TestProfilesOnlyOnAdmin: the service listener serves no profiles; the
+// admin handler does; Loopback tells which listen addresses stay local.
+func TestProfilesOnlyOnAdmin(t *testing.T) {
+	get := func(h http.Handler, path string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	if code := get(Handler(prometheus.NewRegistry(), nil), "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("service listener /debug/pprof/: %d, want 404", code)
+	}
+	if code := get(Admin(), "/debug/pprof/"); code != http.StatusOK {
+		t.Errorf("admin listener /debug/pprof/: %d, want 200", code)
+	}
+	for addr, want := range map[string]bool{
+		"127.0.0.1:6060": true, "localhost:6060": true, "[::1]:6060": true,
+		":6060": false, "0.0.0.0:6060": false, "10.0.0.5:6060": false, "nonsense": false,
+	} {
+		if got := Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

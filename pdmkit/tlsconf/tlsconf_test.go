@@ -1,60 +1,21 @@
-package tlsconf
+package tlsconf_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
-// pki writes a CA and a certificate it signed for 127.0.0.1, returning the
-// paths of ca.pem, cert.pem and key.pem.
-func pki(t *testing.T) (ca, cert, key string) {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(leafKey)
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
-}
+func pki(t *testing.T) (ca, cert, key string) { return stacktest.PKI(t) }
 
 func TestEmptyIsPlain(t *testing.T) {
-	var c Config
+	var c tlsconf.Config
 	for _, f := range []func() (*tls.Config, error){c.Client, c.Server} {
 		if tc, err := f(); tc != nil || err != nil {
 			t.Fatalf("empty block: %v %v, want plain", tc, err)
@@ -65,7 +26,7 @@ func TestEmptyIsPlain(t *testing.T) {
 func TestHandshake(t *testing.T) {
 	ca, cert, key := pki(t)
 	for _, mutual := range []bool{false, true} {
-		srv := Config{CertFile: cert, KeyFile: key}
+		srv := tlsconf.Config{CertFile: cert, KeyFile: key}
 		if mutual {
 			srv.CAFile = ca
 		}
@@ -86,7 +47,7 @@ func TestHandshake(t *testing.T) {
 			}
 			done <- err
 		}()
-		cli := Config{CAFile: ca}
+		cli := tlsconf.Config{CAFile: ca}
 		if mutual {
 			cli.CertFile, cli.KeyFile = cert, key
 		}
@@ -109,7 +70,7 @@ func TestHandshake(t *testing.T) {
 func TestUntrustedServerRefused(t *testing.T) {
 	_, cert, key := pki(t)
 	otherCA, _, _ := pki(t)
-	stc, _ := Config{CertFile: cert, KeyFile: key}.Server()
+	stc, _ := tlsconf.Config{CertFile: cert, KeyFile: key}.Server()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", stc)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +82,7 @@ func TestUntrustedServerRefused(t *testing.T) {
 			c.Close()
 		}
 	}()
-	ctc, _ := Config{CAFile: otherCA}.Client()
+	ctc, _ := tlsconf.Config{CAFile: otherCA}.Client()
 	if _, err := tls.Dial("tcp", ln.Addr().String(), ctc); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a server signed by another CA: %v, want a certificate error", err)
 	}
@@ -131,7 +92,7 @@ func TestBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
 	os.WriteFile(junk, []byte("not pem"), 0o600)
-	cases := map[string]Config{
+	cases := map[string]tlsconf.Config{
 		"no PEM certificate": {CAFile: junk},
 		"no such file":       {CAFile: filepath.Join(dir, "missing.pem")},
 		"go together":        {CertFile: junk},
@@ -141,7 +102,7 @@ func TestBadFiles(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c, err, want)
 		}
 	}
-	if _, err := (Config{CAFile: junk}).Server(); err == nil || !strings.Contains(err.Error(), "go together") {
+	if _, err := (tlsconf.Config{CAFile: junk}).Server(); err == nil || !strings.Contains(err.Error(), "go together") {
 		t.Errorf("a server without a certificate: %v", err)
 	}
 }
@@ -149,9 +110,9 @@ func TestBadFiles(t *testing.T) {
 func TestEnvironmentPrefix(t *testing.T) {
 	var cfg struct {
 		MQTT struct {
-			TLS Config `yaml:"tls" env:"PDM_MQTT_TLS"`
+			TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 		} `yaml:"mqtt"`
-		Unnamed Config `yaml:"unnamed"`
+		Unnamed tlsconf.Config `yaml:"unnamed"`
 	}
 	t.Setenv("PDM_MQTT_TLS_CA_FILE", "/ca.pem")
 	if err := config.Load("", &cfg); err != nil {

@@ -179,9 +179,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.MQTT.Payload == config.PayloadSparkplug {
 		framer = publish.NewSparkplug(a.cfg.Site, a.cfg.AgentID)
 	}
+	tc, err := a.cfg.MQTT.TLS.Client()
+	if err != nil {
+		return fmt.Errorf("agent: mqtt.%w", err)
+	}
 	pub, err := publish.New(publish.Options{
 		URL: a.cfg.MQTT.URL, ClientID: a.cfg.ClientID(),
-		Username: a.cfg.MQTT.Username, Password: a.cfg.MQTT.Password,
+		Username: a.cfg.MQTT.Username, Password: a.cfg.MQTT.Password, TLS: tc,
 		Window: a.cfg.MQTT.Window, KeepAlive: a.cfg.MQTT.KeepAlive, MaxReconnectInterval: a.cfg.MQTT.MaxReconnectInterval,
 		StatusTopic: wire.StatusTopic(a.cfg.Site, a.cfg.AgentID),
 		Online:      func() []byte { return publish.StatusPayload(a.cfg.AgentID, "online", ids, time.Now()) },
@@ -212,6 +216,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			// The admin server is a side door: readings keep flowing without
 			// it (two agents on one host, say), so this is logged, not fatal.
 			a.log.Error("admin http server", "err", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := telemetry.ServeAdmin(runCtx, a.cfg.HTTP.AdminAddr, a.log); err != nil {
+			a.log.Error("profiles http server", "err", err)
 		}
 	}()
 	pubErr := make(chan error, 1)

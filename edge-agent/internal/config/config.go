@@ -16,6 +16,7 @@ import (
 	"github.com/pdmstream/pdm/edge-agent/internal/modbus"
 	"github.com/pdmstream/pdm/edge-agent/internal/opcua"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -94,6 +95,9 @@ type HTTP struct {
 	// Addr serves /metrics, /healthz, /readyz and the /v1/assets control
 	// API. Empty disables it. Default ":9101".
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off)"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 }
 
 // MQTT configures the broker connection.
@@ -109,6 +113,9 @@ type MQTT struct {
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"broker user"`
 	// Password for the broker; from env or file, never logged. Default "".
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"broker password"`
+	// TLS is the tls block for an ssl:// broker: ca_file is the CA that
+	// signed the broker's certificate. Default empty (the system roots).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 	// Window is how many messages may await their PUBACK at once; it also
 	// bounds the burst resent after a reconnect. Default 256.
 	Window int `yaml:"window" help:"QoS 1 messages in flight"`

@@ -21,6 +21,7 @@ package publish
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -93,6 +94,8 @@ func (nopCounter) Add(float64) {}
 // Options configure a Publisher.
 type Options struct {
 	URL, ClientID, Username, Password string
+	// TLS dials an ssl:// broker; nil uses the system roots.
+	TLS *tls.Config
 	// Window is the number of messages awaiting PUBACK at once. Default 256.
 	Window int
 	// KeepAlive default 15s; MaxReconnectInterval (the longest back-off
@@ -240,6 +243,7 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, 
 		SetClientID(p.opts.ClientID).
 		SetUsername(p.opts.Username).
 		SetPassword(p.opts.Password).
+		SetTLSConfig(p.opts.TLS).
 		SetCleanSession(sess.CleanSession).
 		SetOrderMatters(true).
 		// Reconnecting is done here, a fresh client per connection; see the

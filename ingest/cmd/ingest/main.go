@@ -104,11 +104,12 @@ func run(ctx context.Context, role config.Role, args []string) (err error) {
 		work, ready = h.Run, h.Ready
 	}
 	log.Info("starting", "config", pdmconfig.String(&cfg))
-	httpErr := make(chan error, 1)
+	httpErr, adminErr := make(chan error, 1), make(chan error, 1)
 	go func() {
 		httpErr <- telemetry.Serve(ctx, cfg.HTTP.Addr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
 	}()
+	go func() { adminErr <- telemetry.ServeAdmin(ctx, cfg.HTTP.AdminAddr, log) }()
 	err = work(ctx)
 	stop()
-	return errors.Join(err, <-httpErr)
+	return errors.Join(err, <-httpErr, <-adminErr)
 }

@@ -18,6 +18,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,8 @@ type Bridge struct {
 	// only by Run's batching loop. rebirths publishes its rebirth requests.
 	host     *sparkplug.Host
 	rebirths atomic.Pointer[mqtt.Client]
+	// tls dials an ssl:// broker (mqtt.tls); nil: the system roots.
+	tls *tls.Config
 }
 
 // New validates cfg; it connects to nothing.
@@ -62,7 +65,11 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 		host, _ := os.Hostname()
 		cfg.MQTT.ClientID = "ingest-bridge-" + host
 	}
-	b := &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits()}
+	tc, err := cfg.MQTT.TLS.Client()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: mqtt.%w", err)
+	}
+	b := &Bridge{cfg: cfg, log: log.With("component", "bridge"), metrics: m, limits: wire.DefaultLimits(), tls: tc}
 	if cfg.MQTT.Sparkplug {
 		b.host = sparkplug.NewHost(sparkplug.HostOptions{})
 	}
@@ -190,7 +197,7 @@ func (b *Bridge) Retire(ctx context.Context, idle time.Duration) error {
 	}
 	// A clean-session connect with the same client id discards the session.
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.cfg.MQTT.URL).SetClientID(b.cfg.MQTT.ClientID).
-		SetUsername(b.cfg.MQTT.Username).SetPassword(b.cfg.MQTT.Password).SetCleanSession(true))
+		SetUsername(b.cfg.MQTT.Username).SetPassword(b.cfg.MQTT.Password).SetTLSConfig(b.tls).SetCleanSession(true))
 	if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 		return fmt.Errorf("bridge: retire: delete session %s: %v", b.cfg.MQTT.ClientID, t.Error())
 	}
@@ -260,6 +267,7 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetClientID(b.cfg.MQTT.ClientID).
 		SetUsername(b.cfg.MQTT.Username).
 		SetPassword(b.cfg.MQTT.Password).
+		SetTLSConfig(b.tls).
 		SetCleanSession(false). // the broker keeps our subscription and queue while we are away
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true).

@@ -309,7 +309,7 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := stacktest.CreateTopic(ctx, cfg.Kafka.Brokers[0], cfg.Kafka.Readings, 6, nil); err != nil {
+	if err := stacktest.CreateTopic(ctx, stacktest.KafkaConn(t), cfg.Kafka.Readings, 6, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, n, 30*time.Second))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -32,6 +33,9 @@ type HTTP struct {
 	// Addr serves /metrics, /healthz and /readyz. Default ":9102" for the
 	// bridge, ":9103" for the historian; "" disables it.
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off; historian default :9103)"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 }
 
 // MQTT configures the bridge's subscription.
@@ -49,6 +53,9 @@ type MQTT struct {
 	// Username and Password, if the broker wants them. Default empty.
 	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
 	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
+	// TLS is the tls block for an ssl:// broker: ca_file is the CA that
+	// signed the broker's certificate. Default empty (the system roots).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 	// MaxBatch is the most MQTT messages the bridge writes to Kafka in one
 	// request; a batch also ends after about 1 MiB of payloads. The broker
 	// sends at most max_inflight_messages unacknowledged; the bridge holds

@@ -13,6 +13,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
@@ -89,6 +90,13 @@ type MQTT struct {
 	URL string `yaml:"url" env:"PDM_MQTT_URL" help:"MQTT broker URL, empty to disable"`
 	// ClientID prefix; a random suffix keeps instances apart. Default pdm-scorer.
 	ClientID string `yaml:"client_id" help:"MQTT client id prefix"`
+	// Username and Password, if the broker wants them (the secured local
+	// stack's user is scorer). Default empty.
+	Username string `yaml:"username" env:"PDM_MQTT_USERNAME" help:"MQTT user"`
+	Password string `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true" help:"MQTT password"`
+	// TLS is the tls block for an ssl:// broker: ca_file is the CA that
+	// signed the broker's certificate. Default empty (the system roots).
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
 }
 
 // Influx is where scores and alerts are written for data teams.
@@ -109,6 +117,9 @@ type Influx struct {
 type HTTP struct {
 	// Addr to listen on; empty disables the server. Default :8080.
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 	// Token is the bearer token write endpoints require. Default empty, which
 	// refuses every write.
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`

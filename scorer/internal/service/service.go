@@ -124,7 +124,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.MQTT.URL != "" {
 		host, _ := os.Hostname()
-		s.mqtt = sink.NewMQTT(cfg.MQTT.URL, fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()), log.With("component", "mqtt"))
+		tc, err := cfg.MQTT.TLS.Client()
+		if err != nil {
+			return nil, fmt.Errorf("scorer: mqtt.%w", err)
+		}
+		s.mqtt = sink.NewMQTT(sink.MQTTConn{URL: cfg.MQTT.URL, ClientID: fmt.Sprintf("%s-%s-%d", cfg.MQTT.ClientID, host, os.Getpid()),
+			Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: tc}, log.With("component", "mqtt"))
 		refused := promauto.With(s.prom).NewCounter(prometheus.CounterOpts{Name: "pdm_scorer_gateway_status_refused_total",
 			Help: "Gateway status messages (pdm/v1/{site}/{agent}/status) that could not be read."})
 		flog := log.With("component", "fleet")
@@ -205,7 +210,7 @@ func (s *Service) Run(ctx context.Context) error {
 		s.mqtt.Connect()
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 6)
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -227,6 +232,9 @@ func (s *Service) Run(ctx context.Context) error {
 	run("fleet", s.followScores)
 	run("http", func(ctx context.Context) error {
 		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.handler, s.log.With("component", "http"))
+	})
+	run("admin", func(ctx context.Context) error {
+		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)
 	})
 	run("stream", func(ctx context.Context) error {
 		select {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -67,11 +68,20 @@ func (m *MQTT) connected(c mqtt.Client) {
 
 type pendingAlert struct{ value []byte }
 
+// MQTTConn is how the output reaches the broker.
+type MQTTConn struct {
+	URL, ClientID      string
+	Username, Password string
+	// TLS dials an ssl:// broker; nil uses the system roots.
+	TLS *tls.Config
+}
+
 // NewMQTT returns an output that connects on Connect.
-func NewMQTT(url, clientID string, log *slog.Logger) *MQTT {
+func NewMQTT(conn MQTTConn, log *slog.Logger) *MQTT {
 	m := &MQTT{log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		pending: map[string]*pendingAlert{}}
-	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).
+	o := mqtt.NewClientOptions().AddBroker(conn.URL).SetClientID(conn.ClientID).
+		SetUsername(conn.Username).SetPassword(conn.Password).SetTLSConfig(conn.TLS).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).SetCleanSession(true).SetOrderMatters(false).
 		SetOnConnectHandler(m.connected).

@@ -23,7 +23,7 @@ import (
 // pending.
 func TestMQTTDoesNotHoldBackScoring(t *testing.T) {
 	broker := stacktest.StartMosquitto(t)
-	m := NewMQTT(broker.URL(), stacktest.Unique("scorer"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMQTT(MQTTConn{URL: broker.URL(), ClientID: stacktest.Unique("scorer")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.Connect()
 	defer m.Close(context.Background())
 	stacktest.Eventually(t, 10*time.Second, func() bool { return m.Ready(context.Background()) == nil }, "not connected")
@@ -98,7 +98,7 @@ func TestMQTTGatewayStatus(t *testing.T) {
 	t.Cleanup(func() { publish("gw-1", "") }) // clear the retained status
 	publish("gw-1", `{"agent":"gw-1","status":"online","assets":["p1"]}`)
 
-	m := NewMQTT(url, stacktest.Unique("scorer"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMQTT(MQTTConn{URL: url, ClientID: stacktest.Unique("scorer")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.OnStatus(func(s, agent string, payload []byte) {
 		if s == site {
 			ch <- got{agent, string(payload)}
@@ -122,5 +122,57 @@ func TestMQTTGatewayStatus(t *testing.T) {
 	publish("gw-1", `{"agent":"gw-1","status":"offline","assets":["p1"]}`)
 	if g := next(); g.agent != "gw-1" || !strings.Contains(g.payload, `"offline"`) {
 		t.Fatalf("changed status %+v", g)
+	}
+}
+
+// TestMQTTSecuredBroker: as the scorer user over TLS (the secured stack's
+// broker and ACL) the output reads a gateway's status and publishes alert
+// states that a reader receives.
+func TestMQTTSecuredBroker(t *testing.T) {
+	broker := stacktest.StartSecureMosquitto(t)
+	gw := mqtt.NewClient(broker.ClientOptions("gw-plant1"))
+	if tok := gw.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer gw.Disconnect(100)
+	if tok := gw.Publish(wire.StatusTopic("plant1", "gw"), 1, true, "online"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	statuses := make(chan string, 4)
+	m := NewMQTT(MQTTConn{URL: broker.URL(), ClientID: stacktest.Unique("scorer"),
+		Username: "scorer", Password: broker.Password("scorer"), TLS: broker.TLS()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.OnStatus(func(site, agent string, payload []byte) { statuses <- site + "/" + agent + " " + string(payload) })
+	m.Connect()
+	defer m.Close(context.Background())
+	stacktest.Eventually(t, 10*time.Second, func() bool { return m.Ready(context.Background()) == nil }, "not connected")
+	select {
+	case s := <-statuses:
+		if s != "plant1/gw online" {
+			t.Fatalf("status %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no gateway status through the secured broker")
+	}
+
+	got := make(chan string, 4)
+	reader := mqtt.NewClient(broker.ClientOptions("bridge"))
+	if tok := reader.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer reader.Disconnect(100)
+	if tok := reader.Subscribe(wire.AlertsTopic("plant1", "+"), 1, func(_ mqtt.Client, msg mqtt.Message) { got <- msg.Topic() }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	b := stream.Batch{Alerts: []alert.Alert{{ID: "p1-1", Site: "plant1", Asset: "p1", Kind: alert.KindAnomaly, Revision: 1, State: alert.Opened}}}
+	if err := m.Write(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case topic := <-got:
+		if topic != wire.AlertsTopic("plant1", "p1") {
+			t.Fatalf("alert on %s", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scorer's alert state did not arrive through the secured broker")
 	}
 }

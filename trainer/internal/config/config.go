@@ -130,6 +130,9 @@ func (s Signing) PrivateKey() (ed25519.PrivateKey, error) {
 type HTTP struct {
 	// Addr to listen on; empty disables the server. Default :9104.
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
+	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
+	// (the default); bind it to loopback.
+	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
 	// Token guards POST /v1/jobs. Default empty, which refuses it.
 	Token string `yaml:"token" env:"PDM_TRAINER_TOKEN" secret:"true" help:"bearer token for starting jobs"`
 }

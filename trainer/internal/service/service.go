@@ -127,7 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -140,6 +140,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	run("http", func(ctx context.Context) error {
 		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.Handler(), s.log.With("component", "http"))
+	})
+	run("admin", func(ctx context.Context) error {
+		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)
 	})
 	run("requests", s.consume)
 	run("schedules", s.schedules)

@@ -1,0 +1,120 @@
+// Package kafkaconn is how every service reaches Kafka: one place that
+// turns the brokers, the shared tls block and the sasl block of a
+// service's kafka section into kafka-go's Dialer (readers, connections)
+// and Transport (writers, clients).
+//
+// A section holds the two blocks beside its brokers:
+//
+//	TLS  tlsconf.Config `yaml:"tls" env:"PDM_KAFKA_TLS"`
+//	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
+//
+// which read PDM_KAFKA_TLS_CA_FILE, ... and PDM_KAFKA_SASL_MECHANISM,
+// PDM_KAFKA_SASL_USERNAME and PDM_KAFKA_SASL_PASSWORD (or the file
+// PDM_KAFKA_SASL_PASSWORD_FILE names). Both empty: plain TCP, no
+// authentication.
+package kafkaconn
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
+)
+
+// SASL mechanisms.
+const (
+	ScramSHA512 = "SCRAM-SHA-512"
+	ScramSHA256 = "SCRAM-SHA-256"
+	Plain       = "PLAIN"
+)
+
+// SASL is the sasl block: the mechanism and the user's credentials.
+type SASL struct {
+	Mechanism string `yaml:"mechanism" env:"_MECHANISM" help:"SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN or empty (none)"`
+	Username  string `yaml:"username" env:"_USERNAME" help:"SASL user"`
+	Password  string `yaml:"password" env:"_PASSWORD" secret:"true" help:"SASL password"`
+}
+
+// Conn is the resolved way to the brokers.
+type Conn struct {
+	Brokers []string
+	// TLS is nil for plain TCP.
+	TLS *tls.Config
+	// SASL is nil for no authentication.
+	SASL sasl.Mechanism
+}
+
+// New checks the blocks and loads what they name.
+func New(brokers []string, t tlsconf.Config, s SASL) (*Conn, error) {
+	tc, err := t.Client()
+	if err != nil {
+		return nil, fmt.Errorf("kafkaconn: %w", err)
+	}
+	m, err := s.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Brokers: brokers, TLS: tc, SASL: m}, nil
+}
+
+func (s SASL) mechanism() (sasl.Mechanism, error) {
+	if s.Mechanism == "" {
+		if s.Username != "" || s.Password != "" {
+			return nil, fmt.Errorf("kafkaconn: sasl.username is set but sasl.mechanism is empty (want %s, %s or %s)", ScramSHA512, ScramSHA256, Plain)
+		}
+		return nil, nil
+	}
+	if s.Username == "" || s.Password == "" {
+		return nil, fmt.Errorf("kafkaconn: sasl.mechanism %s needs sasl.username and sasl.password", s.Mechanism)
+	}
+	switch s.Mechanism {
+	case ScramSHA512, ScramSHA256:
+		algo := scram.SHA512
+		if s.Mechanism == ScramSHA256 {
+			algo = scram.SHA256
+		}
+		m, err := scram.Mechanism(algo, s.Username, s.Password)
+		if err != nil {
+			return nil, fmt.Errorf("kafkaconn: sasl: %w", err)
+		}
+		return m, nil
+	case Plain:
+		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
+	}
+	return nil, fmt.Errorf("kafkaconn: sasl.mechanism %q: want %s, %s or %s", s.Mechanism, ScramSHA512, ScramSHA256, Plain)
+}
+
+// Dialer is for readers (kafka.ReaderConfig.Dialer) and connections
+// (DialLeader, DialContext); timeout 0 means kafka-go's default of 10s.
+func (c *Conn) Dialer(timeout time.Duration) *kafka.Dialer {
+	if timeout == 0 {
+		timeout = kafka.DefaultDialer.Timeout
+	}
+	return &kafka.Dialer{Timeout: timeout, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
+}
+
+// Transport is for writers (kafka.Writer.Transport) and clients
+// (kafka.Client.Transport). Plain and anonymous, it is kafka-go's
+// DefaultTransport, the one a writer or client without a Transport uses,
+// so they share its metadata: a topic created through one is known to the
+// others at once (a transport of its own would learn of it only at its
+// next metadata refresh, and a writer would get "Unknown Topic Or
+// Partition" meanwhile). Otherwise each call returns a new one, with its
+// own connection pool.
+func (c *Conn) Transport() *kafka.Transport {
+	if c.TLS == nil && c.SASL == nil {
+		return kafka.DefaultTransport.(*kafka.Transport)
+	}
+	return &kafka.Transport{TLS: c.TLS, SASL: c.SASL}
+}
+
+// Client is an admin client of the brokers over a new Transport.
+func (c *Conn) Client(timeout time.Duration) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: c.Transport()}
+}

@@ -155,7 +155,9 @@ wait_for() {
 	local name="$1" deadline=$((SECONDS + START_TIMEOUT))
 	shift
 	until "$@"; do
-		if ! pid_of "$name" >/dev/null; then
+		# A pid that still runs may not have exec'd the server yet (a loaded
+		# machine): only a process that is gone has exited.
+		if ! pid_of "$name" >/dev/null && ! kill -0 "$(cat "$RUN/$name.pid" 2>/dev/null)" 2>/dev/null; then
 			tail -n 30 "$LOGS/$name".* 2>/dev/null >&2 || true
 			die "$name exited during start-up; logs in $LOGS"
 		fi

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 // Command runs one subcommand with the arguments after its name.
@@ -65,18 +66,24 @@ func Run(ctx context.Context, name string, commands map[string]Command, args []s
 // Healthcheck is a service's `healthcheck` command: it reads cfg, a pointer
 // to the service's configuration holding its defaults, exactly as the
 // service does (-config FILE, PDM_* environment, flags; see config.Parse),
-// and asks the instance listening on addr() — the service's http.addr —
-// for GET /healthz. With nothing set it probes the default address.
-func Healthcheck(name string, cfg any, sample string, addr func() string) Command {
+// and asks the instance listening on the address listen returns — the
+// service's http.addr, over TLS when its http.tls block holds a
+// certificate — for GET /healthz. With nothing set it probes the default
+// address.
+func Healthcheck(name string, cfg any, sample string, listen func() (addr string, tls tlsconf.Config)) Command {
 	return func(ctx context.Context, args []string) error {
 		if printed, err := config.Parse(name+" healthcheck", args, cfg, sample, os.Stdout); printed || err != nil {
 			return err
 		}
-		a := addr()
+		a, t := listen()
 		if a == "" {
 			return fmt.Errorf("healthcheck: http.addr is empty: the service serves no health endpoint")
 		}
-		return telemetry.Healthcheck(ctx, a)
+		tc, err := t.Server()
+		if err != nil {
+			return fmt.Errorf("healthcheck: http.tls: %w", err)
+		}
+		return telemetry.HealthcheckTLS(ctx, a, tc)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 func TestRun(t *testing.T) {
@@ -50,7 +57,8 @@ func TestRun(t *testing.T) {
 
 type hcConfig struct {
 	HTTP struct {
-		Addr string `yaml:"addr" env:"PDM_HTTP_ADDR"`
+		Addr string         `yaml:"addr" env:"PDM_HTTP_ADDR"`
+		TLS  tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
 	} `yaml:"http"`
 }
 
@@ -104,11 +112,40 @@ func TestHealthcheck(t *testing.T) {
 			}
 			var cfg hcConfig
 			cfg.HTTP.Addr = tc.def
-			cmds := map[string]Command{"healthcheck": Healthcheck("tool", &cfg, "", func() string { return cfg.HTTP.Addr })}
+			cmds := map[string]Command{"healthcheck": Healthcheck("tool", &cfg, "", func() (string, tlsconf.Config) { return cfg.HTTP.Addr, cfg.HTTP.TLS })}
 			var stderr bytes.Buffer
 			if code := Run(context.Background(), "tool", cmds, append([]string{"healthcheck"}, tc.args...), &stderr); code != tc.code {
 				t.Errorf("code %d, want %d (stderr %q)", code, tc.code, stderr.String())
 			}
 		})
+	}
+}
+
+// A service serving HTTPS (http.tls.cert_file and key_file) is probed over
+// TLS; a plain probe of it fails, and so does a TLS probe of a plain one.
+func TestHealthcheckTLS(t *testing.T) {
+	_, cert, key := stacktest.PKI(t)
+	pair := tlsconf.Config{CertFile: cert, KeyFile: key}
+	tc, err := pair.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closedPort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go telemetry.ServeTLS(ctx, addr, tc, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), slog.New(slog.DiscardHandler))
+	plain := healthz(t)
+	probe := func(addr string, t2 tlsconf.Config) int {
+		var cfg hcConfig
+		cfg.HTTP.Addr, cfg.HTTP.TLS = addr, t2
+		cmds := map[string]Command{"healthcheck": Healthcheck("tool", &cfg, "", func() (string, tlsconf.Config) { return cfg.HTTP.Addr, cfg.HTTP.TLS })}
+		return Run(context.Background(), "tool", cmds, []string{"healthcheck"}, io.Discard)
+	}
+	stacktest.Eventually(t, 5*time.Second, func() bool { return probe(addr, pair) == 0 }, "the TLS probe of an HTTPS server fails")
+	if probe(addr, tlsconf.Config{}) == 0 {
+		t.Error("a plain probe of an HTTPS server succeeded")
+	}
+	if probe(plain, pair) == 0 {
+		t.Error("a TLS probe of a plain server succeeded")
 	}
 }

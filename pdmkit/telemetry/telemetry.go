@@ -198,7 +198,12 @@ func ServeTLS(ctx context.Context, addr string, tc *tls.Config, h http.Handler, 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("http listening", "addr", ln.Addr().String(), "tls", tc != nil)
+	if Loopback(addr) {
+		log.Info("http listening on loopback only: set http.addr (PDM_HTTP_ADDR), e.g. 0.0.0.0:port, to serve other hosts",
+			"addr", ln.Addr().String(), "tls", tc != nil)
+	} else {
+		log.Info("http listening", "addr", ln.Addr().String(), "tls", tc != nil)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("telemetry: serve %s: %w", addr, err)

@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
@@ -67,5 +73,60 @@ func TestAPITokens(t *testing.T) {
 		if log := p.Log(); strings.Contains(log, readTok) || strings.Contains(log, writeTok) {
 			t.Fatalf("a token is in the log:\n%s", log)
 		}
+	}
+}
+
+// TestAPIOverTLS: with http.tls.cert_file and key_file the scorer serves
+// HTTPS only: a client trusting the CA reads its health and models, a
+// plain-HTTP request is refused, and `scorer healthcheck` with the same
+// settings probes it over TLS.
+func TestAPIOverTLS(t *testing.T) {
+	stacktest.KafkaBrokers(t) // skips under -short before the build
+	_, _, bin := binaries(t)
+	ca, cert, key := stacktest.PKI(t)
+	addr := stacktest.FreeAddr(t)
+	env := []string{"PDM_HTTP_ADDR=" + addr, "PDM_HTTP_TLS_CERT_FILE=" + cert, "PDM_HTTP_TLS_KEY_FILE=" + key}
+	brokers := strings.Join(stacktest.KafkaBrokers(t), ",")
+	p := stacktest.Start(t, append([]string{trustTestKey()}, env...), bin, "serve", "-log.level", "info",
+		"-kafka.brokers", brokers, "-kafka.group", stacktest.Unique("tls"),
+		"-kafka.readings", stacktest.Topic(t, "tls-readings", 1), "-kafka.scores", stacktest.Topic(t, "tls-scores", 1),
+		"-kafka.alerts", stacktest.Topic(t, "tls-alerts", 1), "-kafka.models", stacktest.Topic(t, "tls-models", 1),
+		"-kafka.retrain", "", "-mqtt.url", "", "-influx.url", "")
+
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(url string) int {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	stacktest.Eventually(t, time.Minute, func() bool { return get("https://"+addr+"/v2/health/ready") == http.StatusOK },
+		"the scorer is not ready over HTTPS:\n%s", func() any { return p.Log() })
+	if code := get("https://" + addr + "/v1/models"); code != http.StatusOK {
+		t.Errorf("GET /v1/models over HTTPS: %d", code)
+	}
+	if resp, err := http.Get("http://" + addr + "/v2/health/ready"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("a plain-HTTP request to the HTTPS scorer succeeded")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hc := exec.CommandContext(ctx, bin, "healthcheck")
+	hc.Env = append(os.Environ(), env...)
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Errorf("scorer healthcheck over TLS: %v\n%s", err, out)
+	}
+	if !strings.Contains(p.Log(), "tls=true") {
+		t.Errorf("the scorer does not log that it serves TLS:\n%s", p.Log())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 func main() { cli.Main("edge-agent", commands()) }
@@ -23,7 +24,7 @@ func commands() map[string]cli.Command {
 	return map[string]cli.Command{
 		"": func(ctx context.Context, args []string) error { return run(ctx, args, os.Stdout) },
 		// For container healthchecks: no shell or curl in the image.
-		"healthcheck": cli.Healthcheck("edge-agent", &health, config.Sample, func() string { return health.HTTP.Addr }),
+		"healthcheck": cli.Healthcheck("edge-agent", &health, config.Sample, func() (string, tlsconf.Config) { return health.HTTP.Addr, health.HTTP.TLS }),
 		// A simulated history as CSV, for scorer backtest.
 		"simulate": func(ctx context.Context, args []string) error { return sim.Command(ctx, args, os.Stderr) },
 	}

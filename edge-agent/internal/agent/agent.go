@@ -212,7 +212,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := telemetry.Serve(runCtx, a.cfg.HTTP.Addr, a.Handler(), a.log); err != nil {
+		tc, err := a.cfg.HTTP.TLS.Server()
+		if err == nil {
+			err = telemetry.ServeTLS(runCtx, a.cfg.HTTP.Addr, tc, a.Handler(), a.log)
+		}
+		if err != nil {
 			// The admin server is a side door: readings keep flowing without
 			// it (two agents on one host, say), so this is logged, not fatal.
 			a.log.Error("admin http server", "err", err)

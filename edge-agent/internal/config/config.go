@@ -93,11 +93,15 @@ type Config struct {
 // HTTP is the admin server.
 type HTTP struct {
 	// Addr serves /metrics, /healthz, /readyz and the /v1/assets control
-	// API. Empty disables it. Default ":9101".
+	// API. Empty disables it. Default "127.0.0.1:9101" (loopback only).
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off)"`
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
+	// TLS serves Addr over HTTPS with cert_file and key_file; a ca_file
+	// also requires every client to present a certificate it signed.
+	// Empty: plain HTTP.
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
 }
 
 // MQTT configures the broker connection.
@@ -178,7 +182,7 @@ func Default() Config {
 		Batch:     1,
 		Seed:      1,
 		TimeScale: 60,
-		HTTP:      HTTP{Addr: ":9101"},
+		HTTP:      HTTP{Addr: "127.0.0.1:9101"},
 		MQTT: MQTT{
 			URL:                  "tcp://127.0.0.1:1883",
 			Window:               256,
@@ -339,6 +343,9 @@ func (c *Config) Validate() error {
 	}
 	if !wire.ValidID(c.AgentID) {
 		add("agent_id (%q) must be 1..%d characters of [A-Za-z0-9._-]", c.AgentID, wire.MaxIDLen)
+	}
+	if _, err := c.HTTP.TLS.Server(); err != nil {
+		add("http.tls: %w", err)
 	}
 	assets, err := ParseAssets(c.Assets)
 	if err != nil {

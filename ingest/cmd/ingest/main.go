@@ -25,6 +25,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
 	pdmconfig "github.com/pdmstream/pdm/pdmkit/config"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
 
 func main() { cli.Main("ingest", commands()) }
@@ -49,7 +50,7 @@ func healthcheck(ctx context.Context, args []string) error {
 		return fmt.Errorf("healthcheck: role %q: want bridge or historian", role)
 	}
 	cfg := config.Default(role)
-	return cli.Healthcheck("ingest", &cfg, config.Sample, func() string { return cfg.HTTP.Addr })(ctx, args)
+	return cli.Healthcheck("ingest", &cfg, config.Sample, func() (string, tlsconf.Config) { return cfg.HTTP.Addr, cfg.HTTP.TLS })(ctx, args)
 }
 
 // retire drains and deletes a bridge instance's MQTT session; it takes the
@@ -106,7 +107,12 @@ func run(ctx context.Context, role config.Role, args []string) (err error) {
 	log.Info("starting", "config", pdmconfig.String(&cfg))
 	httpErr, adminErr := make(chan error, 1), make(chan error, 1)
 	go func() {
-		httpErr <- telemetry.Serve(ctx, cfg.HTTP.Addr, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
+		tc, err := cfg.HTTP.TLS.Server()
+		if err != nil {
+			httpErr <- fmt.Errorf("http.tls: %w", err)
+			return
+		}
+		httpErr <- telemetry.ServeTLS(ctx, cfg.HTTP.Addr, tc, telemetry.Handler(reg, map[string]telemetry.ReadyFunc{string(role): ready}), log)
 	}()
 	go func() { adminErr <- telemetry.ServeAdmin(ctx, cfg.HTTP.AdminAddr, log) }()
 	err = work(ctx)

@@ -31,12 +31,16 @@ type Config struct {
 
 // HTTP is the admin server.
 type HTTP struct {
-	// Addr serves /metrics, /healthz and /readyz. Default ":9102" for the
-	// bridge, ":9103" for the historian; "" disables it.
-	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off; historian default :9103)"`
+	// Addr serves /metrics, /healthz and /readyz. Default "127.0.0.1:9102" for the
+	// bridge, "127.0.0.1:9103" for the historian (loopback only); "" disables it.
+	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"admin HTTP listen address (empty = off; historian default 127.0.0.1:9103)"`
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
+	// TLS serves Addr over HTTPS with cert_file and key_file; a ca_file
+	// also requires every client to present a certificate it signed.
+	// Empty: plain HTTP.
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
 }
 
 // MQTT configures the bridge's subscription.
@@ -143,9 +147,9 @@ const (
 
 // Default returns the documented defaults for role.
 func Default(role Role) Config {
-	addr := ":9102"
+	addr := "127.0.0.1:9102"
 	if role == Historian {
-		addr = ":9103"
+		addr = "127.0.0.1:9103"
 	}
 	return Config{
 		HTTP: HTTP{Addr: addr},
@@ -178,6 +182,9 @@ func (c *Config) Validate(role Role) error {
 	var errs []error
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka.brokers is empty"))
+	}
+	if _, err := c.HTTP.TLS.Server(); err != nil {
+		errs = append(errs, fmt.Errorf("http.tls: %w", err))
 	}
 	if _, err := c.Kafka.Conn(); err != nil {
 		errs = append(errs, err)

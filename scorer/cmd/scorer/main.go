@@ -8,6 +8,7 @@ package main
 
 import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/scorer/internal/backtest"
 	"github.com/pdmstream/pdm/scorer/internal/config"
 	"github.com/pdmstream/pdm/scorer/internal/modelfile"
@@ -20,7 +21,7 @@ func commands() map[string]cli.Command {
 	health := config.Default()
 	return map[string]cli.Command{
 		"backtest":    backtest.Command,
-		"healthcheck": cli.Healthcheck("scorer", &health, config.Sample, func() string { return health.HTTP.Addr }),
+		"healthcheck": cli.Healthcheck("scorer", &health, config.Sample, func() (string, tlsconf.Config) { return health.HTTP.Addr, health.HTTP.TLS }),
 		"model":       modelfile.Command,
 		"serve":       service.Command,
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pdmstream/pdm/pdmkit/compose"
@@ -19,7 +20,7 @@ func TestComposeUsesRealKeys(t *testing.T) {
 	for _, k := range compose.Unread(env, pdmconfig.EnvKeys(&cfg)) {
 		t.Errorf("compose sets %s, which the scorer does not read", k)
 	}
-	if got, want := env["PDM_HTTP_ADDR"], cfg.HTTP.Addr; got != want {
-		t.Errorf("PDM_HTTP_ADDR %q, want the default %q", got, want)
+	if got, want := env["PDM_HTTP_ADDR"], ":"+strings.TrimPrefix(cfg.HTTP.Addr, "127.0.0.1:"); got != want {
+		t.Errorf("PDM_HTTP_ADDR %q, want %q: the default port on every interface of the container", got, want)
 	}
 }

@@ -131,11 +131,16 @@ type Influx struct {
 
 // HTTP is the API, metrics and health server.
 type HTTP struct {
-	// Addr to listen on; empty disables the server. Default :8080.
+	// Addr to listen on; empty disables the server. Default 127.0.0.1:8080
+	// (loopback only).
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
+	// TLS serves Addr over HTTPS with cert_file and key_file; a ca_file
+	// also requires every client to present a certificate it signed.
+	// Empty: plain HTTP.
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
 	// Token is the bearer token write endpoints require (it also grants
 	// reads). Default empty, which refuses every write.
 	Token string `yaml:"token" env:"PDM_API_TOKEN" secret:"true" help:"bearer token for write endpoints"`
@@ -199,7 +204,7 @@ func Default() Config {
 		},
 		MQTT:   MQTT{URL: "tcp://127.0.0.1:1883", ClientID: "pdm-scorer"},
 		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", BatchSize: 5000},
-		HTTP:   HTTP{Addr: ":8080", StaleAfter: 2 * time.Minute, FleetSince: time.Hour},
+		HTTP:   HTTP{Addr: "127.0.0.1:8080", StaleAfter: 2 * time.Minute, FleetSince: time.Hour},
 		Log:    telemetry.DefaultLog(),
 		Scoring: Scoring{
 			Replay:    2000,
@@ -230,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Models == c.Kafka.Readings || c.Kafka.Scores == c.Kafka.Readings {
 		bad("kafka.readings (%s) must differ from kafka.scores (%s) and kafka.models (%s)", c.Kafka.Readings, c.Kafka.Scores, c.Kafka.Models)
+	}
+	if _, err := c.HTTP.TLS.Server(); err != nil {
+		bad("http.tls: %v", err)
 	}
 	if _, err := c.Kafka.Conn(); err != nil {
 		bad("kafka: %v", err)

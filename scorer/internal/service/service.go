@@ -243,7 +243,11 @@ func (s *Service) Run(ctx context.Context) error {
 	run("alertview", s.view.Run)
 	run("fleet", s.followScores)
 	run("http", func(ctx context.Context) error {
-		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.handler, s.log.With("component", "http"))
+		tc, err := s.cfg.HTTP.TLS.Server()
+		if err != nil {
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		return telemetry.ServeTLS(ctx, s.cfg.HTTP.Addr, tc, s.handler, s.log.With("component", "http"))
 	})
 	run("admin", func(ctx context.Context) error {
 		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)

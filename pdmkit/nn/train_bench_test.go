@@ -27,6 +27,9 @@ var trainCases = []trainCase{
 	{"fc-832-104-208/batch=32", Spec{Sizes: []int{832, 104, 208}, Acts: []Activation{Tanh, Linear}}, "fc", 0.005, 1e-4, 32},
 	{"rul-960-64-32-1/batch=32", Spec{Sizes: []int{960, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 32},
 	{"rul-960-64-32-1/batch=128", Spec{Sizes: []int{960, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 128},
+	// The rul default window, 80 cycles of 16 features.
+	{"rul-1280-64-32-1/batch=32", Spec{Sizes: []int{1280, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 32},
+	{"rul-1280-64-32-1/batch=128", Spec{Sizes: []int{1280, 64, 32, 1}, Acts: []Activation{ReLU, ReLU, Linear}}, "rul", 0.001, 1e-4, 128},
 }
 
 // Shared with torch_train.py: rows, epochs and the data formula.
@@ -56,7 +59,7 @@ func benchData(c trainCase) (x, y *mat.Dense) {
 	case c.kind == "fc":
 		window = 16
 	case c.kind == "rul":
-		window = 60
+		window = in / 16 // 16 features per cycle
 	}
 	d := in / window
 	x = mat.NewDense(benchRows, in, nil)

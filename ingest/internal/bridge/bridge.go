@@ -120,7 +120,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	client := mqtt.NewClient(b.clientOptions(handler))
 	b.rebirths.Store(&client)
-	client.Connect() // with ConnectRetry it keeps trying in the background
+	connectCtx, stopConnect := context.WithCancel(ctx)
+	connecting := make(chan struct{})
+	go func() { defer close(connecting); b.connect(connectCtx, client) }()
 
 	batches := make(chan *pending) // unbuffered: handed over when the writer is free
 	written := make(chan struct{})
@@ -168,6 +170,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	close(batches)
 	<-written
+	stopConnect()
+	<-connecting
 	client.Disconnect(250)
 	b.connected.Store(false)
 	return nil
@@ -279,9 +283,7 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetCleanSession(false). // the broker keeps our subscription and queue while we are away
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
+		SetAutoReconnect(true). // once connected (see connect)
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
@@ -294,6 +296,25 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 			b.metrics.Reconnects.Inc()
 			b.log.Warn("mqtt connection lost", "err", err)
 		})
+}
+
+// connect makes the first connection, retrying with backoff until ctx
+// ends and logging why each attempt failed (a refused password, the broker
+// away): paho's own connect retry says nothing. Once connected, paho's
+// auto-reconnect keeps the connection.
+func (b *Bridge) connect(ctx context.Context, c mqtt.Client) {
+	backoff := retry.Backoff{Initial: 500 * time.Millisecond, Max: 10 * time.Second}
+	_ = retry.Do(ctx, backoff, func(attempt int, err error, wait time.Duration) {
+		b.log.Warn("mqtt connect failed, retrying", "broker", b.cfg.MQTT.URL, "attempt", attempt, "backoff", wait, "err", err)
+	}, func(ctx context.Context) error {
+		t := c.Connect()
+		select {
+		case <-t.Done():
+			return t.Error()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 }
 
 // join subscribes to filters on a fresh connection (or, retiring, leaves

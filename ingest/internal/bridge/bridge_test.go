@@ -12,6 +12,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -432,3 +433,57 @@ func TestRetireHandsTheShareBack(t *testing.T) {
 	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(stay.metrics.Readings)-before == 40 },
 		"the live bridge got %v of 40 readings after the retire", testutil.ToFloat64(stay.metrics.Readings)-before)
 }
+
+// Against the secured broker (TLS, passwords, ACL) the bridge user bridges
+// a gateway's readings; with a wrong password the bridge is not ready and
+// logs why each connection attempt failed, without the password.
+func TestBridgeOnSecuredMosquitto(t *testing.T) {
+	mq := stacktest.StartSecureMosquitto(t)
+	site := "plant1" // a gateway of deployments/mosquitto/gateways.txt
+	cfg := testConfig(t, site)
+	cfg.MQTT.URL, cfg.MQTT.TLS.CAFile = mq.URL(), mq.CAFile()
+	cfg.MQTT.Username, cfg.MQTT.Password = "bridge", mq.Password("bridge")
+	b, err := New(cfg, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Run(t, "bridge", b.Run)
+	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(context.Background()) == nil }, "bridge not connected to the secured broker")
+	gw := mqtt.NewClient(mq.ClientOptions("gw-plant1").SetClientID(stacktest.Unique("gw")))
+	if tok := gw.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("gateway connect: %v", tok.Error())
+	}
+	defer gw.Disconnect(100)
+	publishReadings(t, gw, site, 20, 2)
+	if got := decodeAll(t, stacktest.ReadN(t, cfg.Kafka.Readings, 20, 30*time.Second)); len(got) != 20 || got[0].Site != site {
+		t.Fatalf("%d of 20 readings reached Kafka: %v", len(got), got)
+	}
+
+	var log strings.Builder
+	var mu sync.Mutex
+	bad := cfg
+	bad.MQTT.ClientID, bad.MQTT.Password = stacktest.Unique("bad-bridge"), "not-the-bridge-password"
+	wb, err := New(bad, slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.Write(p)
+	}), nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Run(t, "bad bridge", wb.Run)
+	text := func() string { mu.Lock(); defer mu.Unlock(); return log.String() }
+	stacktest.Eventually(t, 20*time.Second, func() bool {
+		return strings.Contains(text(), "mqtt connect failed") && strings.Contains(text(), "not Authorized")
+	}, "the refused bridge does not log why:\n%s", func() any { return text() })
+	if wb.Ready(context.Background()) == nil {
+		t.Error("a bridge with a wrong password is ready")
+	}
+	if strings.Contains(text(), bad.MQTT.Password) || strings.Contains(text(), mq.Password("bridge")) {
+		t.Errorf("the log holds a password:\n%s", text())
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

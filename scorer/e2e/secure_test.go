@@ -113,6 +113,11 @@ func TestScorerOnSecuredKafka(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Fatalf("the scorer with a wrong password is ready: %s", b)
 		}
+		// Readiness says why, not only that it waits.
+		if !strings.Contains(string(b), "model registry not read yet: ") {
+			t.Errorf("the refused scorer's readiness does not say why: %s", b)
+		}
+		t.Logf("readiness of the refused scorer: %s", b)
 	}
 	if bad.Exited() || good.Exited() {
 		t.Fatalf("a scorer exited:\n%s\n%s", bad.Log(), good.Log())

@@ -28,6 +28,18 @@ type KafkaLog struct {
 	// offsets holds each key's newest offset, for Read.
 	mu      sync.Mutex
 	offsets map[string]int64
+	// failed is why the last attempt to reach the topic failed, for
+	// readiness; nil once an attempt succeeds.
+	failed atomic.Pointer[error]
+}
+
+// Failed is why the last attempt to read or reach the models topic failed
+// (a refused login, the broker away), nil when the last one succeeded.
+func (k *KafkaLog) Failed() error {
+	if p := k.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // NewKafkaLog connects nothing; Follow and Append do.
@@ -106,6 +118,7 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 	}); err != nil {
 		return nil // ctx ended
 	}
+	k.failed.Store(nil)
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   k.conn.Brokers,
 		Dialer:    k.conn.Dialer(0),
@@ -134,6 +147,7 @@ func (k *KafkaLog) Follow(ctx context.Context, apply func(key string, value []by
 		}); err != nil {
 			return nil // ctx ended
 		}
+		k.failed.Store(nil)
 		k.mu.Lock()
 		k.offsets[string(m.Key)] = m.Offset
 		k.mu.Unlock()
@@ -175,6 +189,7 @@ var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Secon
 
 func (k *KafkaLog) retrying(what string) func(int, error, time.Duration) {
 	return func(attempt int, err error, wait time.Duration) {
+		k.failed.Store(&err)
 		k.log.Warn(what+" failed, retrying", "attempt", attempt, "backoff", wait, "err", err)
 	}
 }

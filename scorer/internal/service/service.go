@@ -189,6 +189,9 @@ func (s *Service) ready(ctx context.Context) error {
 	}
 	switch {
 	case !s.caughtUp.Load():
+		if err := s.models.Failed(); err != nil {
+			return fmt.Errorf("model registry not read yet: %w", err)
+		}
 		return errors.New("model registry not read yet")
 	case !s.consumer.Joined():
 		return errors.New("consumer group not joined yet")

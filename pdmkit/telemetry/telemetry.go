@@ -217,17 +217,12 @@ func ServeTLS(ctx context.Context, addr string, tc *tls.Config, h http.Handler, 
 	return nil
 }
 
-// Healthcheck asks a running service for GET /healthz on addr, a listen
+// HealthcheckTLS asks a running service for GET /healthz on addr, a listen
 // address such as ":9102" (an empty host means loopback). The service
 // images have no shell or curl, so each binary runs this for Docker's
 // HEALTHCHECK as `<binary> healthcheck`, with addr the service's http.addr
-// read from the same configuration as the service (pdmkit/cli).
-func Healthcheck(ctx context.Context, addr string) error {
-	return HealthcheckTLS(ctx, addr, nil)
-}
-
-// HealthcheckTLS is Healthcheck of a server that serves TLS when tc is not
-// nil: the probe asks https://, presenting tc's certificates (a server that
+// read from the same configuration as the service (pdmkit/cli). With tc
+// not nil the server serves TLS: the probe asks https://, presenting tc's certificates (a server that
 // requires client certificates gets the server's own pair) and trusting the
 // answer unverified, since it only asks its own process on loopback whether
 // it is alive.

@@ -36,7 +36,7 @@ func TestEndpoints(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	deadline := time.Now().Add(5 * time.Second)
-	for Healthcheck(ctx, addr) != nil {
+	for HealthcheckTLS(ctx, addr, nil) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("healthcheck never passed")
 		}
@@ -61,7 +61,7 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics: %d", code)
 	}
-	if err := Healthcheck(ctx, "127.0.0.1:1"); err == nil {
+	if err := HealthcheckTLS(ctx, "127.0.0.1:1", nil); err == nil {
 		t.Fatal("healthcheck of a closed port passed")
 	}
 }

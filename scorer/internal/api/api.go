@@ -115,6 +115,10 @@ func New(opt Options, r *registry.Registry, alerts Alerts, promReg prometheus.Re
 	return &API{opt: opt, guard: httpauth.New(opt.Auth), reg: r, alerts: alerts, log: log, m: m}
 }
 
+// LogAuth says, once at start, which tokens guard the API (reads open,
+// writes off).
+func (a *API) LogAuth(log *slog.Logger) { a.guard.LogMode(log) }
+
 // route is one entry of the table.
 type route struct {
 	method, path string

@@ -168,11 +168,11 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	auth := httpauth.Config{ReadToken: cfg.HTTP.ReadToken, WriteToken: cfg.HTTP.Token, Realm: "pdm-scorer",
 		ReadKey: "http.read_token (PDM_API_READ_TOKEN)", WriteKey: "http.token (PDM_API_TOKEN)"}
-	if cfg.HTTP.Addr != "" {
-		httpauth.New(auth).LogMode(log.With("component", "api"))
-	}
 	a := api.New(api.Options{Auth: auth, Ready: s.ready, Decision: cfg.Alert.Config(),
 		Fleet: s.fleet, StaleAfter: cfg.HTTP.StaleAfter, Console: page}, s.reg, s.view, s.prom, log.With("component", "api"))
+	if cfg.HTTP.Addr != "" {
+		a.LogAuth(log.With("component", "api"))
+	}
 	s.handler = a.Handler(s.prom, checks)
 	return s, nil
 }

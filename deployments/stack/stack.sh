@@ -343,7 +343,7 @@ format_kafka() {
 	fi
 	log "formatting Kafka storage (cluster id $(<"$id_file"))"
 	"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --ignore-formatted \
-		-t "$(<"$id_file")" -c "$CONF/server.properties" "${scram[@]}" >>"$LOGS/kafka.out" 2>&1 ||
+		--cluster-id="$(<"$id_file")" -c "$CONF/server.properties" "${scram[@]}" >>"$LOGS/kafka.out" 2>&1 ||
 		die "formatting Kafka storage failed; see $LOGS/kafka.out"
 }
 

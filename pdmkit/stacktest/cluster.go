@@ -146,7 +146,8 @@ func startKafka(t testing.TB, n int, secure bool) *Cluster {
 	errs := make(chan error, n)
 	for _, nd := range c.nodes {
 		go func() {
-			args := append(append(append([]string{}, nd.javaArgs...), "kafka.tools.StorageTool", "format", "-t", clusterID, "-c", nd.conf), scram...)
+			// "=" keeps an id that starts with "-" (one in 64) from reading as a flag.
+			args := append(append(append([]string{}, nd.javaArgs...), "kafka.tools.StorageTool", "format", "--cluster-id="+clusterID, "-c", nd.conf), scram...)
 			if out, err := exec.Command("java", args...).CombinedOutput(); err != nil {
 				errs <- fmt.Errorf("format node %d: %v\n%s", nd.id, err, out)
 				return

@@ -19,6 +19,10 @@
 //     server refused to monitor ("BadNodeIdUnknown") and values that are no
 //     number ("BadTypeMismatch"). A held value older than stale_after is
 //     marked "stale".
+//   - A session silent for opcua.timeout reads every item's value: a value
+//     that differs from what it holds (a notification lost, or left out by
+//     the server) is taken and makes a reading; a failed read means the
+//     server hangs.
 //   - A notification in which no item has a usable value yields no reading
 //     (a missed cycle, source.ErrMissed), since a reading needs a value.
 //   - A failed connection attempt, or a session lost (the server restarted,

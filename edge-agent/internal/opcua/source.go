@@ -15,7 +15,6 @@ import (
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
-	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/source"
@@ -154,9 +153,9 @@ func (s *Source) Next(ctx context.Context) (map[string]float64, error) {
 			}
 			if s.now().Sub(s.lastNote) > s.cfg.Timeout {
 				// Keep-alives do not reach us: a session without data changes
-				// for a while is asked for the server's clock, which fails on
-				// a server that hangs with the connection open.
-				heard, err := s.probe(ctx)
+				// for a while reads the items' values, which recovers a lost
+				// notification and fails on a server that hangs.
+				changed, err := s.probe(ctx)
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil, ctx.Err()
@@ -164,7 +163,7 @@ func (s *Source) Next(ctx context.Context) (map[string]float64, error) {
 					return nil, s.lost(fmt.Errorf("probe: %w", err))
 				}
 				s.lastNote = s.now()
-				if sensors, quality := s.reading(); heard && len(sensors) > 0 {
+				if sensors, quality := s.reading(); changed && len(sensors) > 0 {
 					s.quality = quality
 					return sensors, nil
 				}
@@ -206,9 +205,7 @@ func (s *Source) dial(ctx context.Context) error {
 		return err
 	}
 	notes := make(chan *gopcua.PublishNotificationData, 64)
-	// The server sends a keep-alive after this many empty publishing
-	// intervals, so a healthy publish request is answered within Timeout.
-	keepAlive := uint32(max(1, s.cfg.Timeout/s.cfg.PublishingInterval))
+	keepAlive := keepAliveCount(s.cfg)
 	sub, err := c.Subscribe(ctx, &gopcua.SubscriptionParameters{
 		Interval: s.cfg.PublishingInterval, MaxKeepAliveCount: keepAlive, LifetimeCount: 3 * keepAlive,
 	}, notes)
@@ -250,6 +247,16 @@ func (s *Source) dial(ctx context.Context) error {
 	s.client, s.notes, s.lastNote = c, notes, now
 	s.log.Info("opcua subscribed", "session", s.sessions.Add(1), "items", len(reqs), "publishing_interval", sub.RevisedPublishingInterval)
 	return nil
+}
+
+// keepAliveCount is how many empty publishing intervals the server waits
+// before it answers a publish request with a keep-alive: about half of
+// Timeout, the client's publish request timeout. Were it the whole of
+// Timeout, the client would give up on each quiet request just before the
+// server answered it, and a value that changed at that moment would go in
+// the answer to a request nobody waits for.
+func keepAliveCount(cfg Config) uint32 {
+	return uint32(max(1, cfg.Timeout/cfg.PublishingInterval/2-1))
 }
 
 // options builds the client's options from the server's endpoint list:
@@ -303,26 +310,29 @@ func (s *Source) apply(items []*ua.MonitoredItemNotification) {
 		}
 		it := &s.items[i]
 		it.at = now
-		it.value, it.has, it.mark = 0, false, ""
-		status := n.Value.Status
-		if n.Value.EncodingMask&ua.DataValueStatusCode == 0 {
-			status = ua.StatusGood // an absent status code means Good
-		}
-		if statusClass(status) == wire.QualityBad {
-			it.mark = statusName(status)
-			continue
-		}
-		if statusClass(status) == wire.QualityUncertain {
-			it.mark = statusName(status)
-		}
-		v, bad := number(n.Value.Value)
-		if bad != "" {
-			// Good or Uncertain, but nothing a reading can carry.
-			it.mark = bad
-			continue
-		}
-		it.value, it.has = v, true
+		it.value, it.has, it.mark = decode(n.Value)
 	}
+}
+
+// decode turns a data value into what an item holds: the value, whether it
+// is usable (status Good or Uncertain, and a number) and its quality mark.
+func decode(dv *ua.DataValue) (value float64, has bool, mark string) {
+	status := dv.Status
+	if dv.EncodingMask&ua.DataValueStatusCode == 0 {
+		status = ua.StatusGood // an absent status code means Good
+	}
+	if statusClass(status) == wire.QualityBad {
+		return 0, false, statusName(status)
+	}
+	if statusClass(status) == wire.QualityUncertain {
+		mark = statusName(status)
+	}
+	v, bad := number(dv.Value)
+	if bad != "" {
+		// Good or Uncertain, but nothing a reading can carry.
+		return 0, false, bad
+	}
+	return v, true, mark
 }
 
 // reading builds the sensor map and the quality marks from what the
@@ -353,23 +363,18 @@ func (s *Source) reading() (map[string]float64, map[string]string) {
 	return sensors, quality
 }
 
-// probe asks the server for something: the values of the items it has not
-// sent in this session (a server may leave out, or lose, the initial
-// notification of a value that does not change), or else its clock. heard
-// says values were read and applied.
-func (s *Source) probe(ctx context.Context) (heard bool, err error) {
+// probe reads the value of every item and takes those that differ from
+// what the session holds. A notification can be lost (a server answers a
+// publish request the client has already given up on), and servers may
+// leave out the initial notification of a value that does not change; the
+// read recovers both. A server that hangs with the connection open fails
+// the read. changed says a value was taken.
+func (s *Source) probe(ctx context.Context) (changed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	var read []*ua.ReadValueID
-	var handles []uint32
-	for i, it := range s.items {
-		if it.at.IsZero() {
-			read = append(read, &ua.ReadValueID{NodeID: s.nodes[i], AttributeID: ua.AttributeIDValue})
-			handles = append(handles, uint32(i+1))
-		}
-	}
-	if len(read) == 0 {
-		read = []*ua.ReadValueID{{NodeID: ua.NewNumericNodeID(0, id.Server_ServerStatus_CurrentTime), AttributeID: ua.AttributeIDValue}}
+	read := make([]*ua.ReadValueID, len(s.nodes))
+	for i, n := range s.nodes {
+		read[i] = &ua.ReadValueID{NodeID: n, AttributeID: ua.AttributeIDValue}
 	}
 	res, err := s.client.Read(ctx, &ua.ReadRequest{NodesToRead: read})
 	if err != nil {
@@ -378,15 +383,24 @@ func (s *Source) probe(ctx context.Context) (heard bool, err error) {
 	if len(res.Results) != len(read) {
 		return false, fmt.Errorf("read of %d nodes answered %d results", len(read), len(res.Results))
 	}
-	if len(handles) == 0 {
-		return false, nil
-	}
-	notes := make([]*ua.MonitoredItemNotification, len(handles))
-	for k, h := range handles {
-		notes[k] = &ua.MonitoredItemNotification{ClientHandle: h, Value: res.Results[k]}
+	var notes []*ua.MonitoredItemNotification
+	for i, dv := range res.Results {
+		n := &ua.MonitoredItemNotification{ClientHandle: uint32(i + 1), Value: dv}
+		if it := s.items[i]; it.at.IsZero() || differs(it, n.Value) {
+			notes = append(notes, n)
+		}
 	}
 	s.apply(notes)
-	return true, nil
+	return len(notes) > 0, nil
+}
+
+// differs says a data value would change what an item holds.
+func differs(it item, dv *ua.DataValue) bool {
+	if dv == nil {
+		return false
+	}
+	v, has, mark := decode(dv)
+	return has != it.has || v != it.value || mark != it.mark
 }
 
 // lost ends the session; what it held is forgotten, so no value of a

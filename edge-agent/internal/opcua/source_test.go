@@ -419,25 +419,53 @@ func TestHungServerProbed(t *testing.T) {
 	}
 }
 
-// TestProbeReadsUnheardValues: a session that has not heard an item (its
-// initial notification lost) reads it in the probe; one that has heard
-// every item reads only the server clock.
-func TestProbeReadsUnheardValues(t *testing.T) {
-	srv := opcuatest.New(t, opcuatest.Options{}, "a", "b")
+// TestProbeRecoversLostValues: the probe of a quiet session reads every
+// item and takes the values that differ from what it holds, whether the
+// item was never heard in this session (its initial notification left
+// out) or its last change was lost; unchanged values are left as they are.
+func TestProbeRecoversLostValues(t *testing.T) {
+	srv := opcuatest.New(t, opcuatest.Options{}, "a", "b", "c")
 	srv.Set("a", 1.5)
 	srv.Set("b", 2.5)
-	s := newSource(t, testConfig(srv, "a", "b"))
-	await(t, s, equal(map[string]float64{"a": 1.5, "b": 2.5}), "both values")
-	srv.Set("b", 3.5)
-	s.items[1] = item{sensor: "b"} // as if b's notification never came
-	heard, err := s.probe(context.Background())
-	if err != nil || !heard {
-		t.Fatalf("probe: heard %v, %v", heard, err)
+	s := newSource(t, testConfig(srv, "a", "b", "c"))
+	await(t, s, equal(map[string]float64{"a": 1.5, "b": 2.5, "c": 0}), "the values")
+	heldAt := s.items[0].at
+
+	srv.Set("b", 3.5)                                // Next is not called: as if this notification were lost
+	srv.SetStatus("c", ua.StatusBadSensorFailure, 0) // and this one
+	s.items[0] = item{sensor: "a"}                   // as if a's initial notification never came
+	changed, err := s.probe(context.Background())
+	if err != nil || !changed {
+		t.Fatalf("probe: changed %v, %v", changed, err)
 	}
-	if got, _ := s.reading(); !maps.Equal(got, map[string]float64{"a": 1.5, "b": 3.5}) {
-		t.Errorf("after the probe: %v", got)
+	got, quality := s.reading()
+	if !maps.Equal(got, map[string]float64{"a": 1.5, "b": 3.5}) || !maps.Equal(quality, map[string]string{"c": "BadSensorFailure"}) {
+		t.Errorf("after the probe: %v %v", got, quality)
 	}
-	if heard, err := s.probe(context.Background()); err != nil || heard {
-		t.Errorf("second probe: heard %v, %v (every item was heard: the clock only)", heard, err)
+	at := s.items[1].at
+	if changed, err := s.probe(context.Background()); err != nil || changed {
+		t.Errorf("second probe: changed %v, %v (nothing changed on the server)", changed, err)
+	}
+	if s.items[1].at != at || heldAt.IsZero() {
+		t.Errorf("an unchanged value was taken again (at %v, was %v): it would never go stale", s.items[1].at, at)
+	}
+}
+
+// The server's keep-alive answers a quiet publish request well before the
+// client gives up on it (opcua.timeout), so no change is sent in the
+// answer to an abandoned request.
+func TestKeepAliveWithinTimeout(t *testing.T) {
+	for _, c := range []struct{ interval, timeout time.Duration }{
+		{50 * time.Millisecond, 2 * time.Second},
+		{time.Second, 10 * time.Second},
+		{100 * time.Millisecond, 100 * time.Millisecond},
+		{time.Second, 3 * time.Second},
+	} {
+		cfg := Config{PublishingInterval: c.interval, Timeout: c.timeout}
+		n := keepAliveCount(cfg)
+		// The server answers after n+1 empty intervals.
+		if d := time.Duration(n+1) * c.interval; n < 1 || (d > c.timeout/2 && n > 1) {
+			t.Errorf("interval %s, timeout %s: keep-alive count %d answers after %s", c.interval, c.timeout, n, d)
+		}
 	}
 }

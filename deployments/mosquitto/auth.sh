@@ -28,7 +28,7 @@ mv "$OUT/mosquitto.passwd.tmp" "$OUT/mosquitto.passwd"
 	sed -e 's/#.*//' "$HERE/gateways.txt" | while read -r user site; do
 		[[ -n $user ]] || continue
 		[[ -n $site ]] || { echo "auth: gateways.txt: user $user has no site" >&2; exit 1; }
-		printf '\n# gateway of site %s\nuser %s\ntopic readwrite pdm/v1/%s/#\ntopic readwrite spBv1.0/%s/#\n' \
+		printf '\n# gateway of site %s\nuser %s\ntopic readwrite pdm/v1/%s/#\ntopic readwrite spBv1.0/%s/#\ntopic read pdm/ingest/joined\n' \
 			"$site" "$user" "$site" "$site"
 	done
 } >"$OUT/mosquitto.acl.tmp"

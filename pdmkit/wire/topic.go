@@ -25,6 +25,19 @@ func StatusTopic(site, asset string) string { return assetTopic(site, asset, "st
 // AlertsTopic carries the retained current alert state of an asset.
 func AlertsTopic(site, asset string) string { return assetTopic(site, asset, "alerts") }
 
+// DeliveredTopic carries the ingest bridge's confirmations that Kafka holds
+// an asset's readings (Delivered), for the agent that published them.
+func DeliveredTopic(site, asset string) string { return assetTopic(site, asset, "delivered") }
+
+// DeliveredFilter matches the confirmations of every asset of a site.
+func DeliveredFilter(site string) string { return TopicRoot + "/" + site + "/+/delivered" }
+
+// IngestJoinedTopic is where a bridge says it has (re)subscribed to the
+// readings (IngestJoined): readings published while no bridge was
+// subscribed were dropped by the broker, so agents send again what has not
+// been confirmed.
+const IngestJoinedTopic = "pdm/ingest/joined"
+
 // ReadingsFilter matches the readings of every asset of every site.
 const ReadingsFilter = TopicRoot + "/+/+/readings"
 

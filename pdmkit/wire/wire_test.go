@@ -204,3 +204,18 @@ func TestSanitize(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeDelivered(t *testing.T) {
+	d, err := DecodeDelivered([]byte(`{"seq":42}`))
+	if err != nil || d.Seq != 42 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	for _, bad := range []string{``, `{}`, `{"seq":-1}`, `{"seq":"7"}`, `[]`} {
+		if _, err := DecodeDelivered([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if got := DeliveredTopic("plant1", "pump-1"); got != "pdm/v1/plant1/pump-1/delivered" {
+		t.Errorf("topic %s", got)
+	}
+}

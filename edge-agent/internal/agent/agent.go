@@ -176,8 +176,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ids := a.AssetIDs()
 	var framer publish.Framer // nil: the JSON readings and the status below
+	confirm := ""
 	if a.cfg.MQTT.Payload == config.PayloadSparkplug {
 		framer = publish.NewSparkplug(a.cfg.Site, a.cfg.AgentID)
+	} else if a.cfg.MQTT.Confirm {
+		confirm = wire.DeliveredFilter(a.cfg.Site)
 	}
 	tc, err := a.cfg.MQTT.TLS.Client()
 	if err != nil {
@@ -191,8 +194,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		Online:      func() []byte { return publish.StatusPayload(a.cfg.AgentID, "online", ids, time.Now()) },
 		Offline:     func() []byte { return publish.StatusPayload(a.cfg.AgentID, "offline", ids, time.Now()) },
 		Framer:      framer,
-		Meta:        a.meta,
-		Published:   a.m.published, Acked: a.m.acked, Reconnects: a.m.reconnects,
+		Meta:        a.meta, ConfirmFilter: confirm,
+		Published: a.m.published, Acked: a.m.acked, Reconnects: a.m.reconnects,
 	}, a.log)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -37,6 +37,9 @@ func testConfig(url, site string) config.Config {
 	cfg.MQTT.MaxReconnectInterval = 300 * time.Millisecond
 	cfg.HTTP.Addr = ""
 	cfg.Rate = 0
+	// No bridge runs in these tests: a reading is done at the broker's
+	// PUBACK. confirm_test.go runs with confirmations.
+	cfg.MQTT.Confirm = false
 	return cfg
 }
 

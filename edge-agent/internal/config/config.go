@@ -133,6 +133,13 @@ type MQTT struct {
 	// (births, DDATA with aliases, NDEATH as the will, rebirth on NCMD;
 	// no pdm/v1 status). The spool holds the same either way. Default "json".
 	Payload string `yaml:"payload" env:"PDM_MQTT_PAYLOAD" help:"json or sparkplug (Sparkplug B 3.0)"`
+	// Confirm keeps readings in the spool until the ingest bridge confirms
+	// Kafka has them (pdm/v1/{site}/{asset}/delivered), and sends again
+	// what is not confirmed when a bridge subscribes: a broker crash then
+	// loses nothing. Off, a reading is done once the broker acknowledged
+	// it. Needs a bridge with mqtt.confirm on; json payload only. Default
+	// true.
+	Confirm bool `yaml:"confirm" env:"PDM_MQTT_CONFIRM" help:"keep readings until the bridge confirms Kafka has them"`
 }
 
 // Payload forms.
@@ -189,6 +196,7 @@ func Default() Config {
 			KeepAlive:            15 * time.Second,
 			MaxReconnectInterval: 5 * time.Second,
 			Payload:              PayloadJSON,
+			Confirm:              true,
 		},
 		Spool: Spool{
 			MaxBytes:     1 << 30,

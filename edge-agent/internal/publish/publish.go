@@ -13,6 +13,14 @@
 // PUBACK. The cost is that up to one window of messages may be delivered twice
 // after a link loss (at least once; consumers de-duplicate by asset and seq).
 //
+// Confirmed delivery (Options.ConfirmFilter): a PUBACK says only that the
+// broker has a message, and a broker that crashes before saving its store,
+// or restarts without a subscriber for the readings, loses what it
+// acknowledged. With confirmations on, a record is committed only once the
+// ingest bridge has confirmed that Kafka holds its readings (wire.Delivered),
+// and whenever a bridge says it has subscribed (wire.IngestJoinedTopic)
+// everything not yet confirmed is sent again on the same connection.
+//
 // What goes on the wire is a Framer's choice: the pdm JSON form as spooled,
 // with the retained status (the default), or Sparkplug B (NewSparkplug),
 // encoded at publish time so the spool and its store-and-forward stay the
@@ -35,6 +43,7 @@ import (
 
 	"github.com/pdmstream/pdm/edge-agent/internal/spool"
 	"github.com/pdmstream/pdm/pdmkit/retry"
+	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 // ErrRecord: a spool record is not in the envelope format.
@@ -112,6 +121,11 @@ type Options struct {
 	// Meta is stored with every cursor commit (the agent keeps its sequence
 	// numbers there). May be nil.
 	Meta func() []byte
+	// ConfirmFilter, when set, is subscribed to for the bridge's delivery
+	// confirmations (wire.DeliveredFilter of the site): records are then
+	// committed only once confirmed (see the package comment). "" commits
+	// on the broker's PUBACK. Only for the JSON form (no Framer).
+	ConfirmFilter string
 	// Counters; nil ones count nothing.
 	Published, Acked, Reconnects Counter
 }
@@ -138,6 +152,8 @@ type Publisher struct {
 	// listening says the current connection subscribed to commands.
 	commands  chan []byte
 	listening bool
+	// conf holds the confirmations; nil without Options.ConfirmFilter.
+	conf *confirmations
 }
 
 // Message is one MQTT message to publish with QoS 1.
@@ -206,6 +222,9 @@ func New(opts Options, log *slog.Logger) (*Publisher, error) {
 	if opts.URL == "" || opts.ClientID == "" {
 		return nil, errors.New("publish: url and client id are required")
 	}
+	if opts.Framer != nil && opts.ConfirmFilter != "" {
+		return nil, errors.New("publish: confirmations are only for the JSON form")
+	}
 	if opts.Framer == nil {
 		opts.Framer = statusFramer{topic: opts.StatusTopic, online: opts.Online, offline: opts.Offline}
 	}
@@ -226,7 +245,11 @@ func New(opts Options, log *slog.Logger) (*Publisher, error) {
 			*c = nopCounter{}
 		}
 	}
-	return &Publisher{opts: opts, log: log.With("component", "publish"), commands: make(chan []byte, 16)}, nil
+	p := &Publisher{opts: opts, log: log.With("component", "publish"), commands: make(chan []byte, 16)}
+	if opts.ConfirmFilter != "" {
+		p.conf = newConfirmations()
+	}
+	return p, nil
 }
 
 // Connected reports whether the link is up, for readiness.
@@ -288,17 +311,32 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan struct{}, 
 			return nil, nil, fmt.Errorf("subscribe %s: %v", sess.Commands, sub.Error())
 		}
 	}
+	if p.conf != nil {
+		filters := map[string]byte{p.opts.ConfirmFilter: 0, wire.IngestJoinedTopic: 1}
+		sub := c.SubscribeMultiple(filters, p.conf.handle)
+		if !sub.WaitTimeout(10*time.Second) || sub.Error() != nil {
+			go c.Disconnect(0)
+			return nil, nil, fmt.Errorf("subscribe to delivery confirmations %s: %v", p.opts.ConfirmFilter, sub.Error())
+		}
+	}
 	return c, lost, nil
 }
 
 type entry struct {
-	rec   spool.Record
-	count int
-	toks  []mqtt.Token
+	rec     spool.Record
+	count   int
+	topic   string // the envelope's, for its confirmation
+	lastSeq uint64
+	toks    []mqtt.Token
+	at      time.Time // when the broker acknowledged it
 }
 
-// errLost ends a cycle when its connection drops.
-var errLost = errors.New("connection lost")
+// errLost ends a cycle when its connection drops; errResend when a bridge
+// has subscribed and what is not confirmed must go again.
+var (
+	errLost   = errors.New("connection lost")
+	errResend = errors.New("a bridge subscribed")
+)
 
 // Run connects, reconnects with back-off, and drains q until ctx ends.
 func (p *Publisher) Run(ctx context.Context, q Queue) error {
@@ -326,9 +364,16 @@ func (p *Publisher) Run(ctx context.Context, q Queue) error {
 			c.Publish(m.Topic, 1, m.Retain, m.Payload)
 		}
 		p.setClient(c)
-		// Everything not committed goes again, in order, on this connection.
-		q.Rewind()
-		err = p.cycle(ctx, c, lost, q)
+		for {
+			// Everything not committed goes again, in order, on this
+			// connection.
+			q.Rewind()
+			err = p.cycle(ctx, c, lost, q)
+			if !errors.Is(err, errResend) || ctx.Err() != nil {
+				break
+			}
+			p.log.Info("a bridge subscribed; sending again the readings it has not confirmed")
+		}
 		p.setClient(nil)
 		if ctx.Err() != nil {
 			// Keep the client for Close to publish the offline status.
@@ -355,10 +400,16 @@ func (p *Publisher) setClient(c mqtt.Client) {
 func (p *Publisher) cycle(ctx context.Context, c mqtt.Client, lost <-chan struct{}, q Queue) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var joined <-chan struct{}
+	if p.conf != nil {
+		joined = p.conf.joined
+	}
 	go func() {
 		select {
 		case <-lost:
 			cancel(errLost)
+		case <-joined:
+			cancel(errResend)
 		case <-ctx.Done():
 		}
 	}()
@@ -455,7 +506,10 @@ func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, recs <-cha
 		case <-ctx.Done():
 			return nil
 		}
-		e := entry{rec: rec, count: env.Count}
+		e := entry{rec: rec, count: env.Count, topic: env.Topic, lastSeq: env.LastSeq}
+		if p.conf != nil {
+			p.conf.sending(env.Topic, env.LastSeq)
+		}
 		for _, m := range msgs {
 			e.toks = append(e.toks, c.Publish(m.Topic, 1, m.Retain, m.Payload))
 		}
@@ -465,13 +519,21 @@ func (p *Publisher) send(ctx context.Context, c mqtt.Client, q Queue, recs <-cha
 }
 
 // ack waits for the tokens in publish order and commits the cursor past
-// the acknowledged ones, at most every 100 ms and whenever it catches up.
+// the acknowledged ones — or, with confirmations, past the confirmed ones —
+// at most every 100 ms and whenever it catches up.
 func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inflight <-chan entry) error {
 	var (
 		last       spool.Record
 		dirty      bool
 		lastCommit = time.Now()
+		// unconfirmed holds, in spool order, the acknowledged records that
+		// wait for their confirmation (without their data).
+		unconfirmed []entry
+		confirmed   <-chan struct{}
 	)
+	if p.conf != nil {
+		confirmed = p.conf.changed
+	}
 	commit := func() error {
 		if !dirty {
 			return nil
@@ -481,6 +543,12 @@ func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inf
 		}
 		dirty, lastCommit = false, time.Now()
 		return nil
+	}
+	advance := func() {
+		if n := p.conf.covered(unconfirmed); n > 0 {
+			last, dirty = unconfirmed[n-1].rec, true
+			unconfirmed = unconfirmed[n:]
+		}
 	}
 	defer func() {
 		// Keep what was acknowledged even when stopping.
@@ -495,8 +563,18 @@ func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inf
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			if p.conf != nil {
+				p.conf.warnIfStuck(p.log, unconfirmed)
+			}
 			if err := commit(); err != nil {
 				return err
+			}
+		case <-confirmed:
+			advance()
+			if len(unconfirmed) == 0 || time.Since(lastCommit) > 100*time.Millisecond {
+				if err := commit(); err != nil {
+					return err
+				}
 			}
 		case e := <-inflight:
 			for _, tok := range e.toks {
@@ -514,7 +592,14 @@ func (p *Publisher) ack(ctx context.Context, q Queue, slots <-chan struct{}, inf
 			}
 			// With a client per connection, success means a PUBACK.
 			p.opts.Acked.Add(float64(e.count))
-			last, dirty = e.rec, true
+			if p.conf != nil {
+				e.rec.Data, e.toks = nil, nil
+				e.at = time.Now()
+				unconfirmed = append(unconfirmed, e)
+				advance()
+			} else {
+				last, dirty = e.rec, true
+			}
 			if len(inflight) == 0 || time.Since(lastCommit) > 100*time.Millisecond {
 				if err := commit(); err != nil {
 					return err

@@ -19,6 +19,7 @@ package bridge
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,9 +51,10 @@ type Bridge struct {
 	retiring bool
 	active   atomic.Int64
 	// host maps Sparkplug messages (nil without mqtt.sparkplug); it is used
-	// only by Run's batching loop. rebirths publishes its rebirth requests.
-	host     *sparkplug.Host
-	rebirths atomic.Pointer[mqtt.Client]
+	// only by Run's batching loop. client publishes rebirth requests and
+	// delivery confirmations.
+	host   *sparkplug.Host
+	client atomic.Pointer[mqtt.Client]
 	// tls dials an ssl:// broker (mqtt.tls); nil: the system roots.
 	tls *tls.Config
 	// kafka is the way to the brokers (kafka.brokers, kafka.tls,
@@ -119,7 +121,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		in.put(ctx, m)
 	}
 	client := mqtt.NewClient(b.clientOptions(handler))
-	b.rebirths.Store(&client)
+	b.client.Store(&client)
 	connectCtx, stopConnect := context.WithCancel(ctx)
 	connecting := make(chan struct{})
 	go func() { defer close(connecting); b.connect(connectCtx, client) }()
@@ -230,8 +232,25 @@ func (b *Bridge) write(ctx context.Context, prod *producer, batches <-chan *pend
 		for _, m := range p.msgs {
 			m.Ack()
 		}
+		b.confirm(p.delivered)
 		b.active.Store(time.Now().UnixNano())
 	}
+}
+
+// confirm tells the agents which of their readings Kafka now has: for
+// each asset of a written batch, the highest sequence number taken. QoS 0
+// and not awaited: a lost confirmation is covered by the next one, or the
+// agent sends the readings again.
+func (b *Bridge) confirm(delivered map[assetKey]uint64) {
+	c := b.client.Load()
+	if c == nil || len(delivered) == 0 {
+		return
+	}
+	for k, seq := range delivered {
+		payload, _ := json.Marshal(wire.Delivered{Seq: seq})
+		(*c).Publish(wire.DeliveredTopic(k.site, k.asset), 0, false, payload)
+	}
+	b.metrics.Confirmations.Add(float64(len(delivered)))
 }
 
 // writeBatch writes p's records, retrying what Kafka refused with backoff
@@ -329,6 +348,12 @@ func (b *Bridge) join(c mqtt.Client, filters map[string]byte, handler mqtt.Messa
 		if err == nil {
 			b.active.Store(time.Now().UnixNano())
 			b.connected.Store(true)
+			if b.cfg.MQTT.Confirm && !b.retiring {
+				// Readings published while no bridge was subscribed are
+				// gone: the agents send again what is not confirmed.
+				joined, _ := json.Marshal(wire.IngestJoined{Bridge: b.cfg.MQTT.ClientID, Time: time.Now().UTC()})
+				c.Publish(wire.IngestJoinedTopic, 1, false, joined)
+			}
 			return
 		}
 		b.metrics.SubscribeErrors.Inc()

@@ -25,6 +25,8 @@ type Metrics struct {
 	// requests sent.
 	Sparkplug *prometheus.CounterVec
 	Rebirths  prometheus.Counter
+	// Confirmations counts the delivery confirmations published.
+	Confirmations prometheus.Counter
 }
 
 // NewMetrics registers the bridge's series on reg.
@@ -54,6 +56,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}),
 		Sparkplug: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdm_bridge_sparkplug_messages_total", Help: "Sparkplug B messages received, by message type."}, []string{"type"}),
+		Confirmations: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_bridge_confirmations_total", Help: "Delivery confirmations published to the agents (one per asset per Kafka write)."}),
 		Rebirths: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_bridge_sparkplug_rebirth_requests_total", Help: "Sparkplug rebirth requests (NCMD) sent to edge nodes whose data could not be mapped."}),
 	}

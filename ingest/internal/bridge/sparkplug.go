@@ -84,7 +84,7 @@ func (b *Bridge) translateSparkplug(o *outbox, topic string, payload []byte, rec
 // It does not wait: the request is repeated (at most every 5 s) for as long
 // as the node's data cannot be mapped.
 func (b *Bridge) requestRebirth(t sparkplug.Topic, why error, now time.Time) {
-	c := b.rebirths.Load()
+	c := b.client.Load()
 	if c == nil {
 		return
 	}

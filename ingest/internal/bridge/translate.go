@@ -17,6 +17,20 @@ type outbox struct {
 	// sampled holds the reading time of each record on the readings topic,
 	// for the age-at-Kafka metric.
 	sampled []time.Time
+	// delivered is the highest sequence number taken of each asset, valid
+	// or dead-lettered, for the confirmations (nil without mqtt.confirm).
+	delivered map[assetKey]uint64
+}
+
+type assetKey struct{ site, asset string }
+
+// taken notes a reading of the message's own asset for its confirmation.
+func (o *outbox) taken(site, asset string, seq uint64) {
+	if o.delivered == nil {
+		o.delivered = map[assetKey]uint64{}
+	}
+	k := assetKey{site, asset}
+	o.delivered[k] = max(o.delivered[k], seq)
 }
 
 // translate adds to o the Kafka records for one MQTT message: its valid
@@ -50,9 +64,15 @@ func (b *Bridge) translate(o *outbox, topic string, payload []byte, received tim
 		if single {
 			index = -1 // the message itself
 		}
-		if it.Err == nil && (it.Reading.Site != site || it.Reading.Asset != asset) {
+		ours := it.Reading.Site == site && it.Reading.Asset == asset
+		if it.Err == nil && !ours {
 			it.Err = &wire.RejectError{Kind: wire.ErrTopic, Index: index,
 				Detail: "reading of " + it.Reading.Site + "/" + it.Reading.Asset + " on topic of " + site + "/" + asset}
+		}
+		if ours && it.Reading.Seq > 0 && b.cfg.MQTT.Confirm {
+			// Dead letters too: refused for good, they must not hold the
+			// agent's spool.
+			o.taken(site, asset, it.Reading.Seq)
 		}
 		if it.Err != nil {
 			o.records = append(o.records, b.deadLetter(asset, topic, it.Raw, index, it.Err, received))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -145,9 +146,9 @@ func TestBatchWithRefusedReadingKeepsTheOthers(t *testing.T) {
 	}
 }
 
+// BenchmarkTranslate: a 50-reading batch, with and without the delivery
+// confirmations' bookkeeping (mqtt.confirm).
 func BenchmarkTranslate(b *testing.B) {
-	br := &Bridge{cfg: config.Default(config.Bridge), log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		metrics: NewMetrics(prometheus.NewRegistry()), limits: wire.DefaultLimits()}
 	now := time.Now()
 	rs := make([]wire.Reading, 50)
 	for i := range rs {
@@ -155,12 +156,51 @@ func BenchmarkTranslate(b *testing.B) {
 	}
 	batch, _ := wire.EncodeBatch(rs)
 	topic := wire.ReadingsTopic("s1", "pump-1")
-	var o outbox
-	b.ReportAllocs()
-	b.SetBytes(int64(len(batch)))
-	for b.Loop() {
-		o = outbox{}
-		br.translate(&o, topic, batch, now)
+	for _, confirm := range []bool{false, true} {
+		b.Run(fmt.Sprintf("confirm=%v", confirm), func(b *testing.B) {
+			cfg := config.Default(config.Bridge)
+			cfg.MQTT.Confirm = confirm
+			br := &Bridge{cfg: cfg, log: slog.New(slog.DiscardHandler), metrics: NewMetrics(prometheus.NewRegistry()), limits: wire.DefaultLimits()}
+			var o outbox
+			b.ReportAllocs()
+			b.SetBytes(int64(len(batch)))
+			for b.Loop() {
+				o = outbox{}
+				br.translate(&o, topic, batch, now)
+			}
+			b.ReportMetric(float64(b.N*len(rs))/b.Elapsed().Seconds(), "readings/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(rs))/b.Elapsed().Seconds(), "readings/s")
+}
+
+// The confirmation of a batch names, per asset of its topics, the highest
+// seq taken, dead-lettered readings included (refused for good, they must
+// not hold the agent's spool); a reading of another asset on the topic is
+// not its asset's to confirm.
+func TestConfirmationsCoverDeadLetters(t *testing.T) {
+	now := time.Now()
+	bad := reading("pump-1", 7, now)
+	bad.Sensors = map[string]float64{}
+	badRaw, _ := bad.MarshalJSON()
+	good, _ := reading("pump-1", 6, now).MarshalJSON()
+	other, _ := reading("pump-2", 99, now).MarshalJSON()
+	b := newTestBridge(t)
+	var o outbox
+	b.translate(&o, wire.ReadingsTopic("s1", "pump-1"), wire.JoinBatch([][]byte{good, badRaw, other}), now)
+	b.translate(&o, wire.ReadingsTopic("s1", "pump-3"), []byte("garbage"), now)
+	if want := map[assetKey]uint64{{"s1", "pump-1"}: 7}; !maps.Equal(o.delivered, want) {
+		t.Fatalf("confirmations %v, want %v", o.delivered, want)
+	}
+
+	off := config.Default(config.Bridge)
+	off.MQTT.Confirm = false
+	nb, err := New(off, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = outbox{}
+	nb.translate(&o, wire.ReadingsTopic("s1", "pump-1"), good, now)
+	if o.delivered != nil {
+		t.Fatalf("mqtt.confirm off, yet confirmations %v", o.delivered)
+	}
 }

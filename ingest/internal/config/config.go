@@ -79,6 +79,12 @@ type MQTT struct {
 	// SparkplugGroup is the Sparkplug group (site) taken, "+" for every
 	// group. Default "+".
 	SparkplugGroup string `yaml:"sparkplug_group" help:"Sparkplug group to take (+ = all)"`
+	// Confirm publishes, after each Kafka write, the highest sequence
+	// number written of each asset on pdm/v1/{site}/{asset}/delivered, and
+	// after each subscribe a message on pdm/ingest/joined; agents keep
+	// their readings until confirmed and send again what was not, so a
+	// broker crash loses nothing (wire.Delivered). Default true.
+	Confirm bool `yaml:"confirm" env:"PDM_MQTT_CONFIRM" help:"confirm Kafka writes to the agents (pdm/v1/{site}/{asset}/delivered)"`
 }
 
 // Kafka configures the producer (bridge) and the consumer (historian).
@@ -160,6 +166,7 @@ func Default(role Role) Config {
 			Filter:         wire.ReadingsFilter,
 			MaxBatch:       1000,
 			SparkplugGroup: "+",
+			Confirm:        true,
 		},
 		Kafka: Kafka{
 			Brokers:      []string{"127.0.0.1:9092"},

@@ -58,14 +58,14 @@ type Config struct {
 	Assets string `yaml:"assets" env:"PDM_ASSETS" help:"simulated assets, id=kind,... (kinds: pump, motor)"`
 	// Rate is readings per second per asset; 0 means as fast as the broker
 	// takes them. Default 1.
-	Rate float64 `yaml:"rate" help:"readings per second per asset (0 = as fast as the broker acks)"`
+	Rate float64 `yaml:"rate" env:"PDM_RATE" help:"readings per second per asset (0 = as fast as the broker acks)"`
 	// Batch is how many readings of one asset go into one MQTT message; 1
 	// sends the single-reading form. Default 1.
-	Batch int `yaml:"batch" help:"readings per MQTT message"`
+	Batch int `yaml:"batch" env:"PDM_BATCH" help:"readings per MQTT message"`
 	// Limit makes the agent publish this many readings per asset, wait until
 	// the broker acknowledged all of them, and exit 0. 0 runs forever.
 	// Default 0.
-	Limit int `yaml:"limit" help:"readings per asset, then wait for acks and exit (0 = run forever)"`
+	Limit int `yaml:"limit" env:"PDM_LIMIT" help:"readings per asset, then wait for acks and exit (0 = run forever)"`
 	// Seed makes the simulator reproducible: same seed and config, same
 	// sensor values. Default 1.
 	Seed uint64 `yaml:"seed" help:"simulator random seed"`

@@ -244,7 +244,7 @@ func TestSourceSamples(t *testing.T) {
 
 func TestEnvKeys(t *testing.T) {
 	keys := pdmconfig.EnvKeys(&Config{})
-	for _, k := range []string{"PDM_MQTT_URL", "PDM_HTTP_ADDR", "PDM_LOG_LEVEL", "PDM_LOG_FORMAT", "PDM_OPCUA_ENDPOINT", "PDM_OPCUA_PASSWORD"} {
+	for _, k := range []string{"PDM_MQTT_URL", "PDM_HTTP_ADDR", "PDM_LOG_LEVEL", "PDM_LOG_FORMAT", "PDM_OPCUA_ENDPOINT", "PDM_OPCUA_PASSWORD", "PDM_RATE", "PDM_BATCH", "PDM_LIMIT", "PDM_MQTT_CONFIRM"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("config does not read %s", k)
 		}

@@ -102,10 +102,10 @@ type Kafka struct {
 	// authentication).
 	SASL kafkaconn.SASL `yaml:"sasl" env:"PDM_KAFKA_SASL"`
 	// Readings is the topic of valid readings. Default pdm.readings.
-	Readings string `yaml:"readings" help:"Kafka topic of readings"`
+	Readings string `yaml:"readings" env:"PDM_KAFKA_READINGS" help:"Kafka topic of readings"`
 	// DeadLetters receives refused input with its reason. Default
 	// pdm.readings.dlq.
-	DeadLetters string `yaml:"dead_letters" help:"Kafka topic of dead letters (refused input)"`
+	DeadLetters string `yaml:"dead_letters" env:"PDM_KAFKA_DEAD_LETTERS" help:"Kafka topic of dead letters (refused input)"`
 	// BatchTimeout is how long a batch waits for more records after its
 	// first before it is written, unless it is full: the bridge's batches,
 	// the historian's dead letters. kafka-go's default of 1s would add a

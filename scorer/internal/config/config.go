@@ -73,13 +73,13 @@ type Kafka struct {
 	// Group is the consumer group the scorer instances share. Default pdm-scorer.
 	Group string `yaml:"group" env:"PDM_SCORER_GROUP" help:"Kafka consumer group"`
 	// Readings is the topic scored. Default pdm.readings.
-	Readings string `yaml:"readings" help:"topic of readings"`
+	Readings string `yaml:"readings" env:"PDM_KAFKA_READINGS" help:"topic of readings"`
 	// Scores receives one record per scored reading. Default pdm.scores.
-	Scores string `yaml:"scores" help:"topic of scores"`
+	Scores string `yaml:"scores" env:"PDM_KAFKA_SCORES" help:"topic of scores"`
 	// Alerts receives alert state changes. Default pdm.alerts.
-	Alerts string `yaml:"alerts" help:"topic of alerts"`
+	Alerts string `yaml:"alerts" env:"PDM_KAFKA_ALERTS" help:"topic of alerts"`
 	// Models is the compacted topic holding the model registry. Default pdm.models.
-	Models string `yaml:"models" help:"compacted topic of the model registry"`
+	Models string `yaml:"models" env:"PDM_KAFKA_MODELS" help:"compacted topic of the model registry"`
 	// ModelsCacheBytes bounds the bytes of artifacts kept in memory:
 	// versions in use always stay, others leave memory least recently
 	// looked up first and are read back from the topic when asked for
@@ -88,7 +88,7 @@ type Kafka struct {
 	// Retrain receives training requests for the trainer: an asset learnt
 	// a new normal, or needs a model of its own. Empty sends none. Default
 	// pdm.retrain.
-	Retrain string `yaml:"retrain" help:"topic of training requests (empty: none)"`
+	Retrain string `yaml:"retrain" env:"PDM_KAFKA_RETRAIN" help:"topic of training requests (empty: none)"`
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout" help:"consumer group session timeout"`

@@ -86,7 +86,7 @@ type Kafka struct {
 	// Retrain is the topic of training requests, keyed by class: the
 	// scorer's drift and cold-start requests, the API's and the
 	// schedules' (the scorer's kafka.retrain). Default pdm.retrain.
-	Retrain string `yaml:"retrain" help:"topic of training requests"`
+	Retrain string `yaml:"retrain" env:"PDM_KAFKA_RETRAIN" help:"topic of training requests"`
 	// Group is the consumer group trainer instances share; a class's
 	// requests land on one partition, so its jobs run one at a time on
 	// one instance. Default pdm-trainer.

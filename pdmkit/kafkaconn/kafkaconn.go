@@ -15,7 +15,9 @@
 package kafkaconn
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"time"
 
@@ -97,6 +99,38 @@ func (c *Conn) Dialer(timeout time.Duration) *kafka.Dialer {
 		timeout = kafka.DefaultDialer.Timeout
 	}
 	return &kafka.Dialer{Timeout: timeout, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
+}
+
+// Answers dials every bootstrap broker at once, through TLS and SASL
+// authentication as the clients do, and returns nil as soon as one
+// connection opens, else every broker's error (a refused password is
+// named as such, where an admin client would report only "Broker Not
+// Available"). timeout bounds each dial (0: 10s).
+func (c *Conn) Answers(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := c.Dialer(timeout)
+	errs := make(chan error, len(c.Brokers))
+	for _, b := range c.Brokers {
+		go func() {
+			conn, err := d.DialContext(ctx, "tcp", b)
+			if err != nil {
+				errs <- fmt.Errorf("%s: %w", b, err)
+				return
+			}
+			conn.Close()
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range c.Brokers {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 // Transport is for writers (kafka.Writer.Transport) and clients

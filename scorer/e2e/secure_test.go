@@ -107,18 +107,23 @@ func TestScorerOnSecuredKafka(t *testing.T) {
 		return strings.Contains(strings.ToLower(bad.Log()), "sasl authentication")
 	}, "the scorer with a wrong password does not log the failed SASL authentication:\n%s",
 		func() any { return bad.Log() })
-	if resp, err := http.Get(badAPI + "/v2/health/ready"); err == nil {
+	// Readiness says why, naming the refused authentication (kafka-go's
+	// admin request alone would say "Broker Not Available").
+	var ready string
+	stacktest.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get(badAPI + "/v2/health/ready")
+		if err != nil {
+			return false
+		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			t.Fatalf("the scorer with a wrong password is ready: %s", b)
 		}
-		// Readiness says why, not only that it waits.
-		if !strings.Contains(string(b), "model registry not read yet: ") {
-			t.Errorf("the refused scorer's readiness does not say why: %s", b)
-		}
-		t.Logf("readiness of the refused scorer: %s", b)
-	}
+		ready = string(b)
+		return strings.Contains(ready, "model registry not read yet: ") && strings.Contains(strings.ToLower(ready), "sasl authentication")
+	}, "the refused scorer's readiness does not name the failed SASL authentication: %s", func() any { return ready })
+	t.Logf("readiness of the refused scorer: %s", ready)
 	if bad.Exited() || good.Exited() {
 		t.Fatalf("a scorer exited:\n%s\n%s", bad.Log(), good.Log())
 	}

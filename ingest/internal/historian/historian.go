@@ -100,7 +100,7 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Historian, error) {
 // is away, or Kafka refuses the historian's credentials, it waits, and
 // says so here.
 func (h *Historian) Ready(ctx context.Context) error {
-	if err := h.kafkaAnswers(ctx); err != nil {
+	if err := h.kafka.Answers(ctx, 0); err != nil {
 		return fmt.Errorf("waiting for kafka: %w", err)
 	}
 	ok, err := h.client.Ping(ctx)
@@ -120,21 +120,6 @@ func (h *Historian) Close(context.Context) error {
 	return nil
 }
 
-// kafkaAnswers opens a connection to the first broker that takes one,
-// through TLS and SASL authentication as the reader does, and closes it.
-func (h *Historian) kafkaAnswers(ctx context.Context) error {
-	d := h.kafka.Dialer(0)
-	var errs []error
-	for _, a := range h.kafka.Brokers {
-		c, err := d.DialContext(ctx, "tcp", a)
-		if err == nil {
-			return c.Close()
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
 // Run consumes and writes until ctx ends. It first waits for Kafka to
 // answer, logging why it does not: the reader retries a refused connection
 // or authentication by itself, silently.
@@ -142,7 +127,7 @@ func (h *Historian) Run(ctx context.Context) error {
 	if err := retry.Do(ctx, backoff, h.retrying("kafka connection"), func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		return h.kafkaAnswers(ctx)
+		return h.kafka.Answers(ctx, 0)
 	}); err != nil {
 		return nil // ctx ended
 	}

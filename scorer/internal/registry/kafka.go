@@ -213,6 +213,12 @@ func (k *KafkaLog) endOffset(ctx context.Context) (int64, error) {
 }
 
 func (k *KafkaLog) ensureTopic(ctx context.Context) error {
+	// First a plain connection: its error names a refused password or
+	// certificate, which the admin request below reports only as
+	// "Broker Not Available".
+	if err := k.conn.Answers(ctx, 0); err != nil {
+		return fmt.Errorf("registry: kafka: %w", err)
+	}
 	resp, err := k.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		// The cluster's default.replication.factor.
 		Topic: k.topic, NumPartitions: 1, ReplicationFactor: -1,

@@ -343,7 +343,7 @@ func (s *Service) shadowLater(ctx context.Context, rec *job.Record) {
 // brokers are dialled at once and the first to answer makes it ready. A
 // change between ready and not is logged, with the brokers' errors.
 func (s *Service) ready(ctx context.Context) error {
-	err := dialAny(ctx, s.kafka.Dialer(2*time.Second), s.kafka.Brokers)
+	err := s.kafka.Answers(ctx, 2*time.Second)
 	if err != nil {
 		if s.kafkaDown.Swap(2) != 2 {
 			s.log.Warn("kafka not ready", "brokers", s.kafka.Brokers, "err", err)
@@ -354,34 +354,6 @@ func (s *Service) ready(ctx context.Context) error {
 		s.log.Info("kafka ready", "brokers", s.kafka.Brokers)
 	}
 	return nil
-}
-
-// dialAny dials every broker at once and returns nil as soon as one
-// connection opens, else every broker's error.
-func dialAny(ctx context.Context, d *kafka.Dialer, brokers []string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(brokers))
-	for _, b := range brokers {
-		go func() {
-			conn, err := d.DialContext(ctx, "tcp", b)
-			if err != nil {
-				errs <- fmt.Errorf("%s: %w", b, err)
-				return
-			}
-			conn.Close()
-			errs <- nil
-		}()
-	}
-	var all []error
-	for range brokers {
-		err := <-errs
-		if err == nil {
-			return nil
-		}
-		all = append(all, err)
-	}
-	return errors.Join(all...)
 }
 
 // Handler is the HTTP API (see api.go), metrics and health.

@@ -1,4 +1,4 @@
-package service
+package kafkaconn
 
 import (
 	"context"
@@ -6,14 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 )
 
-// TestReadyTriesEveryBroker: readiness holds while any bootstrap broker
+// TestAnswersTriesEveryBroker: Answers holds while any bootstrap broker
 // takes a connection, not only the first, and names every broker that
 // does not when none does.
-func TestReadyTriesEveryBroker(t *testing.T) {
+func TestAnswersTriesEveryBroker(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +31,12 @@ func TestReadyTriesEveryBroker(t *testing.T) {
 	dead := dl.Addr().String()
 	dl.Close()
 
-	d := (&kafkaconn.Conn{}).Dialer(2 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := dialAny(ctx, d, []string{dead, l.Addr().String()}); err != nil {
+	if err := (&Conn{Brokers: []string{dead, l.Addr().String()}}).Answers(ctx, 2*time.Second); err != nil {
 		t.Fatalf("first broker down, second up: %v", err)
 	}
-	err = dialAny(ctx, d, []string{dead, dead})
+	err = (&Conn{Brokers: []string{dead, dead}}).Answers(ctx, 2*time.Second)
 	if err == nil || strings.Count(err.Error(), "connection refused") != 2 {
 		t.Fatalf("every broker down: %v, want both named", err)
 	}

@@ -115,17 +115,7 @@ func TestConfirmedDeliveryThroughABrokerCrash(t *testing.T) {
 			bridge.join()
 
 			if !confirm {
-				stacktest.Eventually(t, 30*time.Second, func() bool {
-					select {
-					case err := <-done:
-						if err != nil {
-							t.Fatal(err)
-						}
-						return true
-					default:
-						return false
-					}
-				}, "agent did not finish")
+				waitDone(t, done, 30*time.Second)
 				time.Sleep(time.Second)
 				if n := bridge.distinct("pump-1"); n == cfg.Limit {
 					t.Fatalf("the bridge has all %d readings without confirmations: the crash lost nothing, so the test shows nothing", n)

@@ -5,6 +5,7 @@ package retry
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -44,14 +45,14 @@ func Do(ctx context.Context, b Backoff, onRetry func(attempt int, err error, wai
 			return p.err
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return errors.Join(ctx.Err(), err)
 		}
 		wait := b.Next(n)
 		if onRetry != nil {
 			onRetry(n+1, err, wait)
 		}
 		if !Sleep(ctx, wait) {
-			return ctx.Err()
+			return errors.Join(ctx.Err(), err)
 		}
 	}
 }

@@ -83,8 +83,17 @@ func (k *KafkaLog) Append(ctx context.Context, key string, value []byte) error {
 // when Sync was called, so a change made through another instance a moment
 // ago is seen here before this instance changes the registry.
 func (k *KafkaLog) Sync(ctx context.Context) error {
-	end, err := k.endOffset(ctx)
-	if err != nil {
+	// After a broker failure the partition has no leader until the cluster
+	// elects one (KRaft notices a dead broker after
+	// broker.session.timeout.ms, 9 s): wait that out, as Append's writer
+	// does, rather than refuse the call at once.
+	wait, cancel := context.WithTimeout(ctx, syncPatience)
+	defer cancel()
+	var end int64
+	if err := retry.Do(wait, backoff, nil, func(ctx context.Context) (err error) {
+		end, err = k.endOffset(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -186,6 +195,9 @@ func (k *KafkaLog) Read(ctx context.Context, key string) ([]byte, error) {
 
 // backoff paces the registry's waits for Kafka.
 var backoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// syncPatience bounds how long Sync waits for the topic's end offset.
+const syncPatience = 20 * time.Second
 
 func (k *KafkaLog) retrying(what string) func(int, error, time.Duration) {
 	return func(attempt int, err error, wait time.Duration) {

@@ -42,6 +42,20 @@ rm -f "$RUN"/*.log
 KEYS="$RUN/keys"
 [[ -f "$KEYS/model.key" ]] || "$BIN/trainer" keygen -out "$KEYS" >/dev/null
 
+# On the secured stack (PDM_SECURITY=on, the default) each service runs
+# as its own user, so the ACL and the SCRAM users are what the demo
+# exercises; as_user prints the environment that makes it so.
+as_user() { # mqtt user or -, kafka user or -
+	[[ $PDM_SECURITY == on ]] || return 0
+	[[ $1 == - ]] || echo "PDM_MQTT_USERNAME=$1" "PDM_MQTT_PASSWORD_FILE=$PDM_SECRETS_DIR/mqtt/$1.password"
+	[[ $2 == - ]] || echo "PDM_KAFKA_SASL_USERNAME=$2" "PDM_KAFKA_SASL_PASSWORD_FILE=$PDM_SECRETS_DIR/kafka/$2.password"
+}
+# The alert watcher reads as admin (mosquitto_sub takes no password file).
+watch_args=(-h 127.0.0.1 -p "${PDM_MQTT_PORT}")
+if [[ $PDM_SECURITY == on ]]; then
+	watch_args+=(--cafile "$PDM_MQTT_TLS_CA_FILE" -u admin -P "$(<"$PDM_SECRETS_DIR/mqtt/admin.password")")
+fi
+
 pids=()
 cleanup() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -111,18 +125,18 @@ echo "demo: starting ingest bridge, historian and scorer"
 # The demo's bridge keeps a persistent MQTT session; subscribing to the demo
 # site only keeps other traffic on this broker (tests, benchmarks) out of it.
 # GOMAXPROCS=1 as in docker-compose.yml: one core per bridge instance.
-start bridge env GOMAXPROCS=1 "$BIN/ingest" bridge -http.addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
+start bridge env GOMAXPROCS=1 $(as_user bridge ingest) "$BIN/ingest" bridge -http.addr 127.0.0.1:9102 -mqtt.client-id demo-bridge \
 	-mqtt.share-group demo -mqtt.filter "pdm/v1/$SITE/+/readings"
-start historian "$BIN/ingest" historian -http.addr 127.0.0.1:9103 -kafka.group demo-historian
+start historian env $(as_user - ingest) "$BIN/ingest" historian -http.addr 127.0.0.1:9103 -kafka.group demo-historian
 ready 127.0.0.1:9102
 ready 127.0.0.1:9103
-start scorer "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400 \
+start scorer env $(as_user scorer scorer) "$BIN/scorer" serve -http.addr 127.0.0.1:8080 -kafka.group demo-scorer -scoring.cold-start 400 \
 	-http.trainer-url http://127.0.0.1:8090 -models.trusted-keys "$KEYS/model.pub"
 ready 127.0.0.1:8080
 # Readings come 20 a second (50 ms apart): the trainer resamples to that
 # step. The demo's models see minutes of history, so the promotion rule asks
 # for a quarter of the injected faults, not the default half.
-start trainer "$BIN/trainer" serve -http.addr 127.0.0.1:8090 -kafka.group demo-trainer -data-dir "$RUN/trainer" \
+start trainer env $(as_user - trainer) "$BIN/trainer" serve -http.addr 127.0.0.1:8090 -kafka.group demo-trainer -data-dir "$RUN/trainer" \
 	-signing.key-file "$KEYS/model.key" \
 	-job.site "$SITE" -job.step 50ms -job.history 30m -job.min-rows 400 -job.epochs 40 -job.promote.min-detection 0.25
 ready 127.0.0.1:8090
@@ -130,7 +144,7 @@ ready 127.0.0.1:8090
 echo "demo: operator console at http://127.0.0.1:8080/console/ while the demo runs (write token in $RUN/token)"
 
 echo "demo: watching alerts on MQTT pdm/v1/$SITE/+/alerts"
-mosquitto_sub -h 127.0.0.1 -p "${PDM_MQTT_PORT}" -t "pdm/v1/$SITE/+/alerts" -v >"$RUN/alerts.log" 2>&1 &
+mosquitto_sub "${watch_args[@]}" -t "pdm/v1/$SITE/+/alerts" -v >"$RUN/alerts.log" 2>&1 &
 pids+=("$!")
 
 # One simulated hour per real second, 20 readings per second per asset.
@@ -142,7 +156,7 @@ pids+=("$!")
 REPAIR_AT="${DEMO_REPAIR_AT:-110}"
 echo "demo: starting edge-agent: $P1 wears a bearing from t≈60s (failure ≈100s), $P2 and $M1 stay healthy"
 rm -rf "$RUN/spool"
-start agent "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http.addr 127.0.0.1:9101 \
+start agent env $(as_user gw-demo -) "$BIN/edge-agent" -site "$SITE" -agent-id demo-gw -http.addr 127.0.0.1:9101 \
 	-assets "$P1=pump,$P2=pump,$M1=motor" -rate 20 -time-scale 3600 \
 	-degrade "$P1=bearing_wear@60h/40h" -spool.dir "$RUN/spool"
 ready 127.0.0.1:9101

@@ -22,13 +22,14 @@ else
 	_pdm_root="$PWD"
 fi
 
-# PDM_SECURITY: on (TLS, passwords, ACL) or off (plain, anonymous). Unset,
-# it is the mode the stack of this checkout was started in
-# (.stack/run/security), else the default below; stack.sh uses it to start.
+# PDM_SECURITY: on (TLS, passwords, ACL; the default) or off (plain,
+# anonymous, for debugging). Unset, it is the mode the stack of this
+# checkout was started in (.stack/run/security), else on; stack.sh uses it
+# to start.
 if [ -z "${PDM_SECURITY:-}" ] && [ -s "$_pdm_root/.stack/run/security" ]; then
 	PDM_SECURITY="$(cat "$_pdm_root/.stack/run/security")"
 fi
-: "${PDM_SECURITY:=off}"
+: "${PDM_SECURITY:=on}"
 # Where deployments/stack/certs.sh keeps the CA, certificates and passwords.
 : "${PDM_SECRETS_DIR:=$_pdm_root/.stack/secrets}"
 export PDM_SECURITY PDM_SECRETS_DIR

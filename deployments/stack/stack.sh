@@ -10,10 +10,10 @@
 #   stack.sh down     stop exactly the processes `up` started (pid files)
 #   stack.sh status   show each server, its pid and whether it answers
 #
-# PDM_SECURITY=on: TLS and a password per user on Mosquitto and Kafka,
-# an ACL on Mosquitto, authentication on InfluxDB; the CA, certificates and
-# passwords come from deployments/stack/certs.sh into .stack/secrets.
-# PDM_SECURITY=off (the default for now) runs the servers open (plain TCP,
+# PDM_SECURITY=on (the default): TLS and a password per user on Mosquitto
+# and Kafka, an ACL on Mosquitto, authentication on InfluxDB; the CA,
+# certificates and passwords come from deployments/stack/certs.sh into
+# .stack/secrets. PDM_SECURITY=off runs the servers open (plain TCP,
 # anonymous), for debugging; switching needs `down` then `up`.
 #
 # Everything (data, logs, pid files, jars, binaries) lives in <repo>/.stack.

@@ -53,7 +53,7 @@ func throughput(b *testing.B, bin string, batch, procs int) {
 	br := startBridge(b, bin, site, topic, "GOMAXPROCS="+strconv.Itoa(procs))
 	pub := connect(b, "pub")
 	var baseRate, bridgeRate float64
-	dropped := stacktest.MQTTDropped(b, stacktest.MQTTURL(b))
+	dropped := stacktest.MQTTDropped(b, stacktest.MQTTOptions(b))
 	for b.Loop() {
 		baseRate += baseline(b, pub, batch)
 		if prof := os.Getenv("PDM_BENCH_PROFILE"); prof != "" {
@@ -68,7 +68,7 @@ func throughput(b *testing.B, bin string, batch, procs int) {
 	b.ReportMetric(bridgeRate, "bridge-readings/s")
 	b.ReportMetric(bridgeRate/baseRate, "ratio")
 	b.ReportMetric(peakRSS(b, br.Cmd.Process.Pid)/(1<<20), "bridge-peak-MiB")
-	b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTURL(b))-dropped), "mqtt-dropped")
+	b.ReportMetric(float64(stacktest.MQTTDropped(b, stacktest.MQTTOptions(b))-dropped), "mqtt-dropped")
 }
 
 // BenchmarkBridgeLatency publishes single readings at a steady 2,000 per
@@ -199,7 +199,7 @@ func load(b *testing.B, pub mqtt.Client, site string, batch int) {
 
 func connect(b *testing.B, name string) mqtt.Client {
 	b.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(stacktest.MQTTURL(b)).SetClientID(stacktest.Unique(name)).
+	c := mqtt.NewClient(stacktest.MQTTOptions(b).SetClientID(stacktest.Unique(name)).
 		SetMaxResumePubInFlight(2000))
 	if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 		b.Fatalf("connect: %v", t.Error())
@@ -225,7 +225,7 @@ type bridgeProc struct {
 // is ready.
 func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgeProc {
 	b.Helper()
-	b.Cleanup(func() { stacktest.ForgetSession(b, stacktest.MQTTURL(b), site) }) // after the bridge stops
+	b.Cleanup(func() { stacktest.ForgetSession(b, site) }) // after the bridge stops
 	admin := stacktest.FreeAddr(b)
 	p := stacktest.Start(b, env, bin, "bridge", "-http.addr", admin, "-log.level", "warn",
 		"-mqtt.url", stacktest.MQTTURL(b), "-kafka.brokers", strings.Join(stacktest.KafkaBrokers(b), ","),
@@ -240,7 +240,7 @@ func startBridge(b *testing.B, bin, site, topic string, env ...string) bridgePro
 // retried for ten seconds.
 func endOffsets(b *testing.B, topic string) int64 {
 	b.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(stacktest.KafkaBrokers(b)...), Timeout: 10 * time.Second}
+	client := stacktest.KafkaConn(b).Client(10 * time.Second)
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for p := 0; p < 6; p++ {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -127,14 +128,25 @@ func (d *drainer) drain(b *testing.B, pub mqtt.Client, batch int) (float64, floa
 func startTelegraf(b *testing.B, bin, site, topic string, batch int) *stacktest.Proc {
 	b.Helper()
 	id := site + "-telegraf"
-	b.Cleanup(func() { stacktest.ForgetSession(b, stacktest.MQTTURL(b), id) })
+	b.Cleanup(func() { stacktest.ForgetSession(b, id) })
 	query := ""
 	if batch > 1 {
 		query = "readings"
 	}
+	var sec struct {
+		MQTT  stacktest.MQTTSecurity
+		Kafka stacktest.KafkaSecurity
+	}
+	stacktest.FromEnv(b, &sec.MQTT)
+	stacktest.FromEnv(b, &sec.Kafka)
 	env := []string{"TELEGRAF_MQTT_URL=" + stacktest.MQTTURL(b), "TELEGRAF_MQTT_TOPIC=pdm/v1/" + site + "/+/readings",
 		"TELEGRAF_CLIENT_ID=" + id, "TELEGRAF_JSON_QUERY=" + query,
-		"TELEGRAF_KAFKA_BROKER=" + stacktest.KafkaBrokers(b)[0], "TELEGRAF_KAFKA_TOPIC=" + topic}
+		"TELEGRAF_MQTT_USERNAME=" + sec.MQTT.Username, "TELEGRAF_MQTT_PASSWORD=" + sec.MQTT.Password,
+		"TELEGRAF_MQTT_TLS_CA=" + sec.MQTT.TLS.CAFile,
+		"TELEGRAF_KAFKA_BROKER=" + stacktest.KafkaBrokers(b)[0], "TELEGRAF_KAFKA_TOPIC=" + topic,
+		"TELEGRAF_KAFKA_TLS=" + strconv.FormatBool(sec.Kafka.TLS.Enabled()), "TELEGRAF_KAFKA_TLS_CA=" + sec.Kafka.TLS.CAFile,
+		"TELEGRAF_KAFKA_SASL_MECHANISM=" + sec.Kafka.SASL.Mechanism,
+		"TELEGRAF_KAFKA_SASL_USERNAME=" + sec.Kafka.SASL.Username, "TELEGRAF_KAFKA_SASL_PASSWORD=" + sec.Kafka.SASL.Password}
 	conf, err := filepath.Abs("../../deployments/bench/telegraf-mqtt-kafka.conf")
 	if err != nil {
 		b.Fatal(err)

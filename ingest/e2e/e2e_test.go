@@ -48,7 +48,7 @@ func newPipeline(t *testing.T) *pipeline {
 		influxURL: stacktest.InfluxURL(t),
 	}
 	// Registered first, so it runs after the bridges have stopped.
-	t.Cleanup(func() { stacktest.ForgetSession(t, p.mqttURL, p.bridgeID) })
+	t.Cleanup(func() { stacktest.ForgetSession(t, p.bridgeID) })
 	return p
 }
 
@@ -89,7 +89,7 @@ func capture(t *testing.T, p *pipeline) func() map[string]wire.Reading {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]wire.Reading{}
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(p.mqttURL).SetClientID(stacktest.Unique("capture")))
+	c := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("capture")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("capture connect: %v", tok.Error())
 	}
@@ -166,7 +166,7 @@ func readKafka(t *testing.T, p *pipeline, want int) []wire.Reading {
 // sensor's values.
 func influxStats(t *testing.T, p *pipeline, sensor string) (count map[string]int64, sum map[string]float64) {
 	t.Helper()
-	client := influxdb2.NewClient(p.influxURL, stacktest.InfluxToken())
+	client := influxdb2.NewClient(p.influxURL, stacktest.InfluxToken(t))
 	defer client.Close()
 	count, sum = map[string]int64{}, map[string]float64{}
 	for fn, field := range map[string]string{"count": "seq", "sum": sensor} {
@@ -200,7 +200,7 @@ func TestPipeline(t *testing.T) {
 	for _, batch := range []int{1, 10} {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
 			p := newPipeline(t)
-			dropped := stacktest.MQTTDropped(t, p.mqttURL)
+			dropped := stacktest.MQTTDropped(t, stacktest.MQTTOptions(t))
 			p.start(t, ingestBin, "bridge")
 			p.start(t, ingestBin, "historian")
 			published := capture(t, p)
@@ -247,7 +247,7 @@ func TestPipeline(t *testing.T) {
 					t.Errorf("asset %s: sum of vibration_rms in InfluxDB %v, published %v", a, sum[a], wantSum[a])
 				}
 			}
-			if d := stacktest.MQTTDropped(t, p.mqttURL); d != dropped {
+			if d := stacktest.MQTTDropped(t, stacktest.MQTTOptions(t)); d != dropped {
 				t.Errorf("Mosquitto dropped %d messages during the run", d-dropped)
 			}
 			t.Logf("batch=%d: %d readings published = in Kafka = in InfluxDB; Mosquitto dropped none", batch, len(want))

@@ -49,7 +49,7 @@ func TestSecuredKafka(t *testing.T) {
 			brokers:   strings.Join(cluster.Brokers(), ","),
 			influxURL: stacktest.InfluxURL(t),
 		}
-		t.Cleanup(func() { stacktest.ForgetSession(t, p.mqttURL, p.bridgeID) })
+		t.Cleanup(func() { stacktest.ForgetSession(t, p.bridgeID) })
 		return p
 	}
 	env := func(t *testing.T, password string) []string {
@@ -129,7 +129,7 @@ func TestSecuredKafka(t *testing.T) {
 // the site's readings topics and returns them keyed by asset/seq.
 func publish(t *testing.T, p *pipeline, assets []string, n int) map[string]wire.Reading {
 	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(p.mqttURL).SetClientID(stacktest.Unique("publish")))
+	c := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("publish")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish: connect: %v", tok.Error())
 	}

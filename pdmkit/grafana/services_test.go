@@ -54,7 +54,7 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 	bucket := stacktest.InfluxBucket(t)
 	db, _, _ := strings.Cut(bucket, "/")
 	bridgeID := stacktest.Unique("gf-bridge")
-	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
+	t.Cleanup(func() { stacktest.ForgetSession(t, bridgeID) })
 
 	admin := map[string]string{}
 	for _, s := range []string{"bridge", "historian", "scorer", "trainer", "edge-agent"} {
@@ -95,7 +95,8 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 
 	// A training request for an asset with no history: a job that ends
 	// (no_data), so the trainer's job metrics have a sample.
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: retrain}
+	kc := stacktest.KafkaConn(t)
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: retrain}
 	b, _ := json.Marshal(wire.TrainingRequest{Site: site, Asset: "unheard", Reason: wire.ReasonManual, By: "test", At: time.Now().UTC()})
 	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("unheard"), Value: b}); err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 			var rows []map[string]string
 			var qerr error
 			stacktest.Eventually(t, 30*time.Second, func() bool {
-				rows, qerr = flux(influxURL, text)
+				rows, qerr = flux(t, influxURL, text)
 				return qerr != nil || len(rows) > 0
 			}, "%s: no data from the running services\n%s", q.Where, text)
 			if qerr != nil {
@@ -269,7 +270,7 @@ func scrape(t *testing.T, addr string) map[string]string {
 // first series' values.
 func influxQL(t *testing.T, base, db, q string) [][]any {
 	t.Helper()
-	resp, err := http.Get(base + "/query?" + url.Values{"db": {db}, "q": {q}}.Encode())
+	resp, err := stacktest.InfluxQuery(t, base, url.Values{"db": {db}, "q": {q}})
 	if err != nil {
 		t.Fatalf("influxql %q: %v", q, err)
 	}
@@ -329,12 +330,12 @@ func schema(t *testing.T, base, db, measurement string) grafana.Measurement {
 }
 
 // flux runs a Flux query and returns its rows, each column by name.
-func flux(base, q string) ([]map[string]string, error) {
+func flux(t *testing.T, base, q string) ([]map[string]string, error) {
 	body, _ := json.Marshal(map[string]any{"query": q, "type": "flux"})
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v2/query", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/csv")
-	if tok := stacktest.InfluxToken(); tok != "" {
+	if tok := stacktest.InfluxToken(t); tok != "" {
 		req.Header.Set("Authorization", "Token "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -50,6 +50,8 @@ type Conn struct {
 	TLS *tls.Config
 	// SASL is nil for no authentication.
 	SASL sasl.Mechanism
+
+	transport *kafka.Transport // New's, shared by Transport's callers
 }
 
 // New checks the blocks and loads what they name.
@@ -62,7 +64,11 @@ func New(brokers []string, t tlsconf.Config, s SASL) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Brokers: brokers, TLS: tc, SASL: m}, nil
+	c := &Conn{Brokers: brokers, TLS: tc, SASL: m}
+	if tc != nil || m != nil {
+		c.transport = &kafka.Transport{TLS: tc, SASL: m}
+	}
+	return c, nil
 }
 
 func (s SASL) mechanism() (sasl.Mechanism, error) {
@@ -134,21 +140,23 @@ func (c *Conn) Answers(ctx context.Context, timeout time.Duration) error {
 }
 
 // Transport is for writers (kafka.Writer.Transport) and clients
-// (kafka.Client.Transport). Plain and anonymous, it is kafka-go's
-// DefaultTransport, the one a writer or client without a Transport uses,
-// so they share its metadata: a topic created through one is known to the
-// others at once (a transport of its own would learn of it only at its
+// (kafka.Client.Transport). The writers and clients of one Conn share a
+// transport, and so its metadata: a topic created through one is known to
+// the others at once (a transport of its own would learn of it only at its
 // next metadata refresh, and a writer would get "Unknown Topic Or
-// Partition" meanwhile). Otherwise each call returns a new one, with its
-// own connection pool.
+// Partition" meanwhile). Plain and anonymous, it is kafka-go's
+// DefaultTransport, the one a writer or client without a Transport uses.
 func (c *Conn) Transport() *kafka.Transport {
-	if c.TLS == nil && c.SASL == nil {
+	switch {
+	case c.transport != nil:
+		return c.transport
+	case c.TLS == nil && c.SASL == nil:
 		return kafka.DefaultTransport.(*kafka.Transport)
 	}
 	return &kafka.Transport{TLS: c.TLS, SASL: c.SASL}
 }
 
-// Client is an admin client of the brokers over a new Transport.
+// Client is an admin client of the brokers over the Conn's Transport.
 func (c *Conn) Client(timeout time.Duration) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: c.Transport()}
 }

@@ -325,6 +325,21 @@ func (c *Cluster) Conn(user string) *kafkaconn.Conn {
 	return c.ConnWith(user, c.Password(user))
 }
 
+// Env is the environment that points a service process at the cluster in
+// place of the shared stack's brokers, as user: its bootstrap list and, on
+// a secured cluster, user's SCRAM credentials over TLS; on an open one no
+// TLS and no SASL, whatever the test's environment holds for the stack.
+func (c *Cluster) Env(user string) []string {
+	c.t.Helper()
+	env := []string{"PDM_KAFKA_BROKERS=" + strings.Join(c.Brokers(), ",")}
+	if c.secrets == "" {
+		return append(env, "PDM_KAFKA_TLS_CA_FILE=", "PDM_KAFKA_TLS_CERT_FILE=", "PDM_KAFKA_TLS_KEY_FILE=",
+			"PDM_KAFKA_SASL_MECHANISM=", "PDM_KAFKA_SASL_USERNAME=", "PDM_KAFKA_SASL_PASSWORD=")
+	}
+	return append(env, "PDM_KAFKA_TLS_CA_FILE="+c.CAFile(), "PDM_KAFKA_SASL_MECHANISM="+kafkaconn.ScramSHA512,
+		"PDM_KAFKA_SASL_USERNAME="+user, "PDM_KAFKA_SASL_PASSWORD="+c.Password(user))
+}
+
 // ConnWith is Conn with any password, to try a wrong one.
 func (c *Cluster) ConnWith(user, password string) *kafkaconn.Conn {
 	c.t.Helper()

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,49 @@ func MQTTURL(t testing.TB) string {
 	return u
 }
 
+// MQTTSecurity is the mqtt section's credentials and tls block as the
+// services read them from the environment (PDM_MQTT_USERNAME,
+// PDM_MQTT_PASSWORD or PDM_MQTT_PASSWORD_FILE, PDM_MQTT_TLS_*).
+type MQTTSecurity struct {
+	Username string         `yaml:"username" env:"PDM_MQTT_USERNAME"`
+	Password string         `yaml:"password" env:"PDM_MQTT_PASSWORD" secret:"true"`
+	TLS      tlsconf.Config `yaml:"tls" env:"PDM_MQTT_TLS"`
+}
+
+// MQTTOptions are paho options for the shared broker with the
+// environment's credentials and TLS (none on an open stack) and a fresh
+// client id, for tests that make their own MQTT clients.
+func MQTTOptions(t testing.TB) *mqtt.ClientOptions {
+	t.Helper()
+	o := mqtt.NewClientOptions().AddBroker(MQTTURL(t)).SetClientID(Unique("test"))
+	var sec MQTTSecurity
+	FromEnv(t, &sec)
+	tc, err := sec.TLS.Client()
+	if err != nil {
+		t.Fatalf("stacktest: mqtt tls: %v", err)
+	}
+	if tc != nil {
+		o.SetTLSConfig(tc)
+	}
+	if sec.Username != "" {
+		o.SetUsername(sec.Username).SetPassword(sec.Password)
+	}
+	return o
+}
+
+// FromEnv applies the environment deployments/stack/env.sh exports (the
+// stack's addresses, credentials and TLS) to a service's config, as its
+// main would: cfg is a pointer to the config holding its defaults. Tests
+// that run a service in process start from it and then give the service
+// topics, groups and client ids of their own.
+func FromEnv(t testing.TB, cfg any) {
+	t.Helper()
+	skipShort(t)
+	if err := config.Load("", cfg); err != nil {
+		t.Fatalf("stacktest: %v", err)
+	}
+}
+
 // KafkaBrokers returns the bootstrap brokers (PDM_KAFKA_BROKERS).
 func KafkaBrokers(t testing.TB) []string {
 	t.Helper()
@@ -73,20 +117,32 @@ type KafkaSecurity struct {
 
 // KafkaConn is the way to the shared stack's brokers with the
 // environment's security, for tests that make their own readers, writers
-// and clients.
+// and clients. The tests of a process share one Conn per configuration,
+// and so one transport: a topic Topic creates is known to their writers at
+// once.
 func KafkaConn(t testing.TB) *kafkaconn.Conn {
 	t.Helper()
 	brokers := KafkaBrokers(t)
 	var sec KafkaSecurity
-	if err := config.Load("", &sec); err != nil {
-		t.Fatalf("stacktest: %v", err)
+	FromEnv(t, &sec)
+	key := fmt.Sprint(brokers, sec)
+	conns.Lock()
+	defer conns.Unlock()
+	if c, ok := conns.m[key]; ok {
+		return c
 	}
 	c, err := kafkaconn.New(brokers, sec.TLS, sec.SASL)
 	if err != nil {
 		t.Fatalf("stacktest: %v", err)
 	}
+	conns.m[key] = c
 	return c
 }
+
+var conns = struct {
+	sync.Mutex
+	m map[string]*kafkaconn.Conn
+}{m: map[string]*kafkaconn.Conn{}}
 
 // InfluxURL returns the InfluxDB URL (PDM_INFLUX_URL) after a ping.
 func InfluxURL(t testing.TB) string {
@@ -101,8 +157,36 @@ func InfluxURL(t testing.TB) string {
 	return u
 }
 
-// InfluxToken returns PDM_INFLUX_TOKEN ("" when auth is off).
-func InfluxToken() string { return os.Getenv("PDM_INFLUX_TOKEN") }
+// InfluxToken returns the shared InfluxDB's token, PDM_INFLUX_TOKEN or
+// the file PDM_INFLUX_TOKEN_FILE names ("" when authentication is off).
+func InfluxToken(t testing.TB) string {
+	t.Helper()
+	var sec struct {
+		Token string `yaml:"token" env:"PDM_INFLUX_TOKEN" secret:"true"`
+	}
+	FromEnv(t, &sec)
+	return sec.Token
+}
+
+// influxDo sends req to InfluxDB with the shared stack's token.
+func influxDo(t testing.TB, req *http.Request) (*http.Response, error) {
+	t.Helper()
+	if tok := InfluxToken(t); tok != "" {
+		req.Header.Set("Authorization", "Token "+tok)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// influxPost posts a form or a body to the shared InfluxDB.
+func influxPost(t testing.TB, u, contentType string, body io.Reader) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	return influxDo(t, req)
+}
 
 func skipShort(t testing.TB) {
 	t.Helper()
@@ -214,14 +298,14 @@ func InfluxBucket(t testing.TB) string {
 	// after the database is created on a loaded machine: wait until a
 	// write is taken.
 	Eventually(t, 10*time.Second, func() bool {
-		resp, err := http.Post(base+"/write?db="+db, "text/plain", strings.NewReader("stacktest_ready v=1 1"))
+		resp, err := influxPost(t, base+"/write?db="+db, "text/plain", strings.NewReader("stacktest_ready v=1 1"))
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusNoContent
 	}, "database %s not writable", db)
-	if resp, err := http.PostForm(base+"/query", url.Values{"db": {db}, "q": {"DROP MEASUREMENT stacktest_ready"}}); err == nil {
+	if resp, err := InfluxQuery(t, base, url.Values{"db": {db}, "q": {"DROP MEASUREMENT stacktest_ready"}}); err == nil {
 		resp.Body.Close()
 	}
 	return db + "/autogen"
@@ -234,11 +318,7 @@ func InfluxWrite(t testing.TB, base, bucket string, lines []string) {
 	for len(lines) > 0 {
 		n := min(len(lines), 5000)
 		u := fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ms", base, url.QueryEscape(bucket))
-		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(strings.Join(lines[:n], "\n")))
-		if tok := InfluxToken(); tok != "" {
-			req.Header.Set("Authorization", "Token "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := influxPost(t, u, "text/plain", strings.NewReader(strings.Join(lines[:n], "\n")))
 		if err != nil {
 			t.Fatalf("stacktest: influx write: %v", err)
 		}
@@ -251,10 +331,20 @@ func InfluxWrite(t testing.TB, base, bucket string, lines []string) {
 	}
 }
 
+const formType = "application/x-www-form-urlencoded"
+
+// InfluxQuery posts an InfluxQL query (q, db, epoch, ...) to the 1.x
+// /query endpoint at base with the shared stack's token; the caller reads
+// and closes the response.
+func InfluxQuery(t testing.TB, base string, params url.Values) (*http.Response, error) {
+	t.Helper()
+	return influxPost(t, base+"/query", formType, strings.NewReader(params.Encode()))
+}
+
 // InfluxQL runs one InfluxQL statement through the 1.x /query endpoint.
 func InfluxQL(t testing.TB, base, q string) {
 	t.Helper()
-	resp, err := http.PostForm(base+"/query", url.Values{"q": {q}})
+	resp, err := InfluxQuery(t, base, url.Values{"q": {q}})
 	if err != nil {
 		t.Fatalf("stacktest: influxql %q: %v", q, err)
 	}
@@ -288,24 +378,26 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 	}
 }
 
-// ForgetSession ends the broker's persistent session of clientID by
-// connecting once with a clean session, so a test's bridge leaves no queue
-// behind to collect later traffic. Call it after the client has stopped.
-func ForgetSession(t testing.TB, mqttURL, clientID string) {
+// ForgetSession ends the shared broker's persistent session of clientID
+// by connecting once with a clean session, so a test's bridge leaves no
+// queue behind to collect later traffic. Call it after the client has
+// stopped.
+func ForgetSession(t testing.TB, clientID string) {
 	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(clientID).SetCleanSession(true))
+	c := mqtt.NewClient(MQTTOptions(t).SetClientID(clientID).SetCleanSession(true))
 	if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 		c.Disconnect(100)
 	}
 }
 
-// MQTTDropped returns Mosquitto's count of messages it dropped because a
-// client's inflight or queue limits were reached ($SYS, retained). Mosquitto
-// publishes the counter only once it is non-zero, so silence means 0.
-func MQTTDropped(t testing.TB, mqttURL string) int64 {
+// MQTTDropped returns the count of messages the broker opts reach dropped
+// because a client's inflight or queue limits were reached ($SYS,
+// retained). Mosquitto publishes the counter only once it is non-zero, so
+// silence means 0.
+func MQTTDropped(t testing.TB, opts *mqtt.ClientOptions) int64 {
 	t.Helper()
 	got := make(chan int64, 1)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(Unique("sys")))
+	c := mqtt.NewClient(opts.SetClientID(Unique("sys")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("stacktest: connect for $SYS: %v", tok.Error())
 	}

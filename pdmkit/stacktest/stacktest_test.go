@@ -53,7 +53,7 @@ func TestMQTTDroppedSeesDrops(t *testing.T) {
 		return err == nil
 	}, "private mosquitto did not start")
 
-	if n := MQTTDropped(t, url); n != 0 {
+	if n := MQTTDropped(t, mqtt.NewClientOptions().AddBroker(url)); n != 0 {
 		t.Fatalf("fresh broker reports %d drops", n)
 	}
 	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("slow").SetCleanSession(false))
@@ -73,7 +73,7 @@ func TestMQTTDroppedSeesDrops(t *testing.T) {
 		pub.Publish("t", 1, false, "x").WaitTimeout(5 * time.Second)
 	}
 	var n int64
-	Eventually(t, 10*time.Second, func() bool { n = MQTTDropped(t, url); return n > 0 }, "no drops reported after overflowing a queue of 5 with 50 messages")
+	Eventually(t, 10*time.Second, func() bool { n = MQTTDropped(t, mqtt.NewClientOptions().AddBroker(url)); return n > 0 }, "no drops reported after overflowing a queue of 5 with 50 messages")
 	t.Logf("dropped %d", n)
 }
 

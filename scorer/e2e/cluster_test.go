@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func TestScorersOnAThreeBrokerCluster(t *testing.T) {
 	for i := range 2 {
 		addr := stacktest.FreeAddr(t)
 		apis = append(apis, "http://"+addr)
-		stacktest.Start(t, []string{"PDM_API_TOKEN=e2e", trustTestKey(), "PDM_KAFKA_BROKERS=" + strings.Join(brokers, ",")},
+		stacktest.Start(t, append(cluster.Env("scorer"), "PDM_API_TOKEN=e2e", trustTestKey()),
 			scorerBin, "serve", "-log.level", "warn", "-kafka.group", group, "-kafka.readings", readings,
 			"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
 			"-kafka.session-timeout", "6s", "-mqtt.url", "", "-influx.url", "", "-http.addr", addr,
@@ -108,7 +107,7 @@ func TestScorersOnAThreeBrokerCluster(t *testing.T) {
 	// record rather than inventing one.
 	versions := map[string]map[string]bool{}
 	stacktest.Eventually(t, 2*time.Minute, func() bool {
-		for _, m := range readAllConn(t, cluster.Conn(""), scores, 6, 2*n, 3*time.Second) {
+		for _, m := range readAll(t, cluster.Conn(""), scores, 6, 2*n, 3*time.Second) {
 			var s struct {
 				ID      string `json:"id"`
 				Version string `json:"version"`

@@ -146,7 +146,7 @@ func write(t *testing.T, method, url, body string) {
 // second server in the trainer's place. It writes the screenshots the
 // README shows.
 func TestConsoleInBrowser(t *testing.T) {
-	brokerList := stacktest.KafkaBrokers(t) // skips under -short before the build
+	kc := stacktest.KafkaConn(t) // skips under -short before the build
 	chrome := chromium(t)
 	scorerBin := stacktest.Build(t, "github.com/pdmstream/pdm/scorer/cmd/scorer")[0]
 	readings := stacktest.Topic(t, "console-readings", 2)
@@ -156,8 +156,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	addr := stacktest.FreeAddr(t)
 	api := "http://" + addr
 	// pump-4's gateway has gone: its last will, retained, says offline.
-	mqttURL := stacktest.MQTTURL(t)
-	floor := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(stacktest.Unique("console-gw")))
+	floor := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("console-gw")))
 	if tok := floor.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt: %v", tok.Error())
 	}
@@ -180,9 +179,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	// page loads its images from this other origin.
 	trainer := plotServer(t, "job-console-3")
 	stacktest.Start(t, []string{"PDM_API_TOKEN=console", trustTestKey()}, scorerBin, "serve", "-log.level", "warn", "-http.trainer-url", trainer.URL,
-		"-kafka.brokers", strings.Join(brokerList, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
+		"-kafka.brokers", strings.Join(kc.Brokers, ","), "-kafka.group", stacktest.Unique("console"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.retrain", "",
-		"-mqtt.url", mqttURL, "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
+		"-mqtt.url", stacktest.MQTTURL(t), "-mqtt.client-id", stacktest.Unique("console-scorer"), "-influx.url", "", "-http.addr", addr, "-http.stale-after", "2s",
 		"-alert.min-duration", "1s", "-alert.new-normal.off=true")
 	stacktest.WaitReady(t, api+"/v2/health/ready")
 
@@ -200,7 +199,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	f := &feed{w: &kafka.Writer{Addr: kafka.TCP(brokerList...), Topic: readings, Balancer: &kafka.Murmur2Balancer{},
+	f := &feed{w: &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: readings, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}}
 	t.Cleanup(func() { f.w.Close() })
 	wg.Add(1)

@@ -110,7 +110,8 @@ func answerMatches(want []string, got string) error {
 // waits until the scorer has scored some of each.
 func feedSite(t *testing.T, topic, site, scorer string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(stacktest.KafkaBrokers(t)...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond}
+	kc := stacktest.KafkaConn(t)
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond}
 	pump := func(i float64) map[string]float64 {
 		return map[string]float64{"vibration_rms": 1.3 + 0.02*math.Sin(i/3), "bearing_temp": 31 + math.Sin(i/7), "motor_current": 82 + math.Cos(i/5),
 			"discharge_pressure": 5.03 + 0.02*math.Sin(i/4), "flow": 109.6 + math.Cos(i/6), "speed": 2712 + 5*math.Sin(i/8)}

@@ -101,7 +101,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	alerts := stacktest.Topic(t, "e2e-alerts", 1)
 	models := stacktest.Topic(t, "e2e-models", 1)
 	bridgeID := stacktest.Unique("e2e-bridge")
-	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
+	t.Cleanup(func() { stacktest.ForgetSession(t, bridgeID) })
 
 	bridgeAdmin := stacktest.FreeAddr(t)
 	stacktest.Start(t, nil, ingestBin, "bridge", "-http.addr", bridgeAdmin, "-log.level", "warn", "-kafka.brokers", brokers,
@@ -119,7 +119,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	// The floor's view: retained alert state of both machines.
 	var mu sync.Mutex
 	var floor []alert.Alert
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(stacktest.Unique("e2e-floor")))
+	c := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("e2e-floor")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt: %v", tok.Error())
 	}

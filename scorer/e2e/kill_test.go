@@ -83,15 +83,9 @@ func sendMachine(t *testing.T, w *kafka.Writer, site string, assets []string, fr
 	}
 }
 
-// readAll reads every record of topic's partitions once at least want have
-// arrived (or the timeout passed).
-func readAll(t *testing.T, brokers []string, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
-	t.Helper()
-	return readAllConn(t, &kafkaconn.Conn{Brokers: brokers}, topic, partitions, want, timeout)
-}
-
-// readAllConn is readAll through conn.
-func readAllConn(t *testing.T, conn *kafkaconn.Conn, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
+// readAll reads every record of topic's partitions through conn once at
+// least want have arrived (or the timeout passed).
+func readAll(t *testing.T, conn *kafkaconn.Conn, topic string, partitions, want int, timeout time.Duration) []kafka.Message {
 	t.Helper()
 	var mu sync.Mutex
 	var out []kafka.Message
@@ -129,9 +123,9 @@ func readAllConn(t *testing.T, conn *kafkaconn.Conn, topic string, partitions, w
 // the last commit: every reading is scored, and each anomaly episode of
 // each asset makes one alert, not one per owner.
 func TestKillNineOneOfThree(t *testing.T) {
-	brokerList := stacktest.KafkaBrokers(t) // skips under -short before the build
+	kc := stacktest.KafkaConn(t) // skips under -short before the build
 	_, _, scorerBin := binaries(t)
-	brokers := strings.Join(brokerList, ",")
+	brokers := strings.Join(kc.Brokers, ",")
 	readings := stacktest.Topic(t, "e2e-kill-readings", 6)
 	scores := stacktest.Topic(t, "e2e-kill-scores", 6)
 	alerts := stacktest.Topic(t, "e2e-kill-alerts", 1)
@@ -177,7 +171,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 
 	assets := []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12"}
 	const total = 1000
-	w := &kafka.Writer{Addr: kafka.TCP(brokerList...), Topic: readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	send := func(from, to uint64) { sendMachine(t, w, "kill", assets, from, to) }
 	// Stream in steps; kill instance 0 a third of the way through.
@@ -192,7 +186,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	var ids map[string]bool
 	var records int
 	stacktest.Eventually(t, 2*time.Minute, func() bool {
-		ms := readAll(t, brokerList, scores, 6, n*2, 3*time.Second)
+		ms := readAll(t, kc, scores, 6, n*2, 3*time.Second)
 		ids = map[string]bool{}
 		for _, m := range ms {
 			var s struct {
@@ -219,7 +213,7 @@ func TestKillNineOneOfThree(t *testing.T) {
 	var opened map[string]map[string]uint64
 	stacktest.Eventually(t, 30*time.Second, func() bool {
 		opened = map[string]map[string]uint64{}
-		for _, m := range readAll(t, brokerList, alerts, 1, 1<<30, 3*time.Second) {
+		for _, m := range readAll(t, kc, alerts, 1, 1<<30, 3*time.Second) {
 			var a alert.Alert
 			if json.Unmarshal(m.Value, &a) != nil {
 				continue

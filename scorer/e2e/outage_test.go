@@ -25,7 +25,7 @@ func TestScorerWaitsOutAKafkaOutage(t *testing.T) {
 	readings, scores := cluster.Topic("readings", 3), cluster.Topic("scores", 3)
 	alerts, models := cluster.Topic("alerts", 1), cluster.Topic("models", 1)
 	addr := stacktest.FreeAddr(t)
-	scorer := stacktest.Start(t, nil, scorerBin, "serve", "-log.level", "warn",
+	scorer := stacktest.Start(t, cluster.Env("scorer"), scorerBin, "serve", "-log.level", "warn",
 		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.group", stacktest.Unique("outage"), "-kafka.readings", readings,
 		"-kafka.scores", scores, "-kafka.alerts", alerts, "-kafka.models", models, "-kafka.session-timeout", "6s",
 		"-mqtt.url", "", "-influx.url", "", "-http.addr", addr)
@@ -39,7 +39,7 @@ func TestScorerWaitsOutAKafkaOutage(t *testing.T) {
 	send := func(from, to uint64) { sendMachine(t, w, "outage", assets, from, to) }
 	scoredIDs := func(want int) map[string]bool {
 		ids := map[string]bool{}
-		for _, m := range readAll(t, brokers, scores, 3, want, 3*time.Second) {
+		for _, m := range readAll(t, cluster.Conn(""), scores, 3, want, 3*time.Second) {
 			var s struct {
 				ID string `json:"id"`
 			}

@@ -40,7 +40,10 @@ func TestSecretsNeverLogged(t *testing.T) {
 	influxURL := stacktest.InfluxURL(t) // skips under -short
 
 	// Only the files may carry the passwords: a variable of the test's
-	// environment (a secured shared stack's) would win over them.
+	// environment (a secured shared stack's) would win over them. The
+	// shared InfluxDB's token, when it has one, is passed on in a file of
+	// the test's, for the test and the services alike.
+	influxToken := stacktest.InfluxToken(t)
 	for _, k := range []string{"PDM_MQTT_PASSWORD", "PDM_MQTT_PASSWORD_FILE", "PDM_KAFKA_SASL_PASSWORD",
 		"PDM_KAFKA_SASL_PASSWORD_FILE", "PDM_INFLUX_TOKEN", "PDM_INFLUX_TOKEN_FILE", "PDM_API_TOKEN", "PDM_API_TOKEN_FILE",
 		"PDM_API_READ_TOKEN", "PDM_API_READ_TOKEN_FILE", "PDM_TRAINER_TOKEN", "PDM_TRAINER_TOKEN_FILE",
@@ -49,6 +52,13 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
 		}
+	}
+	if influxToken != "" {
+		f := filepath.Join(t.TempDir(), "influx.token")
+		if err := os.WriteFile(f, []byte(influxToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PDM_INFLUX_TOKEN_FILE", f)
 	}
 
 	// The brokers start side by side: Kafka on its own goroutine (a
@@ -120,6 +130,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 		secrets = append(secrets, secret{"Kafka password of " + u, cluster.Password(u)})
 		kafkaFile[u] = file("kafka-"+u+".password", cluster.Password(u))
 	}
+	if _, password, ok := strings.Cut(influxToken, ":"); ok {
+		secrets = append(secrets, secret{"InfluxDB password", password}) // InfluxDB 1.8's token is user:password
+	} else if influxToken != "" {
+		secrets = append(secrets, secret{"InfluxDB token", influxToken})
+	}
 	wrongMQTT := file("mqtt-wrong.password", random("wrong MQTT password"))
 	wrongKafka := file("kafka-wrong.password", random("wrong Kafka password"))
 	scorerWrite, scorerRead := random("scorer API write token"), random("scorer API read token")
@@ -141,7 +156,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		return []string{"PDM_KAFKA_BROKERS=" + strings.Join(cluster.Brokers(), ","), "PDM_KAFKA_TLS_CA_FILE=" + cluster.CAFile(),
 			"PDM_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "PDM_KAFKA_SASL_USERNAME=" + user, "PDM_KAFKA_SASL_PASSWORD_FILE=" + passwordFile}
 	}
-	influxEnv := []string{"PDM_INFLUX_URL=" + influxURL, "PDM_INFLUX_BUCKET=" + bucket, "PDM_INFLUX_TOKEN="}
+	influxEnv := []string{"PDM_INFLUX_URL=" + influxURL, "PDM_INFLUX_BUCKET=" + bucket}
 	// debug: the most the services say, the agent's configuration included.
 	cat := func(parts ...[]string) []string {
 		out := []string{"PDM_LOG_LEVEL=debug"}
@@ -228,7 +243,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	read := map[string]bool{}
 	stacktest.Eventually(t, time.Minute, func() bool {
-		for _, m := range readAllConn(t, admin, wire.TopicReadings, 3, 2*n, 2*time.Second) {
+		for _, m := range readAll(t, admin, wire.TopicReadings, 3, 2*n, 2*time.Second) {
 			items, err := wire.DefaultLimits().Decode(m.Value, time.Now())
 			if err != nil {
 				t.Fatalf("readings topic, record %d@%d: %v", m.Partition, m.Offset, err)
@@ -243,7 +258,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}, "readings missing from the secured readings topic: %v", func() any { return missing(read) })
 	scored := map[string]bool{}
 	stacktest.Eventually(t, time.Minute, func() bool {
-		for _, m := range readAllConn(t, admin, wire.TopicScores, 3, 2*n, 2*time.Second) {
+		for _, m := range readAll(t, admin, wire.TopicScores, 3, 2*n, 2*time.Second) {
 			var s struct {
 				ID   string `json:"id"`
 				Site string `json:"site"`
@@ -256,7 +271,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}, "readings not scored: %v", func() any { return missing(scored) })
 	counts := func(measurement, field string) map[string]int {
 		q := fmt.Sprintf(`SELECT count(%q) FROM %q WHERE "site" = '%s' GROUP BY "asset"`, field, measurement, site)
-		resp, err := http.PostForm(influxURL+"/query", url.Values{"db": {db}, "q": {q}})
+		resp, err := stacktest.InfluxQuery(t, influxURL, url.Values{"db": {db}, "q": {q}})
 		if err != nil {
 			return nil
 		}

@@ -66,7 +66,7 @@ func TestScorerOnSecuredKafka(t *testing.T) {
 	reader := cluster.Conn("admin")
 	ids := map[string]bool{}
 	stacktest.Eventually(t, time.Minute, func() bool {
-		for _, m := range readAllConn(t, reader, scores, 3, 100, 3*time.Second) {
+		for _, m := range readAll(t, reader, scores, 3, 100, 3*time.Second) {
 			var s struct {
 				ID string `json:"id"`
 			}
@@ -96,7 +96,7 @@ func TestScorerOnSecuredKafka(t *testing.T) {
 		t.Fatalf("upload: %s %s", resp.Status, body)
 	}
 	var keys []string
-	for _, m := range readAllConn(t, reader, models, 1, 1, 10*time.Second) {
+	for _, m := range readAll(t, reader, models, 1, 1, 10*time.Second) {
 		keys = append(keys, string(m.Key))
 	}
 	if !strings.Contains(strings.Join(keys, " "), "bearing/1") {

@@ -202,7 +202,7 @@ func TestClosedLoop(t *testing.T) {
 	models := stacktest.Topic(t, "loop-models", 1, "cleanup.policy=compact")
 	retrain := stacktest.Topic(t, "loop-retrain", 3)
 	bridgeID := stacktest.Unique("loop-bridge")
-	t.Cleanup(func() { stacktest.ForgetSession(t, mqttURL, bridgeID) })
+	t.Cleanup(func() { stacktest.ForgetSession(t, bridgeID) })
 	alertLog := followTopic(t, alerts)
 	requests := followTopic(t, retrain)
 	scoreLog := followTopic(t, scores)

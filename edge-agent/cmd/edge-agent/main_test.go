@@ -55,7 +55,7 @@ func TestKillAndRestartBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	site := stacktest.Unique("kill")
-	sub := mqtttest.Subscribe(t, b.URL(), site)
+	sub := mqtttest.Subscribe(t, b.Options(), site)
 	spoolDir := t.TempDir()
 	agentCmd := func(limit int) *exec.Cmd {
 		cmd := exec.Command(bin, "-site", site, "-agent-id", site, "-assets", "pump-1=pump,motor-1=motor",

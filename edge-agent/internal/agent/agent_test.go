@@ -43,6 +43,17 @@ func testConfig(url, site string) config.Config {
 	return cfg
 }
 
+// stackConfig is testConfig for the shared stack's broker, with the
+// environment's credentials and TLS.
+func stackConfig(t *testing.T, site string) config.Config {
+	t.Helper()
+	env := config.Default()
+	stacktest.FromEnv(t, &env)
+	cfg := testConfig(stacktest.MQTTURL(t), site)
+	cfg.MQTT.Username, cfg.MQTT.Password, cfg.MQTT.TLS = env.MQTT.Username, env.MQTT.Password, env.MQTT.TLS
+	return cfg
+}
+
 // start runs an agent; the returned channel yields Run's result.
 func start(t *testing.T, ctx context.Context, cfg config.Config) (*Agent, chan error) {
 	t.Helper()
@@ -71,12 +82,11 @@ func waitDone(t *testing.T, done chan error, timeout time.Duration) {
 // stack's Mosquitto and check, with a separate subscriber, that exactly
 // those arrive, in order per asset, with the simulator's values.
 func TestPublishToStack(t *testing.T) {
-	url := stacktest.MQTTURL(t)
 	for _, batch := range []int{1, 7} {
 		t.Run(map[int]string{1: "single", 7: "batch7"}[batch], func(t *testing.T) {
 			site := stacktest.Unique("edge")
-			sub := mqtttest.Subscribe(t, url, site)
-			cfg := testConfig(url, site)
+			sub := mqtttest.Subscribe(t, stacktest.MQTTOptions(t), site)
+			cfg := stackConfig(t, site)
 			cfg.Assets = "pump-1=pump,motor-1=motor,pump-2=pump"
 			cfg.Degrade = "pump-2=cavitation@1h"
 			cfg.Batch, cfg.Limit, cfg.Seed = batch, 500, 42
@@ -121,7 +131,7 @@ func TestStoreAndForwardBrokerOutage(t *testing.T) {
 	b := mqtttest.NewBroker(t)
 	b.Start()
 	site := stacktest.Unique("sf")
-	sub := mqtttest.Subscribe(t, b.URL(), site) // persistent session, kept across restarts
+	sub := mqtttest.Subscribe(t, b.Options(), site) // persistent session, kept across restarts
 	b.Stop()
 
 	cfg := testConfig(b.URL(), site)
@@ -166,7 +176,7 @@ func TestLongOutageFillsSpoolAndDrainsInOrder(t *testing.T) {
 	b := mqtttest.NewBroker(t)
 	b.Start()
 	site := stacktest.Unique("lo")
-	sub := mqtttest.Subscribe(t, b.URL(), site)
+	sub := mqtttest.Subscribe(t, b.Options(), site)
 	b.Stop()
 
 	const limit, maxBytes = 16000, 2 << 20
@@ -258,7 +268,7 @@ func TestRestartSendsSpool(t *testing.T) {
 	waitDone(t, done, 10*time.Second)
 
 	b.Start()
-	sub := mqtttest.Subscribe(t, b.URL(), site)
+	sub := mqtttest.Subscribe(t, b.Options(), site)
 	cfg.Limit = 300
 	_, done = start(t, context.Background(), cfg)
 	waitDone(t, done, 30*time.Second)
@@ -362,7 +372,7 @@ func TestCSVReplay(t *testing.T) {
 	b := mqtttest.NewBroker(t)
 	b.Start()
 	site := stacktest.Unique("csv")
-	sub := mqtttest.Subscribe(t, b.URL(), site)
+	sub := mqtttest.Subscribe(t, b.Options(), site)
 	cfg := testConfig(b.URL(), site)
 	cfg.Assets = ""
 	cfg.CSV.File, cfg.CSV.Asset, cfg.CSV.Speed = "../csvsource/testdata/comma.csv", "line-3", 0

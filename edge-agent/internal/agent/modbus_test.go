@@ -57,7 +57,6 @@ func metricSum(t *testing.T, reg prometheus.Gatherer, name string, labels map[st
 // A second device that does not answer publishes nothing, and its missed
 // polls are counted by the agent.
 func TestModbusToStack(t *testing.T) {
-	url := stacktest.MQTTURL(t)
 	srv := modbustest.Start(t)
 	// holding 0 counts the reads of it: poll k reads k.
 	var reads atomic.Uint32
@@ -80,8 +79,8 @@ func TestModbusToStack(t *testing.T) {
 	ln.Close()
 
 	site := stacktest.Unique("modbus")
-	sub := mqtttest.Subscribe(t, url, site)
-	cfg := testConfig(url, site)
+	sub := mqtttest.Subscribe(t, stacktest.MQTTOptions(t), site)
+	cfg := stackConfig(t, site)
 	cfg.Assets = ""
 	cfg.Modbus.Devices = []modbus.Device{
 		{Asset: "plc-1", Address: srv.Addr(), Groups: []modbus.Group{{Interval: 50 * time.Millisecond, Tags: []modbus.Tag{

@@ -102,11 +102,10 @@ func TestQualityMarksSpooledAndCounted(t *testing.T) {
 // Uncertain one kept and marked; the OPC UA server restarts and values
 // resume in the same sequence.
 func TestOPCUAToStack(t *testing.T) {
-	url := stacktest.MQTTURL(t)
 	srv := opcuatest.New(t, opcuatest.Options{}, "Vib", "Temp", "Flow")
 	site := stacktest.Unique("opcua")
-	sub := mqtttest.Subscribe(t, url, site)
-	cfg := testConfig(url, site)
+	sub := mqtttest.Subscribe(t, stacktest.MQTTOptions(t), site)
+	cfg := stackConfig(t, site)
 	cfg.Assets = ""
 	cfg.OPCUA.Endpoint = srv.Endpoint()
 	cfg.OPCUA.PublishingInterval = 50 * time.Millisecond

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -32,10 +33,10 @@ type spHost struct {
 	c    mqtt.Client
 }
 
-func subscribeSparkplug(t *testing.T, url, group string) *spHost {
+func subscribeSparkplug(t *testing.T, group string) *spHost {
 	t.Helper()
 	h := &spHost{}
-	h.c = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(stacktest.Unique("sphost")).SetCleanSession(true))
+	h.c = mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("sphost")).SetCleanSession(true))
 	if tok := h.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("host connect: %v", tok.Error())
 	}
@@ -143,11 +144,16 @@ func bdSeq(p *pb.Payload) (uint64, bool) {
 // an NCMD rebirth, DDEATHs and the NDEATH on a clean stop; and every
 // reading of every asset arrives.
 func TestSparkplugEdgeNode(t *testing.T) {
-	url := stacktest.MQTTURL(t)
 	site := stacktest.Unique("spb")
-	host := subscribeSparkplug(t, url, site)
-	proxy := newCutProxy(t, strings.TrimPrefix(url, "tcp://"))
-	cfg := testConfig("tcp://"+proxy.ln.Addr().String(), site)
+	host := subscribeSparkplug(t, site)
+	cfg := stackConfig(t, site)
+	broker, err := url.Parse(cfg.MQTT.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, broker.Host)
+	broker.Host = proxy.ln.Addr().String()
+	cfg.MQTT.URL = broker.String()
 	cfg.MQTT.Payload = config.PayloadSparkplug
 	cfg.Assets = "pump-1=pump,motor-1=motor"
 	const n = 100

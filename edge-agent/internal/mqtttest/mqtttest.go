@@ -84,6 +84,9 @@ func NewBroker(t testing.TB) *Broker {
 
 func (b *Broker) URL() string { return "tcp://" + b.addr }
 
+// Options are paho options for the broker (anonymous, plain TCP).
+func (b *Broker) Options() *mqtt.ClientOptions { return mqtt.NewClientOptions().AddBroker(b.URL()) }
+
 func (b *Broker) Start() {
 	b.t.Helper()
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
@@ -125,7 +128,10 @@ type Subscriber struct {
 	client   mqtt.Client
 }
 
-func Subscribe(t testing.TB, url, site string) *Subscriber {
+// Subscribe records the readings of site that reach the broker opts
+// connect to (Broker.Options for a private one, stacktest.MQTTOptions for
+// the shared stack), over a persistent session.
+func Subscribe(t testing.TB, opts *mqtt.ClientOptions, site string) *Subscriber {
 	t.Helper()
 	s := &Subscriber{byAsset: map[string][]Got{}}
 	filter := wire.TopicRoot + "/" + site + "/+/readings"
@@ -146,7 +152,7 @@ func Subscribe(t testing.TB, url, site string) *Subscriber {
 			s.byAsset[it.Reading.Asset] = append(s.byAsset[it.Reading.Asset], Got{it.Reading.Seq, it.Reading.Sensors, it.Reading.Quality})
 		}
 	}
-	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(stacktest.Unique("sub")).
+	opts.SetClientID(stacktest.Unique("sub")).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
 		SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe(filter, 1, handler) })
@@ -154,7 +160,7 @@ func Subscribe(t testing.TB, url, site string) *Subscriber {
 	s.client = mqtt.NewClient(opts)
 	tok := s.client.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect %s: %v", url, tok.Error())
+		t.Fatalf("subscriber connect %v: %v", opts.Servers, tok.Error())
 	}
 	st := s.client.Subscribe(filter, 1, handler)
 	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {

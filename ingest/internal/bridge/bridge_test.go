@@ -32,8 +32,7 @@ import (
 func testConfig(t *testing.T, site string) config.Config {
 	t.Helper()
 	cfg := config.Default(config.Bridge)
-	cfg.MQTT.URL = stacktest.MQTTURL(t)
-	cfg.Kafka.Brokers = stacktest.KafkaBrokers(t)
+	stacktest.FromEnv(t, &cfg)
 	cfg.MQTT.Filter = "pdm/v1/" + site + "/+/readings"
 	cfg.MQTT.ShareGroup = stacktest.Unique("g")
 	cfg.MQTT.ClientID = stacktest.Unique("bridge")
@@ -50,7 +49,7 @@ func startBridge(t *testing.T, cfg config.Config) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stacktest.ForgetSession(t, cfg.MQTT.URL, cfg.MQTT.ClientID) }) // after the bridge stops
+	t.Cleanup(func() { stacktest.ForgetSession(t, cfg.MQTT.ClientID) }) // after the bridge stops
 	stacktest.Run(t, "bridge", b.Run)
 	stacktest.Eventually(t, 20*time.Second, func() bool { return b.Ready(context.Background()) == nil }, "bridge not connected")
 	return b
@@ -58,7 +57,7 @@ func startBridge(t *testing.T, cfg config.Config) *Bridge {
 
 func publisher(t *testing.T) mqtt.Client {
 	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(stacktest.MQTTURL(t)).SetClientID(stacktest.Unique("pub")))
+	c := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("pub")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}

@@ -42,7 +42,7 @@ func newSpecEdge(t *testing.T, group, node string) *specEdge {
 	e := &specEdge{t: t, group: group, node: node, rebirths: make(chan struct{}, 64)}
 	will, _ := proto.Marshal(&sparkplugpb.Payload{Timestamp: now(), Metrics: []*sparkplugpb.Payload_Metric{
 		{Name: proto.String("bdSeq"), Datatype: proto.Uint32(uint32(sparkplugpb.DataType_Int64)), Value: &sparkplugpb.Payload_Metric_LongValue{LongValue: 0}}}})
-	e.c = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(stacktest.MQTTURL(t)).SetClientID(stacktest.Unique("edge")).
+	e.c = mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("edge")).
 		SetCleanSession(true).SetBinaryWill("spBv1.0/"+group+"/NDEATH/"+node, will, 1, false))
 	if tok := e.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("edge connect: %v", tok.Error())

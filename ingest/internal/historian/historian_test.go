@@ -17,18 +17,19 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pdmstream/pdm/ingest/internal/config"
+	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
+	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg := config.Default(config.Historian)
-	cfg.Kafka.Brokers = stacktest.KafkaBrokers(t)
+	stacktest.FromEnv(t, &cfg)
 	cfg.Kafka.Readings = stacktest.Topic(t, "readings", 6)
 	cfg.Kafka.DeadLetters = stacktest.Topic(t, "dlq", 1)
 	cfg.Kafka.Group = stacktest.Unique("historian")
-	cfg.Influx.URL = stacktest.InfluxURL(t)
 	cfg.Influx.Bucket = stacktest.InfluxBucket(t)
 	cfg.Influx.FlushInterval = 200 * time.Millisecond
 	return cfg
@@ -48,7 +49,11 @@ func startHistorian(t *testing.T, cfg config.Config) *Historian {
 // produce writes the readings (and any extra raw values) to the topic.
 func produce(t *testing.T, cfg config.Config, rs []wire.Reading, raw ...[]byte) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll,
+	kc, err := kafkaconn.New(cfg.Kafka.Brokers, cfg.Kafka.TLS, cfg.Kafka.SASL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: kc.Transport(), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
@@ -120,7 +125,7 @@ func TestHistorianWritesEveryReadingOnce(t *testing.T) {
 	stacktest.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(h.metrics.Points) == float64(len(rs)+50) },
 		"points written %v, want %d", testutil.ToFloat64(h.metrics.Points), len(rs)+50)
 
-	client := influxdb2.NewClient(cfg.Influx.URL, "")
+	client := influxdb2.NewClient(cfg.Influx.URL, cfg.Influx.Token)
 	defer client.Close()
 	res, err := client.QueryAPI("").Query(context.Background(), fmt.Sprintf(`from(bucket: %q) |> range(start: -1d)
 		|> filter(fn: (r) => r._measurement == "readings" and r.asset == "pump-2" and r._field == "vibration_rms")
@@ -144,7 +149,11 @@ func TestHistorianWritesEveryReadingOnce(t *testing.T) {
 // committed sums the group's committed offsets over all partitions.
 func committed(t *testing.T, cfg config.Config) int64 {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 5 * time.Second}
+	kc, err := kafkaconn.New(cfg.Kafka.Brokers, cfg.Kafka.TLS, cfg.Kafka.SASL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kc.Client(5 * time.Second)
 	resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.Group,
 		Topics: map[string][]int{cfg.Kafka.Readings: {0, 1, 2, 3, 4, 5}}})
 	if err != nil {
@@ -234,7 +243,7 @@ func TestHistorianDeadLettersWhatInfluxRefuses(t *testing.T) {
 func TestHistorianWaitsOutAKafkaOutage(t *testing.T) {
 	cluster := stacktest.StartKafka(t, 1)
 	cfg := testConfig(t)
-	cfg.Kafka.Brokers = cluster.Brokers()
+	cfg.Kafka.Brokers, cfg.Kafka.TLS, cfg.Kafka.SASL = cluster.Brokers(), tlsconf.Config{}, kafkaconn.SASL{} // the cluster is open
 	cfg.Kafka.Readings = cluster.Topic("readings", 3)
 	cfg.Kafka.DeadLetters = cluster.Topic("dlq", 1)
 	h, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))

@@ -12,16 +12,15 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
 
 // Against the local Kafka: from the start, every record of every
 // partition; with Since, only the recent ones.
 func TestRunFromStartAndSince(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
+	kc := stacktest.KafkaConn(t)
 	topic := stacktest.Topic(t, "follow", 3)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	old := time.Now().Add(-2 * time.Hour)
 	var msgs []kafka.Message
@@ -40,7 +39,7 @@ func TestRunFromStartAndSince(t *testing.T) {
 		var got []string
 		done := make(chan error)
 		go func() {
-			done <- Run(ctx, Options{Conn: &kafkaconn.Conn{Brokers: brokers}, Topic: topic, Since: since, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+			done <- Run(ctx, Options{Conn: kc, Topic: topic, Since: since, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 				func(_ context.Context, m *kafka.Message) {
 					mu.Lock()
 					got = append(got, string(m.Value))

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/model/modeltest"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 )
@@ -19,12 +18,12 @@ import (
 // when a scorer reads the topic; the follower keeps going: the valid
 // record before them loads and an upload after them succeeds.
 func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
+	kc := stacktest.KafkaConn(t)
 	topic := stacktest.Topic(t, "registry-signed", 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w := NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, log)
+	w := NewKafkaLog(kc, topic, log)
 	defer w.Close()
 	for i, value := range [][]byte{artifact(t, "m", "1"), tamperedArtifact(t, "m", "2"), sealed(t, unsigned(t, "m", "3"))} {
 		if err := w.Append(ctx, artifactKey("m", strconv.Itoa(i+1)), value); err != nil {
@@ -32,7 +31,7 @@ func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
 		}
 	}
 
-	kl := NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, log)
+	kl := NewKafkaLog(kc, topic, log)
 	defer kl.Close()
 	r := New(kl, fakeFactory, nil, log)
 	r.SetTrust(modeltest.Trust())

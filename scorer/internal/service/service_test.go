@@ -86,9 +86,9 @@ func startService(t *testing.T, cfg config.Config) (*service.Service, *httptest.
 // alert's asset forwards the acknowledgement, the owner applies it, and
 // every instance's alert list shows it.
 func TestAckThroughAnotherInstance(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
 	cfg := config.Default()
-	cfg.Kafka.Brokers = brokers
+	stacktest.FromEnv(t, &cfg)
+	kc := stacktest.KafkaConn(t)
 	cfg.Kafka.Group = stacktest.Unique("svc-ack")
 	cfg.Kafka.Readings = stacktest.Topic(t, "svc-ack-readings", 2)
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-ack-scores", 1)
@@ -107,7 +107,7 @@ func TestAckThroughAnotherInstance(t *testing.T) {
 	if code, body := call(t, b, "POST", "/v1/models/bearing/activate", []byte(`{"version":"7","default":true}`)); code != 200 {
 		t.Fatalf("activate through the other instance: %d %v", code, body)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Kafka.Readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: cfg.Kafka.Readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	var msgs []kafka.Message
 	for seq := uint64(1); seq <= 300; seq++ {
@@ -165,7 +165,7 @@ func call(t *testing.T, srv *httptest.Server, method, path string, body []byte) 
 func influxCount(t *testing.T, base, bucket, q string) int {
 	t.Helper()
 	db := bucket[:len(bucket)-len("/autogen")]
-	resp, err := http.Get(base + "/query?" + url.Values{"db": {db}, "q": {q}}.Encode())
+	resp, err := stacktest.InfluxQuery(t, base, url.Values{"db": {db}, "q": {q}})
 	if err != nil {
 		return -1
 	}
@@ -189,11 +189,10 @@ func influxCount(t *testing.T, base, bucket, q string) int {
 // InfluxDB tagged with the version; the worn machine's alert reaches Kafka
 // and MQTT (retained) naming its sensors, and an operator acknowledges it.
 func TestServiceEndToEnd(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
-	influxURL := stacktest.InfluxURL(t)
-	mqttURL := stacktest.MQTTURL(t)
 	cfg := config.Default()
-	cfg.Kafka.Brokers = brokers
+	stacktest.FromEnv(t, &cfg)
+	kc := stacktest.KafkaConn(t)
+	influxURL := stacktest.InfluxURL(t)
 	cfg.Kafka.Group = stacktest.Unique("svc-group")
 	cfg.Kafka.Readings = stacktest.Topic(t, "svc-readings", 3)
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-scores", 3)
@@ -201,8 +200,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	cfg.Kafka.Models = stacktest.Topic(t, "svc-models", 1)
 	cfg.Models.TrustedKeys = []string{base64.StdEncoding.EncodeToString(modeltest.Public)}
 	cfg.Kafka.SessionTimeout = 6 * time.Second
-	cfg.Influx.URL, cfg.Influx.Token, cfg.Influx.Bucket = influxURL, stacktest.InfluxToken(), stacktest.InfluxBucket(t)
-	cfg.MQTT.URL = mqttURL
+	cfg.Influx.Bucket = stacktest.InfluxBucket(t)
 	cfg.HTTP.Addr, cfg.HTTP.Token = "", token
 	cfg.Alert.MinDuration = 5 * time.Second
 	_, srv := startService(t, cfg)
@@ -217,7 +215,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	site := stacktest.Unique("site")
 	const n = 400
 	const wearFrom = 250
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Kafka.Readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: cfg.Kafka.Readings, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	var msgs []kafka.Message
 	for seq := uint64(1); seq <= n; seq++ {
@@ -270,7 +268,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	// The floor sees the current state, retained, on MQTT.
 	got := make(chan mqtt.Message, 4)
 	var once sync.Once
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(stacktest.Unique("svc-test")))
+	c := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("svc-test")))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt connect: %v", tok.Error())
 	}
@@ -310,9 +308,9 @@ func TestServiceEndToEnd(t *testing.T) {
 // acknowledged with the reason), the asset learns the new level, and the
 // readings at it raise no further alert.
 func TestNewNormalThroughTheAPI(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
 	cfg := config.Default()
-	cfg.Kafka.Brokers = brokers
+	stacktest.FromEnv(t, &cfg)
+	kc := stacktest.KafkaConn(t)
 	cfg.Kafka.Group = stacktest.Unique("svc-nn")
 	cfg.Kafka.Readings = stacktest.Topic(t, "svc-nn-readings", 1)
 	cfg.Kafka.Scores = stacktest.Topic(t, "svc-nn-scores", 1)
@@ -325,7 +323,7 @@ func TestNewNormalThroughTheAPI(t *testing.T) {
 	_, srv := startService(t, cfg)
 
 	site := stacktest.Unique("site")
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: cfg.Kafka.Readings, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	rng := rand.New(rand.NewPCG(3, 4))
 	send := func(from, to uint64, level float64) {

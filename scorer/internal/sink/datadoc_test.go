@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -271,7 +270,7 @@ func writeDay(t *testing.T, base, bucket string, day time.Time) map[string]int {
 	ctx := context.Background()
 	now := time.Now()
 	last := map[string]int{}
-	client := influxdb2.NewClientWithOptions(base, stacktest.InfluxToken(), influxdb2.DefaultOptions().SetPrecision(time.Millisecond).SetHTTPRequestTimeout(30))
+	client := influxdb2.NewClientWithOptions(base, stacktest.InfluxToken(t), influxdb2.DefaultOptions().SetPrecision(time.Millisecond).SetHTTPRequestTimeout(30))
 	defer client.Close()
 	w := client.WriteAPIBlocking("", bucket)
 	var points []*write.Point
@@ -335,7 +334,7 @@ func writeDay(t *testing.T, base, bucket string, day time.Time) map[string]int {
 		b.Alerts = append(b.Alerts, al)
 	}
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
-	out := sink.NewInflux(base, stacktest.InfluxToken(), "", bucket, 1000, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := sink.NewInflux(base, stacktest.InfluxToken(t), "", bucket, 1000, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer out.Close(context.Background())
 	if err := out.Write(ctx, &b); err != nil {
 		t.Fatal(err)
@@ -350,7 +349,7 @@ type row map[string]any
 
 func fluxRows(t *testing.T, base, q string) ([]row, error) {
 	t.Helper()
-	c := influxdb2.NewClient(base, stacktest.InfluxToken())
+	c := influxdb2.NewClient(base, stacktest.InfluxToken(t))
 	defer c.Close()
 	res, err := c.QueryAPI("").Query(context.Background(), q)
 	if err != nil {
@@ -391,7 +390,7 @@ func normal(v any) any {
 // which in "statement".
 func influxQLRows(t *testing.T, base, db, q string) ([]row, error) {
 	t.Helper()
-	resp, err := http.PostForm(base+"/query", url.Values{"db": {db}, "q": {q}, "epoch": {"ms"}})
+	resp, err := stacktest.InfluxQuery(t, base, url.Values{"db": {db}, "q": {q}, "epoch": {"ms"}})
 	if err != nil {
 		return nil, err
 	}
@@ -725,6 +724,14 @@ func checkExport(t *testing.T, script, base, db string, day time.Time, shift tim
 	}
 	if backtestArgs == nil {
 		t.Fatalf("%s: the export block has no scorer backtest line", dataDoc)
+	}
+	// The script reads the local stack's token from where make up keeps it.
+	secrets := filepath.Join(dir, ".stack", "secrets", "influx")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "admin.token"), []byte(stacktest.InfluxToken(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.Join(shell, "\n"))
 	cmd.Dir = dir

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -25,7 +24,7 @@ func TestInfluxDoesNotHoldBackScoring(t *testing.T) {
 	bucket := stacktest.InfluxBucket(t)
 	addr := stacktest.FreeAddr(t) // nothing listens here until the proxy starts
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
-	out := NewInflux("http://"+addr, stacktest.InfluxToken(), "", bucket, 50, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := NewInflux("http://"+addr, stacktest.InfluxToken(t), "", bucket, 50, dropped, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer out.Close(context.Background())
 
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -50,7 +49,7 @@ func TestInfluxDoesNotHoldBackScoring(t *testing.T) {
 	stacktest.Proxy(t, addr, strings.TrimPrefix(base, "http://"))
 	stacktest.Eventually(t, 30*time.Second, func() bool { return out.Queued() == 0 }, "%d points still queued after InfluxDB came back", out.Queued())
 	db, _, _ := strings.Cut(bucket, "/")
-	resp, err := http.Get(base + "/query?" + url.Values{"db": {db}, "q": {"SELECT count(seq) FROM scores"}}.Encode())
+	resp, err := stacktest.InfluxQuery(t, base, url.Values{"db": {db}, "q": {"SELECT count(seq) FROM scores"}})
 	if err != nil {
 		t.Fatal(err)
 	}

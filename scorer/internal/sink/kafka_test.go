@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/alert"
-	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/stacktest"
 	"github.com/pdmstream/pdm/scorer/internal/stream"
 	"github.com/segmentio/kafka-go"
@@ -18,10 +17,10 @@ import (
 // retention does not delete it the moment it lands; the reading's own time
 // stays in the value.
 func TestKafkaRecordsCarryTheirProduceTime(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
+	kc := stacktest.KafkaConn(t)
 	scores := stacktest.Topic(t, "sink-time-scores", 1)
 	alerts := stacktest.Topic(t, "sink-time-alerts", 1)
-	k := NewKafka(&kafkaconn.Conn{Brokers: brokers}, scores, alerts, "")
+	k := NewKafka(kc, scores, alerts, "")
 	defer k.Close(context.Background())
 
 	old := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -36,7 +35,7 @@ func TestKafkaRecordsCarryTheirProduceTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{scores, alerts} {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(0), Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
 		m, err := r.ReadMessage(ctx)
 		r.Close()
 		if err != nil {

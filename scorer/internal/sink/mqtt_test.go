@@ -77,14 +77,14 @@ func TestMQTTDoesNotHoldBackScoring(t *testing.T) {
 // broker reach OnStatus with their site and agent, on connect (retained)
 // and as they change (a last will).
 func TestMQTTGatewayStatus(t *testing.T) {
-	url := stacktest.MQTTURL(t)
 	site := stacktest.Unique("status")
 	type got struct {
 		agent   string
 		payload string
 	}
 	ch := make(chan got, 16)
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(stacktest.Unique("gw")))
+	stack := stacktest.MQTTOptions(t)
+	pub := mqtt.NewClient(stacktest.MQTTOptions(t).SetClientID(stacktest.Unique("gw")))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -98,7 +98,8 @@ func TestMQTTGatewayStatus(t *testing.T) {
 	t.Cleanup(func() { publish("gw-1", "") }) // clear the retained status
 	publish("gw-1", `{"agent":"gw-1","status":"online","assets":["p1"]}`)
 
-	m := NewMQTT(MQTTConn{URL: url, ClientID: stacktest.Unique("scorer")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMQTT(MQTTConn{URL: stack.Servers[0].String(), ClientID: stacktest.Unique("scorer"),
+		Username: stack.Username, Password: stack.Password, TLS: stack.TLSConfig}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.OnStatus(func(s, agent string, payload []byte) {
 		if s == site {
 			ch <- got{agent, string(payload)}

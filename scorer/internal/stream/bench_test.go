@@ -140,7 +140,7 @@ func activeForecaster(b *testing.B) *registry.Registry {
 func benchThroughput(b *testing.B, res stream.Resolver, onl func() (anomaly.Detector, error)) {
 	tp := newTopics(b, 6)
 	assets := assetNames(12)
-	p := newProducer(b, tp.brokers, tp.readings)
+	p := newProducer(b, tp.kc, tp.readings)
 	p.singles = true
 	per := uint64(b.N/len(assets)) + 1
 	n := int64(per) * int64(len(assets))
@@ -155,7 +155,7 @@ func benchThroughput(b *testing.B, res stream.Resolver, onl func() (anomaly.Dete
 	first, last, firstN := cnt.span()
 	scored := last.Sub(first)
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: tp.brokers, GroupID: stacktest.Unique("bare"), Topic: tp.readings,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: tp.kc.Brokers, Dialer: tp.kc.Dialer(0), GroupID: stacktest.Unique("bare"), Topic: tp.readings,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, StartOffset: kafka.FirstOffset})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -230,7 +230,7 @@ func benchLatency(b *testing.B, res stream.Resolver, onl func() (anomaly.Detecto
 	var cnt *counting
 	startWith(b, tp, res, func(o *stream.Options) { o.Online = onl },
 		func(o stream.Output) stream.Output { cnt = newCounting(o); return cnt })
-	p := newProducer(b, tp.brokers, tp.readings)
+	p := newProducer(b, tp.kc, tp.readings)
 	p.singles = true
 	ctx := context.Background()
 	per := uint64(b.N/len(assets)) + 1
@@ -262,8 +262,8 @@ func benchLatency(b *testing.B, res stream.Resolver, onl func() (anomaly.Detecto
 func BenchmarkSwap(b *testing.B) {
 	tp := newTopics(b, 6)
 	modelsTopic := stacktest.Topic(b, "scorer-models", 1)
-	reg := followRegistryTB(b, tp.brokers, modelsTopic)
-	admin := followRegistryTB(b, tp.brokers, modelsTopic)
+	reg := followRegistryTB(b, tp.kc, modelsTopic)
+	admin := followRegistryTB(b, tp.kc, modelsTopic)
 	ctx := context.Background()
 	for _, v := range []string{"1", "2"} {
 		if _, err := reg.Upload(ctx, "bearing", v, artifactBytes(b, "bearing", v)); err != nil {
@@ -275,7 +275,7 @@ func BenchmarkSwap(b *testing.B) {
 	}
 	var cnt *counting
 	startWith(b, tp, reg, nil, func(o stream.Output) stream.Output { cnt = newCounting(o); return cnt })
-	p := newProducer(b, tp.brokers, tp.readings)
+	p := newProducer(b, tp.kc, tp.readings)
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -93,8 +93,8 @@ type producer struct {
 	singles bool
 }
 
-func newProducer(t testing.TB, brokers []string, topic string) *producer {
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+func newProducer(t testing.TB, kc *kafkaconn.Conn, topic string) *producer {
+	w := &kafka.Writer{Addr: kafka.TCP(kc.Brokers...), Transport: kc.Transport(), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
 	t.Cleanup(func() { w.Close() })
 	return &producer{w: w}
@@ -139,11 +139,11 @@ type collector struct {
 	wg      sync.WaitGroup
 }
 
-func collect(t testing.TB, brokers []string, topic string, partitions int) *collector {
+func collect(t testing.TB, kc *kafkaconn.Conn, topic string, partitions int) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cancel: cancel}
 	for p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(0), Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -244,7 +244,7 @@ func (c *crashAfterWrite) Write(ctx context.Context, b *stream.Batch) error {
 }
 
 type topics struct {
-	brokers                  []string
+	kc                       *kafkaconn.Conn
 	readings, scores, alerts string
 	group                    string
 }
@@ -252,7 +252,7 @@ type topics struct {
 func newTopics(t testing.TB, partitions int) topics {
 	t.Helper()
 	return topics{
-		brokers:  stacktest.KafkaBrokers(t),
+		kc:       stacktest.KafkaConn(t),
 		readings: stacktest.Topic(t, "scorer-readings", partitions),
 		scores:   stacktest.Topic(t, "scorer-scores", partitions),
 		alerts:   stacktest.Topic(t, "scorer-alerts", 3),
@@ -269,7 +269,7 @@ func start(t testing.TB, tp topics, res stream.Resolver, replay int) *instance {
 // its Kafka output wrapped.
 func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.Options), wrap func(stream.Output) stream.Output) *instance {
 	t.Helper()
-	k := sink.NewKafka(&kafkaconn.Conn{Brokers: tp.brokers}, tp.scores, tp.alerts, "")
+	k := sink.NewKafka(tp.kc, tp.scores, tp.alerts, "")
 	t.Cleanup(func() { k.Close(context.Background()) })
 	var out stream.Output = k
 	if wrap != nil {
@@ -278,7 +278,7 @@ func startWith(t testing.TB, tp topics, res stream.Resolver, edit func(*stream.O
 	ctx, cancel := context.WithCancel(context.Background())
 	crasher := &crashAfterWrite{inner: out, cancel: cancel}
 	opt := stream.Options{
-		Conn: &kafkaconn.Conn{Brokers: tp.brokers}, Group: tp.group, Topic: tp.readings, SessionTimeout: 6 * time.Second,
+		Conn: tp.kc, Group: tp.group, Topic: tp.readings, SessionTimeout: 6 * time.Second,
 		Replay: 100, MaxBatch: 500, History: 16, Decision: decision, Online: online,
 	}
 	if edit != nil {

@@ -17,14 +17,14 @@ import (
 // under different ids.
 func TestKillOneOfThree(t *testing.T) {
 	tp := newTopics(t, 6)
-	scores := collect(t, tp.brokers, tp.scores, 6)
-	alerts := collect(t, tp.brokers, tp.alerts, 3)
+	scores := collect(t, tp.kc, tp.scores, 6)
+	alerts := collect(t, tp.kc, tp.alerts, 3)
 	var insts []*instance
 	for range 3 {
 		insts = append(insts, start(t, tp, onlineOnly{}, 500))
 	}
 	assets := assetNames(12)
-	st := stream1(t, newProducer(t, tp.brokers, tp.readings), assets, 10, 0)
+	st := stream1(t, newProducer(t, tp.kc, tp.readings), assets, 10, 0)
 	// Stop production once past the second alert episode.
 	stacktest.Eventually(t, 60*time.Second, func() bool { return st.sent() >= 300 }, "producer stalled at %d", st.sent())
 	stacktest.Eventually(t, 60*time.Second, func() bool { return scores.len() >= 2000 }, "scoring did not start: %d", scores.len())

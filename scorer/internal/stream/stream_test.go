@@ -20,7 +20,7 @@ func TestScoresExactlyOnce(t *testing.T) {
 	assets := assetNames(6)
 	const perAsset = 200
 	n := len(assets) * perAsset
-	p := newProducer(t, tp.brokers, tp.readings)
+	p := newProducer(t, tp.kc, tp.readings)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := p.send(ctx, assets, 1, perAsset); err != nil {
@@ -30,8 +30,8 @@ func TestScoresExactlyOnce(t *testing.T) {
 	if err := p.send(ctx, assets[:2], 150, 160); err != nil {
 		t.Fatal(err)
 	}
-	scores := collect(t, tp.brokers, tp.scores, 3)
-	alerts := collect(t, tp.brokers, tp.alerts, 3)
+	scores := collect(t, tp.kc, tp.scores, 3)
+	alerts := collect(t, tp.kc, tp.alerts, 3)
 	start(t, tp, onlineOnly{}, 100)
 	stacktest.Eventually(t, 60*time.Second, func() bool { return scores.len() >= n }, "%d of %d scores", scores.len(), n)
 	stacktest.Eventually(t, 10*time.Second, func() bool { return alerts.len() >= 2*len(assets) }, "%d alert events", alerts.len())
@@ -71,7 +71,7 @@ func TestScoresExactlyOnce(t *testing.T) {
 // end of every partition of the readings topic.
 func committedAll(t testing.TB, tp topics) bool {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(tp.brokers...), Timeout: 5 * time.Second}
+	client := tp.kc.Client(5 * time.Second)
 	ctx := context.Background()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{tp.readings}})
 	if err != nil || len(meta.Topics) != 1 {

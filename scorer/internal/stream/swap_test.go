@@ -16,19 +16,19 @@ import (
 
 // followRegistry runs a registry instance on the models topic until the
 // test ends and returns it once it has read the topic.
-func followRegistry(t *testing.T, brokers []string, topic string) *registry.Registry {
-	return followRegistryTB(t, brokers, topic)
+func followRegistry(t *testing.T, kc *kafkaconn.Conn, topic string) *registry.Registry {
+	return followRegistryTB(t, kc, topic)
 }
 
-func followRegistryTB(t testing.TB, brokers []string, topic string) *registry.Registry {
-	return followRegistryBudget(t, brokers, topic, 0)
+func followRegistryTB(t testing.TB, kc *kafkaconn.Conn, topic string) *registry.Registry {
+	return followRegistryBudget(t, kc, topic, 0)
 }
 
 // followRegistryBudget is followRegistry with a bound on the artifact
 // bytes in memory (registry.SetCacheBytes).
-func followRegistryBudget(t testing.TB, brokers []string, topic string, budget int64) *registry.Registry {
+func followRegistryBudget(t testing.TB, kc *kafkaconn.Conn, topic string, budget int64) *registry.Registry {
 	t.Helper()
-	kl := registry.NewKafkaLog(&kafkaconn.Conn{Brokers: brokers}, topic, testLog(t))
+	kl := registry.NewKafkaLog(kc, topic, testLog(t))
 	reg := registry.New(kl, factory, nil, testLog(t))
 	reg.SetCacheBytes(budget)
 	reg.SetTrust(modeltest.Trust())
@@ -121,7 +121,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	modelsTopic := stacktest.Topic(t, "scorer-models", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	reg := followRegistry(t, tp.brokers, modelsTopic)
+	reg := followRegistry(t, tp.kc, modelsTopic)
 	for _, v := range []string{"1", "2"} {
 		if _, err := reg.Upload(ctx, "bearing", v, artifactBytes(t, "bearing", v)); err != nil {
 			t.Fatal(err)
@@ -130,12 +130,12 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	if _, err := reg.Activate(ctx, "bearing", "1", registry.Scope{Default: true}); err != nil {
 		t.Fatal(err)
 	}
-	admin := followRegistry(t, tp.brokers, modelsTopic)
+	admin := followRegistry(t, tp.kc, modelsTopic)
 
-	scores := collect(t, tp.brokers, tp.scores, 3)
+	scores := collect(t, tp.kc, tp.scores, 3)
 	start(t, tp, reg, 100)
 	assets := assetNames(6)
-	st := stream1(t, newProducer(t, tp.brokers, tp.readings), assets, 10, 100)
+	st := stream1(t, newProducer(t, tp.kc, tp.readings), assets, 10, 100)
 	stacktest.Eventually(t, 60*time.Second, func() bool { return scores.len() >= 1500 }, "scoring did not start: %d scores", scores.len())
 
 	// Publish through another registry instance, as the API of another
@@ -219,12 +219,12 @@ func TestHotSwapUnderLoad(t *testing.T) {
 // the topic and score with it, and a lookup reads back the exact bytes
 // that were uploaded.
 func TestModelCacheReadsBackFromTheTopic(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
+	kc := stacktest.KafkaConn(t)
 	topic := stacktest.Topic(t, "scorer-models", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	size := int64(len(artifactBytes(t, "bearing", "1")))
-	reg := followRegistryBudget(t, brokers, topic, size+size/2)
+	reg := followRegistryBudget(t, kc, topic, size+size/2)
 	raw := map[string][]byte{}
 	for _, v := range []string{"1", "2", "3"} {
 		raw[v] = artifactBytes(t, "bearing", v)
@@ -238,7 +238,7 @@ func TestModelCacheReadsBackFromTheTopic(t *testing.T) {
 	if reg.ResidentBytes() > size || reg.Evictions() < 2 {
 		t.Fatalf("resident %d bytes, %d evictions: want only the active artifact (%d bytes) in memory", reg.ResidentBytes(), reg.Evictions(), size)
 	}
-	admin := followRegistry(t, brokers, topic)
+	admin := followRegistry(t, kc, topic)
 	if _, err := admin.Activate(ctx, "bearing", "2", registry.Scope{}); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func BenchmarkRead(b *testing.B) {
 
 func benchRead(b *testing.B, base string, q Query, resample Resample) {
 	bucket := benchDB + "/autogen"
-	r, err := New(Config{URL: base, Bucket: bucket, Token: stacktest.InfluxToken(), Resample: resample}, discardLogger())
+	r, err := New(Config{URL: base, Bucket: bucket, Token: stacktest.InfluxToken(b), Resample: resample}, discardLogger())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func rawFlux(b *testing.B, base, bucket, flux string) (rows int, size int64) {
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v2/query?org=", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
-	if tok := stacktest.InfluxToken(); tok != "" {
+	if tok := stacktest.InfluxToken(b); tok != "" {
 		req.Header.Set("Authorization", "Token "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -205,7 +205,7 @@ func benchData(b *testing.B, base string, days int) {
 				// Retried: right after CREATE DATABASE, 1.8 can still answer
 				// a write with "database not found" for a moment.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := retry.Do(ctx, retry.Backoff{}, nil, func(context.Context) error { return post(writeURL, buf) })
+				err := retry.Do(ctx, retry.Backoff{}, nil, func(context.Context) error { return post(b, writeURL, buf) })
 				cancel()
 				if err != nil {
 					failed.Store(&err)
@@ -223,7 +223,7 @@ func benchData(b *testing.B, base string, days int) {
 	}
 	elapsed := time.Since(start)
 	mark := fmt.Sprintf("bench_complete days=%di,rows=%di %d", days, rows, benchStart.UnixMilli())
-	if err := post(writeURL, []byte(mark)); err != nil {
+	if err := post(b, writeURL, []byte(mark)); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("wrote %d rows in %s (%.0f rows/s, %d cores)", rows, elapsed.Round(time.Second), float64(rows)/elapsed.Seconds(), runtime.NumCPU())
@@ -254,9 +254,9 @@ func benchLine(buf []byte, i int) []byte {
 	return append(buf, '\n')
 }
 
-func post(u string, body []byte) error {
+func post(b *testing.B, u string, body []byte) error {
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if tok := stacktest.InfluxToken(); tok != "" {
+	if tok := stacktest.InfluxToken(b); tok != "" {
 		req.Header.Set("Authorization", "Token "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -273,7 +273,7 @@ func post(u string, body []byte) error {
 
 // benchWritten returns the days the benchmark database holds (0: none).
 func benchWritten(b *testing.B, base string) int {
-	resp, err := http.PostForm(base+"/query", url.Values{"db": {benchDB}, "q": {"SELECT last(days) FROM bench_complete"}})
+	resp, err := stacktest.InfluxQuery(b, base, url.Values{"db": {benchDB}, "q": {"SELECT last(days) FROM bench_complete"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func benchWritten(b *testing.B, base string) int {
 }
 
 func influxQL(b *testing.B, base, q string) {
-	resp, err := http.PostForm(base+"/query", url.Values{"q": {q}})
+	resp, err := stacktest.InfluxQuery(b, base, url.Values{"q": {q}})
 	if err != nil {
 		b.Fatal(err)
 	}

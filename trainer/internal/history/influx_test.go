@@ -170,7 +170,7 @@ func writeLines(t testing.TB, env *influxEnv, lines []string) {
 // influxCount runs an InfluxQL count and returns its value (0 for none).
 func influxCount(t testing.TB, base, db, q string) int {
 	t.Helper()
-	resp, err := http.PostForm(base+"/query", url.Values{"db": {db}, "q": {q}})
+	resp, err := stacktest.InfluxQuery(t, base, url.Values{"db": {db}, "q": {q}})
 	if err != nil {
 		t.Fatalf("influxql: %v", err)
 	}
@@ -222,7 +222,7 @@ func newReader(t testing.TB, cfg Config, logs io.Writer) *Reader {
 	if logs == nil {
 		logs = io.Discard
 	}
-	cfg.Token = stacktest.InfluxToken()
+	cfg.Token = stacktest.InfluxToken(t)
 	if cfg.Backoff == (retry.Backoff{}) {
 		cfg.Backoff = retry.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond}
 	}

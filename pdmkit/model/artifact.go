@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/nn"
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 )
 
 // Format names the document type; FormatVersion is bumped on any change that
@@ -404,14 +405,11 @@ func Load(r io.Reader) (*Artifact, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("%w: empty input", ErrFormat)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var a Artifact
-	if err := dec.Decode(&a); err != nil {
-		return nil, fmt.Errorf("%w: decode (truncated or corrupted?): %v", ErrFormat, err)
-	}
-	if dec.More() {
+	if err := strictjson.Unmarshal(b, &a); errors.Is(err, strictjson.ErrTrailing) {
 		return nil, fmt.Errorf("%w: trailing data after the artifact", ErrFormat)
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: decode (truncated or corrupted?): %v", ErrFormat, err)
 	}
 	if a.Format != Format || a.FormatVersion != FormatVersion {
 		return nil, fmt.Errorf("%w: format %q version %d (this build reads %q version %d)", ErrFormat, a.Format, a.FormatVersion, Format, FormatVersion)

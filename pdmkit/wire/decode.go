@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 )
 
 // Item is one reading of a decoded message.
@@ -71,6 +73,16 @@ func (l Limits) decodeStd(payload []byte, now time.Time) ([]Item, error) {
 	case err != nil:
 		return nil, reject(ErrMalformed, -1, "%v", err)
 	}
+	// A key given twice is read one way here and another way by a reader
+	// that keeps the first: refused, since the bytes go on unchanged. A
+	// batch's readings are checked one by one below.
+	depth := -1
+	if env.Readings != nil {
+		depth = 1
+	}
+	if k, ok := strictjson.DuplicateKey(payload, depth); ok {
+		return nil, reject(ErrMalformed, -1, "key %q given twice", clip(k))
+	}
 	if env.V != Version {
 		return nil, reject(ErrVersion, -1, "v=%d (want %d)", env.V, Version)
 	}
@@ -89,6 +101,9 @@ func (l Limits) decodeStd(payload []byte, now time.Time) ([]Item, error) {
 	for i, raw := range env.Readings {
 		var j readingJSON
 		uerr := json.Unmarshal(raw, &j)
+		if k, ok := strictjson.DuplicateKey(raw, -1); ok && uerr == nil {
+			uerr = reject(ErrMalformed, i, "key %q given twice", clip(k))
+		}
 		if uerr == nil && j.V != Version {
 			uerr = reject(ErrVersion, i, "v=%d (want %d)", j.V, Version)
 		}

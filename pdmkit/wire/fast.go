@@ -258,6 +258,7 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 				break
 			}
 			j.Sensors = make(map[string]float64, 8)
+			n := 0
 			if !s.object(func(name []byte) bool {
 				tok, _, ok := s.num()
 				if !ok {
@@ -268,8 +269,9 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 					return false
 				}
 				j.Sensors[string(name)] = f
+				n++
 				return true
-			}) {
+			}) || n != len(j.Sensors) { // a repeated name: decodeStd words it
 				return false
 			}
 		case "quality":
@@ -280,13 +282,15 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 				return false
 			}
 			j.Quality = make(map[string]string, 2)
+			n := 0
 			if !s.object(func(name []byte) bool {
 				mark, ok := s.str()
 				if ok {
 					j.Quality[string(name)] = string(mark)
+					n++
 				}
 				return ok
-			}) {
+			}) || n != len(j.Quality) {
 				return false
 			}
 		case "readings":
@@ -309,14 +313,27 @@ func (s *scanner) reading(j *readingJSON, readings func() bool) bool {
 }
 
 // checkSensors reads a sensors object that needs no map to be valid: 1 to
-// maxSensors entries, every name a valid, unreserved ID, every value finite.
-// Repeated names cannot change that verdict, since every entry is valid.
+// maxSensors entries, every name a valid, unreserved ID given once, every
+// value finite. Names are compared pairwise, which is cheaper than a map
+// for the few sensors of a reading; past checkedNames of them it leaves
+// the verdict to the full decoder.
 func (s *scanner) checkSensors() bool {
+	const checkedNames = 64
+	var names [checkedNames][]byte
 	n := 0
 	return s.object(func(name []byte) bool {
 		tok, _, ok := s.num()
+		if !ok || !finite(tok) || n >= min(s.maxSensors, checkedNames) || !ValidID(unsafeString(name)) || reservedSensors[string(name)] {
+			return false
+		}
+		for _, seen := range names[:n] {
+			if string(seen) == string(name) {
+				return false
+			}
+		}
+		names[n] = name
 		n++
-		return ok && finite(tok) && n <= s.maxSensors && ValidID(unsafeString(name)) && !reservedSensors[string(name)]
+		return true
 	}) && n > 0
 }
 

@@ -106,9 +106,18 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "ancient ts", payload: `{"v":1,"site":"s","asset":"a","ts":"1999-01-01T00:00:00Z","seq":1,"sensors":{"x":1}}`, itemErr: ErrTimestamp, detail: "before now"},
 		{name: "future ts", payload: `{"v":1,"site":"s","asset":"a","ts":"2027-01-01T00:00:00Z","seq":1,"sensors":{"x":1}}`, itemErr: ErrTimestamp, detail: "after now"},
 		{name: "oversize", payload: `{"v":1,"pad":"` + strings.Repeat("x", 1<<20) + `"}`, msgErr: ErrOversize},
+		// Readers that keep the first of two keys would see another reading.
+		{name: "site twice", payload: `{"v":1,"site":"s","asset":"a","site":"t","ts":"` + ts + `","seq":1,"sensors":{"x":1}}`, msgErr: ErrMalformed},
+		{name: "sensor twice", payload: `{"v":1,"site":"s","asset":"a","ts":"` + ts + `","seq":1,"sensors":{"x":1,"y":2,"x":3}}`, msgErr: ErrMalformed},
+		{name: "quality twice", payload: `{"v":1,"site":"s","asset":"a","ts":"` + ts + `","seq":1,"sensors":{"x":1},"quality":{"x":"Bad","x":"Good"}}`, msgErr: ErrMalformed},
+		{name: "readings twice", payload: `{"v":1,"readings":[{"v":1}],"readings":[{"v":1}]}`, msgErr: ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			items, err := DefaultLimits().Decode([]byte(tc.payload), now)
+			checked, cerr := DefaultLimits().Check([]byte(tc.payload), now)
+			if !errors.Is(cerr, tc.msgErr) || len(checked) != len(items) {
+				t.Fatalf("Check: %d items, error %v; Decode: %d items, error %v", len(checked), cerr, len(items), err)
+			}
 			if tc.msgErr != nil {
 				if !errors.Is(err, tc.msgErr) {
 					t.Fatalf("got error %v, want %v", err, tc.msgErr)
@@ -137,19 +146,19 @@ func TestDecodeRejects(t *testing.T) {
 func TestBatchKeepsGoodReadings(t *testing.T) {
 	good, _ := sample(1).MarshalJSON()
 	payload := `{"v":1,"readings":[` + string(good) + `,{"v":1,"site":"plant1","asset":"pump-1","ts":"` +
-		now.Format(TimeLayout) + `","seq":2,"sensors":{"x":"high"}},{"v":3}]}`
+		now.Format(TimeLayout) + `","seq":2,"sensors":{"x":"high"}},{"v":3},` + strings.Replace(string(good), `"sensors":{`, `"sensors":{"dup":1,"dup":2,`, 1) + `]}`
 	items, err := DefaultLimits().Decode([]byte(payload), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(items) != 3 {
+	if len(items) != 4 {
 		t.Fatalf("got %d items", len(items))
 	}
 	if items[0].Err != nil || string(items[0].Raw) != string(good) {
 		t.Fatalf("good reading: err %v raw %s", items[0].Err, items[0].Raw)
 	}
-	if !errors.Is(items[1].Err, ErrValue) || !errors.Is(items[2].Err, ErrVersion) {
-		t.Fatalf("bad readings: %v / %v", items[1].Err, items[2].Err)
+	if !errors.Is(items[1].Err, ErrValue) || !errors.Is(items[2].Err, ErrVersion) || !errors.Is(items[3].Err, ErrMalformed) {
+		t.Fatalf("bad readings: %v / %v / %v", items[1].Err, items[2].Err, items[3].Err)
 	}
 	var re *RejectError
 	if !errors.As(items[1].Err, &re) || re.Index != 1 {

@@ -125,6 +125,8 @@ func TestBridgeRoutesGoodAndBadInput(t *testing.T) {
 		{"motor-1", `{"v":1,"pad":"` + strings.Repeat("x", 3<<20) + `"}`, "oversize", ""},
 		// InfluxDB and most JSON readers hold integers up to 2^63−1.
 		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":18446744073709551615,"sensors":{"x":1}}`, "bad_seq", ""},
+		// A reader that keeps the first of two keys would see other values.
+		{"pump-2", `{"v":1,"site":"` + site + `","asset":"pump-2","ts":"` + ts + `","seq":99,"sensors":{"x":1,"x":1e6}}`, "malformed", ""},
 		// A topic with an extra level is taken and refused, not left unseen.
 		{"pump-1", `{"v":1,"site":"` + site + `","asset":"pump-1","ts":"` + ts + `","seq":99,"sensors":{"x":1}}`, "topic_mismatch",
 			"pdm/v1/" + site + "/line-2/pump-1/readings"},

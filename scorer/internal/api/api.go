@@ -28,6 +28,7 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/model"
 	"github.com/pdmstream/pdm/pdmkit/monitor"
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/scorer/internal/alertview"
 	"github.com/pdmstream/pdm/scorer/internal/registry"
@@ -281,9 +282,11 @@ func registryError(w http.ResponseWriter, err error) {
 // decodeBody decodes a JSON body strictly; a missing or bad body is
 // answered with what to send (example).
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, example string) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, limit))
+	if err == nil {
+		err = strictjson.Unmarshal(raw, v)
+	}
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			writeError(w, http.StatusBadRequest, "request body is empty: send "+example)
 			return false

@@ -145,7 +145,10 @@ func (a *API) infer(w http.ResponseWriter, r *http.Request) {
 		a.m.inferLat.WithLabelValues(v.Name, v.Version).Observe(time.Since(start).Seconds())
 	}()
 	header, bin, err := readInferBody(r)
-	if err != nil {
+	if errors.Is(err, errInferTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	} else if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

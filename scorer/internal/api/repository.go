@@ -2,11 +2,12 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
+
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 )
 
 // The model repository extension. The registry topic is the repository:
@@ -34,9 +35,7 @@ func (a *API) repositoryIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&b); err != nil {
+		if err := strictjson.Unmarshal(raw, &b); err != nil {
 			writeError(w, http.StatusBadRequest, `request body: `+err.Error()+` (send nothing, {} or {"ready": true})`)
 			return
 		}

@@ -10,6 +10,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 )
 
 // The binary tensor data extension of the Open Inference Protocol: a
@@ -24,8 +26,11 @@ const (
 	paramBinaryOutput   = "binary_data_output"
 )
 
-// MaxInferBody bounds an inference request body, JSON and binary.
+// MaxInferBody bounds an inference request body, JSON and binary; a
+// larger one is answered 413 (errInferTooLarge).
 const MaxInferBody = 64 << 20
+
+var errInferTooLarge = fmt.Errorf("request body larger than %d bytes", MaxInferBody)
 
 // elemSize is the size in bytes of one element of each numeric datatype
 // the scorer reads.
@@ -43,7 +48,7 @@ func readInferBody(r *http.Request) (header, bin []byte, err error) {
 		return nil, nil, fmt.Errorf("request body: %w", err)
 	}
 	if len(body) > MaxInferBody {
-		return nil, nil, fmt.Errorf("request body larger than %d bytes", MaxInferBody)
+		return nil, nil, errInferTooLarge
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, nil, errors.New(`request body is empty: send {"inputs": [{"name": <sensor>, "shape": [n], "datatype": "FP64", "data": [...]}, ...]}, one tensor per sensor of the model`)
@@ -61,13 +66,12 @@ func readInferBody(r *http.Request) (header, bin []byte, err error) {
 
 // decodeInferRequest decodes the JSON header strictly.
 func decodeInferRequest(header []byte, req *inferRequest) error {
-	dec := json.NewDecoder(bytes.NewReader(header))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return fmt.Errorf("request body: %w", err)
-	}
-	if dec.More() {
+	err := strictjson.Unmarshal(header, req)
+	if errors.Is(err, strictjson.ErrTrailing) {
 		return errors.New("request body: data after the JSON header (binary tensors need the " + HeaderContentLength + " header)")
+	}
+	if err != nil {
+		return fmt.Errorf("request body: %w", err)
 	}
 	return nil
 }

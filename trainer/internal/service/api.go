@@ -3,11 +3,13 @@ package service
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/pdmstream/pdm/pdmkit/httpauth"
+	"github.com/pdmstream/pdm/pdmkit/strictjson"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 	"github.com/pdmstream/pdm/trainer/internal/job"
 )
@@ -71,9 +73,11 @@ func (s *Service) routes(mux *http.ServeMux) {
 			Class string `json:"class"`
 			By    string `json:"by"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&b); err != nil {
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+		if err == nil {
+			err = strictjson.Unmarshal(raw, &b)
+		}
+		if err != nil {
 			writeError(w, http.StatusBadRequest, "request body: "+err.Error()+`; send {"asset": "..."} or {"class": "..."}, and "by"`)
 			return
 		}

@@ -8,7 +8,7 @@ GO      ?= go
 # on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build up down status test test-short lint fuzz demo bench bench-quality fmt clean
+.PHONY: all build up down status test test-short test-faults lint fuzz demo bench bench-quality fmt clean
 
 all: build
 
@@ -42,6 +42,13 @@ test: lint up
 		echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; \
 	done
 	FUZZTIME=5s deployments/fuzz.sh
+
+## test-faults: the whole pipeline through broker, database and floor-broker faults (scorer/e2e TestFaults, also part of make test), then its report: recovery times, duplicates, counts.
+test-faults: up
+	@mkdir -p .stack/reports
+	@. deployments/stack/env.sh && cd scorer && PDM_FAULT_REPORT=$(CURDIR)/.stack/reports/faults.txt \
+		$(GO) test -count=1 -run '^TestFaults$$' -timeout $(TEST_TIMEOUT) ./e2e
+	@cat .stack/reports/faults.txt
 
 ## fuzz: every fuzz target for FUZZTIME each (default 10s): make fuzz FUZZTIME=10m.
 fuzz:

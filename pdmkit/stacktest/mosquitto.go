@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,16 +201,23 @@ func (m *Mosquitto) start() {
 
 // Kill ends the broker with SIGKILL, as a crash would: what it had not
 // saved is lost. Killing a stopped broker does nothing.
-func (m *Mosquitto) Kill() {
+func (m *Mosquitto) Kill() { m.signal(os.Kill) }
+
+// Stop ends the broker with SIGTERM, as a service manager would: it saves
+// its sessions and exits.
+func (m *Mosquitto) Stop() { m.signal(syscall.SIGTERM) }
+
+func (m *Mosquitto) signal(sig os.Signal) {
 	if m.proc == nil {
 		return
 	}
-	_ = m.proc.Process.Kill()
+	_ = m.proc.Process.Signal(sig)
 	<-m.done
 	m.proc = nil
 }
 
-// Restart starts the killed broker again on its persistence file.
+// Restart starts the stopped or killed broker again on its persistence
+// file.
 func (m *Mosquitto) Restart() {
 	m.t.Helper()
 	if m.proc != nil {

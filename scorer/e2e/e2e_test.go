@@ -72,22 +72,26 @@ func groundTruth(t *testing.T, admin, asset string) time.Time {
 }
 
 // scored sums the scorer's per-version scored counters.
-func scored(addr string) int {
+func scored(addr string) int { return int(metricSum(addr, "pdm_scorer_readings_scored_total")) }
+
+// metricSum is the sum of every series of the metric name on the /metrics
+// of the service at addr, -1 when it does not answer.
+func metricSum(addr, name string) float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return 0
+		return -1
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	n := 0
+	var sum float64
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "pdm_scorer_readings_scored_total{") {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
 			var v float64
 			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
-			n += int(v)
+			sum += v
 		}
 	}
-	return n
+	return sum
 }
 
 func TestBearingWearAlertsBeforeFailure(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,40 +268,10 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 		return len(missing(scored)) == 0
 	}, "readings not scored: %v", func() any { return missing(scored) })
-	counts := func(measurement, field string) map[string]int {
-		q := fmt.Sprintf(`SELECT count(%q) FROM %q WHERE "site" = '%s' GROUP BY "asset"`, field, measurement, site)
-		resp, err := stacktest.InfluxQuery(t, influxURL, url.Values{"db": {db}, "q": {q}})
-		if err != nil {
-			return nil
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Results []struct {
-				Series []struct {
-					Tags   map[string]string `json:"tags"`
-					Values [][]any           `json:"values"`
-				} `json:"series"`
-			} `json:"results"`
-		}
-		out := map[string]int{}
-		if json.NewDecoder(resp.Body).Decode(&r) != nil {
-			return out
-		}
-		for _, res := range r.Results {
-			for _, s := range res.Series {
-				if len(s.Values) > 0 && len(s.Values[0]) > 1 {
-					if v, ok := s.Values[0][1].(float64); ok {
-						out[s.Tags["asset"]] = int(v)
-					}
-				}
-			}
-		}
-		return out
-	}
 	for _, m := range []struct{ measurement, field string }{{"readings", "seq"}, {"scores", "score"}} {
 		var got map[string]int
 		stacktest.Eventually(t, time.Minute, func() bool {
-			got = counts(m.measurement, m.field)
+			got = influxCounts(t, influxURL, db, site, m.measurement, m.field)
 			return got[assets[0]] >= n && got[assets[1]] >= n
 		}, "InfluxDB %s per asset: %v, want at least %d each", m.measurement, func() any { return got }, n)
 	}

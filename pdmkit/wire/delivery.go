@@ -26,6 +26,11 @@ type Delivered struct {
 type IngestJoined struct {
 	Bridge string    `json:"bridge"`
 	Time   time.Time `json:"time"`
+	// Filter is the readings filter the bridge subscribed to: an agent
+	// none of whose readings it matches ignores the message, so a bridge
+	// of another site or pipeline on the same broker makes it send
+	// nothing again. Empty: every agent.
+	Filter string `json:"filter,omitempty"`
 }
 
 // DecodeDelivered parses a Delivered payload.

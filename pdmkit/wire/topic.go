@@ -54,6 +54,23 @@ func DeeperFilter(readings string) (string, bool) {
 	return base + "/+/+/#", true
 }
 
+// MatchFilter reports whether topic matches the MQTT topic filter, with
+// its single-level "+" and multi-level "#" wildcards.
+func MatchFilter(filter, topic string) bool {
+	fs, ts := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fs {
+		switch {
+		case f == "#":
+			return true
+		case i >= len(ts):
+			return false
+		case f != "+" && f != ts[i]:
+			return false
+		}
+	}
+	return len(fs) == len(ts)
+}
+
 func assetTopic(site, asset, kind string) string {
 	return TopicRoot + "/" + site + "/" + asset + "/" + kind
 }

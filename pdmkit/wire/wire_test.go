@@ -188,6 +188,28 @@ func TestParseTopic(t *testing.T) {
 	}
 }
 
+func TestMatchFilter(t *testing.T) {
+	topic := ReadingsTopic("plant1", "pump-1")
+	for filter, want := range map[string]bool{
+		ReadingsFilter:                      true,
+		"pdm/v1/plant1/+/readings":          true,
+		"pdm/v1/plant1/pump-1/readings":     true,
+		"pdm/v1/#":                          true,
+		"#":                                 true,
+		"pdm/v1/plant2/+/readings":          false,
+		"pdm/v1/plant1/pump-2/readings":     false,
+		"pdm/v1/plant1/+":                   false,
+		"pdm/v1/plant1/+/readings/+":        false,
+		"pdm/v1/+/+/+/+/#":                  false, // DeeperFilter's: one level more
+		"pdm/v1/plant1/pump-1/readings/#":   true,  // "#" also matches its parent level
+		"pdm/v1/plant1/pump-1/readings/x/y": false,
+	} {
+		if got := MatchFilter(filter, topic); got != want {
+			t.Errorf("MatchFilter(%q, %q) = %v, want %v", filter, topic, got, want)
+		}
+	}
+}
+
 func TestJoinBatch(t *testing.T) {
 	a, _ := sample(1).MarshalJSON()
 	b, _ := sample(2).MarshalJSON()

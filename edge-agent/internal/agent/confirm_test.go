@@ -24,12 +24,13 @@ type testBridge struct {
 	site   string
 	client mqtt.Client
 
-	mu   sync.Mutex
-	seen map[string]map[uint64]bool // asset → seqs
+	mu       sync.Mutex
+	seen     map[string]map[uint64]bool // asset → seqs
+	received map[string]int             // asset → readings received, duplicates included
 }
 
 func newTestBridge(t *testing.T, url, site string) *testBridge {
-	tb := &testBridge{t: t, url: url, site: site, seen: map[string]map[uint64]bool{}}
+	tb := &testBridge{t: t, url: url, site: site, seen: map[string]map[uint64]bool{}, received: map[string]int{}}
 	tb.join()
 	t.Cleanup(tb.leave)
 	return tb
@@ -51,6 +52,7 @@ func (tb *testBridge) join() {
 				tb.seen[r.Asset] = map[uint64]bool{}
 			}
 			tb.seen[r.Asset][r.Seq] = true
+			tb.received[r.Asset]++
 			top = max(top, r.Seq)
 		}
 		tb.mu.Unlock()
@@ -81,6 +83,53 @@ func (tb *testBridge) distinct(asset string) int {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	return len(tb.seen[asset])
+}
+
+func (tb *testBridge) duplicates(asset string) int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.received[asset] - len(tb.seen[asset])
+}
+
+// Bridges of other sites subscribing on the same broker say so on the
+// same topic; their IngestJoined names their filter, and an agent none of
+// whose readings it matches sends nothing again — before, every such
+// message made it resend its readings in flight (seen in CI: the first
+// batch of each asset two to ten times in Kafka while other tests' bridges
+// subscribed). A bridge that does take the agent's readings still makes it
+// resend what is unconfirmed (TestConfirmedDeliveryThroughABrokerCrash).
+func TestJoinedElsewhereSendsNothingAgain(t *testing.T) {
+	b := mqtttest.NewBroker(t)
+	b.Start()
+	site := stacktest.Unique("joined")
+	bridge := newTestBridge(t, b.URL(), site)
+	other := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("other-bridge"))
+	if tok := other.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer other.Disconnect(100)
+
+	cfg := testConfig(b.URL(), site)
+	cfg.MQTT.Confirm = true
+	cfg.Assets = "pump-1=pump"
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Rate, cfg.Batch, cfg.Limit = 200, 5, 1000
+	_, done := start(t, context.Background(), cfg)
+	joined, _ := json.Marshal(wire.IngestJoined{Bridge: "other", Filter: wire.TopicRoot + "/elsewhere/+/readings"})
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for bridge.distinct("pump-1") < cfg.Limit {
+		select {
+		case <-tick.C:
+			other.Publish(wire.IngestJoinedTopic, 1, false, joined)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the bridge has %d of %d readings", bridge.distinct("pump-1"), cfg.Limit)
+		}
+	}
+	waitDone(t, done, 30*time.Second)
+	if n := bridge.duplicates("pump-1"); n != 0 {
+		t.Fatalf("the agent sent %d readings again for bridges of another site", n)
+	}
 }
 
 // The crash: the bridge is away, the broker has acknowledged the

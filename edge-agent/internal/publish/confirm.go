@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -47,7 +48,9 @@ func (c *confirmations) sending(topic string, lastSeq uint64) {
 // It only records and signals: publishing from it could deadlock paho.
 func (c *confirmations) handle(_ mqtt.Client, m mqtt.Message) {
 	if m.Topic() == wire.IngestJoinedTopic {
-		signal(c.joined)
+		if c.concerns(m.Payload()) {
+			signal(c.joined)
+		}
 		return
 	}
 	site, asset, kind, err := wire.ParseTopic(m.Topic())
@@ -68,6 +71,25 @@ func (c *confirmations) handle(_ mqtt.Client, m mqtt.Message) {
 	if ok {
 		signal(c.changed)
 	}
+}
+
+// concerns reports whether a bridge's IngestJoined may be about this
+// agent's readings: its filter matches a readings topic the agent has
+// published on (or it names no filter). A bridge subscribing for other
+// sites must not make the agent send its readings in flight again.
+func (c *confirmations) concerns(payload []byte) bool {
+	var j wire.IngestJoined
+	if json.Unmarshal(payload, &j) != nil || j.Filter == "" {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic := range c.sent {
+		if wire.MatchFilter(j.Filter, topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // covered is how many of the records, from the first, are confirmed.

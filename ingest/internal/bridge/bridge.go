@@ -351,7 +351,7 @@ func (b *Bridge) join(c mqtt.Client, filters map[string]byte, handler mqtt.Messa
 			if b.cfg.MQTT.Confirm && !b.retiring {
 				// Readings published while no bridge was subscribed are
 				// gone: the agents send again what is not confirmed.
-				joined, _ := json.Marshal(wire.IngestJoined{Bridge: b.cfg.MQTT.ClientID, Time: time.Now().UTC()})
+				joined, _ := json.Marshal(wire.IngestJoined{Bridge: b.cfg.MQTT.ClientID, Time: time.Now().UTC(), Filter: b.cfg.MQTT.Filter})
 				c.Publish(wire.IngestJoinedTopic, 1, false, joined)
 			}
 			return

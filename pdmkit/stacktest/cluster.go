@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/pdmstream/pdm/pdmkit/kafkaconn"
 	"github.com/pdmstream/pdm/pdmkit/tlsconf"
 )
@@ -262,6 +264,51 @@ func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	c.start(i)
 	c.WaitBroker(i)
+}
+
+// RestartAll starts every killed node again and then waits until each
+// answers: the way back from an outage of the whole cluster, whose
+// controllers elect a leader only once a majority of them is up.
+func (c *Cluster) RestartAll() {
+	c.t.Helper()
+	for i, nd := range c.nodes {
+		nd.mu.Lock()
+		killed := nd.cmd == nil
+		nd.mu.Unlock()
+		if killed {
+			c.start(i)
+		}
+	}
+	for i := range c.nodes {
+		c.WaitBroker(i)
+	}
+}
+
+// Leader is the index of the node that leads partition of topic, waiting
+// up to a minute for a broker's metadata to name one.
+func (c *Cluster) Leader(topic string, partition int) int {
+	c.t.Helper()
+	leader := -1
+	var last any
+	Eventually(c.t, time.Minute, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		md, err := c.admin.Client(10*time.Second).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil || len(md.Topics) != 1 {
+			last = err
+			return false
+		}
+		last = md.Topics[0]
+		for _, p := range md.Topics[0].Partitions {
+			for i, nd := range c.nodes {
+				if p.ID == partition && nd.id == p.Leader.ID {
+					leader = i
+				}
+			}
+		}
+		return leader >= 0
+	}, "stacktest: no leader of %s/%d among the cluster's nodes: %v", topic, partition, func() any { return last })
+	return leader
 }
 
 // WaitBroker waits up to two minutes until node i answers metadata

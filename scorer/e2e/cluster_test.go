@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
@@ -77,15 +75,7 @@ func TestScorersOnAThreeBrokerCluster(t *testing.T) {
 	if n := len(parts[0].Replicas); n != 3 {
 		t.Fatalf("the registry topic has %d replicas, want the cluster's default of 3", n)
 	}
-	leader := -1
-	for i, b := range brokers {
-		if b == net.JoinHostPort(parts[0].Leader.Host, strconv.Itoa(parts[0].Leader.Port)) {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		t.Fatalf("leader %v is none of %v", parts[0].Leader, brokers)
-	}
+	leader := cluster.Leader(models, 0)
 
 	assets := []string{"c1", "c2", "c3", "c4"}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: readings, Balancer: &kafka.Murmur2Balancer{},

@@ -23,13 +23,16 @@ import (
 // Kafka → historian → InfluxDB, and Kafka → scorer → alerts on Kafka and
 // on the floor's MQTT broker — through each fault of the servers around
 // it in turn, mid-stream: Mosquitto stopped and killed, with the bridge
-// connected and away (back before the broker and after it), Kafka down,
-// InfluxDB down, the floor broker down. The brokers are the test's own and
-// InfluxDB is reached through a proxy, so the faults leave the shared
-// stack alone. No service may exit; after each fault every one is ready
-// again and readings flow to InfluxDB and the scores within two minutes
-// (its recovery time); while InfluxDB or the floor broker is down the
-// scorer keeps scoring. Then a pump's bearing wears and its alert must
+// connected and away (back before the broker and after it); one of three
+// Kafka brokers killed (the leader of a readings partition), then the
+// whole cluster; InfluxDB down; the floor broker down. Kafka is a
+// three-broker KRaft cluster (replication factor 3, min.insync.replicas
+// 2), the other brokers are the test's own too, and InfluxDB is reached
+// through a proxy, so the faults leave the shared stack alone. No service
+// may exit; after each fault every one is ready again and readings flow
+// to InfluxDB and the scores within two minutes (its recovery time); while
+// one Kafka broker is down readings are stored and scored, and while
+// InfluxDB or the floor broker is down the scorer keeps scoring. Then a pump's bearing wears and its alert must
 // still arrive on both alert outputs. At the end every reading published
 // is in Kafka, in InfluxDB and scored, each once; duplicates in Kafka
 // are counted. The report (a table, also written to PDM_FAULT_REPORT
@@ -39,7 +42,7 @@ func TestFaults(t *testing.T) {
 	agentBin, ingestBin, scorerBin := binaries(t)
 	edge := stacktest.StartMosquitto(t)
 	floor := stacktest.StartMosquitto(t)
-	cluster := stacktest.StartKafka(t, 1)
+	cluster := stacktest.StartKafka(t, 3)
 	bucket := stacktest.InfluxBucket(t)
 	db, _, _ := strings.Cut(bucket, "/")
 	influxAddr := stacktest.FreeAddr(t)
@@ -80,8 +83,8 @@ func TestFaults(t *testing.T) {
 		"-alert.min-duration", "3s")...)
 
 	// Three machines at 20 readings/s each, one simulated hour per real
-	// second, for 200 s: long enough for every fault and the alert.
-	const rate, perAsset = 20, 4000
+	// second, for 250 s: long enough for every fault and the alert.
+	const rate, perAsset = 20, 5000
 	assets := []string{"worn", "pump-2", "motor-1"}
 	agent := launch("edge-agent", agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"),
 		"-assets", "worn=pump,pump-2=pump,motor-1=motor", "-rate", fmt.Sprint(rate), "-limit", fmt.Sprint(perAsset),
@@ -125,8 +128,11 @@ func TestFaults(t *testing.T) {
 	type row struct {
 		fault      string
 		outage     time.Duration
-		recovery   time.Duration
-		scoredDown float64 // readings scored while the server was down
+		recovery   time.Duration // until all of the below
+		stored     time.Duration // until the historian wrote points again
+		scored     time.Duration // until the scorer scored again
+		storedDown float64       // points written while the server was down
+		scoredDown float64       // readings scored while the server was down
 	}
 	var report []row
 	// fault injects, holds the outage, restores, and measures the time
@@ -136,14 +142,20 @@ func TestFaults(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		inject()
-		scoredAtDown := scoredNow()
+		storedAtDown, scoredAtDown := points(), scoredNow()
 		time.Sleep(hold)
-		r := row{fault: name, scoredDown: scoredNow() - scoredAtDown}
+		r := row{fault: name, storedDown: points() - storedAtDown, scoredDown: scoredNow() - scoredAtDown}
 		restore()
 		r.outage = time.Since(start)
 		restored := time.Now()
 		p0, s0 := points(), scoredNow()
 		stacktest.Eventually(t, 2*time.Minute, func() bool {
+			if r.stored == 0 && points() > p0 {
+				r.stored = time.Since(restored)
+			}
+			if r.scored == 0 && scoredNow() > s0 {
+				r.scored = time.Since(restored)
+			}
 			for _, s := range services {
 				if s.proc.Exited() {
 					t.Fatalf("%s: the %s exited:\n%s", name, s.name, s.proc.Log())
@@ -152,11 +164,11 @@ func TestFaults(t *testing.T) {
 					return false
 				}
 			}
-			return points() > p0 && scoredNow() > s0
+			return r.stored > 0 && r.scored > 0
 		}, "%s: the pipeline did not recover within 2 minutes", name)
 		r.recovery = time.Since(restored)
-		t.Logf("%s: down %s, recovered %s after restore (%s in all)", name, r.outage.Round(100*time.Millisecond),
-			r.recovery.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+		t.Logf("%s: down %s, recovered %s after restore (stored again %s, scored %s)", name, r.outage.Round(100*time.Millisecond),
+			r.recovery.Round(100*time.Millisecond), r.stored.Round(100*time.Millisecond), r.scored.Round(100*time.Millisecond))
 		report = append(report, r)
 		return r
 	}
@@ -181,7 +193,17 @@ func TestFaults(t *testing.T) {
 		bridge.proc = stacktest.Start(t, env, ingestBin, bridge.args...)
 		time.Sleep(2 * time.Second) // the bridge retries against no broker
 	}, edge.Restart)
-	fault("Kafka killed, restarted after 15 s", 15*time.Second, func() { cluster.Kill(0) }, func() { cluster.Restart(0) })
+	leader := cluster.Leader(readings, 0)
+	oneDown := fault("Kafka broker killed (leader of a readings partition), restarted after 20 s", 20*time.Second,
+		func() { cluster.Kill(leader) }, func() { cluster.Restart(leader) })
+	if oneDown.storedDown <= 0 || oneDown.scoredDown <= 0 {
+		t.Errorf("with one broker of three down, %v points were stored and %v readings scored, want both", oneDown.storedDown, oneDown.scoredDown)
+	}
+	fault("Kafka, all three brokers killed, restarted after 15 s", 15*time.Second, func() {
+		for i := range 3 {
+			cluster.Kill(i)
+		}
+	}, cluster.RestartAll)
 	influxDown := fault("InfluxDB unreachable for 20 s", 20*time.Second, func() { stopInflux() }, func() {
 		stopInflux = stacktest.Proxy(t, influxAddr, influxTarget)
 	})
@@ -284,9 +306,10 @@ func TestFaults(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Faults injected mid-stream into the whole pipeline (scorer/e2e TestFaults), %d readings of %d machines at %d/s each:\n\n", total, len(assets), rate)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "fault\tdown\trecovered after\tscored while down")
+	fmt.Fprintln(w, "fault\tdown\trecovered after\tstored again\tscored again\tstored while down\tscored while down")
 	for _, r := range report {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\n", r.fault, r.outage.Round(100*time.Millisecond), r.recovery.Round(100*time.Millisecond), r.scoredDown)
+		d := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\n", r.fault, d(r.outage), d(r.recovery), d(r.stored), d(r.scored), r.storedDown, r.scoredDown)
 	}
 	w.Flush()
 	fmt.Fprintf(&b, "\npublished %d; unique in Kafka %d (%d duplicates); in InfluxDB %d; scored %d; alert after the faults %s after the wear began; no service exited\n",

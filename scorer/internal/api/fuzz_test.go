@@ -29,6 +29,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"PUT", "/v1/assets/pump-1/pin"},
 	{"POST", "/v1/alerts/pump-1-1/ack"},
 	{"PUT", "/v1/models/bearing/versions/2"},
+	{"POST", "/v2/repository/index"},
 }
 
 // FuzzJSONHandlers sends any body to every handler that reads one, with
@@ -41,7 +42,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"inputs":[{"name":"rpm","shape":[1e300],"datatype":"BYTES","data":["x"]}]}`,
 		`{"version":"1","default":true}`, `{"version":"","assets":["pump-1"]}`, `{"to":"1"}`,
 		`{"version":"1","until":"2026-01-01T00:00:00Z"}`, `{"model":"bearing","version":"1"}`,
-		`{"by":"op","reason":"new_normal"}`, `{"by":"op","by":"x"}`, `null`, `[]`, `{"inputs":null}`, "\xff",
+		`{"by":"op","reason":"new_normal"}`, `{"by":"op","by":"x"}`, `{"ready":true}`, `null`, `[]`, `{"inputs":null}`, "\xff",
 	} {
 		for i := range fuzzRoutes {
 			f.Add(uint8(i), []byte(seed))

@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -74,6 +75,10 @@ func (s *Service) routes(mux *http.ServeMux) {
 			By    string `json:"by"`
 		}
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+			return
+		}
 		if err == nil {
 			err = strictjson.Unmarshal(raw, &b)
 		}

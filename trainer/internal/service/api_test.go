@@ -1,12 +1,15 @@
 package service
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pdmstream/pdm/trainer/internal/config"
 )
@@ -66,4 +69,40 @@ func TestAPIScopes(t *testing.T) {
 			t.Errorf("%s %s with %q: %d %q, want %d %q", tc.method, tc.path, tc.tok, code, msg, tc.code, tc.msg)
 		}
 	}
+}
+
+// FuzzJobsAPI sends any body to POST /v1/jobs: it never panics, answers
+// only 202 (queued), 400 (what to send), 413 (too large) or 503 (the
+// request topic is unreachable: no Kafka here, and each request gives up
+// within 50 ms), and always in JSON.
+func FuzzJobsAPI(f *testing.F) {
+	for _, seed := range []string{`{"asset":"pump-1","by":"op"}`, `{"class":"pumps","by":"op"}`, `{"asset":"a","class":"c","by":"op"}`,
+		`{"asset":"pump-1","by":"op","by":"x"}`, `{"asset":1}`, `{}`, `null`, `[]`, "\xff", strings.Repeat(" ", 5000)} {
+		f.Add([]byte(seed))
+	}
+	cfg := config.Default()
+	cfg.DataDir = f.TempDir()
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens
+	cfg.HTTP.Token = "w"
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := s.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		req := httptest.NewRequestWithContext(ctx, "POST", "/v1/jobs", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer w")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusAccepted, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable:
+		default:
+			t.Fatalf("POST /v1/jobs with %q: %d %s", body, rec.Code, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) || !strings.Contains(rec.Header().Get("Content-Type"), "json") {
+			t.Fatalf("POST /v1/jobs with %q: answer %d is not JSON: %q", body, rec.Code, rec.Body)
+		}
+	})
 }

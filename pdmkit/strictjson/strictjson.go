@@ -24,7 +24,8 @@ func Unmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// Not dec.More, which is false before a stray "}" or "]".
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		return ErrTrailing
 	}
 	if k, ok := DuplicateKey(data, -1); ok {
@@ -35,8 +36,9 @@ func Unmarshal(data []byte, v any) error {
 
 // DuplicateKey returns a key that an object of the JSON value data holds
 // twice, looking maxDepth levels of objects deep (-1: every level). data
-// must be valid JSON (decode it first); it is scanned once, without
-// decoding values, so the check costs a fraction of the decode.
+// should be valid JSON (decode it first; of invalid JSON it may report
+// nothing); it is scanned once, without decoding values, so the check
+// costs a fraction of the decode.
 func DuplicateKey(data []byte, maxDepth int) (string, bool) {
 	// One entry per open object or array: the keys seen, nil for an array
 	// or an object too deep to check.
@@ -53,10 +55,13 @@ func DuplicateKey(data []byte, maxDepth int) (string, bool) {
 			stack = append(stack, keys)
 		case '[':
 			stack = append(stack, nil)
-		case '}':
-			objects--
-			stack = stack[:len(stack)-1]
-		case ']':
+		case '}', ']':
+			if len(stack) == 0 {
+				return "", false // not valid JSON
+			}
+			if data[i] == '}' {
+				objects--
+			}
 			stack = stack[:len(stack)-1]
 		case '"':
 			start := i

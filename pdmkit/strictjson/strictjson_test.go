@@ -31,6 +31,8 @@ func TestUnmarshal(t *testing.T) {
 		{`{"l":[{"b":"p"},{"b":"q","b":"r"}]}`, `key "b" given twice`},
 		{`{"a":1,"c":2}`, `unknown field "c"`},
 		{`{"a":1} {"a":2}`, ErrTrailing.Error()},
+		{`{"a":1} }`, ErrTrailing.Error()}, // the decoder's More is false here
+		{`{"a":1}]`, ErrTrailing.Error()},
 		{`{"a":`, "unexpected EOF"},
 		{``, io.EOF.Error()},
 	} {
@@ -105,6 +107,7 @@ func FuzzDuplicateKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, depth int) {
 		if !json.Valid(data) {
+			DuplicateKey(data, depth) // must not panic
 			return
 		}
 		depth = max(depth%4, -1)

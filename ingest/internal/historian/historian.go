@@ -132,15 +132,21 @@ func (h *Historian) Run(ctx context.Context) error {
 		return nil // ctx ended
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        h.kafka.Brokers,
-		Dialer:         h.kafka.Dialer(0),
-		GroupID:        h.cfg.Kafka.Group,
-		Topic:          h.cfg.Kafka.Readings,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
-		MaxWait:        250 * time.Millisecond,
-		StartOffset:    kafka.FirstOffset,
-		CommitInterval: 0, // commit synchronously, after the write
+		Brokers: h.kafka.Brokers,
+		Dialer:  h.kafka.Dialer(0),
+		GroupID: h.cfg.Kafka.Group,
+		// A member gone with a restarted broker holds its partitions
+		// for the session timeout; the heartbeat and the rebalance follow
+		// it, as in the scorer's group.
+		SessionTimeout:    h.cfg.Kafka.SessionTimeout,
+		HeartbeatInterval: h.cfg.Kafka.SessionTimeout / 5,
+		RebalanceTimeout:  15 * time.Second,
+		Topic:             h.cfg.Kafka.Readings,
+		MinBytes:          1,
+		MaxBytes:          10 << 20,
+		MaxWait:           250 * time.Millisecond,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    0, // commit synchronously, after the write
 	})
 	defer r.Close()
 	dlq := &kafka.Writer{

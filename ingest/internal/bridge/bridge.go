@@ -45,6 +45,9 @@ type Bridge struct {
 	metrics   *Metrics
 	limits    wire.Limits
 	connected atomic.Bool
+	// kafkaDown is the last failed write's error while Kafka refuses the
+	// batch being written, nil once a write succeeds.
+	kafkaDown atomic.Pointer[error]
 	// retiring: on connect, leave the share group instead of joining it
 	// (Retire); active is the time of the last message taken or batch
 	// acknowledged, in Unix nanoseconds.
@@ -86,10 +89,14 @@ func New(cfg config.Config, log *slog.Logger, m *Metrics) (*Bridge, error) {
 	return b, nil
 }
 
-// Ready reports whether the bridge is connected to MQTT and subscribed.
+// Ready reports whether the bridge is connected to MQTT and subscribed,
+// and Kafka takes its writes.
 func (b *Bridge) Ready(context.Context) error {
 	if !b.connected.Load() {
 		return errors.New("mqtt not connected and subscribed")
+	}
+	if err := b.kafkaDown.Load(); err != nil {
+		return fmt.Errorf("waiting for kafka, retrying the write: %w", *err)
 	}
 	return nil
 }
@@ -263,8 +270,10 @@ func (b *Bridge) writeBatch(ctx context.Context, prod *producer, p *pending) boo
 	for attempt := 0; ; attempt++ {
 		left, err := prod.produce(context.WithoutCancel(ctx), recs)
 		if err == nil {
+			b.kafkaDown.Store(nil)
 			return true
 		}
+		b.kafkaDown.Store(&err)
 		b.metrics.KafkaErrors.Inc()
 		wait := backoff.Next(attempt)
 		b.log.Warn("kafka write failed, will retry", "records", len(left), "backoff", wait, "err", err)

@@ -294,8 +294,9 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 }
 
 // TestBridgeRetriesUntilKafkaTakesTheBatch starts the bridge before its
-// readings topic exists: writes fail and are counted, and once the topic is
-// there every reading arrives once, in order per asset.
+// readings topic exists: writes fail and are counted, readiness says the
+// bridge waits for Kafka, and once the topic is there every reading
+// arrives once, in order per asset, and the bridge is ready again.
 func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	site := stacktest.Unique("site")
 	cfg := testConfig(t, site)
@@ -307,6 +308,9 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	stacktest.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(b.metrics.KafkaErrors) >= 2 }, "no failed writes counted")
 	if got := testutil.ToFloat64(b.metrics.Readings); got != 0 {
 		t.Fatalf("%v readings counted as written while Kafka refused them", got)
+	}
+	if err := b.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "waiting for kafka") {
+		t.Fatalf("ready while every write fails: %v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -327,6 +331,9 @@ func TestBridgeRetriesUntilKafkaTakesTheBatch(t *testing.T) {
 	}
 	if c := testutil.ToFloat64(b.metrics.Readings); c != n {
 		t.Fatalf("readings counter %v, want %d", c, n)
+	}
+	if err := b.Ready(context.Background()); err != nil {
+		t.Fatalf("not ready once Kafka took the writes: %v", err)
 	}
 }
 

@@ -171,8 +171,15 @@ func startKafka(t testing.TB, n int, secure bool) *Cluster {
 		c.start(i)
 	}
 	t.Cleanup(func() {
-		for i := range c.nodes {
+		for i, nd := range c.nodes {
 			c.Kill(i)
+			if t.Failed() {
+				for _, name := range []string{"kafka.out", "kafka.log"} {
+					b, _ := os.ReadFile(filepath.Join(nd.logs, name))
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					t.Logf("stacktest: Kafka node %d (%s), the end of its %s:\n%s", nd.id, nd.addr, name, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+				}
+			}
 		}
 	})
 	for i := range c.nodes {
@@ -264,24 +271,6 @@ func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	c.start(i)
 	c.WaitBroker(i)
-}
-
-// RestartAll starts every killed node again and then waits until each
-// answers: the way back from an outage of the whole cluster, whose
-// controllers elect a leader only once a majority of them is up.
-func (c *Cluster) RestartAll() {
-	c.t.Helper()
-	for i, nd := range c.nodes {
-		nd.mu.Lock()
-		killed := nd.cmd == nil
-		nd.mu.Unlock()
-		if killed {
-			c.start(i)
-		}
-	}
-	for i := range c.nodes {
-		c.WaitBroker(i)
-	}
 }
 
 // Leader is the index of the node that leads partition of topic, waiting

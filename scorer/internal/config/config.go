@@ -183,6 +183,12 @@ type Scoring struct {
 	// longest silent ones without an open alert are forgotten. Default
 	// 100000.
 	MaxAssets int `yaml:"max_assets" help:"assets kept per partition"`
+	// ReorderWait: a reading that skips ahead in its asset's sequence (two
+	// bridges sharing a subscription write an asset's readings out of
+	// order) waits this long for the missing ones; then they are given up,
+	// and one arriving later is counted late and not scored. 0 waits for
+	// none. Default 2s.
+	ReorderWait time.Duration `yaml:"reorder_wait" help:"how long a reading waits for a missing earlier one of its asset (0: not at all)"`
 	// DefaultModel scores assets with no model of their own; empty means the
 	// online learner. Default empty.
 	DefaultModel string `yaml:"default_model" env:"PDM_DEFAULT_MODEL" help:"model for assets without one"`
@@ -207,12 +213,13 @@ func Default() Config {
 		HTTP:   HTTP{Addr: "127.0.0.1:8080", StaleAfter: 2 * time.Minute, FleetSince: time.Hour},
 		Log:    telemetry.DefaultLog(),
 		Scoring: Scoring{
-			Replay:    2000,
-			MaxBatch:  2000,
-			History:   256,
-			ColdStart: 3600,
-			IdleAfter: 7 * 24 * time.Hour,
-			MaxAssets: 100_000,
+			Replay:      2000,
+			MaxBatch:    2000,
+			History:     256,
+			ColdStart:   3600,
+			IdleAfter:   7 * 24 * time.Hour,
+			MaxAssets:   100_000,
+			ReorderWait: 2 * time.Second,
 		},
 		Alert: monitor.DefaultSettings(),
 	}
@@ -272,6 +279,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.ColdStart < 0 {
 		bad("scoring.cold_start (%d) must not be negative", c.Scoring.ColdStart)
+	}
+	if c.Scoring.ReorderWait < 0 {
+		bad("scoring.reorder_wait (%s) must not be negative", c.Scoring.ReorderWait)
 	}
 	if c.Scoring.IdleAfter <= 0 || c.Scoring.MaxAssets < 1 {
 		bad("scoring.idle_after (%s) must be positive and scoring.max_assets (%d) at least 1", c.Scoring.IdleAfter, c.Scoring.MaxAssets)

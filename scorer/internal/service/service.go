@@ -154,7 +154,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		SessionTimeout: cfg.Kafka.SessionTimeout,
 		Replay:         cfg.Scoring.Replay, MaxBatch: cfg.Scoring.MaxBatch, History: cfg.Scoring.History,
 		Decision: cfg.Alert.Config(), ColdStart: cfg.Scoring.ColdStart,
-		IdleAfter: cfg.Scoring.IdleAfter, MaxAssets: cfg.Scoring.MaxAssets,
+		IdleAfter: cfg.Scoring.IdleAfter, MaxAssets: cfg.Scoring.MaxAssets, ReorderWait: cfg.Scoring.ReorderWait,
 		Online: Online,
 	}, s.reg, outs, stream.NewMetrics(s.prom), log.With("component", "stream"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type Options struct {
 	// 100,000).
 	IdleAfter time.Duration
 	MaxAssets int
+	// ReorderWait: a reading that skips ahead in its asset's sequence
+	// waits this long for the missing ones before they are given up
+	// (0: not at all). See processor.reading.
+	ReorderWait time.Duration
 }
 
 // ErrAlertNotHere: no partition owned by this instance holds the alert.
@@ -358,6 +363,11 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 
 	lag := c.m.Lag.WithLabelValues(strconv.Itoa(a.ID))
 	batch := make([]kafka.Message, 0, c.opt.MaxBatch)
+	// Readings held for a missing earlier one are given up after the
+	// reorder wait even when nothing else arrives.
+	tick := time.NewTicker(cmp.Or(c.opt.ReorderWait/2, time.Second))
+	defer tick.Stop()
+	next := from // the offset after the last message read
 	for {
 		batch = batch[:0]
 		select {
@@ -365,6 +375,18 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 			return
 		case req := <-acks:
 			c.ack(ctx, p, req, writes)
+			continue
+		case now := <-tick.C:
+			if len(p.waiting) == 0 || (committed >= 0 && next <= committed) {
+				continue
+			}
+			b := &Batch{Partition: a.ID}
+			p.flush(now, b)
+			select {
+			case writes <- scored{b: b, next: commitPoint(next, p.heldFrom())}:
+			case <-ctx.Done():
+				return
+			}
 			continue
 		case m, ok := <-msgs:
 			if !ok {
@@ -389,7 +411,9 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 		for i := range batch {
 			p.handle(&batch[i], committed < 0 || batch[i].Offset >= committed, b)
 		}
+		p.flush(time.Now(), b)
 		last := batch[len(batch)-1].Offset
+		next = last + 1
 		if committed >= 0 && last < committed {
 			continue // still replaying: nothing new to write or commit
 		}
@@ -397,12 +421,21 @@ func (c *Consumer) partition(ctx context.Context, cm *committer, a kafka.Partiti
 			log.Debug("batch scored", "messages", len(batch), "scores", len(b.Scores), "took", time.Since(start))
 		}
 		select {
-		case writes <- scored{b: b, next: last + 1, took: time.Since(start)}:
+		case writes <- scored{b: b, next: commitPoint(next, p.heldFrom()), took: time.Since(start)}:
 		case <-ctx.Done():
 			return
 		}
 		lag.Set(float64(r.Lag()))
 	}
+}
+
+// commitPoint is the offset to commit after reading up to next: not past
+// the first message with a reading still held (held, -1: none).
+func commitPoint(next, held int64) int64 {
+	if held >= 0 && held < next {
+		return held
+	}
+	return next
 }
 
 // scored is a batch waiting for its outputs; next is the offset to commit

@@ -15,6 +15,7 @@ type Metrics struct {
 	Refused   *prometheus.CounterVec
 	Invalid   prometheus.Counter
 	Dupes     prometheus.Counter
+	Late      prometheus.Counter
 	Replayed  prometheus.Counter
 	Alerts    *prometheus.CounterVec
 	Batches   prometheus.Histogram
@@ -52,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Dupes: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_scorer_duplicate_readings_total", Help: "Readings skipped because their asset already had that sequence number.",
+		}),
+		Late: f.NewCounter(prometheus.CounterOpts{
+			Name: "pdm_scorer_late_readings_total", Help: "Readings not scored because they arrived after scoring.reorder_wait, when later readings of their asset had been scored.",
 		}),
 		Replayed: f.NewCounter(prometheus.CounterOpts{
 			Name: "pdm_scorer_replayed_readings_total", Help: "Readings re-read without output to rebuild state after an assignment.",

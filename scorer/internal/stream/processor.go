@@ -48,7 +48,16 @@ type processor struct {
 	maxAssets int
 	newest    time.Time
 	since     int
+	// Reordering (see hold): readings wait at most reorderWait for a
+	// missing earlier reading of their asset; waiting is the assets with
+	// readings held.
+	reorderWait time.Duration
+	waiting     map[string]*assetState
 }
+
+// maxHeld bounds the readings one asset may hold while it waits for a
+// missing one.
+const maxHeld = 1024
 
 // sweepEvery is how many readings pass between sweeps for idle assets.
 const sweepEvery = 4096
@@ -60,6 +69,7 @@ type histEntry struct {
 
 // assetState is everything kept per asset.
 type assetState struct {
+	name     string
 	site     string
 	lastSeq  uint64
 	lastTime time.Time
@@ -91,7 +101,27 @@ type assetState struct {
 	// online counts the readings scored by the online learner since the
 	// asset last asked for a model of its own.
 	online int
+
+	// held are readings past a gap in the asset's sequence, in seq order,
+	// waiting for the missing ones; missed are the latest gaps given up.
+	held   []heldReading
+	missed []seqRange
 }
+
+// heldReading is a reading waiting for an earlier one, with the message
+// it came in (its value dropped) and when it began to wait.
+type heldReading struct {
+	r     wire.Reading
+	msg   kafka.Message
+	emit  bool
+	since time.Time
+}
+
+type seqRange struct{ from, to uint64 }
+
+// maxMissed bounds the given-up gaps an asset remembers, to tell a late
+// reading from a repeat.
+const maxMissed = 8
 
 func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *Metrics, log *slog.Logger) *processor {
 	limits := wire.DefaultLimits()
@@ -103,6 +133,7 @@ func newProcessor(partition int, o *Options, res Resolver, catalog *Catalog, m *
 		catalog: catalog, m: m, log: log.With("partition", partition), limits: limits,
 		assets:    map[string]*assetState{},
 		idleAfter: cmp.Or(o.IdleAfter, 7*24*time.Hour), maxAssets: cmp.Or(o.MaxAssets, 100_000),
+		reorderWait: o.ReorderWait, waiting: map[string]*assetState{},
 	}
 }
 
@@ -129,7 +160,7 @@ func (p *processor) handle(msg *kafka.Message, emit bool, b *Batch) {
 func (p *processor) asset(r *wire.Reading) *assetState {
 	st := p.assets[r.Asset]
 	if st == nil {
-		st = &assetState{site: r.Site}
+		st = &assetState{name: r.Asset, site: r.Site}
 		if p.history > 0 {
 			st.hist = make([]histEntry, 0, p.history)
 		}
@@ -156,14 +187,120 @@ func sameKeys(m map[string]float64, keys []string) bool {
 	return true
 }
 
+// reading scores r in its asset's sequence order. At-least-once delivery
+// upstream can repeat a reading, and two bridges sharing a subscription
+// can put an asset's readings out of order in Kafka: a reading that skips
+// ahead of the next expected seq is held until the missing ones arrive,
+// for at most reorderWait (see flush) or maxHeld readings, and a gap given
+// up is scored past; a missing reading arriving after that is late and
+// not scored (its successors were, and a detector only moves forward).
+// A sequence number that restarts with a newer timestamp is an agent
+// reset.
 func (p *processor) reading(r *wire.Reading, msg *kafka.Message, emit bool, b *Batch) {
 	st := p.asset(r)
-	// At-least-once delivery upstream can repeat a reading; a sequence
-	// number that restarts with a newer timestamp is an agent reset.
-	if r.Seq <= st.lastSeq && !r.Time.After(st.lastTime) {
+	switch {
+	case r.Seq <= st.lastSeq && !r.Time.After(st.lastTime):
+		if st.gaveUp(r.Seq) {
+			p.m.Late.Inc()
+		} else {
+			p.m.Dupes.Inc()
+		}
+		return
+	case r.Seq <= st.lastSeq:
+		p.giveUp(st, b, len(st.held)) // reset: what waited is older
+	case p.reorderWait > 0 && (st.lastSeq > 0 && r.Seq > st.lastSeq+1 || st.lastSeq == 0 && r.Seq > 1 && r.Seq <= maxHeld):
+		// An asset not seen before whose seq is low has just started:
+		// its first readings may still be on their way.
+		p.hold(st, r, msg, emit, b)
+		return
+	}
+	p.score(st, r, msg, emit, b)
+	p.release(st, b)
+}
+
+// hold keeps r until the readings before it arrive.
+func (p *processor) hold(st *assetState, r *wire.Reading, msg *kafka.Message, emit bool, b *Batch) {
+	i, found := slices.BinarySearchFunc(st.held, r.Seq, func(h heldReading, seq uint64) int { return cmp.Compare(h.r.Seq, seq) })
+	if found {
 		p.m.Dupes.Inc()
 		return
 	}
+	m := *msg
+	m.Value, m.Key, m.Headers = nil, nil, nil
+	st.held = slices.Insert(st.held, i, heldReading{r: *r, msg: m, emit: emit, since: time.Now()})
+	p.waiting[r.Asset] = st
+	if len(st.held) > maxHeld {
+		p.giveUp(st, b, 1)
+	}
+}
+
+// release scores the held readings that follow the asset's last one.
+func (p *processor) release(st *assetState, b *Batch) {
+	for len(st.held) > 0 && st.held[0].r.Seq == st.lastSeq+1 {
+		h := st.held[0]
+		st.held = st.held[1:]
+		p.score(st, &h.r, &h.msg, h.emit, b)
+	}
+	if len(st.held) == 0 {
+		st.held = nil
+		delete(p.waiting, st.name)
+	}
+}
+
+// giveUp scores past the first n gaps before held readings.
+func (p *processor) giveUp(st *assetState, b *Batch, n int) {
+	for range n {
+		if len(st.held) == 0 {
+			return
+		}
+		h := st.held[0]
+		st.held = st.held[1:]
+		if h.r.Seq > st.lastSeq+1 {
+			st.missed = append(st.missed, seqRange{st.lastSeq + 1, h.r.Seq - 1})
+			if len(st.missed) > maxMissed {
+				st.missed = st.missed[1:]
+			}
+		}
+		p.score(st, &h.r, &h.msg, h.emit, b)
+		p.release(st, b)
+	}
+}
+
+// flush gives up the gaps readings have waited on for reorderWait.
+func (p *processor) flush(now time.Time, b *Batch) {
+	for _, st := range p.waiting {
+		for len(st.held) > 0 && now.Sub(st.held[0].since) >= p.reorderWait {
+			p.giveUp(st, b, 1)
+		}
+	}
+}
+
+// heldFrom is the offset of the first message with a held reading, or -1:
+// commits must not pass it, or a crash would lose the reading.
+func (p *processor) heldFrom() int64 {
+	from := int64(-1)
+	for _, st := range p.waiting {
+		for _, h := range st.held {
+			if from < 0 || h.msg.Offset < from {
+				from = h.msg.Offset
+			}
+		}
+	}
+	return from
+}
+
+// gaveUp reports whether seq lies in a gap the asset scored past.
+func (st *assetState) gaveUp(seq uint64) bool {
+	for _, g := range st.missed {
+		if seq >= g.from && seq <= g.to {
+			return true
+		}
+	}
+	return false
+}
+
+// score runs r, the asset's next reading, through its decision.
+func (p *processor) score(st *assetState, r *wire.Reading, msg *kafka.Message, emit bool, b *Batch) {
 	st.lastSeq, st.lastTime = r.Seq, r.Time
 	if r.Time.After(p.newest) {
 		p.newest = r.Time
@@ -368,7 +505,7 @@ func (p *processor) sweep(keep string) {
 	p.since = 0
 	var quiet []string
 	for name, st := range p.assets {
-		if name == keep || st.open() {
+		if name == keep || st.open() || len(st.held) > 0 {
 			continue
 		}
 		if p.newest.Sub(st.lastTime) > p.idleAfter {
@@ -387,6 +524,7 @@ func (p *processor) sweep(keep string) {
 
 func (p *processor) forget(asset string) {
 	delete(p.assets, asset)
+	delete(p.waiting, asset)
 	p.catalog.remove(asset)
 	p.m.Forgotten.Inc()
 }

@@ -181,3 +181,75 @@ func TestProcessorForgetsSilentAssets(t *testing.T) {
 		t.Fatalf("forgotten %v, want 3", n)
 	}
 }
+
+// Readings of an asset that arrive out of order are scored in seq order:
+// one that skips ahead waits for the missing ones, and commits stay
+// behind it; a gap never filled is given up after the wait (or maxHeld
+// readings), and the missing reading arriving after that is late, not
+// scored.
+func TestProcessorReorders(t *testing.T) {
+	online := func() (anomaly.Detector, error) { return &countingDetector{version: "online"}, nil }
+	m := NewMetrics(nil)
+	p := newProcessor(0, &Options{Online: online, ReorderWait: time.Minute}, &fixedResolver{}, NewCatalog(), m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var got []uint64
+	offset := int64(0)
+	feed := func(seqs ...uint64) {
+		t.Helper()
+		for _, seq := range seqs {
+			mg := msg(t, seq)
+			mg.Offset = offset
+			offset++
+			b := &Batch{}
+			p.handle(mg, true, b)
+			for _, s := range b.Scores {
+				got = append(got, s.Seq)
+			}
+		}
+	}
+	want := func(what string, seqs ...uint64) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(seqs) {
+			t.Fatalf("%s: scored %v, want %v", what, got, seqs)
+		}
+		got = nil
+	}
+
+	feed(1, 2, 4, 6)
+	want("4 and 6 wait for 3 and 5", 1, 2)
+	if h := p.heldFrom(); h != 2 {
+		t.Fatalf("held from offset %d, want 2 (reading 4's message)", h)
+	}
+	feed(3)
+	want("3 releases 4", 3, 4)
+	feed(4, 5)
+	want("a repeat of a held reading is skipped", 5, 6)
+	if h := p.heldFrom(); h != -1 {
+		t.Fatalf("held from offset %d with nothing held", h)
+	}
+
+	feed(8)
+	b := &Batch{}
+	p.flush(time.Now(), b)
+	if len(b.Scores) != 0 {
+		t.Fatalf("flushed %d readings before the wait", len(b.Scores))
+	}
+	p.flush(time.Now().Add(time.Minute), b)
+	if len(b.Scores) != 1 || b.Scores[0].Seq != 8 {
+		t.Fatalf("after the wait the gap is given up and 8 scored; got %+v", b.Scores)
+	}
+	feed(7, 8)
+	want("7 is late, 8 a repeat")
+	if late, dupes := testutil.ToFloat64(m.Late), testutil.ToFloat64(m.Dupes); late != 1 || dupes != 2 {
+		t.Fatalf("late %v, duplicates %v; want 1 and 2", late, dupes)
+	}
+
+	// More than maxHeld readings past a gap: the gap is given up.
+	var ahead []uint64
+	for seq := uint64(10); seq <= 10+maxHeld; seq++ {
+		ahead = append(ahead, seq)
+	}
+	feed(ahead...)
+	if len(got) != len(ahead) || got[0] != 10 || got[len(got)-1] != 10+maxHeld {
+		t.Fatalf("with %d readings held: scored %d (%v…), want 10..%d", len(ahead), len(got), got[:min(3, len(got))], 10+maxHeld)
+	}
+}

@@ -170,7 +170,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	defer sp.Close()
+	defer func() {
+		if err := sp.Close(context.WithoutCancel(ctx)); err != nil {
+			a.log.Error("spool close", "err", err)
+		}
+	}()
 	if err := a.restoreSeqs(sp); err != nil {
 		return err
 	}

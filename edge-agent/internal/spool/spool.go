@@ -561,8 +561,9 @@ func (s *Spool) Scan(fn func(data []byte) error) error {
 	return nil
 }
 
-// Close fsyncs and closes the files; it is safe to call twice.
-func (s *Spool) Close() error {
+// Close fsyncs and closes the files; it is safe to call twice. It does
+// not wait for anything but the disk.
+func (s *Spool) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -16,7 +16,7 @@ func open(t *testing.T, dir string, opts Options) *Spool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 
@@ -62,7 +62,7 @@ func TestOrderAcrossSegmentsAndRestart(t *testing.T) {
 	if p, _ := s.Stats(); p != 60 {
 		t.Fatalf("pending %d, want 60", p)
 	}
-	s.Close()
+	s.Close(context.Background())
 
 	segs, _ := listSegments(dir)
 	s = open(t, dir, opts)
@@ -104,7 +104,7 @@ func TestTornTailIsCut(t *testing.T) {
 			if err := s.Commit(r, []byte("m")); err != nil {
 				t.Fatal(err)
 			}
-			s.Close()
+			s.Close(context.Background())
 			segs, _ := listSegments(dir)
 			path := filepath.Join(dir, fmt.Sprintf("%020d.seg", segs[len(segs)-1]))
 			fi, _ := os.Stat(path)
@@ -134,7 +134,7 @@ func TestGarbageTail(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{})
 	appendN(t, s, 0, 3)
-	s.Close()
+	s.Close(context.Background())
 	segs, _ := listSegments(dir)
 	f, _ := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%020d.seg", segs[0])), os.O_APPEND|os.O_WRONLY, 0)
 	f.Write([]byte{0xff, 0xff, 0, 0, 1, 2, 3})
@@ -283,7 +283,7 @@ func TestFullDiskNeverCorruptsTheSpool(t *testing.T) {
 			t.Fatalf("read %q, want %q", r.Data, w)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	openSegment = saved

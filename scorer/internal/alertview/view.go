@@ -130,4 +130,4 @@ func (v *View) apply(ctx context.Context, m *kafka.Message) {
 }
 
 // Close flushes and closes the writer.
-func (v *View) Close() error { return v.w.Close() }
+func (v *View) Close(context.Context) error { return v.w.Close() }

@@ -109,7 +109,7 @@ func (k *KafkaLog) Sync(ctx context.Context) error {
 }
 
 // Close flushes and closes the writer.
-func (k *KafkaLog) Close() error { return k.w.Close() }
+func (k *KafkaLog) Close(context.Context) error { return k.w.Close() }
 
 // Follow creates the topic when missing (compacted), reads it from the
 // start, passes each record to apply in order, calls caughtUp once it has

@@ -24,7 +24,7 @@ func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	w := NewKafkaLog(kc, topic, log)
-	defer w.Close()
+	defer w.Close(ctx)
 	for i, value := range [][]byte{artifact(t, "m", "1"), tamperedArtifact(t, "m", "2"), sealed(t, unsigned(t, "m", "3"))} {
 		if err := w.Append(ctx, artifactKey("m", strconv.Itoa(i+1)), value); err != nil {
 			t.Fatal(err)
@@ -32,7 +32,7 @@ func TestKafkaTopicRefusesTamperedRecord(t *testing.T) {
 	}
 
 	kl := NewKafkaLog(kc, topic, log)
-	defer kl.Close()
+	defer kl.Close(ctx)
 	r := New(kl, fakeFactory, nil, log)
 	r.SetTrust(modeltest.Trust())
 	caught := make(chan struct{})

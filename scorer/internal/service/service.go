@@ -278,7 +278,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = errors.Join(s.kafka.Close(ctx), s.models.Close(), s.view.Close())
+		err = errors.Join(s.kafka.Close(ctx), s.models.Close(ctx), s.view.Close(ctx))
 		if s.influx != nil {
 			err = errors.Join(err, s.influx.Close(ctx))
 		}

@@ -41,7 +41,7 @@ func followRegistryBudget(t testing.TB, kc *kafkaconn.Conn, topic string, budget
 		if err := <-done; err != nil {
 			t.Errorf("registry follower: %v", err)
 		}
-		kl.Close()
+		kl.Close(context.Background())
 	})
 	select {
 	case <-caught:

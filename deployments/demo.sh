@@ -35,6 +35,8 @@ mkdir -p "$RUN"
 # The scorer's registry takes uploads only with its write token; the
 # trainer publishes with the same one.
 export PDM_API_TOKEN="${PDM_API_TOKEN:-demo-$RUN_ID}"
+# The edge agent's control API (degrade, repair) has a token of its own.
+export PDM_AGENT_TOKEN="${PDM_AGENT_TOKEN:-agent-$RUN_ID}"
 rm -f "$RUN"/*.log
 # The trainer signs every model version with the demo's key and the scorer
 # loads only versions signed by it: the pair is made once, under the
@@ -172,7 +174,7 @@ for ((t = 5; t <= SECONDS_TOTAL; t += 5)); do
 		"$(curl -fs http://127.0.0.1:9102/metrics | awk '/^pdm_bridge_rejected_total/ { s += $2 } END { printf "%d", s }')"
 	if ((t == REPAIR_AT)); then
 		echo "demo: repairing $P1"
-		curl -fs -XPOST "http://127.0.0.1:9101/v1/assets/$P1/repair" >/dev/null || true
+		curl -fs -XPOST -H @- "http://127.0.0.1:9101/v1/assets/$P1/repair" <<<"Authorization: Bearer $PDM_AGENT_TOKEN" >/dev/null || true
 	fi
 	jobs_summary
 	lines=$(wc -l <"$RUN/alerts.log")
@@ -181,7 +183,7 @@ for ((t = 5; t <= SECONDS_TOTAL; t += 5)); do
 		shown=$lines
 	fi
 done
-curl -fs http://127.0.0.1:9101/v1/assets >"$RUN/assets.json" || true
+curl -fs -H @- http://127.0.0.1:9101/v1/assets >"$RUN/assets.json" <<<"Authorization: Bearer $PDM_AGENT_TOKEN" || true
 echo "demo: what happened to this run's machines (ground truth from the simulator, alerts from MQTT):"
 python3 - "$RUN_ID" "$RUN/alerts.log" "$RUN/assets.json" <<'PY' || true
 import json, sys

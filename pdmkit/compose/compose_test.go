@@ -46,10 +46,11 @@ var knownEnv = map[string]bool{
 	"PDM_TRAINER_DATA":    true,
 	"PDM_TRAINER_TOKEN":   true,
 	// edge-agent only
-	"PDM_SITE":      true,
-	"PDM_AGENT_ID":  true,
-	"PDM_ASSETS":    true,
-	"PDM_SPOOL_DIR": true,
+	"PDM_SITE":        true,
+	"PDM_AGENT_ID":    true,
+	"PDM_ASSETS":      true,
+	"PDM_SPOOL_DIR":   true,
+	"PDM_AGENT_TOKEN": true,
 }
 
 func load(t *testing.T) *compose.File {

@@ -89,7 +89,7 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 	stacktest.WaitReady(t, "http://"+admin["trainer"]+"/readyz")
 
 	// One simulated hour per real second, 50 readings a second per asset.
-	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=motor",
+	stacktest.Start(t, []string{"PDM_AGENT_TOKEN=gf"}, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=motor",
 		"-rate", "50", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", admin["edge-agent"], "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+admin["edge-agent"]+"/healthz")
 
@@ -107,7 +107,12 @@ func TestDashboardsQueryWhatTheServicesWrite(t *testing.T) {
 	// in 6 simulated hours, a few seconds of real time.
 	stacktest.Eventually(t, 2*time.Minute, func() bool { return count(t, influxURL, db, "scores", site, "") >= 2*500 },
 		"%v scores in InfluxDB", func() any { return count(t, influxURL, db, "scores", site, "") })
-	resp, err := http.Post("http://"+admin["edge-agent"]+"/v1/assets/worn/degrade?mode=bearing_wear&ttf=6h", "", nil)
+	req, err := http.NewRequest("POST", "http://"+admin["edge-agent"]+"/v1/assets/worn/degrade?mode=bearing_wear&ttf=6h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer gf")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,19 @@ func binaries(t *testing.T) (agent, ingest, scorer string) {
 	return bins[0], bins[1], bins[2]
 }
 
+// agentToken is the edge agents' control API token (PDM_AGENT_TOKEN)
+// in these tests.
+const agentToken = "e2e-agent"
+
+// post calls an edge agent's control API.
 func post(t *testing.T, url string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", nil)
+	req, err := http.NewRequest("POST", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+agentToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +156,7 @@ func TestBearingWearAlertsBeforeFailure(t *testing.T) {
 	// is 3 simulated minutes. Readings carry the wall clock, so the alert
 	// thresholds' minimum duration is real time.
 	agentAdmin := stacktest.FreeAddr(t)
-	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
+	stacktest.Start(t, []string{"PDM_AGENT_TOKEN=" + agentToken}, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "worn=pump,healthy=pump",
 		"-rate", "20", "-time-scale", "3600", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", agentAdmin, "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+agentAdmin+"/healthz")
 

@@ -54,7 +54,7 @@ func TestFaults(t *testing.T) {
 	models, retrain := cluster.Topic("f-models", 1), cluster.Topic("f-retrain", 1)
 	// The test's brokers are open: no MQTT credentials or TLS, whatever
 	// the shared stack's environment holds.
-	env := append(cluster.Env("admin"), "PDM_MQTT_USERNAME=", "PDM_MQTT_PASSWORD=", "PDM_MQTT_TLS_CA_FILE=")
+	env := append(cluster.Env("admin"), "PDM_MQTT_USERNAME=", "PDM_MQTT_PASSWORD=", "PDM_MQTT_TLS_CA_FILE=", "PDM_AGENT_TOKEN="+agentToken)
 	kafka := []string{"-log.level", "warn", "-kafka.brokers", strings.Join(cluster.Brokers(), ",")}
 	influx := []string{"-influx.url", "http://" + influxAddr, "-influx.bucket", bucket}
 

@@ -46,7 +46,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for _, k := range []string{"PDM_MQTT_PASSWORD", "PDM_MQTT_PASSWORD_FILE", "PDM_KAFKA_SASL_PASSWORD",
 		"PDM_KAFKA_SASL_PASSWORD_FILE", "PDM_INFLUX_TOKEN", "PDM_INFLUX_TOKEN_FILE", "PDM_API_TOKEN", "PDM_API_TOKEN_FILE",
 		"PDM_API_READ_TOKEN", "PDM_API_READ_TOKEN_FILE", "PDM_TRAINER_TOKEN", "PDM_TRAINER_TOKEN_FILE",
-		"PDM_TRAINER_READ_TOKEN", "PDM_TRAINER_READ_TOKEN_FILE", "PDM_SIGNING_KEY", "PDM_SIGNING_KEY_FILE"} {
+		"PDM_TRAINER_READ_TOKEN", "PDM_TRAINER_READ_TOKEN_FILE", "PDM_AGENT_TOKEN", "PDM_AGENT_TOKEN_FILE",
+		"PDM_AGENT_READ_TOKEN", "PDM_AGENT_READ_TOKEN_FILE", "PDM_SIGNING_KEY", "PDM_SIGNING_KEY_FILE"} {
 		if _, ok := os.LookupEnv(k); ok {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
@@ -138,6 +139,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	wrongKafka := file("kafka-wrong.password", random("wrong Kafka password"))
 	scorerWrite, scorerRead := random("scorer API write token"), random("scorer API read token")
 	trainerWrite, trainerRead := random("trainer API write token"), random("trainer API read token")
+	agentWrite := random("edge agent control API token")
 	wrongToken := random("wrong API token")
 	// The trainer's signing key: each base64 line of the PEM is a secret.
 	pem := modeltest.PrivateKeyPEM(t)
@@ -214,7 +216,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	assets := []string{"sec-pump", "sec-motor"}
 	agent := start("edge-agent", agentBin, cat(mqttEnv(gateway, mqttFile[gateway]), []string{"PDM_SITE=" + site,
 		"PDM_AGENT_ID=" + stacktest.Unique("gw"), "PDM_ASSETS=" + assets[0] + "=pump," + assets[1] + "=motor",
-		"PDM_SPOOL_DIR=" + t.TempDir()}), "/readyz")
+		"PDM_SPOOL_DIR=" + t.TempDir(), "PDM_AGENT_TOKEN_FILE=" + file("agent.token", agentWrite)}), "/readyz")
 	// A gateway the broker refuses: the agent, unlike the bridge, logs the
 	// refused connection.
 	badAgent := start("edge-agent with a wrong MQTT password", agentBin, cat(mqttEnv(gateway, wrongMQTT), []string{"PDM_SITE=" + site,
@@ -308,8 +310,13 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 		return false
 	}, "the trainer's job for %s did not end", assets[0])
+	agentURL := "http://" + agent.addr
+	if code, body := call(t, "POST", agentURL+"/v1/assets/"+assets[0]+"/setpoint?load=0.8", agentWrite, nil); code != http.StatusOK {
+		t.Fatalf("edge agent POST setpoint with its token: %d %s", code, body)
+	}
 	for _, c := range []struct{ method, url string }{{"GET", scorerURL + "/v1/assets"}, {"GET", trainerURL + "/v1/jobs"},
-		{"PUT", scorerURL + "/v1/assets/" + assets[0] + "/pin"}, {"POST", trainerURL + "/v1/jobs"}} {
+		{"PUT", scorerURL + "/v1/assets/" + assets[0] + "/pin"}, {"POST", trainerURL + "/v1/jobs"},
+		{"POST", agentURL + "/v1/assets/" + assets[0] + "/repair"}} {
 		if code, body := call(t, c.method, c.url, wrongToken, []byte(`{}`)); code != http.StatusUnauthorized {
 			t.Fatalf("%s %s with a wrong token: %d %s, want 401", c.method, c.url, code, body)
 		}

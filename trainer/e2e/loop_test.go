@@ -44,9 +44,18 @@ func get(t *testing.T, url string, out any) int {
 	return resp.StatusCode
 }
 
+// agentToken is the edge agent's control API token (PDM_AGENT_TOKEN).
+const agentToken = "e2e-agent"
+
+// post calls the edge agent's control API.
 func post(t *testing.T, url string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", nil)
+	req, err := http.NewRequest("POST", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+agentToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +247,7 @@ func TestClosedLoop(t *testing.T) {
 
 	// Two pumps, ten readings a second, three simulated minutes each.
 	agent := stacktest.FreeAddr(t)
-	stacktest.Start(t, nil, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "steady=pump,worn=pump",
+	stacktest.Start(t, []string{"PDM_AGENT_TOKEN=" + agentToken}, agentBin, "-site", site, "-agent-id", stacktest.Unique("gw"), "-assets", "steady=pump,worn=pump",
 		"-rate", "10", "-time-scale", "1800", "-mqtt.url", mqttURL, "-spool.dir", t.TempDir(), "-http.addr", agent, "-log.level", "warn")
 	stacktest.WaitReady(t, "http://"+agent+"/healthz")
 

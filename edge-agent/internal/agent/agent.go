@@ -32,6 +32,7 @@ import (
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
 	"github.com/pdmstream/pdm/edge-agent/internal/source"
 	"github.com/pdmstream/pdm/edge-agent/internal/spool"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
@@ -68,6 +69,8 @@ type Agent struct {
 
 	pubMu sync.Mutex
 	pub   *publish.Publisher
+
+	guard *httpauth.Guard // the control API's tokens
 }
 
 // New validates cfg and builds the simulated assets; it opens and connects
@@ -78,6 +81,8 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log, reg: telemetry.NewRegistry(), byID: map[string]*sim.Asset{}, seqs: map[string]uint64{}, spooled: map[string]uint64{}}
 	a.m = newMetrics(a.reg)
+	a.guard = httpauth.New(httpauth.Config{ReadToken: cfg.HTTP.ReadToken, WriteToken: cfg.HTTP.Token, Realm: "pdm-edge-agent",
+		WriteKey: "http.token (PDM_AGENT_TOKEN)", ReadKey: "http.read_token (PDM_AGENT_READ_TOKEN)"})
 	assets, _ := config.ParseAssets(cfg.Assets)
 	step := simStep(cfg)
 	for _, as := range assets {
@@ -220,6 +225,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		tc, err := a.cfg.HTTP.TLS.Server()
+		if err == nil && a.cfg.HTTP.Addr != "" {
+			a.guard.LogMode(a.log.With("component", "http"))
+		}
 		if err == nil {
 			err = telemetry.ServeTLS(runCtx, a.cfg.HTTP.Addr, tc, a.Handler(), a.log)
 		}

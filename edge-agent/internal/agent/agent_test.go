@@ -318,20 +318,49 @@ func TestInvalidReadingsDropped(t *testing.T) {
 func TestControlAPI(t *testing.T) {
 	cfg := testConfig("tcp://127.0.0.1:1", "s")
 	cfg.Assets = "pump-1=pump,motor-1=motor"
+	cfg.HTTP.Token, cfg.HTTP.ReadToken = "w-secret", "r-secret"
 	a, err := New(cfg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	post := func(path string) (int, string) {
-		resp, err := http.Post(srv.URL+path, "", nil)
+	call := func(method, path, token string) (int, string) {
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+	post := func(path string) (int, string) { return call("POST", path, "w-secret") }
+	// The control API's scopes: a write needs the write token, a read the
+	// read (or the write) token; nothing changes on a refused write.
+	for _, c := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"POST", "/v1/assets/pump-1/degrade?mode=bearing_wear", "", http.StatusUnauthorized},
+		{"POST", "/v1/assets/pump-1/repair", "wrong", http.StatusUnauthorized},
+		{"POST", "/v1/assets/pump-1/setpoint?load=0.5", "r-secret", http.StatusForbidden},
+		{"GET", "/v1/assets", "", http.StatusUnauthorized},
+		{"GET", "/v1/assets", "r-secret", http.StatusOK},
+		{"GET", "/healthz", "", http.StatusOK},
+	} {
+		if code, body := call(c.method, c.path, c.token); code != c.want {
+			t.Errorf("%s %s with token %q: %d %s, want %d", c.method, c.path, c.token, code, body, c.want)
+		}
+	}
+	if len(a.byID["pump-1"].State().Active) != 0 {
+		t.Fatal("a refused degrade degraded the pump")
 	}
 	if code, body := post("/v1/assets/pump-1/degrade?mode=bearing_wear&ttf=10h"); code != 200 || !strings.Contains(body, "failure_sim_s") {
 		t.Fatalf("degrade: %d %s", code, body)
@@ -345,13 +374,11 @@ func TestControlAPI(t *testing.T) {
 	if code, _ := post("/v1/assets/nope/repair"); code != http.StatusNotFound {
 		t.Errorf("unknown asset: %d, want 404", code)
 	}
-	resp, err := http.Get(srv.URL + "/v1/assets")
-	if err != nil {
-		t.Fatal(err)
-	}
+	code, body := call("GET", "/v1/assets", "w-secret")
 	var states []sim.State
-	json.NewDecoder(resp.Body).Decode(&states)
-	resp.Body.Close()
+	if err := json.Unmarshal([]byte(body), &states); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /v1/assets: %d %v", code, err)
+	}
 	if len(states) != 2 || states[0].Asset != "pump-1" || len(states[0].Active) != 1 || states[0].Active[0].Mode != "bearing_wear" {
 		t.Fatalf("states %+v", states)
 	}

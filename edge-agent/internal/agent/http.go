@@ -8,21 +8,25 @@ import (
 	"time"
 
 	"github.com/pdmstream/pdm/edge-agent/internal/sim"
+	"github.com/pdmstream/pdm/pdmkit/httpauth"
 	"github.com/pdmstream/pdm/pdmkit/telemetry"
 )
 
 // Handler serves /metrics, /healthz, /readyz and the control API:
 //
-//	GET  /v1/assets                          state and ground truth of every asset
-//	POST /v1/assets/{asset}/degrade?mode=M   start mode M now (optional ttf=48h, simulated)
-//	POST /v1/assets/{asset}/repair           end every fault of the asset
-//	POST /v1/assets/{asset}/setpoint?load=L  run the asset at mean load L (0.3..1) from now on
+//	GET  /v1/assets                          state and ground truth of every asset (read)
+//	POST /v1/assets/{asset}/degrade?mode=M   start mode M now (optional ttf=48h, simulated; write)
+//	POST /v1/assets/{asset}/repair           end every fault of the asset (write)
+//	POST /v1/assets/{asset}/setpoint?load=L  run the asset at mean load L (0.3..1) from now on (write)
+//
+// The scopes are pdmkit/httpauth's: http.read_token and http.token.
 func (a *Agent) Handler() http.Handler {
 	mux := telemetry.Handler(a.reg, map[string]telemetry.ReadyFunc{"mqtt": a.Ready})
-	mux.HandleFunc("GET /v1/assets", a.listAssets)
-	mux.HandleFunc("POST /v1/assets/{asset}/degrade", a.degrade)
-	mux.HandleFunc("POST /v1/assets/{asset}/repair", a.repair)
-	mux.HandleFunc("POST /v1/assets/{asset}/setpoint", a.setPoint)
+	g := a.guard
+	mux.Handle("GET /v1/assets", g.Wrap(httpauth.Read, http.HandlerFunc(a.listAssets)))
+	mux.Handle("POST /v1/assets/{asset}/degrade", g.Wrap(httpauth.Write, http.HandlerFunc(a.degrade)))
+	mux.Handle("POST /v1/assets/{asset}/repair", g.Wrap(httpauth.Write, http.HandlerFunc(a.repair)))
+	mux.Handle("POST /v1/assets/{asset}/setpoint", g.Wrap(httpauth.Write, http.HandlerFunc(a.setPoint)))
 	return mux
 }
 

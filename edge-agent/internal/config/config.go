@@ -102,6 +102,13 @@ type HTTP struct {
 	// also requires every client to present a certificate it signed.
 	// Empty: plain HTTP.
 	TLS tlsconf.Config `yaml:"tls" env:"PDM_HTTP_TLS"`
+	// Token is the bearer token the control API's writes (degrade, repair,
+	// setpoint) require; it also grants reads. Default empty, which
+	// refuses every write.
+	Token string `yaml:"token" env:"PDM_AGENT_TOKEN" secret:"true" help:"bearer token for the control API's writes (empty = writes off)"`
+	// ReadToken is the bearer token GET /v1/assets requires. Default
+	// empty: reads are open to whoever reaches Addr.
+	ReadToken string `yaml:"read_token" env:"PDM_AGENT_READ_TOKEN" secret:"true" help:"bearer token for GET /v1/assets (empty = reads open)"`
 }
 
 // MQTT configures the broker connection.

@@ -127,7 +127,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.active.Store(time.Now().UnixNano())
 		in.put(ctx, m)
 	}
-	client := mqtt.NewClient(b.clientOptions(handler))
+	client := mqtt.NewClient(b.clientOptions(ctx, handler))
 	b.client.Store(&client)
 	connectCtx, stopConnect := context.WithCancel(ctx)
 	connecting := make(chan struct{})
@@ -284,7 +284,7 @@ func (b *Bridge) writeBatch(ctx context.Context, prod *producer, p *pending) boo
 	}
 }
 
-func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions {
+func (b *Bridge) clientOptions(ctx context.Context, handler mqtt.MessageHandler) *mqtt.ClientOptions {
 	share := "$share/" + b.cfg.MQTT.ShareGroup + "/"
 	filters := map[string]byte{share + b.cfg.MQTT.Filter: 1}
 	// Readings published with extra topic levels are taken too, and
@@ -317,7 +317,7 @@ func (b *Bridge) clientOptions(handler mqtt.MessageHandler) *mqtt.ClientOptions 
 		SetDefaultPublishHandler(handler). // messages of the session that arrive before the subscribe returns
 		SetOnConnectHandler(func(c mqtt.Client) {
 			b.log.Info("mqtt connected", "broker", b.cfg.MQTT.URL, "filter", b.cfg.MQTT.Filter)
-			b.join(c, filters, handler)
+			b.join(ctx, c, filters, handler)
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			b.connected.Store(false)
@@ -346,11 +346,11 @@ func (b *Bridge) connect(ctx context.Context, c mqtt.Client) {
 }
 
 // join subscribes to filters on a fresh connection (or, retiring, leaves
-// them), retrying with backoff for as long as the connection is open: a
-// refused or unanswered subscription is tried again on the same
-// connection, and the bridge is not ready until it holds. (Disconnecting
-// instead would end paho's auto-reconnect for good.)
-func (b *Bridge) join(c mqtt.Client, filters map[string]byte, handler mqtt.MessageHandler) {
+// them), retrying with backoff for as long as the connection is open and
+// ctx lasts: a refused or unanswered subscription is tried again on the
+// same connection, and the bridge is not ready until it holds.
+// (Disconnecting instead would end paho's auto-reconnect for good.)
+func (b *Bridge) join(ctx context.Context, c mqtt.Client, filters map[string]byte, handler mqtt.MessageHandler) {
 	backoff := retry.Backoff{Initial: 500 * time.Millisecond, Max: 10 * time.Second}
 	for attempt := 0; c.IsConnectionOpen(); attempt++ {
 		err := b.joinOnce(c, filters, handler)
@@ -368,7 +368,9 @@ func (b *Bridge) join(c mqtt.Client, filters map[string]byte, handler mqtt.Messa
 		b.metrics.SubscribeErrors.Inc()
 		wait := backoff.Next(attempt)
 		b.log.Error("mqtt subscribe failed; retrying", "filter", b.cfg.MQTT.Filter, "attempt", attempt+1, "retry_in", wait, "err", err)
-		time.Sleep(wait)
+		if !retry.Sleep(ctx, wait) {
+			return
+		}
 	}
 }
 

@@ -184,18 +184,22 @@ func (s *Service) Run(ctx context.Context) error {
 
 // consume runs the requests of this instance's partitions in order.
 func (s *Service) consume(ctx context.Context) error {
-	for {
+	backoff := retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	for failed := 0; ; {
 		m, err := s.reader.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.log.Warn("reading training requests failed; retrying", "err", err)
-			if !retry.Sleep(ctx, time.Second) {
+			wait := backoff.Next(failed)
+			failed++
+			s.log.Warn("reading training requests failed; retrying", "attempt", failed, "backoff", wait, "err", err)
+			if !retry.Sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		}
+		failed = 0
 		s.joined.Store(true)
 		if err := s.handle(ctx, m); err != nil {
 			if ctx.Err() != nil {

@@ -19,13 +19,12 @@ import (
 	"github.com/pdmstream/pdm/pdmkit/wire"
 )
 
-// TestFaults runs the whole pipeline — edge agent → Mosquitto → two
-// bridges sharing the subscription → Kafka → historian → InfluxDB, and
-// Kafka → scorer → alerts on Kafka and on the floor's MQTT broker —
-// through each fault of the servers around it in turn, mid-stream:
-// Mosquitto stopped, and killed with the bridges connected and away (back
-// before the broker and after it); one bridge killed; Kafka killed and
-// restarted; InfluxDB down; the floor broker down. The brokers are
+// TestFaults runs the whole pipeline — edge agent → Mosquitto → bridge →
+// Kafka → historian → InfluxDB, and Kafka → scorer → alerts on Kafka and
+// on the floor's MQTT broker — through each fault of the servers around
+// it in turn, mid-stream: Mosquitto stopped, and killed with the bridge
+// connected and away (back before the broker and after it); Kafka killed
+// and restarted; InfluxDB down; the floor broker down. The brokers are
 // the test's own and InfluxDB is reached through a proxy, so the faults
 // leave the shared stack alone.
 //
@@ -69,25 +68,11 @@ func TestFaults(t *testing.T) {
 		s.proc = stacktest.Start(t, env, bin, s.args...)
 		return s
 	}
-	// Two bridges share the subscription, so an asset's readings reach
-	// Kafka through both, out of order.
-	var bridges []*service
-	for i := range 2 {
-		bridges = append(bridges, launch(fmt.Sprintf("bridge %d", i+1), ingestBin, append(append([]string{"bridge"}, kafka...),
-			"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-mqtt.url", edge.URL(), "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
-			"-mqtt.share-group", site, "-mqtt.client-id", stacktest.Unique("f-bridge"))...))
-	}
-	restart := func(s *service) { s.proc = stacktest.Start(t, env, ingestBin, s.args...) }
-	stopBridges := func() {
-		for _, b := range bridges {
-			b.proc.Stop(t)
-		}
-	}
-	startBridges := func() {
-		for _, b := range bridges {
-			restart(b)
-		}
-	}
+	bridge := launch("bridge", ingestBin, append(append([]string{"bridge"}, kafka...),
+		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-mqtt.url", edge.URL(), "-mqtt.filter", "pdm/v1/"+site+"/+/readings",
+		"-mqtt.share-group", site, "-mqtt.client-id", stacktest.Unique("f-bridge"))...)
+	stopBridge := func() { bridge.proc.Stop(t) }
+	startBridge := func() { bridge.proc = stacktest.Start(t, env, ingestBin, bridge.args...) }
 	historian := launch("historian", ingestBin, append(append(append([]string{"historian"}, kafka...), influx...),
 		"-kafka.readings", readings, "-kafka.dead-letters", dlq, "-kafka.group", stacktest.Unique("f-historian"),
 		"-influx.flush-interval", "200ms")...)
@@ -105,7 +90,7 @@ func TestFaults(t *testing.T) {
 		"-assets", "worn=pump,pump-2=pump,motor-1=motor", "-rate", fmt.Sprint(rate), "-limit", fmt.Sprint(perAsset),
 		"-time-scale", "3600", "-mqtt.url", edge.URL(), "-spool.dir", t.TempDir(), "-log.level", "warn")
 	began := time.Now()
-	services := append(bridges, historian, scorer, agent)
+	services := []*service{bridge, historian, scorer, agent}
 	for _, s := range services {
 		stacktest.WaitReady(t, "http://"+s.addr+"/readyz")
 	}
@@ -191,24 +176,23 @@ func TestFaults(t *testing.T) {
 	stacktest.Eventually(t, 2*time.Minute, func() bool { return scoredNow() >= 600*3 }, "the scorer has %v scores", scoredNow())
 
 	fault("Mosquitto stopped (SIGTERM) and restarted", 0, edge.Stop, edge.Restart)
-	fault("Mosquitto killed (SIGKILL), bridges connected", 0, edge.Kill, edge.Restart)
-	fault("Mosquitto killed with the bridges away; broker back first", 0, func() {
-		stopBridges()
-		time.Sleep(2 * time.Second) // readings queue for the bridges' sessions
+	fault("Mosquitto killed (SIGKILL), bridge connected", 0, edge.Kill, edge.Restart)
+	fault("Mosquitto killed with the bridge away; broker back first", 0, func() {
+		stopBridge()
+		time.Sleep(2 * time.Second) // readings queue for the bridge's session
 		edge.Kill()
 	}, func() {
 		edge.Restart()
 		time.Sleep(2 * time.Second) // the agent is back; no bridge subscribed
-		startBridges()
+		startBridge()
 	})
-	fault("Mosquitto killed with the bridges away; bridges back first", 0, func() {
-		stopBridges()
+	fault("Mosquitto killed with the bridge away; bridge back first", 0, func() {
+		stopBridge()
 		time.Sleep(2 * time.Second)
 		edge.Kill()
-		startBridges()
-		time.Sleep(2 * time.Second) // the bridges retry against no broker
+		startBridge()
+		time.Sleep(2 * time.Second) // the bridge retries against no broker
 	}, edge.Restart)
-	fault("one of two bridges killed (SIGKILL) for 5 s", 5*time.Second, func() { bridges[0].proc.Kill(t) }, func() { restart(bridges[0]) })
 	fault("Kafka killed, restarted after 15 s", 15*time.Second, func() { cluster.Kill(0) }, func() { cluster.Restart(0) })
 	influxDown := fault("InfluxDB unreachable for 20 s", 20*time.Second, func() { stopInflux() }, func() {
 		stopInflux = stacktest.Proxy(t, influxAddr, influxTarget)
